@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "xbfs",
+      "sources": ["native/xbfs.c"],
+      "cflags": ["-O2", "-Wall"]
+    }
+  ]
+}

@@ -1,0 +1,193 @@
+/*
+ * The few system calls xenbackup needs and Node's fs lacks:
+ *  - l{list,get,set}xattr: extended attributes and POSIX ACLs (stored as
+ *    system.posix_acl_* xattrs) without following symlinks;
+ *  - utimensat with nanoseconds: libuv truncates times to microseconds;
+ *  - lseek SEEK_DATA/SEEK_HOLE: to skip holes of sparse files instead of
+ *    reading a 1 TiB lastlog as zeros.
+ * Paths arrive as Buffers so that names that are not valid UTF-8 survive.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "xbfs: napi call failed"); return NULL; } } while (0)
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
+  napi_value code, message, error, errnoval;
+  const char *name = "EIO";
+  switch (err) {
+    case ENOENT: name = "ENOENT"; break;
+    case ENODATA: name = "ENODATA"; break;
+    case ENOTSUP: name = "ENOTSUP"; break;
+    case EACCES: name = "EACCES"; break;
+    case EPERM: name = "EPERM"; break;
+    case ENXIO: name = "ENXIO"; break;
+    case ERANGE: name = "ERANGE"; break;
+    case ENOSPC: name = "ENOSPC"; break;
+    case EINVAL: name = "EINVAL"; break;
+    case E2BIG: name = "E2BIG"; break;
+    case ENOTDIR: name = "ENOTDIR"; break;
+    case ELOOP: name = "ELOOP"; break;
+    default: break;
+  }
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  napi_create_int32(env, -err, &errnoval);
+  napi_set_named_property(env, error, "errno", errnoval);
+  napi_set_named_property(env, error, "code", code);
+  napi_throw(env, error);
+  return NULL;
+}
+
+/* Copies a Buffer argument into a NUL-terminated C string (caller frees). */
+static char *buffer_arg(napi_env env, napi_value v) {
+  bool is_buffer = false;
+  napi_is_buffer(env, v, &is_buffer);
+  if (is_buffer) {
+    void *data; size_t len;
+    napi_get_buffer_info(env, v, &data, &len);
+    char *s = malloc(len + 1);
+    memcpy(s, data, len);
+    s[len] = 0;
+    return s;
+  }
+  size_t len;
+  if (napi_get_value_string_latin1(env, v, NULL, 0, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "xbfs: expected a Buffer or string");
+    return NULL;
+  }
+  char *s = malloc(len + 1);
+  napi_get_value_string_latin1(env, v, s, len + 1, &len);
+  return s;
+}
+
+static napi_value x_llistxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = buffer_arg(env, argv[0]);
+  if (!path) return NULL;
+  ssize_t size = llistxattr(path, NULL, 0);
+  char *names = NULL;
+  for (int tries = 0; size > 0 && tries < 5; tries++) {
+    names = realloc(names, size);
+    ssize_t got = llistxattr(path, names, size);
+    if (got >= 0) { size = got; break; }
+    if (errno != ERANGE) { size = -1; break; }
+    size = llistxattr(path, NULL, 0);
+  }
+  int err = errno;
+  free(path);
+  if (size < 0) { free(names); if (err == ENOTSUP) size = 0; else return throw_errno(env, err, "llistxattr"); }
+  napi_value result; napi_create_array(env, &result);
+  uint32_t i = 0;
+  for (ssize_t off = 0; off < size; ) {
+    size_t n = strlen(names + off);
+    napi_value s; napi_create_string_latin1(env, names + off, n, &s);
+    napi_set_element(env, result, i++, s);
+    off += n + 1;
+  }
+  free(names);
+  return result;
+}
+
+static napi_value x_lgetxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = buffer_arg(env, argv[0]);
+  if (!path) return NULL;
+  char *name = buffer_arg(env, argv[1]);
+  if (!name) { free(path); return NULL; }
+  ssize_t size = lgetxattr(path, name, NULL, 0);
+  char *value = NULL;
+  for (int tries = 0; size >= 0 && tries < 5; tries++) {
+    value = realloc(value, size ? size : 1);
+    ssize_t got = lgetxattr(path, name, value, size);
+    if (got >= 0) { size = got; break; }
+    if (errno != ERANGE) { size = -1; break; }
+    size = lgetxattr(path, name, NULL, 0);
+  }
+  int err = errno;
+  free(path); free(name);
+  if (size < 0) { free(value); return throw_errno(env, err, "lgetxattr"); }
+  napi_value result; void *dst;
+  napi_create_buffer_copy(env, size, value ? value : "", &dst, &result);
+  free(value);
+  return result;
+}
+
+static napi_value x_lsetxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = buffer_arg(env, argv[0]);
+  if (!path) return NULL;
+  char *name = buffer_arg(env, argv[1]);
+  if (!name) { free(path); return NULL; }
+  void *data; size_t len;
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) {
+    free(path); free(name);
+    napi_throw_type_error(env, NULL, "xbfs: value must be a Buffer");
+    return NULL;
+  }
+  int rc = lsetxattr(path, name, data, len, 0);
+  int err = errno;
+  free(path); free(name);
+  if (rc != 0) return throw_errno(env, err, "lsetxattr");
+  return NULL;
+}
+
+/* lutimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec): never follows a symlink. */
+static napi_value x_lutimens(napi_env env, napi_callback_info info) {
+  size_t argc = 5; napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = buffer_arg(env, argv[0]);
+  if (!path) return NULL;
+  int64_t v[4];
+  for (int i = 0; i < 4; i++) CHECK(napi_get_value_int64(env, argv[i + 1], &v[i]));
+  struct timespec ts[2] = { { v[0], v[1] }, { v[2], v[3] } };
+  int rc = utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+  int err = errno;
+  free(path);
+  if (rc != 0) return throw_errno(env, err, "utimensat");
+  return NULL;
+}
+
+/* seek(fd, offset, whence: 3 = SEEK_DATA, 4 = SEEK_HOLE) -> offset, or -1 when there is no more data (ENXIO). */
+static napi_value x_seek(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, whence; int64_t offset;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_int64(env, argv[1], &offset));
+  CHECK(napi_get_value_int32(env, argv[2], &whence));
+  off_t r = lseek(fd, (off_t)offset, whence == 3 ? SEEK_DATA : SEEK_HOLE);
+  if (r < 0) {
+    if (errno == ENXIO) r = -1;
+    else return throw_errno(env, errno, "lseek");
+  }
+  napi_value result; napi_create_int64(env, (int64_t)r, &result);
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "llistxattr", NULL, x_llistxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "lgetxattr", NULL, x_lgetxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "lsetxattr", NULL, x_lsetxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "lutimens", NULL, x_lutimens, NULL, NULL, NULL, napi_default, NULL },
+    { "seek", NULL, x_seek, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
