@@ -16,6 +16,7 @@ import {
   type RunReport,
   type VolumeReport,
 } from './run-report.js';
+import { escapeControls } from './escape.js';
 
 const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
 
@@ -64,14 +65,8 @@ export function formatUtc(d: Date): string {
   return `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
-/** Control characters would break a header or a table line; show them escaped instead. */
 function printable(text: string, keepNewlines = false): string {
-  return text.replace(keepNewlines ? /[\x00-\x09\x0b-\x1f\x7f]/g : /[\x00-\x1f\x7f]/g, (c) => {
-    if (c === '\n') return '\\n';
-    if (c === '\t') return '\\t';
-    if (c === '\r') return '\\r';
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
-  });
+  return escapeControls(text, { keepNewlines });
 }
 
 function plural(n: number, word: string): string {

@@ -8,6 +8,7 @@
  * no progress chatter.
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { escapeControls } from './escape.js';
 import { formatRecord, type Level, type LogRecord, type LogSink } from '../util/log.js';
 
 export type Verbosity = 'quiet' | 'normal' | 'verbose';
@@ -19,18 +20,9 @@ export function minLevelFor(verbosity: Verbosity): Level {
   return verbosity === 'quiet' ? 'warn' : verbosity === 'verbose' ? 'debug' : 'info';
 }
 
-/**
- * Escapes control characters (newlines included) so one record stays one
- * line: a guest's file name may contain a newline, and an ANSI sequence from
- * a command's stderr must not reach the admin's terminal or cron mail raw.
- */
+/** One record, one line: newlines and other control characters escaped. */
 export function oneLine(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]/g, (c) => {
-    if (c === '\n') return '\\n';
-    if (c === '\t') return '\\t';
-    if (c === '\r') return '\\r';
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
-  });
+  return escapeControls(text);
 }
 
 function logLine(record: LogRecord): string {
