@@ -134,16 +134,19 @@ export function attach(image: string, readOnly = false): string {
 }
 
 /**
- * Mounts `device` read-write, lets `write` fill it, then shuts the filesystem
- * down without flushing its journal/log (FS_IOC_GOINGDOWN via xfs_io) and
- * unmounts: the image now needs journal recovery, like a snapshot of a
- * running guest that crashed.
+ * Mounts `device` read-write, lets `write` fill it, syncs (so the journal/log
+ * holds committed transactions), writes once more, then shuts the filesystem
+ * down without flushing (FS_IOC_GOINGDOWN via xfs_io) and unmounts: the image
+ * now needs journal recovery, like a snapshot of a guest that crashed, and
+ * the last write is only in the journal (what noload/norecovery miss).
  */
 export function leaveDirty(device: string, mnt: string, write: (root: string) => void): void {
   fs.mkdirSync(mnt, { recursive: true });
   sh('mount', [device, mnt]);
   try {
     write(mnt);
+    sh('sync', ['-f', mnt]);
+    fs.writeFileSync(path.join(mnt, 'last-write.txt'), 'only in the journal\n');
     sh('xfs_io', ['-x', '-c', 'shutdown', mnt]);
   } finally {
     sh('umount', [mnt]);
