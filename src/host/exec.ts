@@ -5,6 +5,7 @@
  * status and the last line it printed on stderr: what an admin needs in a
  * mailed report to know what went wrong without rerunning anything.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
@@ -143,4 +144,50 @@ export function spawnStreaming(
     return { command, exitCode, stdout: '', stderr, durationMs: Date.now() - started };
   });
   return { child, done };
+}
+
+/**
+ * Pipes `input` through a short-lived filter (one zstd per archive segment)
+ * and returns its output. Uses child_process directly: it runs dozens of
+ * times per gigabyte, where execa's per-call overhead would show.
+ */
+export function runFilter(file: string, args: string[], input: Buffer, opts: ExecOptions = {}): Promise<Buffer> {
+  const log = opts.logger ?? silentLogger;
+  const command = describeCommand(file, args);
+  log.debug(`exec: ${command} (${input.length} bytes in)`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...BASE_ENV, ...opts.env } });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.stdin.on('error', () => {
+      /* reported through the exit status */
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new CommandError(command, undefined, '', `could not be started: ${e.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stderr = Buffer.concat(err).toString();
+      if (code === 0) resolve(Buffer.concat(out));
+      else reject(new CommandError(command, code ?? undefined, stderr, signal ? `killed by ${signal}` : `exit ${code}${lastLine(stderr) ? `: ${lastLine(stderr)}` : ''}`));
+    });
+    child.stdin.end(input);
+  });
+}
+
+/**
+ * Synchronous form for instant commands in a synchronous loop (mknod and
+ * mkfifo while restoring): same logging and error shape, 10 s timeout.
+ */
+export function runSync(file: string, args: string[], opts: Pick<ExecOptions, 'logger' | 'timeoutMs'> = {}): void {
+  const command = describeCommand(file, args);
+  (opts.logger ?? silentLogger).debug(`exec: ${command}`);
+  const r = spawnSync(file, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: opts.timeoutMs ?? 10_000, env: { ...process.env, ...BASE_ENV } });
+  const stderr = r.stderr?.toString() ?? '';
+  if (r.error) throw new CommandError(command, undefined, stderr, `could not be run: ${r.error.message}`);
+  if (r.status !== 0) throw new CommandError(command, r.status ?? undefined, stderr, r.signal ? `killed by ${r.signal}` : `exit ${r.status}${lastLine(stderr) ? `: ${lastLine(stderr)}` : ''}`);
 }

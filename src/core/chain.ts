@@ -1,0 +1,62 @@
+/**
+ * Chains: a full backup and the incrementals that build on it, each naming
+ * its base. Pure functions over sidecar summaries: which backup a restore
+ * "as of" a time uses, whether the next backup must be a full, and which
+ * backups a restore point needs.
+ */
+export interface BackupSummary {
+  id: string;
+  kind: 'full' | 'incremental';
+  base: string | null;
+  chain: string;
+  status: 'complete' | 'partial';
+}
+
+/** The newest backup at or before `at` (ids are UTC times and sort as text). */
+export function restorePointAt<T extends BackupSummary>(backups: T[], atId?: string): T | undefined {
+  let found: T | undefined;
+  for (const b of backups) if (atId === undefined || b.id <= atId) found = b;
+  return found;
+}
+
+/** The backups a restore point needs, oldest first: its full and every incremental up to it. */
+export function needs<T extends BackupSummary>(backups: T[], point: T): T[] {
+  const byId = new Map(backups.map((b) => [b.id, b]));
+  const out: T[] = [];
+  let cur: T | undefined = point;
+  while (cur) {
+    out.unshift(cur);
+    if (cur.kind === 'full') return out;
+    cur = cur.base ? byId.get(cur.base) : undefined;
+  }
+  throw new Error(`backup ${point.id} is missing part of its chain`);
+}
+
+export interface FullPolicy {
+  forceFull: boolean;
+  fullIntervalDays: number;
+  maxChainLength: number;
+}
+
+export type KindDecision = { kind: 'full'; reason: string } | { kind: 'incremental'; base: string; reason: string };
+
+/** Full or incremental for the next backup, with the reason (for the log and the report). */
+export function decideKind(backups: BackupSummary[], now: Date, policy: FullPolicy, timeOfId: (id: string) => Date): KindDecision {
+  if (policy.forceFull) return { kind: 'full', reason: 'full requested' };
+  const last = backups[backups.length - 1];
+  if (!last) return { kind: 'full', reason: 'first backup of this volume' };
+  let chain: BackupSummary[];
+  try {
+    chain = needs(backups, last);
+  } catch {
+    return { kind: 'full', reason: `the chain of ${last.id} is incomplete` };
+  }
+  const ageDays = (now.getTime() - timeOfId(chain[0]!.id).getTime()) / 86_400_000;
+  if (ageDays >= policy.fullIntervalDays) {
+    return { kind: 'full', reason: `the last full is ${ageDays.toFixed(1)} days old (limit ${policy.fullIntervalDays})` };
+  }
+  if (chain.length >= policy.maxChainLength) {
+    return { kind: 'full', reason: `the chain holds ${chain.length} backups (limit ${policy.maxChainLength})` };
+  }
+  return { kind: 'incremental', base: last.id, reason: `incremental on ${last.id}` };
+}

@@ -1,0 +1,207 @@
+/**
+ * The manifest: xenbackup's record of one backup of one volume. It lists
+ * every entry of the tree as of that backup, with the stat fields used for
+ * change detection, the xxh64 of each regular file's content, and where the
+ * version lives (which backup's archive, at which tar offset), so that a
+ * restore reads only the members it needs and the next incremental reads
+ * only files whose stat changed.
+ *
+ * Text layout (one JSON object per line, so it streams and diffs well):
+ *   {"xenbackup":"manifest","version":1,...header}
+ *   {"d":"etc","t":"d",...}          a directory block: the directory's own entry,
+ *   {"n":"passwd","t":"f",...}       then its children that are not directories
+ *   ...
+ *   ...
+ *   {"end":N,"xxh64":"..."}          N entries; hash of every byte before this line
+ * Blocks appear in walk order (see path-order.ts): a directory's block, then
+ * its subdirectories' blocks depth first. Names that are not valid UTF-8 are
+ * stored base64 ("nb", "db", "lb") so bytes survive JSON.
+ * This module is pure: it turns entries into lines and back.
+ */
+import type { EntryType } from '../tar/entry.js';
+
+export type ManifestType = Exclude<EntryType, 'hardlink'>;
+
+export interface ManifestEntry {
+  name: Buffer;
+  type: ManifestType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  /** Inode number as decimal text (64-bit safe). */
+  ino: string;
+  nlink: number;
+  link?: Buffer;
+  rdev?: [number, number];
+  /** xxh64 of a regular file's content, 16 hex digits. */
+  hash?: string;
+  /** The backup whose archive holds this version's member. */
+  archive: string;
+  /** Byte offset of the member's first header block in that archive's tar stream. */
+  offset: number;
+  /** For a hardlink member: offset of the member in the same archive that holds the data. */
+  dataOffset?: number;
+  sparse?: boolean;
+  /** Content could not be read at backup time: never treated as unchanged. */
+  unread?: boolean;
+}
+
+export interface ManifestHeader {
+  volume: string;
+  backup: string;
+  base: string | null;
+  createdAt: string;
+}
+
+const TYPE_CODE: Record<ManifestType, string> = { file: 'f', dir: 'd', symlink: 'l', char: 'c', block: 'b', fifo: 'p' };
+const CODE_TYPE: Record<string, ManifestType> = Object.fromEntries(
+  Object.entries(TYPE_CODE).map(([k, v]) => [v, k as ManifestType]),
+);
+
+/** A name as a JSON string when it is valid UTF-8, else base64 under the other key. */
+function putBytes(o: Record<string, unknown>, key: string, b64key: string, v: Buffer): void {
+  const s = v.toString('utf8');
+  if (Buffer.byteLength(s) === v.length && !s.includes('\ufffd')) o[key] = s;
+  else o[b64key] = v.toString('base64');
+}
+
+function getBytes(o: Record<string, unknown>, key: string, b64key: string): Buffer | undefined {
+  if (typeof o[key] === 'string') return Buffer.from(o[key] as string, 'utf8');
+  if (typeof o[b64key] === 'string') return Buffer.from(o[b64key] as string, 'base64');
+  return undefined;
+}
+
+export function entryToJson(e: ManifestEntry): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  putBytes(o, 'n', 'nb', e.name);
+  o.t = TYPE_CODE[e.type];
+  o.m = e.mode;
+  o.u = e.uid;
+  o.g = e.gid;
+  o.s = e.size;
+  o.mt = e.mtimeNs.toString();
+  o.ct = e.ctimeNs.toString();
+  o.i = e.ino;
+  if (e.nlink !== 1) o.k = e.nlink;
+  if (e.link) putBytes(o, 'l', 'lb', e.link);
+  if (e.rdev) o.r = e.rdev;
+  if (e.hash) o.h = e.hash;
+  o.a = e.archive;
+  o.o = e.offset;
+  if (e.dataOffset !== undefined) o.do = e.dataOffset;
+  if (e.sparse) o.sp = 1;
+  if (e.unread) o.bad = 1;
+  return o;
+}
+
+export function encodeEntry(e: ManifestEntry): string {
+  return JSON.stringify(entryToJson(e));
+}
+
+export class ManifestFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ManifestFormatError';
+  }
+}
+
+function need<T>(v: T | undefined, what: string): T {
+  if (v === undefined || v === null) throw new ManifestFormatError(`missing field ${what}`);
+  return v;
+}
+
+export function entryFromJson(o: Record<string, unknown>): ManifestEntry {
+  const type = CODE_TYPE[String(o.t)];
+  if (!type) throw new ManifestFormatError(`unknown entry type ${JSON.stringify(o.t)}`);
+  const e: ManifestEntry = {
+    name: need(getBytes(o, 'n', 'nb'), 'name'),
+    type,
+    mode: need(o.m as number, 'mode'),
+    uid: need(o.u as number, 'uid'),
+    gid: need(o.g as number, 'gid'),
+    size: need(o.s as number, 'size'),
+    mtimeNs: BigInt(need(o.mt as string, 'mtime')),
+    ctimeNs: BigInt(need(o.ct as string, 'ctime')),
+    ino: String(need(o.i, 'inode')),
+    nlink: typeof o.k === 'number' ? o.k : 1,
+    archive: need(o.a as string, 'archive'),
+    offset: need(o.o as number, 'offset'),
+  };
+  const link = getBytes(o, 'l', 'lb');
+  if (link) e.link = link;
+  if (Array.isArray(o.r)) e.rdev = [Number(o.r[0]), Number(o.r[1])];
+  if (typeof o.h === 'string') e.hash = o.h;
+  if (typeof o.do === 'number') e.dataOffset = o.do;
+  if (o.sp) e.sparse = true;
+  if (o.bad) e.unread = true;
+  return e;
+}
+
+export function decodeEntry(line: string): ManifestEntry {
+  return entryFromJson(JSON.parse(line) as Record<string, unknown>);
+}
+
+export function encodeHeader(h: ManifestHeader): string {
+  return JSON.stringify({
+    xenbackup: 'manifest',
+    version: 1,
+    volume: h.volume,
+    backup: h.backup,
+    base: h.base,
+    createdAt: h.createdAt,
+  });
+}
+
+export function decodeHeader(line: string): ManifestHeader {
+  const o = JSON.parse(line) as Record<string, unknown>;
+  if (o.xenbackup !== 'manifest' || o.version !== 1) throw new ManifestFormatError('not a xenbackup manifest (version 1)');
+  return {
+    volume: String(o.volume),
+    backup: String(o.backup),
+    base: o.base === null ? null : String(o.base),
+    createdAt: String(o.createdAt),
+  };
+}
+
+/**
+ * A block line: the directory's own entry, keyed by its path from the
+ * volume's root ("" for the root) instead of its name.
+ */
+export function encodeDirLine(dir: Buffer, self: ManifestEntry): string {
+  const o = entryToJson(self);
+  delete o.n;
+  delete o.nb;
+  putBytes(o, 'd', 'db', dir);
+  return JSON.stringify(o);
+}
+
+/** The directory a block line opens (with its own entry), or undefined when the line is a child entry. */
+export function decodeDirLine(o: Record<string, unknown>): { dir: Buffer; self: ManifestEntry } | undefined {
+  const dir = getBytes(o, 'd', 'db');
+  if (!dir) return undefined;
+  const self = entryFromJson({ ...o, n: '' });
+  self.name = dir;
+  return { dir, self };
+}
+
+export function encodeTrailer(count: number, xxh64: string): string {
+  return JSON.stringify({ end: count, xxh64 });
+}
+
+/** Is this entry's content unchanged, judged by stat alone (no read)? */
+export function statUnchanged(
+  prev: ManifestEntry,
+  cur: { type: ManifestType; size: number; mtimeNs: bigint; ctimeNs: bigint; ino: string },
+): boolean {
+  return (
+    !prev.unread &&
+    prev.type === cur.type &&
+    prev.size === cur.size &&
+    prev.mtimeNs === cur.mtimeNs &&
+    prev.ctimeNs === cur.ctimeNs &&
+    prev.ino === cur.ino
+  );
+}

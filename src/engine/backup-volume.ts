@@ -1,0 +1,183 @@
+/**
+ * One backup of one tree into its volume's folder, in two phases so the
+ * caller can still refuse it: prepareBackup() writes the archive and the
+ * manifest as ".partial" files and returns what happened; commit() makes
+ * them durable and writes the sidecar last (only then does the backup
+ * exist); abort() removes the partials. The cron job commits only after it
+ * has confirmed the snapshot was still mounted and valid.
+ */
+import fs from 'node:fs';
+import type { Logger } from '../util/log.js';
+import { initXxh } from '../util/xxh.js';
+import { decideKind, type KindDecision } from '../core/chain.js';
+import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
+import { writeFileAtomic } from '../repo/atomic-file.js';
+import type { Sidecar } from '../repo/sidecar.js';
+import { backupIdFor, timeOfId, VolumeStore } from '../repo/volume-store.js';
+import { ArchiveWriter } from './archive-writer.js';
+import type { Compression } from './compression.js';
+import { TreeArchiver, type ArchiveStats } from './tree-archiver.js';
+import path from 'node:path';
+
+export interface BackupRequest {
+  sourceDir: string;
+  medium: string;
+  host: string;
+  volume: string;
+  compression: Compression;
+  forceFull: boolean;
+  fullIntervalDays: number;
+  maxChainLength: number;
+  oneFileSystem: boolean;
+  excludes: Buffer[];
+  liveSource: boolean;
+  logger: Logger;
+  now?: () => Date;
+  onProgress?: (stats: ArchiveStats, at: Buffer) => void;
+}
+
+export interface PreparedBackup {
+  id: string;
+  decision: KindDecision;
+  stats: ArchiveStats;
+  warnings: string[];
+  unreadable: string[];
+  archivePath: string;
+  archiveBytes: number;
+  /** Makes the backup durable and visible; returns its sidecar. */
+  commit(): Sidecar;
+  /** Removes everything this backup wrote. */
+  abort(): Promise<void>;
+}
+
+export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup> {
+  await initXxh();
+  const log = req.logger;
+  const now = req.now ?? (() => new Date());
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(req.sourceDir);
+  } catch (e) {
+    throw new Error(`source ${req.sourceDir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (e as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new Error(`source ${req.sourceDir} is not a directory`);
+  fs.accessSync(req.sourceDir, fs.constants.R_OK | fs.constants.X_OK);
+
+  const store = new VolumeStore(req.medium, req.host, req.volume);
+  store.ensure();
+  for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
+  const backups = store.list((msg) => log.warn(msg));
+
+  const started = now();
+  let id = backupIdFor(started);
+  // Two backups in the same second: wait for the next one rather than invent a second naming scheme.
+  while (backups.some((b) => b.id >= id)) {
+    await new Promise((r) => setTimeout(r, 250));
+    id = backupIdFor(now());
+  }
+
+  let decision = decideKind(backups, started, req, timeOfId);
+  let previous: ManifestCursor | null = null;
+  const warnings: string[] = [];
+  if (decision.kind === 'incremental') {
+    const base = backups.find((b) => b.id === (decision as { base: string }).base)!;
+    try {
+      verifyManifest(store.pathOf(base.manifest));
+      previous = new ManifestCursor(store.pathOf(base.manifest));
+    } catch (e) {
+      const msg = `${req.volume}: the manifest of ${base.id} is unusable (${(e as Error).message}); making a full backup instead`;
+      log.warn(msg);
+      warnings.push(msg);
+      decision = { kind: 'full', reason: 'previous manifest unusable' };
+    }
+  }
+  const kind = decision.kind;
+  const base = decision.kind === 'incremental' ? decision.base : null;
+  const chain = base ? backups.find((b) => b.id === base)!.chain : id;
+  log.info(`${req.volume}: ${kind} backup ${id} of ${req.sourceDir} (${decision.reason})`);
+
+  const files = store.filesFor(id, kind, req.compression);
+  const writer = new ArchiveWriter(files.archive, req.compression, log);
+  let manifest: ManifestWriter | undefined;
+  try {
+    manifest = new ManifestWriter(files.manifest, {
+      volume: req.volume,
+      backup: id,
+      base,
+      createdAt: started.toISOString(),
+    });
+    const archiver = new TreeArchiver(
+      {
+        sourceDir: req.sourceDir,
+        backupId: id,
+        oneFileSystem: req.oneFileSystem,
+        excludes: req.excludes,
+        liveSource: req.liveSource,
+        logger: log,
+        onProgress: req.onProgress,
+      },
+      writer,
+      manifest,
+      previous,
+    );
+    await archiver.run();
+    const archive = await writer.finish();
+    warnings.push(...archiver.warnings);
+    const m = manifest;
+    let done = false;
+    return {
+      id,
+      decision,
+      stats: archiver.stats,
+      warnings,
+      unreadable: archiver.unreadable,
+      archivePath: files.archive,
+      archiveBytes: archive.archiveBytes,
+      commit(): Sidecar {
+        if (done) throw new Error('backup already committed or aborted');
+        done = true;
+        writer.commit();
+        const manifestXxh64 = m.commit();
+        const sidecar: Sidecar = {
+          format: 'xenbackup-backup',
+          version: 1,
+          volume: req.volume,
+          host: req.host,
+          id,
+          kind,
+          base,
+          chain,
+          engine: 'tar',
+          compression: req.compression,
+          archive: path.basename(files.archive),
+          manifest: path.basename(files.manifest),
+          startedAt: started.toISOString(),
+          finishedAt: now().toISOString(),
+          status: archiver.unreadable.length ? 'partial' : 'complete',
+          stats: archiver.stats,
+          tarBytes: archive.tarBytes,
+          archiveBytes: archive.archiveBytes,
+          archiveXxh64: archive.xxh64,
+          manifestXxh64,
+          frames: archive.frames,
+          warnings: warnings.slice(0, 200),
+          unreadable: archiver.unreadable.slice(0, 200),
+        };
+        writeFileAtomic(files.sidecar, JSON.stringify(sidecar, null, 1) + '\n');
+        return sidecar;
+      },
+      async abort(): Promise<void> {
+        if (done) return;
+        done = true;
+        await writer.abort();
+        m.abort();
+        fs.rmSync(files.archive, { force: true });
+        fs.rmSync(files.manifest, { force: true });
+      },
+    };
+  } catch (e) {
+    await writer.abort();
+    manifest?.abort();
+    throw e;
+  }
+}

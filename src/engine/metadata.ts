@@ -1,0 +1,60 @@
+/**
+ * Turns what lstat and the xattr calls say about one path into a TarEntry
+ * (type, mode, owner, times, device numbers, xattrs, ACLs). One lstat and
+ * one llistxattr per entry; xattr values only when there are any.
+ */
+import fs from 'node:fs';
+import type { EntryType, TarEntry } from '../tar/entry.js';
+import { lgetxattr, llistxattr } from '../native/xbfs.js';
+import { aclTextFromXattr } from '../tar/acl.js';
+
+const S_IFMT = 0o170000;
+const TYPE_OF: Record<number, EntryType | 'socket'> = {
+  0o100000: 'file',
+  0o040000: 'dir',
+  0o120000: 'symlink',
+  0o020000: 'char',
+  0o060000: 'block',
+  0o010000: 'fifo',
+  0o140000: 'socket',
+};
+
+export function entryTypeOf(st: fs.BigIntStats): EntryType | 'socket' | undefined {
+  return TYPE_OF[Number(st.mode) & S_IFMT];
+}
+
+const ACL_ACCESS = 'system.posix_acl_access';
+const ACL_DEFAULT = 'system.posix_acl_default';
+
+/** Reads xattrs and ACLs of `abs` into `e`. */
+export function readExtendedAttributes(abs: Buffer, e: TarEntry): void {
+  let names: string[];
+  try {
+    names = llistxattr(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTSUP') return;
+    throw err;
+  }
+  if (names.length === 0) return;
+  for (const name of names.sort()) {
+    let value: Buffer;
+    try {
+      value = lgetxattr(abs, name);
+    } catch (err) {
+      // Vanished between list and get: nothing to store.
+      if ((err as NodeJS.ErrnoException).code === 'ENODATA') continue;
+      throw err;
+    }
+    if (name === ACL_ACCESS) e.aclAccess = aclTextFromXattr(value);
+    else if (name === ACL_DEFAULT) e.aclDefault = aclTextFromXattr(value);
+    else (e.xattrs ??= new Map()).set(name, value);
+  }
+}
+
+/** Linux dev_t encoding (glibc's gnu_dev_major/minor). */
+export function devMajor(rdev: bigint): number {
+  return Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+}
+export function devMinor(rdev: bigint): number {
+  return Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+}

@@ -1,0 +1,206 @@
+/**
+ * Restore: pick the backup (the newest, or the newest at or before --at),
+ * plan from its manifest which entries to recreate (core/restore-plan),
+ * then, per archive holding any of them, decompress from the frame that
+ * holds the first wanted member, skip to it, and hand each wanted member to
+ * the RestoreWriter. A single file costs one frame, not the whole chain.
+ */
+import type { Logger } from '../util/log.js';
+import { initXxh } from '../util/xxh.js';
+import { restorePointAt } from '../core/chain.js';
+import { planRestore, type PlannedItem } from '../core/restore-plan.js';
+import { showPath } from '../core/path-order.js';
+import { readBlocks, verifyManifest } from '../repo/manifest-file.js';
+import type { Sidecar } from '../repo/sidecar.js';
+import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
+import { TarParser } from '../tar/read.js';
+import type { TarEntry } from '../tar/entry.js';
+import { openDecompressed } from './compression.js';
+import { RestoreError, RestoreWriter } from './restore-writer.js';
+
+export interface RestoreRequest {
+  medium: string;
+  host: string;
+  volume: string;
+  paths: Buffer[];
+  targetDir: string;
+  at?: Date;
+  force: boolean;
+  logger: Logger;
+}
+
+export interface RestoreResult {
+  backup: Sidecar;
+  entries: number;
+  files: number;
+  bytes: number;
+  errors: string[];
+}
+
+/** The backup a restore as of `at` uses; a clear error when there is none. */
+export function chooseBackup(store: VolumeStore, at: Date | undefined, log: Logger): Sidecar {
+  const backups = store.list((m) => log.warn(m));
+  if (backups.length === 0) throw new RestoreError(`no backups of ${store.volume} under ${store.dir}`);
+  const point = restorePointAt(backups, at ? backupIdFor(at) : undefined);
+  if (!point) {
+    throw new RestoreError(`no backup of ${store.volume} at or before ${at!.toISOString()}; the first is ${backups[0]!.id}`);
+  }
+  return point;
+}
+
+export function loadPlanBlocks(store: VolumeStore, backup: Sidecar): ReturnType<typeof readBlocks> {
+  const file = store.pathOf(backup.manifest);
+  verifyManifest(file);
+  return readBlocks(file);
+}
+
+export async function restore(req: RestoreRequest): Promise<RestoreResult> {
+  await initXxh();
+  const log = req.logger;
+  const store = new VolumeStore(req.medium, req.host, req.volume);
+  const backup = chooseBackup(store, req.at, log);
+  const plan = planRestore(loadPlanBlocks(store, backup), req.paths);
+  if (plan.missing.length) {
+    throw new RestoreError(`not in backup ${backup.id} of ${req.volume}: ${plan.missing.map((p) => showPath(p) || '/').join(', ')}`);
+  }
+  const writer = new RestoreWriter(req.targetDir, req.force, log);
+  if (!req.force) {
+    const conflicts = writer.conflicts(plan.items);
+    if (conflicts.length) {
+      throw new RestoreError(
+        `${conflicts.length} path(s) already exist in ${req.targetDir}, e.g. ${conflicts.slice(0, 3).join(', ')}; nothing was restored (use --force to replace them)`,
+      );
+    }
+  }
+  log.info(`${req.volume}: restoring ${plan.items.length} entries from backup ${backup.id} into ${req.targetDir}`);
+
+  const sidecars = new Map(store.list().map((s) => [s.id, s]));
+  // Which members of which archive each item needs: the entry's own member (metadata), and for a
+  // hardlink member the member holding the data.
+  const byArchive = new Map<string, Map<number, PlannedItem[]>>();
+  const want = (archive: string, offset: number, item: PlannedItem): void => {
+    let m = byArchive.get(archive);
+    if (!m) byArchive.set(archive, (m = new Map()));
+    const list = m.get(offset);
+    if (list) list.push(item);
+    else m.set(offset, [item]);
+  };
+  for (const item of plan.items) want(item.entry.archive, item.entry.dataOffset ?? item.entry.offset, item);
+
+  // Directories first (in walk order), so files land in them; metadata comes at finish().
+  const firstOfGroup = new Map<string, Buffer>();
+  for (const [archiveId, members] of byArchive) {
+    const sc = sidecars.get(archiveId);
+    if (!sc) throw new RestoreError(`backup ${archiveId}, which ${backup.id} needs, is missing from ${store.dir}`);
+    await readMembers(store, sc, members, (item, meta, kind) => {
+      if (kind === 'begin') {
+        const key = `${archiveId}:${item.entry.dataOffset ?? item.entry.offset}`;
+        const first = firstOfGroup.get(key);
+        if (first && item.entry.type === 'file') {
+          writer.hardlink(item.rel, first);
+          return false;
+        }
+        if (item.entry.type === 'file') firstOfGroup.set(key, item.rel);
+        writer.begin(item.rel, item.entry, meta);
+        return item.entry.type === 'file';
+      }
+      return false;
+    }, writer, log);
+  }
+  writer.finish();
+  if (writer.errors.length) for (const e of writer.errors) log.error(e);
+  return { backup, entries: plan.items.length, files: writer.filesWritten, bytes: writer.bytesWritten, errors: writer.errors };
+}
+
+type BeginHandler = (item: PlannedItem, meta: TarEntry, kind: 'begin') => boolean;
+
+/** Frame whose tar offset is the largest <= offset. */
+function frameFor(frames: Array<[number, number]>, offset: number): [number, number] {
+  let lo = 0;
+  let hi = frames.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (frames[mid]![1] <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return frames[lo] ?? [0, 0];
+}
+
+const RESTART_GAP = 64 << 20;
+
+/**
+ * Reads the wanted members of one archive in offset order. Members close
+ * together are read in one pass; a large gap restarts decompression at the
+ * frame holding the next wanted member.
+ */
+async function readMembers(
+  store: VolumeStore,
+  sc: Sidecar,
+  members: Map<number, PlannedItem[]>,
+  onBegin: BeginHandler,
+  writer: RestoreWriter,
+  log: Logger,
+): Promise<void> {
+  const offsets = [...members.keys()].sort((a, b) => a - b);
+  const file = store.pathOf(sc.archive);
+  let i = 0;
+  while (i < offsets.length) {
+    const start = offsets[i]!;
+    const [compressed, tarOffset] = frameFor(sc.frames, start);
+    const src = openDecompressed(sc.compression, file, compressed, log);
+    let pos = tarOffset; // tar offset of the next byte from the stream
+    let parserBase = start;
+    let receiving = false;
+    let stopAt = -1;
+    // Set once the last member of this pass has been fully handed over.
+    let passDone = false;
+    const parser = new TarParser(
+      {
+        entry: (meta, info) => {
+          const abs = parserBase + info.offset;
+          receiving = false;
+          if (abs === offsets[i]) {
+            const items = members.get(abs)!;
+            i++;
+            for (const item of items) {
+              if (onBegin(item, meta, 'begin')) receiving = true;
+            }
+            if (i < offsets.length && offsets[i]! - abs > RESTART_GAP) stopAt = i;
+          } else if (abs > (offsets[i] ?? Infinity)) {
+            throw new RestoreError(`${sc.archive}: no member at offset ${offsets[i]} (the manifest and the archive disagree)`);
+          }
+        },
+        data: (chunk, fileOffset) => {
+          if (receiving) writer.data(chunk, fileOffset);
+        },
+        endEntry: () => {
+          if (receiving) writer.end();
+          receiving = false;
+          if (i >= offsets.length || stopAt === i) passDone = true;
+        },
+      },
+      { source: file },
+    );
+    try {
+      for await (const raw of src.stream) {
+        let chunk = raw as Buffer;
+        if (pos < start) {
+          const skip = Math.min(chunk.length, start - pos);
+          pos += skip;
+          chunk = chunk.subarray(skip);
+          if (chunk.length === 0) continue;
+        }
+        pos += chunk.length;
+        parser.write(chunk);
+        if (passDone || parser.ended) break;
+      }
+    } finally {
+      src.stop();
+    }
+    await src.done;
+    if (!passDone) {
+      throw new RestoreError(`${sc.archive} ended before the member at offset ${offsets[i]} (truncated archive?)`);
+    }
+    parserBase = 0;
+  }
+}

@@ -1,0 +1,440 @@
+/**
+ * The backup pass over one tree: walks it in walk order (core/path-order),
+ * compares each directory's children with the previous manifest's block for
+ * that directory (core/manifest statUnchanged: no read when size, mtime,
+ * ctime and inode match), and writes, for each directory, a member whose
+ * GNU.dumpdir lists every child ('Y' stored here, 'N' unchanged, 'D'
+ * directory) followed by the members of its changed children, then recurses.
+ * Changed files are read once, straight into the archive's segment buffer,
+ * and hashed from there. The new manifest is written alongside.
+ *
+ * Parts: ArchiveWriter (segments, compression, .partial file), ManifestWriter
+ * (the new manifest), ManifestCursor (the old one), metadata.ts (stat and
+ * xattrs to TarEntry). This file decides what goes in, in which order.
+ */
+import fs from 'node:fs';
+import type { Logger } from '../util/log.js';
+import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
+import type { TarEntry } from '../tar/entry.js';
+import { encodeHeader, encodeSparseMap, padding, storedSize } from '../tar/write.js';
+import { statUnchanged, type ManifestEntry, type ManifestType } from '../core/manifest.js';
+import { joinRel, showPath } from '../core/path-order.js';
+import type { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
+import { seekData, seekHole } from '../native/xbfs.js';
+import type { ArchiveWriter } from './archive-writer.js';
+import { devMajor, devMinor, entryTypeOf, readExtendedAttributes } from './metadata.js';
+
+export interface ArchiveStats {
+  /** Entries in the tree (the new manifest). */
+  entries: number;
+  /** Members written to this archive (directories included). */
+  stored: number;
+  /** Entries carried over from the previous backup without reading. */
+  unchanged: number;
+  /** Entries of the previous backup that are gone. */
+  deleted: number;
+  /** Regular files opened and read (the change-detection fast path keeps this at 0 when nothing changed). */
+  filesRead: number;
+  bytesRead: number;
+  /** Apparent bytes of all regular files in the tree. */
+  sourceBytes: number;
+}
+
+export interface TreeArchiverOptions {
+  sourceDir: string;
+  backupId: string;
+  /** Stay on the source's filesystem: other mounts appear as empty directories. */
+  oneFileSystem: boolean;
+  /** Paths relative to the source root that are left out, with everything below them. */
+  excludes: Buffer[];
+  /** The source is live (dom0's root): a file changing while read is a warning, not an error. */
+  liveSource: boolean;
+  logger: Logger;
+  onProgress?: (stats: ArchiveStats, path: Buffer) => void;
+}
+
+interface Child {
+  name: Buffer;
+  rel: Buffer;
+  abs: Buffer;
+  st: fs.BigIntStats;
+  type: ManifestType;
+}
+
+const SPARSE_MIN_SIZE = 1 << 20;
+const SLACK = 65536n;
+const O_NOATIME = fs.constants.O_NOATIME ?? 0;
+const EMPTY = Buffer.alloc(0);
+const ROOT_NAME = Buffer.from('.');
+
+export class TreeArchiver {
+  readonly stats: ArchiveStats = { entries: 0, stored: 0, unchanged: 0, deleted: 0, filesRead: 0, bytesRead: 0, sourceBytes: 0 };
+  readonly warnings: string[] = [];
+  /** Paths whose content or listing could not be read (the backup is partial). */
+  readonly unreadable: string[] = [];
+  private readonly sourceAbs: Buffer;
+  private readonly excludes: Set<string>;
+  /** dev:ino of hardlinked files already stored in this archive -> the member holding the data. */
+  private readonly links = new Map<string, { path: Buffer; offset: number; hash: string }>();
+  private rootDev = 0n;
+  private openFlags = fs.constants.O_RDONLY | O_NOATIME;
+
+  constructor(
+    private readonly opts: TreeArchiverOptions,
+    private readonly writer: ArchiveWriter,
+    private readonly manifest: ManifestWriter,
+    private readonly previous: ManifestCursor | null,
+  ) {
+    this.sourceAbs = Buffer.from(opts.sourceDir.replace(/\/+$/, '') || '/');
+    this.excludes = new Set(opts.excludes.map((p) => p.toString('latin1')));
+  }
+
+  async run(): Promise<void> {
+    const st = fs.lstatSync(this.sourceAbs, { bigint: true });
+    if (!st.isDirectory()) throw new Error(`${this.opts.sourceDir} is not a directory`);
+    this.rootDev = st.dev;
+    await this.directory(EMPTY, this.sourceAbs, st);
+    this.stats.deleted += this.previous?.skippedEntries ?? 0;
+  }
+
+  private absOf(rel: Buffer): Buffer {
+    if (rel.length === 0) return this.sourceAbs;
+    return this.sourceAbs.length === 1 ? Buffer.concat([this.sourceAbs, rel]) : joinRel(this.sourceAbs, rel);
+  }
+
+  private async directory(rel: Buffer, abs: Buffer, st: fs.BigIntStats): Promise<void> {
+    const previous = this.previous?.take(rel);
+    const children = this.listChildren(rel, abs, st);
+    const files: Child[] = [];
+    const dirs: Child[] = [];
+    for (const c of children) (c.type === 'dir' ? dirs : files).push(c);
+
+    // Decide, before writing the directory's member, which children it stores.
+    const prevEntries = previous?.entries ?? [];
+    const carried: Array<ManifestEntry | undefined> = [];
+    let j = 0;
+    const dumpdir: Buffer[] = [];
+    for (const c of children) {
+      if (c.type === 'dir') {
+        dumpdir.push(Buffer.from('D'), c.name, Buffer.from([0]));
+        continue;
+      }
+      while (j < prevEntries.length && Buffer.compare(prevEntries[j]!.name, c.name) < 0) {
+        j++;
+        this.stats.deleted++;
+      }
+      let prev: ManifestEntry | undefined;
+      if (j < prevEntries.length && prevEntries[j]!.name.equals(c.name)) prev = prevEntries[j++];
+      const same = prev !== undefined && statUnchanged(prev, this.statFields(c));
+      carried.push(same ? prev : undefined);
+      dumpdir.push(Buffer.from(same ? 'N' : 'Y'), c.name, Buffer.from([0]));
+    }
+    this.stats.deleted += prevEntries.length - j;
+    dumpdir.push(Buffer.from([0]));
+
+    const self = this.baseEntry(rel, st, 'dir');
+    const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir');
+    tarEntry.dumpdir = Buffer.concat(dumpdir);
+    self.offset = this.writer.offset;
+    this.writer.write(encodeHeader(tarEntry));
+    this.stats.stored++;
+    this.stats.entries++;
+    this.manifest.beginDir(rel, self);
+
+    let k = 0;
+    for (const c of children) {
+      if (c.type === 'dir') continue;
+      const prev = carried[k++];
+      this.stats.entries++;
+      if (c.type === 'file') this.stats.sourceBytes += Number(c.st.size);
+      if (prev) {
+        this.stats.unchanged++;
+        this.manifest.entry(prev);
+        continue;
+      }
+      const stored = await this.store(c);
+      if (stored) this.manifest.entry(stored);
+      if (this.writer.backlogged) await this.writer.drain();
+    }
+    this.opts.onProgress?.(this.stats, rel);
+    for (const d of dirs) {
+      if (this.opts.oneFileSystem && d.st.dev !== this.rootDev) {
+        // Another filesystem mounted here (dom0's /proc, /boot, ...): keep the directory, not its content.
+        await this.mountpointDirectory(d);
+      } else {
+        await this.directory(d.rel, d.abs, d.st);
+      }
+    }
+  }
+
+  private async mountpointDirectory(d: Child): Promise<void> {
+    this.previous?.take(d.rel);
+    const self = this.baseEntry(d.rel, d.st, 'dir');
+    const tarEntry = this.tarEntry(d.rel, d.abs, d.st, 'dir');
+    tarEntry.dumpdir = Buffer.from([0]);
+    self.offset = this.writer.offset;
+    this.writer.write(encodeHeader(tarEntry));
+    this.stats.stored++;
+    this.stats.entries++;
+    this.manifest.beginDir(d.rel, self);
+  }
+
+  private listChildren(rel: Buffer, abs: Buffer, _st: fs.BigIntStats): Child[] {
+    let names: Buffer[];
+    try {
+      names = fs.readdirSync(abs, { encoding: 'buffer' });
+    } catch (e) {
+      this.unreadableEntry(rel, e);
+      return [];
+    }
+    names.sort(Buffer.compare);
+    const out: Child[] = [];
+    for (const name of names) {
+      const childRel = joinRel(rel, name);
+      if (this.excludes.size && this.excludes.has(childRel.toString('latin1'))) continue;
+      const childAbs = this.absOf(childRel);
+      let st: fs.BigIntStats;
+      try {
+        st = fs.lstatSync(childAbs, { bigint: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // vanished (live source)
+        this.unreadableEntry(childRel, e);
+        continue;
+      }
+      const type = entryTypeOf(st);
+      if (type === 'socket') {
+        this.warnings.push(`skipped socket ${showPath(childRel)} (sockets cannot be archived; programs recreate them)`);
+        continue;
+      }
+      if (type === undefined || type === 'hardlink') {
+        this.warnings.push(`skipped ${showPath(childRel)}: unknown file type`);
+        continue;
+      }
+      out.push({ name, rel: childRel, abs: childAbs, st, type });
+    }
+    return out;
+  }
+
+  private statFields(c: Child): { type: ManifestType; size: number; mtimeNs: bigint; ctimeNs: bigint; ino: string } {
+    return { type: c.type, size: c.type === 'file' ? Number(c.st.size) : 0, mtimeNs: c.st.mtimeNs, ctimeNs: c.st.ctimeNs, ino: c.st.ino.toString() };
+  }
+
+  private baseEntry(rel: Buffer, st: fs.BigIntStats, type: ManifestType): ManifestEntry {
+    const name = rel.lastIndexOf(0x2f) >= 0 ? rel.subarray(rel.lastIndexOf(0x2f) + 1) : rel;
+    return {
+      name,
+      type,
+      mode: Number(st.mode) & 0o7777,
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: type === 'file' ? Number(st.size) : 0,
+      mtimeNs: st.mtimeNs,
+      ctimeNs: st.ctimeNs,
+      ino: st.ino.toString(),
+      nlink: Number(st.nlink),
+      archive: this.opts.backupId,
+      offset: 0,
+    };
+  }
+
+  private tarEntry(path: Buffer, abs: Buffer, st: fs.BigIntStats, type: TarEntry['type']): TarEntry {
+    const e: TarEntry = {
+      path,
+      type,
+      mode: Number(st.mode) & 0o7777,
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: type === 'file' ? Number(st.size) : 0,
+      mtimeNs: st.mtimeNs,
+    };
+    try {
+      readExtendedAttributes(abs, e);
+    } catch (err) {
+      this.warnings.push(`could not read extended attributes of ${showPath(path)}: ${(err as Error).message}`);
+    }
+    return e;
+  }
+
+  private unreadableEntry(rel: Buffer, e: unknown): void {
+    const msg = `cannot read ${showPath(rel) || '/'}: ${(e as Error).message}`;
+    this.unreadable.push(msg);
+    this.opts.logger.error(msg);
+  }
+
+  /** Writes the member(s) of one changed non-directory child; returns its new manifest entry (or none if unreadable). */
+  private async store(c: Child): Promise<ManifestEntry | undefined> {
+    const entry = this.baseEntry(c.rel, c.st, c.type);
+    entry.name = c.name;
+    if (c.type === 'file') return this.storeFile(c, entry);
+    const t = this.tarEntry(c.rel, c.abs, c.st, c.type);
+    if (c.type === 'symlink') {
+      try {
+        t.linkTarget = fs.readlinkSync(c.abs, { encoding: 'buffer' });
+      } catch (e) {
+        this.unreadableEntry(c.rel, e);
+        return undefined;
+      }
+      entry.link = t.linkTarget;
+    } else if (c.type === 'char' || c.type === 'block') {
+      t.devMajor = devMajor(c.st.rdev);
+      t.devMinor = devMinor(c.st.rdev);
+      entry.rdev = [t.devMajor, t.devMinor];
+    }
+    entry.offset = this.writer.offset;
+    this.writer.write(encodeHeader(t));
+    this.stats.stored++;
+    return entry;
+  }
+
+  private async storeFile(c: Child, entry: ManifestEntry): Promise<ManifestEntry | undefined> {
+    const linkKey = c.st.nlink > 1n ? `${c.st.dev}:${c.st.ino}` : undefined;
+    const first = linkKey ? this.links.get(linkKey) : undefined;
+    if (first) {
+      // A second name of a file already in this archive: a hardlink member, no data.
+      const t = this.tarEntry(c.rel, c.abs, c.st, 'hardlink');
+      t.size = 0;
+      t.linkTarget = first.path;
+      entry.offset = this.writer.offset;
+      entry.dataOffset = first.offset;
+      entry.hash = first.hash;
+      this.writer.write(encodeHeader(t));
+      this.stats.stored++;
+      return entry;
+    }
+    let fd: number;
+    try {
+      fd = this.open(c.abs);
+    } catch (e) {
+      this.unreadableEntry(c.rel, e);
+      return undefined;
+    }
+    try {
+      const size = Number(c.st.size);
+      const t = this.tarEntry(c.rel, c.abs, c.st, 'file');
+      if (size >= SPARSE_MIN_SIZE && c.st.blocks * 512n + SLACK < c.st.size) {
+        const map = dataRegions(fd, size);
+        if (map) t.sparseMap = map;
+      }
+      entry.offset = this.writer.offset;
+      this.writer.write(encodeHeader(t));
+      this.stats.stored++;
+      this.stats.filesRead++;
+      let hash: string;
+      let complete: boolean;
+      if (t.sparseMap) {
+        this.writer.write(encodeSparseMap(t.sparseMap, size));
+        const h = createXxh64();
+        complete = true;
+        const header = Buffer.alloc(16);
+        for (const [off, len] of t.sparseMap) {
+          // Regions are hashed with their position, so moving data within the file changes the hash.
+          header.writeBigUInt64LE(BigInt(off), 0);
+          header.writeBigUInt64LE(BigInt(len), 8);
+          h.update(header);
+          complete = (await this.copy(fd, off, len, h, c.rel)).complete && complete;
+        }
+        hash = h.digest();
+        entry.sparse = true;
+      } else {
+        const r = await this.copy(fd, 0, size, undefined, c.rel);
+        hash = r.hash;
+        complete = r.complete;
+      }
+      this.writer.zeros(padding(storedSize(t)));
+      if (this.opts.liveSource && complete) {
+        const after = fs.fstatSync(fd, { bigint: true });
+        if (after.mtimeNs !== c.st.mtimeNs || after.size !== c.st.size) {
+          this.warnings.push(`${showPath(c.rel)} changed while it was read; the next run stores it again`);
+          complete = false;
+        }
+      }
+      entry.hash = hash;
+      if (!complete) entry.unread = true;
+      if (linkKey) this.links.set(linkKey, { path: c.rel, offset: entry.offset, hash });
+      return entry;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private open(abs: Buffer): number {
+    try {
+      return fs.openSync(abs, this.openFlags);
+    } catch (e) {
+      // O_NOATIME needs ownership or CAP_FOWNER: without it, open plainly from now on.
+      if ((e as NodeJS.ErrnoException).code === 'EPERM' && this.openFlags !== fs.constants.O_RDONLY) {
+        this.openFlags = fs.constants.O_RDONLY;
+        return fs.openSync(abs, this.openFlags);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Copies `length` bytes at `position` of fd into the archive, hashing them.
+   * A file that turns out shorter than its stat said is padded with zeros so
+   * the archive stays well-formed, and reported.
+   */
+  private async copy(
+    fd: number,
+    position: number,
+    length: number,
+    into: StreamingHash | undefined,
+    rel: Buffer,
+  ): Promise<{ hash: string; complete: boolean }> {
+    let h = into;
+    let remaining = length;
+    let pos = position;
+    let hash = '';
+    while (remaining > 0) {
+      let view: Buffer;
+      try {
+        view = this.writer.readFrom(fd, pos, remaining);
+      } catch (e) {
+        this.writer.zeros(remaining);
+        this.unreadableEntry(rel, e);
+        return { hash: 'unreadable', complete: false };
+      }
+      const n = view.length;
+      if (n === 0) {
+        this.writer.zeros(remaining);
+        const msg = `${showPath(rel)} shrank while it was read (${length - remaining} of ${length} bytes)`;
+        if (this.opts.liveSource) this.warnings.push(msg);
+        else this.unreadable.push(msg);
+        return { hash: 'incomplete', complete: false };
+      }
+      this.stats.bytesRead += n;
+      if (!h && n === remaining && pos === position) {
+        hash = xxh64(view); // the whole file in one read: no streaming state
+      } else {
+        h ??= createXxh64();
+        h.update(view);
+      }
+      remaining -= n;
+      pos += n;
+      if (this.writer.backlogged) await this.writer.drain();
+    }
+    if (!into && h) hash = h.digest();
+    if (!into && !h && length === 0) hash = xxh64(EMPTY);
+    return { hash, complete: true };
+  }
+}
+
+/** The data regions of a sparse file via SEEK_DATA/SEEK_HOLE; undefined where the filesystem cannot say. */
+export function dataRegions(fd: number, size: number): Array<[number, number]> | undefined {
+  const map: Array<[number, number]> = [];
+  let pos = 0;
+  try {
+    while (pos < size) {
+      const data = seekData(fd, pos);
+      if (data < 0 || data >= size) break;
+      let hole = seekHole(fd, data);
+      if (hole < 0 || hole > size) hole = size;
+      map.push([data, hole - data]);
+      pos = hole;
+    }
+  } catch {
+    return undefined;
+  }
+  return map;
+}

@@ -1,0 +1,66 @@
+/**
+ * Files on the medium are born as "<name>.partial", written, fsynced, then
+ * renamed into place and the directory fsynced: a name without ".partial"
+ * is always complete. Mode 0600: archives hold the guests' /etc/shadow.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const PARTIAL_SUFFIX = '.partial';
+
+export class AtomicFile {
+  readonly fd: number;
+  readonly partialPath: string;
+  private closed = false;
+
+  constructor(readonly finalPath: string) {
+    this.partialPath = finalPath + PARTIAL_SUFFIX;
+    this.fd = fs.openSync(this.partialPath, 'w', 0o600);
+    fs.fchmodSync(this.fd, 0o600);
+  }
+
+  /** fsync + close + rename + fsync of the directory. */
+  commit(): void {
+    fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+    this.closed = true;
+    fs.renameSync(this.partialPath, this.finalPath);
+    fsyncDir(path.dirname(this.finalPath));
+  }
+
+  /** Closes and removes the partial file; safe to call after commit or twice. */
+  abort(): void {
+    if (!this.closed) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        /* already closed */
+      }
+      this.closed = true;
+      fs.rmSync(this.partialPath, { force: true });
+    }
+  }
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Writes a small file atomically (sidecars). */
+export function writeFileAtomic(finalPath: string, data: string | Buffer): void {
+  const f = new AtomicFile(finalPath);
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    let off = 0;
+    while (off < buf.length) off += fs.writeSync(f.fd, buf, off, buf.length - off);
+    f.commit();
+  } catch (e) {
+    f.abort();
+    throw e;
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * Reading and writing manifest files (format: core/manifest.ts). The writer
+ * streams lines through a 1 MiB buffer and hashes as it goes; the reader
+ * first checks the trailer's checksum over the whole file, so a damaged
+ * manifest is refused before anything trusts it, then streams blocks in
+ * walk order with memory bounded by the largest directory.
+ */
+import fs from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import {
+  decodeDirLine,
+  decodeHeader,
+  encodeDirLine,
+  encodeEntry,
+  encodeHeader,
+  encodeTrailer,
+  entryFromJson,
+  ManifestFormatError,
+  type ManifestEntry,
+  type ManifestHeader,
+} from '../core/manifest.js';
+import { comparePaths } from '../core/path-order.js';
+import { createXxh64, type StreamingHash } from '../util/xxh.js';
+import { AtomicFile } from './atomic-file.js';
+
+const FLUSH_AT = 1 << 20;
+
+export class ManifestWriter {
+  private readonly file: AtomicFile;
+  private readonly hash: StreamingHash = createXxh64();
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private count = 0;
+
+  constructor(finalPath: string, header: ManifestHeader) {
+    this.file = new AtomicFile(finalPath);
+    this.line(encodeHeader(header));
+  }
+
+  /** Opens the block of `dir` (its path from the root); `self` is the directory's own entry. */
+  beginDir(dir: Buffer, self: ManifestEntry): void {
+    this.count++;
+    this.line(encodeDirLine(dir, self));
+  }
+
+  entry(e: ManifestEntry): void {
+    this.count++;
+    this.line(encodeEntry(e));
+  }
+
+  private line(s: string): void {
+    this.pending.push(s, '\n');
+    this.pendingBytes += s.length + 1;
+    if (this.pendingBytes >= FLUSH_AT) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const buf = Buffer.from(this.pending.join(''));
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.hash.update(buf);
+    let off = 0;
+    while (off < buf.length) off += fs.writeSync(this.file.fd, buf, off, buf.length - off);
+  }
+
+  /** Writes the trailer and makes the file durable under its final name. Returns the file's xxh64. */
+  commit(): string {
+    this.flush();
+    const trailer = Buffer.from(encodeTrailer(this.count, this.hash.digest()) + '\n');
+    fs.writeSync(this.file.fd, trailer);
+    this.file.commit();
+    return fileXxh64(this.file.finalPath);
+  }
+
+  abort(): void {
+    this.file.abort();
+  }
+}
+
+export function fileXxh64(file: string): string {
+  const h = createXxh64();
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest();
+}
+
+/** Yields the file's lines (without "\n") reading 1 MiB at a time. */
+function* lines(file: string): Generator<string> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(FLUSH_AT);
+    // A decoder, not toString: a chunk may end inside a multi-byte character.
+    const decoder = new StringDecoder('utf8');
+    let rest = '';
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      const text = rest + decoder.write(buf.subarray(0, n));
+      const parts = text.split('\n');
+      rest = parts.pop()!;
+      yield* parts;
+    }
+    if (rest) yield rest;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Checks the trailer checksum; returns the header. Throws ManifestFormatError naming the problem. */
+export function verifyManifest(file: string): ManifestHeader {
+  const h = createXxh64();
+  let header: ManifestHeader | undefined;
+  let trailer: { end: number; xxh64: string } | undefined;
+  let entries = 0;
+  for (const line of lines(file)) {
+    if (trailer) throw new ManifestFormatError(`${file}: data after the trailer`);
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      throw new ManifestFormatError(`${file}: a line is not JSON (damaged or truncated)`);
+    }
+    if (typeof o.end === 'number' && typeof o.xxh64 === 'string') {
+      trailer = { end: o.end, xxh64: o.xxh64 };
+      continue;
+    }
+    h.update(Buffer.from(line + '\n'));
+    if (!header) header = decodeHeader(line);
+    else entries++;
+  }
+  if (!header) throw new ManifestFormatError(`${file}: empty`);
+  if (!trailer) throw new ManifestFormatError(`${file}: no trailer (truncated)`);
+  if (trailer.xxh64 !== h.digest()) throw new ManifestFormatError(`${file}: checksum mismatch (damaged)`);
+  if (trailer.end !== entries) throw new ManifestFormatError(`${file}: ${entries} entries, trailer says ${trailer.end}`);
+  return header;
+}
+
+export interface ManifestBlock {
+  dir: Buffer;
+  /** The directory's own entry (name = its path from the root). */
+  self: ManifestEntry;
+  /** Its children that are not directories, in name order. */
+  entries: ManifestEntry[];
+}
+
+/** Streams the blocks of a manifest already checked by verifyManifest. */
+export function* readBlocks(file: string): Generator<ManifestBlock> {
+  let current: ManifestBlock | undefined;
+  let first = true;
+  for (const line of lines(file)) {
+    if (first) {
+      first = false;
+      continue;
+    }
+    const o = JSON.parse(line) as Record<string, unknown>;
+    if (typeof o.end === 'number') break;
+    const opened = decodeDirLine(o);
+    if (opened) {
+      if (current) yield current;
+      current = { dir: opened.dir, self: opened.self, entries: [] };
+    } else {
+      if (!current) throw new ManifestFormatError(`${file}: entry before any directory block`);
+      current.entries.push(entryFromJson(o));
+    }
+  }
+  if (current) yield current;
+}
+
+/**
+ * Walks a previous manifest alongside a new walk: `take(dir)` returns the
+ * block of `dir` if the old tree had it, skipping blocks of directories that
+ * no longer exist. Calls must come in walk order.
+ */
+export class ManifestCursor {
+  private readonly it: Iterator<ManifestBlock>;
+  private head: ManifestBlock | undefined;
+  /** Entries in blocks skipped by take(): directories that no longer exist, with their files. */
+  skippedEntries = 0;
+
+  constructor(file: string) {
+    this.it = readBlocks(file);
+    this.advance();
+  }
+
+  private advance(): void {
+    const r = this.it.next();
+    this.head = r.done ? undefined : r.value;
+  }
+
+  take(dir: Buffer): ManifestBlock | undefined {
+    while (this.head && comparePaths(this.head.dir, dir) < 0) {
+      this.skippedEntries += 1 + this.head.entries.length;
+      this.advance();
+    }
+    if (this.head && this.head.dir.equals(dir)) {
+      const found = this.head;
+      this.advance();
+      return found;
+    }
+    return undefined;
+  }
+}
