@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the system packages xenbackup's tests use (Debian, as root): the
+# real tools the tests drive instead of mocks.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+  build-essential python3        # the native helper (node-gyp)
+  tar zstd gzip                  # archives read back by GNU tar
+  acl attr libcap2-bin           # xattrs, ACLs, file capabilities in the torture tree
+  e2fsprogs xfsprogs btrfs-progs util-linux  # loop-mounted filesystems
+  rsync                          # the rsync engine and its tests
+  msmtp msmtp-mta                # a real sendmail for the mail tests
+  time                           # /usr/bin/time for the benchmark's peak RSS
+  qemu-system-x86 debootstrap cpio busybox-static  # the VM suite with real LVM
+)
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
