@@ -34,6 +34,7 @@ export interface BackupRequest {
   logger: Logger;
   now?: () => Date;
   onProgress?: (stats: ArchiveStats, at: Buffer) => void;
+  signal?: AbortSignal;
 }
 
 export interface PreparedBackup {
@@ -115,6 +116,7 @@ export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup>
         liveSource: req.liveSource,
         logger: log,
         onProgress: req.onProgress,
+        signal: req.signal,
       },
       writer,
       manifest,

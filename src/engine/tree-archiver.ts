@@ -51,6 +51,15 @@ export interface TreeArchiverOptions {
   liveSource: boolean;
   logger: Logger;
   onProgress?: (stats: ArchiveStats, path: Buffer) => void;
+  /** Aborting it (SIGTERM, SIGINT) stops the pass at the next file with an InterruptedError. */
+  signal?: AbortSignal;
+}
+
+export class InterruptedError extends Error {
+  constructor(reason: string) {
+    super(`interrupted (${reason})`);
+    this.name = 'InterruptedError';
+  }
 }
 
 interface Child {
@@ -145,6 +154,7 @@ export class TreeArchiver {
     for (const c of children) {
       if (c.type === 'dir') continue;
       const prev = carried[k++];
+      this.checkSignal();
       this.stats.entries++;
       if (c.type === 'file') this.stats.sourceBytes += Number(c.st.size);
       if (prev) {
@@ -165,6 +175,11 @@ export class TreeArchiver {
         await this.directory(d.rel, d.abs, d.st);
       }
     }
+  }
+
+  private checkSignal(): void {
+    const s = this.opts.signal;
+    if (s?.aborted) throw new InterruptedError(String(s.reason ?? 'aborted'));
   }
 
   private async mountpointDirectory(d: Child): Promise<void> {
@@ -412,7 +427,10 @@ export class TreeArchiver {
       }
       remaining -= n;
       pos += n;
-      if (this.writer.backlogged) await this.writer.drain();
+      if (this.writer.backlogged) {
+        await this.writer.drain();
+        this.checkSignal();
+      }
     }
     if (!into && h) hash = h.digest();
     if (!into && !h && length === 0) hash = xxh64(EMPTY);
