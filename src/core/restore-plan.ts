@@ -53,7 +53,9 @@ export function planRestore(blocks: Iterable<PlanBlock>, requested: Buffer[]): R
       if (isWithin(block.dir, w)) found.add(i);
     });
     const dirWanted = wanted.some((w) => isWithin(block.dir, w));
-    if (dirWanted && block.dir.length > 0) items.push({ rel: block.dir, entry: block.self });
+    // The root too, when the whole volume is wanted: its mode, owner and times are the volume's
+    // (a /tmp volume's root is 1777).
+    if (dirWanted) items.push({ rel: block.dir, entry: block.self });
     for (const e of block.entries) {
       const rel = joinRel(block.dir, e.name);
       if (!safeComponents(e.name) || e.name.includes(0x2f)) throw new UnsafePathError(rel);

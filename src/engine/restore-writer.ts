@@ -231,10 +231,8 @@ export class RestoreWriter {
       fs.symlinkSync(s.entry.link ?? s.meta.linkTarget ?? Buffer.alloc(0), abs);
       this.applyMeta(abs, s.entry, s.meta, true);
     }
-    for (const d of this.dirMeta.reverse()) {
-      if (d.rel.length === 0) continue; // the target itself keeps its own metadata
-      this.applyMeta(this.abs(d.rel), d.entry, d.meta, false);
-    }
+    // The target itself is in dirMeta only for a whole-volume restore: then it takes the volume root's metadata.
+    for (const d of this.dirMeta.reverse()) this.applyMeta(this.abs(d.rel), d.entry, d.meta, false);
   }
 }
 
