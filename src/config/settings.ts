@@ -276,7 +276,13 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     const p = pick(key);
     if (!p || (p.raw === '' && EMPTY_IS_DEFAULT.has(key))) {
       sources[key] = 'default';
-      return fallback();
+      try {
+        return fallback();
+      } catch (err) {
+        // e.g. a node name that cannot serve as HOSTN
+        if (err instanceof InvalidValue) throw new ConfigError(configPath, undefined, `found no ${key} and an unusable default, expected ${err.expected}: set ${key}`);
+        throw err;
+      }
     }
     sources[key] = location(p.file, p.line);
     return parseAt(p, parse);

@@ -81,7 +81,6 @@ interface WordResult {
   literalChars: number;
 }
 
-
 export function parseShellAssignments(text: string, file: string, opts: ShellParseOptions = {}): ShellAssignments {
   return new Parser(text, file, opts).parse();
 }
@@ -171,12 +170,12 @@ class Parser extends TextCursor {
       return;
     }
     if (next === ' ' || next === '\t') {
-      const save = this.pos;
+      const afterName = this.mark();
       this.skipBlanks();
       if (this.peek() === '=') throw this.error(`found \`${name} =\`, expected \`${name}=value\` with no space before \`=\``);
-      this.pos = save;
+      this.rewind(afterName);
     }
-    this.pos -= name.length;
+    this.pos -= name.length; // show the whole command in the message
     throw this.error(`found command \`${this.snippet()}\`, expected KEY=value (xenbackup runs no commands from its config)`);
   }
 
@@ -226,10 +225,10 @@ class Parser extends TextCursor {
     this.advance(); // '='
     if (this.peek() === '(') throw this.error(`found an array literal \`${key}=(\`, expected a single value`);
     if (this.peek() === ' ' || this.peek() === '\t') {
-      const save = this.pos;
+      const afterEquals = this.mark();
       this.skipBlanks();
       const rest = this.atEndOfStatement() ? '' : this.snippet();
-      this.pos = save;
+      this.rewind(afterEquals);
       if (rest !== '') {
         throw this.error(`found a space after \`${key}=\`, expected the value right after \`=\` (sh would run \`${rest}\` as a command)`);
       }
@@ -258,10 +257,10 @@ class Parser extends TextCursor {
         }
       }
     }
-    const start = this.pos;
+    const start = this.mark();
     const word = this.word();
     if (word.substitutions !== 1 || word.literalChars !== 0) {
-      this.pos = start;
+      this.rewind(start);
       throw this.error(`found \`|| ${this.snippet()}\` after the value of ${key}, expected \`|| true\` or \`|| $(which NAME)\``);
     }
     return { value: word.value, failed: word.failed };

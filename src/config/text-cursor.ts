@@ -18,6 +18,16 @@ export class TextCursor {
   ) {}
 
 
+  /** The current position, to rewind() to after looking ahead. */
+  protected mark(): { pos: number; line: number } {
+    return { pos: this.pos, line: this.line };
+  }
+
+  protected rewind(to: { pos: number; line: number }): void {
+    this.pos = to.pos;
+    this.line = to.line;
+  }
+
   protected eof(): boolean {
     return this.pos >= this.text.length;
   }
