@@ -10,14 +10,8 @@ import { registerDemo } from './demo.js';
 import { registerList } from './list.js';
 import { registerRestore } from './restore.js';
 import { CliError, EXIT } from './common.js';
-
-export const EXIT_CODES_HELP = `
-Exit codes:
-  0  everything asked for was done
-  1  some volumes (or files) failed, were partial, or the run was interrupted
-  2  usage or configuration error (nothing was touched)
-  3  another xenbackup run holds the lock
-  4  the backup medium is unavailable (nothing was written anywhere)`;
+import { EXIT_CODES_HELP } from './exit-codes.js';
+import { registerRun } from './run.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -34,6 +28,7 @@ Examples:
   xenbackup list --medium /backup/guests
   xenbackup restore web1/root etc/passwd --medium /backup/guests --to /tmp/r
 ${EXIT_CODES_HELP}`);
+  registerRun(program);
   registerBackup(program);
   registerList(program);
   registerRestore(program);

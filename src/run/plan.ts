@@ -1,0 +1,41 @@
+/**
+ * What a run would do, without doing it: for `run --dry-run` and `check`.
+ * Reads the config and, if the medium is already mounted, the volumes'
+ * sidecars to say full or incremental. Touches nothing.
+ */
+import path from 'node:path';
+import type { Config, Volume } from '../config/settings.js';
+import { decideKind } from '../core/chain.js';
+import { mountOptionLadder } from '../host/mount.js';
+import { timeOfId, VolumeStore } from '../repo/volume-store.js';
+
+function sizeText(v: Volume): string {
+  const s = v.snapshotSize;
+  return s.kind === 'absolute' ? `${Math.round(s.bytes / 2 ** 20)} MiB` : `${s.percent}% of the origin`;
+}
+
+/** `mediumMounted`: the backup folder can be read (so chains can be inspected). */
+export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceFull: boolean; now: Date }): string[] {
+  const lines: string[] = [];
+  lines.push(`medium: ${cfg.backupDevice} (${cfg.backupDeviceFs || 'auto'}) on ${cfg.backupMountpoint}${opts.mediumMounted ? ' (mounted now)' : ' (would be mounted)'}`);
+  lines.push(`then: remove leftovers under ${cfg.snapshotMountDir} and snapshot LVs tagged xenbackup-snapshot`);
+  const kindOf = (volume: string): string => {
+    if (!opts.mediumMounted) return 'full or incremental (medium not mounted: chains unknown)';
+    const store = new VolumeStore(cfg.backupMountpoint, cfg.hostname, volume);
+    const d = decideKind(store.list(), opts.now, { forceFull: opts.forceFull, fullIntervalDays: cfg.fullIntervalDays, maxChainLength: cfg.maxChainLength }, timeOfId);
+    return `${d.kind} (${d.reason})`;
+  };
+  cfg.volumes.forEach((v, i) => {
+    const name = `${v.domU}/${v.part}`;
+    const mp = path.join(cfg.snapshotMountDir, v.domU, v.part);
+    const opts1 = mountOptionLadder(v.fstype, v.mountOptions)[0]!.options.join(',');
+    lines.push(
+      `${i + 1}. ${name}: snapshot of ${v.device} (${sizeText(v)}), mount -t ${v.fstype} -o ${opts1} on ${mp}, ${v.engine} engine, ${kindOf(name)}` +
+        ` -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`,
+    );
+  });
+  if (cfg.backupDom0) lines.push(`${cfg.volumes.length + 1}. dom0/root: / (one filesystem, no snapshot), ${kindOf('dom0/root')}`);
+  lines.push(`delay between volumes: ${cfg.snapMountDelaySeconds} s; concurrency ${cfg.concurrency}; compression ${cfg.compression}`);
+  lines.push(`report: ${cfg.reportWhen} to ${cfg.emailTo.join(', ') || '(nobody)'} via ${cfg.smtpUrl ? 'SMTP' : cfg.sendmailPath}; log ${cfg.logFile}`);
+  return lines;
+}

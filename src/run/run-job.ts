@@ -1,0 +1,142 @@
+/**
+ * `xenbackup run`, the nightly job. Resources nest in one visible scope:
+ *
+ *   lock -> medium (mounted and proven to be BCKDEV) -> sweep of leftovers
+ *     -> each volume: snapshot -> mount -> archive -> checks -> release
+ *     -> dom0's root
+ *   <- medium released <- lock released  -> report (log file, mail)
+ *
+ * SIGINT/SIGTERM abort the current volume's archiving; every finally still
+ * runs, so the snapshot is unmounted and removed before the process exits.
+ * Config errors never get here: they are found before anything is touched.
+ */
+import pLimit from 'p-limit';
+import type { Config } from '../config/settings.js';
+import { acquireLock, LockHeldError, type LockHandle } from '../host/lock.js';
+import { MediumUnavailableError, openMedium, type Medium } from '../host/medium.js';
+import { describeSweep, sweepLeftovers } from '../host/sweep.js';
+import type { RunReport, VolumeReport } from '../report/run-report.js';
+import type { Logger } from '../util/log.js';
+import { backupDom0Root, backupGuestVolume, type VolumeJobContext } from './volume-backup.js';
+
+export interface RunOptions {
+  lockWaitSeconds: number;
+  forceFull: boolean;
+  logger: Logger;
+  /** Aborted on SIGINT/SIGTERM (by the caller, who owns the signal handlers). */
+  signal: AbortSignal;
+  now?: () => Date;
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+
+export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> {
+  const log = opts.logger;
+  const now = opts.now ?? (() => new Date());
+  const host = cfg.domain ? `${cfg.hostname}.${cfg.domain}` : cfg.hostname;
+  const report: RunReport = {
+    host,
+    startedAt: now(),
+    finishedAt: now(),
+    volumes: [],
+    warnings: [...cfg.warnings],
+    errors: [],
+    medium: null,
+    interrupted: false,
+    swept: [],
+    logFile: cfg.logFile,
+  };
+  let lock: LockHandle | undefined;
+  let medium: Medium | undefined;
+  try {
+    try {
+      lock = await acquireLock(cfg.lockFile, { waitSeconds: opts.lockWaitSeconds, logger: log });
+    } catch (e) {
+      if (e instanceof LockHeldError) {
+        report.aborted = { kind: 'lock', message: e.message };
+        return report;
+      }
+      throw e;
+    }
+    try {
+      medium = await openMedium({ device: cfg.backupDevice, fsType: cfg.backupDeviceFs, mountpoint: cfg.backupMountpoint }, { logger: log });
+    } catch (e) {
+      if (e instanceof MediumUnavailableError) {
+        report.aborted = { kind: 'medium', message: e.message };
+        report.medium = { path: cfg.backupMountpoint, device: cfg.backupDevice, freeBefore: null, freeAfter: null, total: null };
+        return report;
+      }
+      throw e;
+    }
+    report.medium = {
+      path: medium.mountpoint,
+      device: cfg.backupDevice,
+      freeBefore: medium.spaceBefore.freeBytes,
+      freeAfter: null,
+      total: medium.spaceBefore.totalBytes,
+    };
+    log.info(`medium ${cfg.backupDevice} on ${medium.mountpoint}${medium.mountedByUs ? ' (mounted by this run)' : ''}`);
+
+    const swept = await sweepLeftovers({ mntSourceDir: cfg.snapshotMountDir, logger: log });
+    report.swept = describeSweep(swept);
+    for (const line of report.swept) log.warn(line);
+
+    const ctx: VolumeJobContext = {
+      medium: medium.mountpoint,
+      host: cfg.hostname,
+      snapshotMountDir: cfg.snapshotMountDir,
+      compression: cfg.compression,
+      fullIntervalDays: cfg.fullIntervalDays,
+      maxChainLength: cfg.maxChainLength,
+      forceFull: opts.forceFull,
+      logger: log,
+      signal: opts.signal,
+    };
+    const limit = pLimit(Math.max(1, cfg.concurrency));
+    let first = true;
+    const results = await Promise.all(
+      cfg.volumes.map((v) =>
+        limit(async (): Promise<VolumeReport> => {
+          if (!first && cfg.snapMountDelaySeconds > 0) await sleep(cfg.snapMountDelaySeconds * 1000, opts.signal);
+          first = false;
+          if (opts.signal.aborted) {
+            return { volume: `${v.domU}/${v.part}`, status: 'interrupted', kind: null, files: 0, bytes: 0, sourceBytes: 0, durationMs: 0, warnings: [], errors: ['not started: the run was interrupted'] };
+          }
+          return backupGuestVolume(v, ctx);
+        }),
+      ),
+    );
+    report.volumes.push(...results);
+    if (cfg.backupDom0) {
+      if (opts.signal.aborted) {
+        report.volumes.push({ volume: 'dom0/root', status: 'interrupted', kind: null, files: 0, bytes: 0, sourceBytes: 0, durationMs: 0, warnings: [], errors: ['not started: the run was interrupted'] });
+      } else {
+        report.volumes.push(await backupDom0Root({ ...ctx, backupMountpoint: cfg.backupMountpoint, excludes: cfg.dom0Excludes }));
+      }
+    }
+    const space = await medium.space().catch(() => undefined);
+    if (space && report.medium) report.medium.freeAfter = space.freeBytes;
+    return report;
+  } catch (e) {
+    report.errors.push((e as Error).message);
+    log.error((e as Error).message);
+    return report;
+  } finally {
+    if (medium) {
+      await medium.release().catch((e: Error) => {
+        report.errors.push(`releasing the medium: ${e.message}`);
+      });
+    }
+    if (lock) await lock.release().catch((e: Error) => report.warnings.push(`releasing the lock: ${e.message}`));
+    report.interrupted = opts.signal.aborted;
+    if (report.interrupted) report.interruptSignal = String(opts.signal.reason);
+    report.finishedAt = now();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * One guest volume, start to finish, with every resource in one visible
+ * scope: snapshot -> read-only mount -> archive (uncommitted) -> check the
+ * mount is still there and the snapshot still valid -> commit or abort ->
+ * unmount -> lvremove. Releases run in reverse order on every path (error,
+ * signal), and the backup counts only when every check passed: an overflowed
+ * snapshot, a vanished mount or any read error fails the volume and leaves
+ * its chain as it was.
+ */
+import path from 'node:path';
+import type { Logger } from '../util/log.js';
+import type { Volume } from '../config/settings.js';
+import { createSnapshot, snapshotHealth, type Snapshot, type SnapshotSize } from '../host/lvm.js';
+import { isStillMounted, mountReadOnly, type MountHandle } from '../host/mount.js';
+import { prepareBackup, type PreparedBackup } from '../engine/backup-volume.js';
+import type { Compression } from '../engine/compression.js';
+import type { VolumeReport } from '../report/run-report.js';
+
+export interface VolumeJobContext {
+  medium: string;
+  host: string;
+  snapshotMountDir: string;
+  compression: Compression;
+  fullIntervalDays: number;
+  maxChainLength: number;
+  forceFull: boolean;
+  logger: Logger;
+  signal: AbortSignal;
+}
+
+function snapshotSizeOf(v: Volume): SnapshotSize {
+  const s = v.snapshotSize;
+  return s.kind === 'absolute' ? { bytes: s.bytes } : { percentOfOrigin: s.percent };
+}
+
+export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promise<VolumeReport> {
+  const name = `${v.domU}/${v.part}`;
+  const log = ctx.logger;
+  const started = Date.now();
+  const report: VolumeReport = { volume: name, status: 'failed', kind: null, files: 0, bytes: 0, sourceBytes: 0, durationMs: 0, warnings: [], errors: [] };
+  let snapshot: Snapshot | undefined;
+  let mount: MountHandle | undefined;
+  let prepared: PreparedBackup | undefined;
+  try {
+    if (v.engine !== 'tar') throw new Error(`engine ${v.engine} is not available yet for ${name}; only tar`);
+    if (v.fstype === 'raw') throw new Error(`fstype raw (block-level backup) is not available yet for ${name}`);
+    snapshot = await createSnapshot(v.device, { size: snapshotSizeOf(v), logger: log });
+    const mountpoint = path.join(ctx.snapshotMountDir, v.domU, v.part);
+    mount = await mountReadOnly(snapshot.path, mountpoint, v.fstype, v.mountOptions, log);
+    if (mount.fallbackReason) report.warnings.push(`${name}: ${mount.fallbackReason}`);
+    prepared = await prepareBackup({
+      sourceDir: mount.mountpoint,
+      medium: ctx.medium,
+      host: ctx.host,
+      volume: name,
+      compression: ctx.compression,
+      forceFull: ctx.forceFull,
+      fullIntervalDays: ctx.fullIntervalDays,
+      maxChainLength: ctx.maxChainLength,
+      oneFileSystem: true,
+      excludes: [],
+      liveSource: false,
+      logger: log,
+      signal: ctx.signal,
+    });
+    report.kind = prepared.decision.kind;
+    report.warnings.push(...prepared.warnings);
+    // The checks that make the archive trustworthy, before it may count.
+    const problems: string[] = [];
+    if (!(await isStillMounted(mount))) problems.push(`the snapshot was unmounted during the backup (overflow?)`);
+    const health = await snapshotHealth(snapshot.ref, { logger: log });
+    if (!health.ok) problems.push(health.problem ?? 'snapshot invalid');
+    if (prepared.unreadable.length) problems.push(`${prepared.unreadable.length} read error(s): ${prepared.unreadable.slice(0, 3).join('; ')}`);
+    if (problems.length) {
+      await prepared.abort();
+      report.errors.push(...problems.map((p) => `${name}: ${p}; this backup was discarded`));
+      return report;
+    }
+    const sidecar = prepared.commit();
+    report.status = 'ok';
+    report.files = sidecar.stats.stored;
+    report.bytes = sidecar.archiveBytes;
+    report.sourceBytes = sidecar.stats.bytesRead;
+    report.archivePath = prepared.archivePath;
+    if (health.percentUsed !== undefined) log.info(`${name}: snapshot copy-on-write ${health.percentUsed.toFixed(1)}% used`);
+    return report;
+  } catch (e) {
+    await prepared?.abort().catch(() => undefined);
+    if (ctx.signal.aborted) {
+      report.status = 'interrupted';
+      report.errors.push(`${name}: interrupted by ${String(ctx.signal.reason)}; nothing of it was kept`);
+    } else {
+      report.errors.push(`${name}: ${(e as Error).message}`);
+    }
+    return report;
+  } finally {
+    // Reverse order of acquisition; each release is attempted even if the previous one failed.
+    if (mount) await mount.release().catch((e: Error) => report.errors.push(`${name}: unmount failed: ${e.message}`));
+    if (snapshot) await snapshot.release().catch((e: Error) => report.errors.push(`${name}: lvremove failed: ${e.message}`));
+    report.durationMs = Date.now() - started;
+    for (const w of report.warnings) log.warn(w);
+    for (const err of report.errors) log.error(err);
+    log.info(`${name}: ${report.status}${report.kind ? ` (${report.kind})` : ''} in ${(report.durationMs / 1000).toFixed(1)} s`);
+  }
+}
+
+export interface Dom0Context extends VolumeJobContext {
+  backupMountpoint: string;
+  excludes: string[];
+}
+
+/** dom0's own root: no snapshot; one filesystem; changes while read are warnings. */
+export async function backupDom0Root(ctx: Dom0Context): Promise<VolumeReport> {
+  const name = 'dom0/root';
+  const log = ctx.logger;
+  const started = Date.now();
+  const report: VolumeReport = { volume: name, status: 'failed', kind: null, files: 0, bytes: 0, sourceBytes: 0, durationMs: 0, warnings: [], errors: [] };
+  const rel = (p: string): Buffer => Buffer.from(p.replace(/^\/+/, '').replace(/\/+$/, ''));
+  const excludes = ['/proc', '/sys', '/dev', '/run', '/tmp', ctx.backupMountpoint, ctx.snapshotMountDir, ...ctx.excludes].map(rel).filter((b) => b.length);
+  let prepared: PreparedBackup | undefined;
+  try {
+    prepared = await prepareBackup({
+      sourceDir: '/',
+      medium: ctx.medium,
+      host: ctx.host,
+      volume: name,
+      compression: ctx.compression,
+      forceFull: ctx.forceFull,
+      fullIntervalDays: ctx.fullIntervalDays,
+      maxChainLength: ctx.maxChainLength,
+      oneFileSystem: true,
+      excludes,
+      liveSource: true,
+      logger: log,
+      signal: ctx.signal,
+    });
+    report.kind = prepared.decision.kind;
+    report.warnings.push(...prepared.warnings);
+    const sidecar = prepared.commit();
+    report.status = sidecar.status === 'partial' ? 'partial' : 'ok';
+    if (sidecar.status === 'partial') report.errors.push(...sidecar.unreadable.map((u) => `${name}: ${u}`));
+    report.files = sidecar.stats.stored;
+    report.bytes = sidecar.archiveBytes;
+    report.sourceBytes = sidecar.stats.bytesRead;
+    report.archivePath = prepared.archivePath;
+  } catch (e) {
+    await prepared?.abort().catch(() => undefined);
+    report.status = ctx.signal.aborted ? 'interrupted' : 'failed';
+    report.errors.push(`${name}: ${(e as Error).message}`);
+  } finally {
+    report.durationMs = Date.now() - started;
+  }
+  return report;
+}
