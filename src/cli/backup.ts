@@ -22,6 +22,24 @@ export function checkMediumWritable(medium: string): void {
   }
 }
 
+/** The source must be a directory we can list and enter; existsSync would call an unreadable one missing. */
+export function checkSourceReadable(source: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(source);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new CliError(`source ${source} does not exist`);
+    throw new CliError(`source ${source} cannot be read: ${code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new CliError(`source ${source} is not a directory`);
+  try {
+    fs.accessSync(source, fs.constants.R_OK | fs.constants.X_OK);
+  } catch {
+    throw new CliError(`source ${source} cannot be read: permission denied`);
+  }
+}
+
 export function registerBackup(program: Command): void {
   program
     .command('backup')
@@ -56,8 +74,7 @@ or source; 4 the medium is missing or not writable.`,
       } catch (e) {
         throw new CliError((e as Error).message);
       }
-      if (!fs.existsSync(source)) throw new CliError(`source ${source} does not exist`);
-      if (!fs.statSync(source).isDirectory()) throw new CliError(`source ${source} is not a directory`);
+      checkSourceReadable(source);
       checkMediumWritable(String(o.medium));
       const fullInterval = Number(o.fullInterval);
       const maxChain = Number(o.maxChain);
