@@ -38,6 +38,7 @@
  * | CONCURRENCY        | 1                        | volumes backed up at the same time, 1-16                                    |
  * | BACKUP_DOM0        | yes                      | also back up dom0's own root filesystem as volume dom0/root                 |
  * | DOM0_EXCLUDES      | (empty)                  | more absolute paths, blank-separated, left out of dom0/root                 |
+ * | DOM0_ROOT          | /                        | the tree backed up as dom0/root (a chroot's or a test's root)               |
  * | ENGINE             | tar                      | tar or rsync; per volume: engine=                                           |
  * | VERIFY_AFTER_RUN   | no                       | no, quick (archives readable) or full (re-read and compare hashes)          |
  * | LOCKFILE           | /run/xenbackup.lock      | one run at a time                                                           |
@@ -121,6 +122,7 @@ export const SETTINGS: readonly SettingInfo[] = [
   { key: 'CONCURRENCY', default: '1', origin: 'new', description: 'volumes backed up at the same time, 1-16' },
   { key: 'BACKUP_DOM0', default: 'yes', origin: 'new', description: "also back up dom0's own root filesystem as volume dom0/root" },
   { key: 'DOM0_EXCLUDES', default: '(empty)', origin: 'new', description: 'more absolute paths, blank-separated, left out of dom0/root' },
+  { key: 'DOM0_ROOT', default: '/', origin: 'new', description: "the tree backed up as dom0/root (a chroot's or a test's root)" },
   { key: 'ENGINE', default: 'tar', origin: 'new', description: 'tar or rsync; per volume: engine=' },
   { key: 'VERIFY_AFTER_RUN', default: 'no', origin: 'new', description: 'no, quick (archives readable) or full (re-read and compare hashes)' },
   { key: 'LOCKFILE', default: '/run/xenbackup.lock', origin: 'new', description: 'one run at a time' },
@@ -180,6 +182,8 @@ export interface Config {
   concurrency: number;
   backupDom0: boolean;
   dom0Excludes: string[];
+  /** DOM0_ROOT: the tree backed up as dom0/root. */
+  dom0Root: string;
   engine: Engine;
   verifyAfterRun: VerifyMode;
   lockFile: string;
@@ -329,6 +333,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const concurrency = count('CONCURRENCY', 1, 1, 16);
   const backupDom0 = get('BACKUP_DOM0', parseYesNo, () => true);
   const dom0Excludes = get('DOM0_EXCLUDES', parsePathList, () => []);
+  const dom0Root = get('DOM0_ROOT', parseAbsolutePath, () => '/');
   const engine = get('ENGINE', (v) => parseChoice(v, ENGINES), () => 'tar' as Engine);
   const verifyAfterRun = get('VERIFY_AFTER_RUN', (v) => parseChoice(v, VERIFY_MODES), () => 'no' as VerifyMode);
   const lockFile = get('LOCKFILE', parseAbsolutePath, () => '/run/xenbackup.lock');
@@ -354,7 +359,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     hostname, domain, snapshotSize, emailFrom, emailTo, sendmailPath,
     compression, fullIntervalDays, fullWeekday, fullMonthday, maxChainLength, archiveTtlDays,
     keepLast, keepDaily, keepWeekly, keepMonthly, reportWhen, smtpUrl, concurrency,
-    backupDom0, dom0Excludes, engine, verifyAfterRun, lockFile, volumes, sources, warnings,
+    backupDom0, dom0Excludes, dom0Root, engine, verifyAfterRun, lockFile, volumes, sources, warnings,
   };
 }
 

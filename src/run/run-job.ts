@@ -118,7 +118,7 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
       if (opts.signal.aborted) {
         report.volumes.push({ volume: 'dom0/root', status: 'interrupted', kind: null, files: 0, bytes: 0, sourceBytes: 0, durationMs: 0, warnings: [], errors: ['not started: the run was interrupted'] });
       } else {
-        report.volumes.push(await backupDom0Root({ ...ctx, backupMountpoint: cfg.backupMountpoint, excludes: cfg.dom0Excludes }));
+        report.volumes.push(await backupDom0Root({ ...ctx, backupMountpoint: cfg.backupMountpoint, excludes: cfg.dom0Excludes, root: cfg.dom0Root }));
       }
     }
     const space = await medium.space().catch(() => undefined);

@@ -107,6 +107,8 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
 export interface Dom0Context extends VolumeJobContext {
   backupMountpoint: string;
   excludes: string[];
+  /** DOM0_ROOT, normally "/". Excludes are absolute paths as seen from it. */
+  root: string;
 }
 
 /** dom0's own root: no snapshot; one filesystem; changes while read are warnings. */
@@ -115,12 +117,16 @@ export async function backupDom0Root(ctx: Dom0Context): Promise<VolumeReport> {
   const log = ctx.logger;
   const started = Date.now();
   const report: VolumeReport = { volume: name, status: 'failed', kind: null, files: 0, bytes: 0, sourceBytes: 0, durationMs: 0, warnings: [], errors: [] };
-  const rel = (p: string): Buffer => Buffer.from(p.replace(/^\/+/, '').replace(/\/+$/, ''));
-  const excludes = ['/proc', '/sys', '/dev', '/run', '/tmp', ctx.backupMountpoint, ctx.snapshotMountDir, ...ctx.excludes].map(rel).filter((b) => b.length);
+  // System paths are relative to dom0's root; BCKMNTP and MNTSOURCEDIR are host paths, excluded where they lie inside it.
+  const system = ['proc', 'sys', 'dev', 'run', 'tmp', ...ctx.excludes.map((p) => p.replace(/^\/+/, ''))];
+  const inside = [ctx.backupMountpoint, ctx.snapshotMountDir]
+    .map((p) => path.relative(path.resolve(ctx.root), path.resolve(p)))
+    .filter((r) => r && !r.startsWith('..') && !path.isAbsolute(r));
+  const excludes = [...system, ...inside].map((p) => Buffer.from(p.replace(/\/+$/, ''))).filter((b) => b.length);
   let prepared: PreparedBackup | undefined;
   try {
     prepared = await prepareBackup({
-      sourceDir: '/',
+      sourceDir: ctx.root,
       medium: ctx.medium,
       host: ctx.host,
       volume: name,
