@@ -100,10 +100,20 @@ function cleanup(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** A fresh directory under /tmp, torn down (mounts, loops, files) after the test. */
-export function scratch(t: AfterHook, prefix = 'xb-host'): string {
+/**
+ * A fresh directory under /tmp, torn down (mounts, loops, files) after the
+ * test. `beforeTeardown` runs first (after hooks run in registration order,
+ * so anything that must precede the loop detach goes here).
+ */
+export function scratch(t: AfterHook, prefix = 'xb-host', beforeTeardown?: (dir: string) => void): string {
   const dir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`)));
-  t.after(() => cleanup(dir));
+  t.after(() => {
+    try {
+      beforeTeardown?.(dir);
+    } finally {
+      cleanup(dir);
+    }
+  });
   return dir;
 }
 
