@@ -1,0 +1,182 @@
+/**
+ * `npm run bench`: xenbackup against GNU tar and the stat-walk floor on the
+ * data set of ANCHORS.md (issue 2 item 10). Generates the tree once into a
+ * cache folder, measures each work (scenarios.ts) with medians of several
+ * repetitions on a warm page cache, prints a table with PASS/MISS against
+ * the issue's targets, and writes the numbers as JSON beside the data set.
+ *
+ *   node dist/bench/bench.js [--quick] [--reps N] [--cache DIR] [--profile] [--keep-work] [--fail-on-miss]
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { datasetPaths, ensureDataset, FULL_SPEC, QUICK_SPEC, revertChange } from './dataset.js';
+import { firstLine, runShell } from './measure.js';
+import { benchFull, benchNoChange, benchOnePercent, benchRestore, type BenchContext, type WorkResult } from './scenarios.js';
+import { renderTable, verdicts } from './table.js';
+import { formatSummary } from './cpuprofile.js';
+
+const HELP = `usage: npm run bench -- [options]   (or: node dist/bench/bench.js [options])
+
+  --quick          a 10x smaller data set and 1 repetition (a smoke run)
+  --reps N         repetitions per measurement, the median is reported (default 3; --quick: 1)
+  --cache DIR      where the data set, scratch files and results live
+                   (default $XENBACKUP_BENCH_DIR or /var/tmp/xenbackup-bench)
+  --profile        also run xenbackup once per work under node --cpu-prof and print where the time goes
+  --keep-work      keep the scratch folder (media, archives, restores) for inspection
+  --fail-on-miss   exit 3 when a target is missed (default: exit 0 once the bench ran)
+
+Needs GNU tar, zstd and /usr/bin/time (apt-get install -y tar zstd time), and a built tree (npm run build).
+Results: <cache>/<full|quick>/results/latest.json`;
+
+const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function say(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+interface Machine {
+  nproc: number;
+  cpu?: string;
+  memoryGiB: number;
+  kernel: string;
+  node: string;
+  tar?: string;
+  zstd?: string;
+  filesystem?: string;
+  /** 1-minute load average when the bench started and when it ended: other work on the machine skews every number. */
+  loadAtStart: number;
+  loadAtEnd?: number;
+}
+
+function machine(cacheDir: string): Machine {
+  const cpus = os.cpus();
+  return {
+    nproc: os.availableParallelism(),
+    cpu: cpus[0]?.model,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    tar: firstLine('tar', ['--version']),
+    zstd: firstLine('zstd', ['--version'])?.replace(/.*\bv(\d[\d.]*).*/, '$1'),
+    filesystem: firstLine('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', cacheDir])?.replace(/\s+/g, ' '),
+    loadAtStart: os.loadavg()[0]!,
+  };
+}
+
+function checkPrerequisites(): void {
+  const missing: string[] = [];
+  if (!firstLine('tar', ['--version'])?.includes('GNU tar')) missing.push('GNU tar (package tar)');
+  if (!firstLine('zstd', ['--version'])) missing.push('zstd (package zstd)');
+  if (!fs.existsSync('/usr/bin/time')) missing.push('/usr/bin/time (package time)');
+  if (missing.length) throw new Error(`missing: ${missing.join(', ')}; install with apt-get install -y tar zstd time`);
+  if (!fs.existsSync(path.join(projectRoot, 'dist', 'src', 'cli', 'main.js'))) {
+    throw new Error(`${path.join(projectRoot, 'dist')} holds no build of xenbackup; run npm run build first`);
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      reps: { type: 'string' },
+      cache: { type: 'string' },
+      profile: { type: 'boolean' },
+      'keep-work': { type: 'boolean' },
+      'fail-on-miss': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
+  const spec = values.quick ? QUICK_SPEC : FULL_SPEC;
+  const reps = values.reps !== undefined ? Number(values.reps) : values.quick ? 1 : 3;
+  if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a positive whole number, not "${values.reps}"`);
+  const cacheDir = path.resolve(values.cache ?? process.env.XENBACKUP_BENCH_DIR ?? '/var/tmp/xenbackup-bench');
+  checkPrerequisites();
+  fs.mkdirSync(cacheDir, { recursive: true });
+
+  const host = machine(cacheDir);
+  say(`machine: ${host.nproc} cores, ${host.cpu}, ${host.memoryGiB} GiB, ${host.filesystem}; ${host.tar}; zstd ${host.zstd}`);
+  const dataset = ensureDataset(cacheDir, spec, say);
+  const paths = datasetPaths(cacheDir, spec);
+  const work = path.join(paths.base, 'work');
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const ctx: BenchContext = {
+    root: dataset.root,
+    work,
+    reps,
+    projectRoot,
+    plan: dataset.plan,
+    dirtyMarker: paths.dirty,
+    say,
+    profileDir: values.profile ? path.join(paths.base, 'profiles', stamp) : undefined,
+  };
+
+  say(`data set: ${dataset.plan.small.length + dataset.plan.big.length} files, ${dataset.plan.dirs.length} directories, ` +
+    `${(dataset.plan.totalBytes / 1e9).toFixed(2)} GB in ${dataset.root}${dataset.generated ? ' (generated now)' : ' (cached)'}`);
+  say('warming the page cache');
+  runShell(`tar -cf - -C '${dataset.root.replace(/'/g, `'\\''`)}' . | cat > /dev/null`);
+
+  const results: WorkResult[] = [];
+  const started = Date.now();
+  try {
+    for (const [name, bench] of [
+      ['full backup', benchFull],
+      ['no-change incremental', benchNoChange],
+      ['1%-change incremental', benchOnePercent],
+      ['one-file restore', benchRestore],
+    ] as const) {
+      say(`measuring: ${name} (${reps} repetition${reps > 1 ? 's' : ''})`);
+      results.push(bench(ctx));
+    }
+  } finally {
+    if (fs.existsSync(paths.dirty)) revertChange(dataset.plan, dataset.root, paths.dirty);
+    if (!values['keep-work']) fs.rmSync(work, { recursive: true, force: true });
+  }
+
+  host.loadAtEnd = os.loadavg()[0]!;
+  const rows = verdicts(results);
+  const fullFacts = results[0]?.facts ?? {};
+  const compressed = Number(fullFacts.gnuArchiveBytes) / dataset.plan.totalBytes;
+  const out = [
+    '',
+    `xenbackup bench (${spec.name} data set: ${dataset.plan.small.length} small files in ${dataset.plan.dirs.length} directories + ` +
+      `${dataset.plan.big.length} x ${spec.bigBytes >> 20} MiB, ${(dataset.plan.totalBytes / 1e9).toFixed(2)} GB, ` +
+      `zstd -1 keeps ${(100 * compressed).toFixed(0)}%; median of ${reps}, warm cache)`,
+    `machine: nproc ${host.nproc}, ${host.cpu}, ${host.memoryGiB} GiB RAM, ${host.kernel}, node ${host.node}, ${host.tar}, zstd ${host.zstd}, ${host.filesystem}; ` +
+      `load average ${host.loadAtStart.toFixed(1)} at start, ${host.loadAtEnd.toFixed(1)} at end`,
+    ...(Math.max(host.loadAtStart, host.loadAtEnd) > host.nproc / 2 ? ['WARNING: the machine was busy with other work; these numbers are not comparable'] : []),
+    '',
+    renderTable(rows),
+    '',
+  ];
+  for (const r of results) if (r.profile) out.push(`profile of xenbackup, ${r.work}:`, formatSummary(r.profile), '');
+  process.stdout.write(out.join('\n') + '\n');
+
+  const resultsDir = path.join(paths.base, 'results');
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const json = JSON.stringify(
+    { format: 'xenbackup-bench', version: 1, at: new Date().toISOString(), seconds: (Date.now() - started) / 1000, machine: host, spec, reps, totalBytes: dataset.plan.totalBytes, rows, results },
+    null,
+    1,
+  );
+  fs.writeFileSync(path.join(resultsDir, `${stamp}.json`), json + '\n');
+  fs.writeFileSync(path.join(resultsDir, 'latest.json'), json + '\n');
+  say(`results: ${path.join(resultsDir, 'latest.json')}`);
+  return values['fail-on-miss'] && rows.some((r) => r.pass === false) ? 3 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench: ${(e as Error).message}\n`);
+    process.exit(1);
+  },
+);
