@@ -45,6 +45,7 @@ export function readExtendedAttributes(abs: Buffer, e: TarEntry): void {
       if ((err as NodeJS.ErrnoException).code === 'ENODATA') continue;
       throw err;
     }
+    if (name.startsWith('trusted.SGI_ACL_')) continue; // xfs shows its ACLs again under these names; stored once, as ACLs
     if (name === ACL_ACCESS) e.aclAccess = aclTextFromXattr(value);
     else if (name === ACL_DEFAULT) e.aclDefault = aclTextFromXattr(value);
     else (e.xattrs ??= new Map()).set(name, value);
