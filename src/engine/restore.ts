@@ -15,6 +15,7 @@ import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
 import { TarParser } from '../tar/read.js';
 import type { TarEntry } from '../tar/entry.js';
+import type { ManifestEntry } from '../core/manifest.js';
 import { openDecompressed } from './compression.js';
 import { RestoreError, RestoreWriter } from './restore-writer.js';
 
@@ -88,13 +89,18 @@ export async function restore(req: RestoreRequest): Promise<RestoreResult> {
   for (const item of plan.items) want(item.entry.archive, item.entry.dataOffset ?? item.entry.offset, item);
 
   // Directories first (in walk order), so files land in them; metadata comes at finish().
+  // Names of one inode are linked again: grouped by inode, times and content (one backup's manifest
+  // is one moment of one tree), not only by data member, because a directory rename can leave the
+  // names of one file in different archives.
+  const groupOf = (archiveId: string, e: ManifestEntry): string =>
+    e.nlink > 1 && e.hash && !e.unread ? `ino:${e.ino}:${e.ctimeNs}:${e.mtimeNs}:${e.size}:${e.hash}` : `${archiveId}:${e.dataOffset ?? e.offset}`;
   const firstOfGroup = new Map<string, Buffer>();
   for (const [archiveId, members] of byArchive) {
     const sc = sidecars.get(archiveId);
     if (!sc) throw new RestoreError(`backup ${archiveId}, which ${backup.id} needs, is missing from ${store.dir}`);
     await readMembers(store, sc, members, (item, meta, kind) => {
       if (kind === 'begin') {
-        const key = `${archiveId}:${item.entry.dataOffset ?? item.entry.offset}`;
+        const key = groupOf(archiveId, item.entry);
         const first = firstOfGroup.get(key);
         if (first && item.entry.type === 'file') {
           writer.hardlink(item.rel, first);
