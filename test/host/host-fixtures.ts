@@ -117,12 +117,15 @@ export function scratch(t: AfterHook, prefix = 'xb-host', beforeTeardown?: (dir:
   return dir;
 }
 
-/** An ext4 image of `sizeMiB`, populated from `files` (name -> content) with mke2fs -d. */
+/** An ext4 image of `sizeMiB`, populated from `files` (name -> content; a name ending in / is a directory) with mke2fs -d. */
 export function makeExt4(dir: string, name: string, files: Record<string, string> = {}, sizeMiB = 16): string {
   const image = path.join(dir, name);
   const content = path.join(dir, `${name}.content`);
   fs.mkdirSync(content);
-  for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(content, f), text);
+  for (const [f, text] of Object.entries(files)) {
+    if (f.endsWith('/')) fs.mkdirSync(path.join(content, f), { recursive: true });
+    else fs.writeFileSync(path.join(content, f), text);
+  }
   fs.writeFileSync(image, '');
   fs.truncateSync(image, sizeMiB * 2 ** 20);
   sh('mkfs.ext4', ['-q', '-F', '-d', content, image]);
