@@ -6,7 +6,9 @@
 import { Command, CommanderError } from 'commander';
 import { CommandError } from '../host/exec.js';
 import { registerBackup } from './backup.js';
+import { registerCheck } from './check.js';
 import { registerDemo } from './demo.js';
+import { registerInstallCron } from './install-cron.js';
 import { registerList } from './list.js';
 import { registerRestore } from './restore.js';
 import { CliError, EXIT } from './common.js';
@@ -29,6 +31,8 @@ Examples:
   xenbackup restore web1/root etc/passwd --medium /backup/guests --to /tmp/r
 ${EXIT_CODES_HELP}`);
   registerRun(program);
+  registerCheck(program);
+  registerInstallCron(program);
   registerBackup(program);
   registerList(program);
   registerRestore(program);
