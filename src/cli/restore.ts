@@ -1,8 +1,8 @@
 /** `xenbackup restore` and `xenbackup ls`: read a volume's backups back. */
 import type { Command } from 'commander';
-import { normaliseRequest, listDirectory, planRestore } from '../core/restore-plan.js';
-import { baseName, parentOf, showPath } from '../core/path-order.js';
-import type { ManifestEntry } from '../core/manifest.js';
+import { normaliseRequest, listDirectory, planRestore, UnsafePathError } from '../core/restore-plan.js';
+import { baseName, parentOf, safeComponents, showPath } from '../core/path-order.js';
+import { ManifestFormatError, type ManifestEntry } from '../core/manifest.js';
 import { chooseBackup, loadPlanBlocks, restore } from '../engine/restore.js';
 import { RestoreError } from '../engine/restore-writer.js';
 import { VolumeStore } from '../repo/volume-store.js';
@@ -54,12 +54,14 @@ Exit codes: 0 restored; 1 a file failed its checksum; 2 bad arguments, unknown v
     .action(async (volume: string, paths: string[], o: Record<string, string | boolean | undefined>) => {
       const { log } = openConsole({ quiet: !!o.quiet, verbose: !!o.verbose });
       volumeStore(volume, String(o.medium), String(o.host));
+      const wanted = paths.map(normaliseRequest);
+      for (const w of wanted) if (!safeComponents(w)) throw new CliError(new UnsafePathError(w).message);
       try {
         const r = await restore({
           medium: String(o.medium),
           host: String(o.host),
           volume,
-          paths: paths.map(normaliseRequest),
+          paths: wanted,
           targetDir: String(o.to),
           at: parseAt(o.at as string | undefined),
           force: !!o.force,
@@ -72,6 +74,8 @@ Exit codes: 0 restored; 1 a file failed its checksum; 2 bad arguments, unknown v
         }
       } catch (e) {
         if (e instanceof RestoreError) throw new CliError(e.message);
+        // What the medium holds is damaged or hostile: one line, and the exit code of a failure.
+        if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup of ${volume}: ${e.message}`, EXIT.failed);
         throw e;
       }
     });
@@ -106,12 +110,20 @@ Examples:
         const t = new Date(Number(e.mtimeNs / 1_000_000n)).toISOString().replace('T', ' ').slice(0, 19);
         return `${modeString(e)} ${String(e.uid).padStart(6)} ${String(e.gid).padStart(6)} ${String(e.size).padStart(12)} ${t}  ${name}  [${e.archive}]`;
       };
-      const listing = listDirectory(loadPlanBlocks(store, backup), want);
-      if (listing) {
-        for (const c of listing.children) process.stdout.write(show(c.rel, c.entry) + '\n');
-        return;
+      if (!safeComponents(want)) throw new CliError(new UnsafePathError(want).message);
+      let listing: ReturnType<typeof listDirectory>;
+      let single: ReturnType<typeof planRestore>;
+      try {
+        listing = listDirectory(loadPlanBlocks(store, backup), want);
+        if (listing) {
+          for (const c of listing.children) process.stdout.write(show(c.rel, c.entry) + '\n');
+          return;
+        }
+        single = planRestore(loadPlanBlocks(store, backup), [want]);
+      } catch (e) {
+        if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup ${backup.id} of ${volume}: ${e.message}`, EXIT.failed);
+        throw e;
       }
-      const single = planRestore(loadPlanBlocks(store, backup), [want]);
       if (single.missing.length || single.items.length === 0) {
         throw new CliError(`${showPath(want)} is not in backup ${backup.id} of ${volume}`);
       }

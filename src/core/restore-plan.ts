@@ -58,7 +58,8 @@ export function planRestore(blocks: Iterable<PlanBlock>, requested: Buffer[]): R
     if (dirWanted) items.push({ rel: block.dir, entry: block.self });
     for (const e of block.entries) {
       const rel = joinRel(block.dir, e.name);
-      if (!safeComponents(e.name) || e.name.includes(0x2f)) throw new UnsafePathError(rel);
+      // An empty name would be the directory itself (for the root: the restore target).
+      if (e.name.length === 0 || !safeComponents(e.name) || e.name.includes(0x2f)) throw new UnsafePathError(rel);
       let take = dirWanted;
       if (!take) {
         wanted.forEach((w, i) => {

@@ -11,6 +11,7 @@
  * test.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +74,19 @@ export function show(r: CliResult): string {
 /** The stderr lines that are errors (the one-line message a user sees). */
 export function errorLines(r: CliResult): string[] {
   return r.stderr.split('\n').filter((l) => /^xenbackup: /.test(l));
+}
+
+/**
+ * A failure as the issue wants it: a non-zero exit, exactly one
+ * "xenbackup: ..." line matching `pattern`, no stack trace.
+ */
+export function assertOneLineError(r: CliResult, pattern: RegExp, code?: number): void {
+  if (code === undefined) assert.notEqual(r.code, 0, show(r));
+  else assert.equal(r.code, code, show(r));
+  const lines = errorLines(r);
+  assert.equal(lines.length, 1, `one error line expected:\n${show(r)}`);
+  assert.match(lines[0]!, pattern, show(r));
+  assert.doesNotMatch(r.stderr, /^\s+at .*\(?(file|node):/m, `a stack trace is not an error message:\n${show(r)}`);
 }
 
 /** `xenbackup backup` with the test host; extra options appended. */
