@@ -71,6 +71,8 @@ export interface AcquireLockOptions {
   /** How often to look again while waiting. Default 500 ms. */
   pollMs?: number;
   logger?: Logger;
+  /** Stops the wait (SIGTERM to a run waiting with --lock-wait): fails with LockHeldError at once. */
+  signal?: AbortSignal;
 }
 
 const GEN = /^gen-(\d{12})$/;
@@ -242,12 +244,20 @@ export async function acquireLock(path: string = DEFAULT_LOCK_PATH, opts: Acquir
     const got = await tryAcquire(path, log);
     if ('release' in got) return got;
     const waited = Date.now() - started;
-    if (waited >= waitMs) throw new LockHeldError(path, got, waitMs > 0 ? Math.round(waited / 100) / 10 : undefined);
+    if (waited >= waitMs || opts.signal?.aborted) throw new LockHeldError(path, got, waitMs > 0 ? Math.round(waited / 100) / 10 : undefined);
     if (!announced) {
       log.info(`lock ${path} held by pid ${got.pid}; waiting up to ${opts.waitSeconds} s`);
       announced = true;
     }
-    await new Promise((r) => setTimeout(r, Math.min(pollMs, waitMs - waited)));
+    await new Promise<void>((r) => {
+      const timer = setTimeout(done, Math.min(pollMs, waitMs - waited));
+      function done(): void {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', done);
+        r();
+      }
+      opts.signal?.addEventListener('abort', done, { once: true });
+    });
   }
 }
 

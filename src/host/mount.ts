@@ -172,7 +172,7 @@ export async function mountReadOnly(
   try {
     const found = await probeFsType(device, logger);
     if (found !== undefined && !typesCompatible(fsType, found)) {
-      throw new MountError(device, canonical, `${device} holds a ${found} filesystem, not ${fsType}`);
+      throw new MountError(device, canonical, `${device} holds a filesystem of type ${found} (blkid), not ${fsType}`);
     }
     const ladder = mountOptionLadder(fsType, options);
     const requested = splitOptions(options).filter((o) => JOURNAL_SKIPPING.has(o));

@@ -154,6 +154,16 @@ test('with a wait that runs out, the error says how long it waited', async (t) =
   });
 });
 
+test('a wait is cut short by its abort signal (SIGTERM to a waiting run)', async (t) => {
+  const { lockPath } = setup(t);
+  const mine = await acquireLock(lockPath);
+  t.after(() => mine.release());
+  const stop = new AbortController();
+  const waiting = acquireLock(lockPath, { waitSeconds: 600, pollMs: 60_000, signal: stop.signal });
+  stop.abort();
+  await assert.rejects(waiting, (e: unknown) => e instanceof LockHeldError && e.holder.pid === process.pid);
+});
+
 test('the lock of a killed process is taken over with a warning naming it', async (t) => {
   const { lockPath, start } = setup(t);
   const dead = start();

@@ -143,7 +143,7 @@ test('wrong fstype: a clear error, nothing mounted, the created mountpoint remov
   const { logger, warnings } = memLogger();
   await assert.rejects(mountReadOnly(dev, mnt, 'xfs', 'ro', logger), (e: unknown) => {
     assert.ok(e instanceof MountError);
-    assert.equal(e.message, `cannot mount ${dev} on ${mnt}: ${dev} holds a ext4 filesystem, not xfs`);
+    assert.equal(e.message, `cannot mount ${dev} on ${mnt}: ${dev} holds a filesystem of type ext4 (blkid), not xfs`);
     return true;
   });
   assert.equal(isMountpointNow(mnt), false);
