@@ -15,6 +15,12 @@
  * extracted file its full length. `encodeSparseMap` adds that region itself;
  * the reader drops zero-length regions again, so `TarEntry.sparseMap` only
  * ever lists real data.
+ *
+ * GNU tar reads (and writes) every region in whole 512-byte blocks, while the
+ * size and other readers treat the data as contiguous. Both agree only if every
+ * region but the last has a length that is a multiple of 512, which the writer
+ * therefore requires; alignSparseMap() makes any map so (SEEK_DATA/SEEK_HOLE
+ * maps already are, being file-system-block aligned).
  */
 import { BLOCK_SIZE } from './header.js';
 
@@ -40,11 +46,34 @@ export function storedSparseRegions(map: SparseMap, realSize: number): SparseMap
       throw new Error(`sparse map region [${offset}, ${length}] is out of order, overlapping or beyond the file size ${realSize}`);
     }
     if (length === 0) continue;
+    const previous = regions[regions.length - 1];
+    if (previous && previous[1] % BLOCK_SIZE !== 0) {
+      throw new Error(`sparse map region [${previous[0]}, ${previous[1]}] is not a multiple of 512 bytes long but not the last (GNU tar would misread it; use alignSparseMap)`);
+    }
     regions.push([offset, length]);
     end = offset + length;
   }
   if (end < realSize || regions.length === 0) regions.push([realSize, 0]);
   return regions;
+}
+
+/**
+ * Rounds every region outward to 512-byte boundaries (the end capped at the
+ * file size) and merges regions that then touch, so that the map satisfies
+ * the writer. The caller stores the bytes of the widened regions, which in
+ * the file read as zeros where they were hole.
+ */
+export function alignSparseMap(map: SparseMap, realSize: number): SparseMap {
+  const aligned: SparseMap = [];
+  for (const [offset, length] of map) {
+    if (length === 0) continue;
+    const start = offset - (offset % BLOCK_SIZE);
+    const end = Math.min(realSize, Math.ceil((offset + length) / BLOCK_SIZE) * BLOCK_SIZE);
+    const last = aligned[aligned.length - 1];
+    if (last && start <= last[0] + last[1]) last[1] = Math.max(last[0] + last[1], end) - last[0];
+    else aligned.push([start, end - start]);
+  }
+  return aligned;
 }
 
 /** Byte length of encodeSparseMap(map, realSize), without building it. */

@@ -36,7 +36,7 @@ import { octalLimit, writeOctal } from './octal.js';
 import { formatPaxTimeParts, paxRecordLength, writePaxRecord, xattrKeyword } from './pax.js';
 import { sparseDataSize, sparseMapSize } from './sparse.js';
 
-export { encodeSparseMap, sparseDataSize } from './sparse.js';
+export { alignSparseMap, encodeSparseMap, sparseDataSize } from './sparse.js';
 
 /** GNU tar ends an archive with two zero blocks (then pads to its record size, which readers ignore). */
 export const END_OF_ARCHIVE: Buffer = Buffer.alloc(2 * BLOCK_SIZE);
