@@ -9,6 +9,7 @@ packages=(
   acl attr libcap2-bin           # xattrs, ACLs, file capabilities in the torture tree
   e2fsprogs xfsprogs btrfs-progs util-linux  # loop-mounted filesystems
   rsync                          # the rsync engine and its tests
+  lvm2                           # lvs/vgs/lvcreate (real LVM runs in the VM suite; here without device-mapper)
   msmtp msmtp-mta                # a real sendmail for the mail tests
   time                           # /usr/bin/time for the benchmark's peak RSS
   qemu-system-x86 debootstrap cpio busybox-static  # the VM suite with real LVM

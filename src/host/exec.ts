@@ -47,8 +47,17 @@ export class CommandError extends Error {
   }
 }
 
-/** Always set for LVM tools: they warn about every inherited fd otherwise. */
-const BASE_ENV = { LVM_SUPPRESS_FD_WARNINGS: '1', LC_ALL: 'C' };
+/**
+ * Always set: LVM tools warn about every inherited fd otherwise; C locale so
+ * messages parse; and the sbin directories, which a user crontab's PATH lacks
+ * (lvcreate, losetup, blkid live there).
+ */
+function withSbin(p: string | undefined): string {
+  const dirs = (p ?? '').split(':').filter(Boolean);
+  for (const d of ['/usr/local/sbin', '/usr/sbin', '/sbin']) if (!dirs.includes(d)) dirs.push(d);
+  return dirs.join(':');
+}
+const BASE_ENV = { LVM_SUPPRESS_FD_WARNINGS: '1', LC_ALL: 'C', PATH: withSbin(process.env.PATH) };
 
 export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
 
