@@ -55,7 +55,13 @@ ${EXIT_CODES_HELP}`)
       }
       const verbosity = o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal';
       const terminal = createTerminalSink({ verbosity });
-      const logFile = openLogFile(cfg.logFile);
+      let logFile: ReturnType<typeof openLogFile>;
+      try {
+        logFile = openLogFile(cfg.logFile);
+      } catch (e) {
+        // a LOGFILE that can't be opened is a config problem, found before anything is touched
+        throw new CliError(`${(e as Error).message} (LOGFILE, ${cfg.sources['LOGFILE']})`, EXIT.usage);
+      }
       const sinks: LogSink[] = [terminal.sink, logFile.sink];
       // The logger passes everything; each sink keeps its own level (the log file keeps debug lines).
       const log = createLogger(sinks, 'debug');

@@ -22,7 +22,7 @@ export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceF
   const kindOf = (volume: string): string => {
     if (!opts.mediumMounted) return 'full or incremental (medium not mounted: chains unknown)';
     const store = new VolumeStore(cfg.backupMountpoint, cfg.hostname, volume);
-    const d = decideKind(store.list(), opts.now, { forceFull: opts.forceFull, fullIntervalDays: cfg.fullIntervalDays, maxChainLength: cfg.maxChainLength }, timeOfId);
+    const d = decideKind(store.list(), opts.now, { forceFull: opts.forceFull, fullIntervalDays: cfg.fullIntervalDays === 0 ? Infinity : cfg.fullIntervalDays, maxChainLength: cfg.maxChainLength }, timeOfId);
     return `${d.kind} (${d.reason})`;
   };
   cfg.volumes.forEach((v, i) => {
@@ -34,7 +34,7 @@ export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceF
         ` -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`,
     );
   });
-  if (cfg.backupDom0) lines.push(`${cfg.volumes.length + 1}. dom0/root: / (one filesystem, no snapshot), ${kindOf('dom0/root')}`);
+  if (cfg.backupDom0) lines.push(`${cfg.volumes.length + 1}. dom0/root: ${cfg.dom0Root} (one filesystem, no snapshot), ${kindOf('dom0/root')} -> ${path.join(cfg.backupMountpoint, cfg.hostname, 'dom0', 'root')}`);
   lines.push(`delay between volumes: ${cfg.snapMountDelaySeconds} s; concurrency ${cfg.concurrency}; compression ${cfg.compression}`);
   lines.push(`report: ${cfg.reportWhen} to ${cfg.emailTo.join(', ') || '(nobody)'} via ${cfg.smtpUrl ? 'SMTP' : cfg.sendmailPath}; log ${cfg.logFile}`);
   return lines;

@@ -57,19 +57,30 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
   let medium: Medium | undefined;
   try {
     try {
-      lock = await acquireLock(cfg.lockFile, { waitSeconds: opts.lockWaitSeconds, logger: log });
+      lock = await acquireLock(cfg.lockFile, { waitSeconds: opts.lockWaitSeconds, logger: log, signal: opts.signal });
     } catch (e) {
+      if (e instanceof LockHeldError && opts.signal.aborted) {
+        // interrupted while waiting (--lock-wait): an interrupted run, not a locked one
+        report.errors.push(`interrupted by ${String(opts.signal.reason)} while waiting for the lock: ${e.message}; nothing was backed up`);
+        return report;
+      }
       if (e instanceof LockHeldError) {
         report.aborted = { kind: 'lock', message: e.message };
         return report;
       }
       throw e;
     }
+    if (opts.signal.aborted) {
+      report.errors.push(`interrupted by ${String(opts.signal.reason)} before the medium was opened; nothing was backed up`);
+      return report;
+    }
     try {
       medium = await openMedium({ device: cfg.backupDevice, fsType: cfg.backupDeviceFs, mountpoint: cfg.backupMountpoint }, { logger: log });
     } catch (e) {
       if (e instanceof MediumUnavailableError) {
-        report.aborted = { kind: 'medium', message: e.message };
+        // the reason alone: the subject says "MEDIUM UNAVAILABLE" and is cut at 120 characters,
+        // so "backup medium X on Y unavailable:" would push the why out of it; the body names X and Y
+        report.aborted = { kind: 'medium', message: e.reason };
         report.medium = { path: cfg.backupMountpoint, device: cfg.backupDevice, freeBefore: null, freeAfter: null, total: null };
         return report;
       }
@@ -93,7 +104,8 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
       host: cfg.hostname,
       snapshotMountDir: cfg.snapshotMountDir,
       compression: cfg.compression,
-      fullIntervalDays: cfg.fullIntervalDays,
+      // FULL_INTERVAL_DAYS=0 means no age limit (settings.ts); the chain rule takes "age >= limit"
+      fullIntervalDays: cfg.fullIntervalDays === 0 ? Infinity : cfg.fullIntervalDays,
       maxChainLength: cfg.maxChainLength,
       forceFull: opts.forceFull,
       logger: log,

@@ -155,6 +155,10 @@ export async function backupDom0Root(ctx: Dom0Context): Promise<VolumeReport> {
     report.errors.push(`${name}: ${(e as Error).message}`);
   } finally {
     report.durationMs = Date.now() - started;
+    // as for guest volumes: the log file must hold what the mail says
+    for (const w of report.warnings) log.warn(w);
+    for (const err of report.errors) log.error(err);
+    log.info(`${name}: ${report.status}${report.kind ? ` (${report.kind})` : ''} in ${(report.durationMs / 1000).toFixed(1)} s`);
   }
   return report;
 }
