@@ -1,0 +1,147 @@
+/**
+ * The VM suite: real LVM and device-mapper snapshots, which this machine's kernel cannot do, in a
+ * qemu guest (TCG). Builds the guest once (test/vm/build-guest.sh, cached), boots ONE VM that runs
+ * every scenario of test/vm/scenarios/ through test/vm/guest-driver.sh, then reports each scenario
+ * as its own subtest with its log. See docs/TESTING.md.
+ *
+ * It never skips: a host that cannot build or boot the guest fails this test with the reason.
+ * Environment: XENBACKUP_VM_SCENARIOS="10 20" runs only those; XENBACKUP_VM_UPDATE_FIXTURES=1 copies
+ * the LVM output captured in the VM into test/fixtures/lvm/; XENBACKUP_VM_VERBOSE=1 streams the VM's
+ * output; the XENBACKUP_VM_* variables of run-in-vm.sh apply too.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDriverOutput, describeResult, MARKER } from './scenario-log.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const VM_DIR = path.join(ROOT, 'test/vm');
+const FIXTURES = path.join(ROOT, 'test/fixtures/lvm');
+/** The VM's own limit (run-in-vm.sh kills it after XENBACKUP_VM_TIMEOUT); this test waits a little longer. */
+const VM_LIMIT_S = Number(process.env.XENBACKUP_VM_TIMEOUT ?? 840);
+const BUILD_LIMIT_MS = 15 * 60 * 1000;
+
+interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command; stdout is collected (and shown live with `echo`), stderr collected. Never rejects. */
+function runCommand(
+  file: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs: number; onStdoutLine?: (line: string) => void; echo?: boolean },
+): Promise<Finished> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { cwd: ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let partial = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      if (opts.echo) process.stderr.write(chunk);
+      partial += chunk;
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) opts.onStdoutLine?.(line);
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      if (opts.echo) process.stderr.write(chunk);
+    });
+    // run-in-vm.sh has its own limit; this one is only a backstop if the script itself hangs.
+    const timer = setTimeout(() => child.kill('SIGTERM'), opts.timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: null, signal: null, stdout, stderr: `${stderr}\n${file}: ${err.message}` });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (partial) opts.onStdoutLine?.(partial);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+const tail = (text: string, lines: number) => text.trimEnd().split('\n').slice(-lines).join('\n');
+
+/** The top-level keys of each report entry, e.g. {"lv": ["lv_name", ...]}: what a parser depends on. */
+function reportShape(json: string): Record<string, string[]> {
+  const parsed = JSON.parse(json) as { report: Record<string, Record<string, string>[]>[] };
+  const shape: Record<string, string[]> = {};
+  for (const part of parsed.report) {
+    for (const [kind, rows] of Object.entries(part)) shape[kind] = [...new Set(rows.flatMap((r) => Object.keys(r)))].sort();
+  }
+  return shape;
+}
+
+test('VM suite: real LVM snapshots in a qemu guest', { timeout: BUILD_LIMIT_MS + (VM_LIMIT_S + 120) * 1000 }, async (t) => {
+  const verbose = process.env.XENBACKUP_VM_VERBOSE === '1';
+  const artifacts = fs.mkdtempSync(path.join(os.tmpdir(), 'xenbackup-vm-artifacts-'));
+  t.after(() => fs.rmSync(artifacts, { recursive: true, force: true }));
+
+  const build = await runCommand('bash', [path.join(VM_DIR, 'build-guest.sh')], { timeoutMs: BUILD_LIMIT_MS, echo: verbose });
+  if (build.code !== 0) {
+    assert.fail(
+      `cannot build the VM guest (test/vm/build-guest.sh exited ${build.code ?? build.signal}); ` +
+        `the VM suite needs qemu-system-x86, debootstrap, cpio, busybox-static and the Debian mirror:\n${tail(build.stderr, 40)}`,
+    );
+  }
+
+  const started = Date.now();
+  const vm = await runCommand('bash', [path.join(VM_DIR, 'run-in-vm.sh'), path.join(VM_DIR, 'guest-driver.sh')], {
+    env: { ...process.env, XENBACKUP_VM_ARTIFACTS: artifacts },
+    timeoutMs: (VM_LIMIT_S + 60) * 1000,
+    echo: verbose,
+    onStdoutLine: (line) => {
+      // Progress in the test log even when not verbose: one line per finished scenario.
+      if (!verbose && line.startsWith(`${MARKER} end `)) process.stderr.write(`vm: ${line.slice(MARKER.length + 1)}\n`);
+    },
+  });
+  const output = parseDriverOutput(vm.stdout);
+  const wall = ((Date.now() - started) / 1000).toFixed(0);
+  process.stderr.write(`vm: ${output.scenarios.length} scenario(s), VM wall time ${wall} s (exit ${vm.code ?? vm.signal})\n`);
+
+  if (output.scenarios.length === 0) {
+    assert.fail(`the VM ran no scenario (run-in-vm.sh exited ${vm.code ?? vm.signal}):\n${tail(vm.stdout, 30)}\n${tail(vm.stderr, 80)}`);
+  }
+  for (const scenario of output.scenarios) {
+    await t.test(scenario.name, () => {
+      if (scenario.finished && scenario.status === 0) return;
+      // A scenario cut short by a dead VM: the console log (on stderr of run-in-vm.sh) says why.
+      const why = scenario.finished ? '' : `\n--- run-in-vm.sh ---\n${tail(vm.stderr, 80)}`;
+      assert.fail(`${describeResult(scenario)}\n--- scenario log ---\n${scenario.log}${why}`);
+    });
+  }
+  await t.test('the VM finished and the driver reported every scenario', () => {
+    assert.ok(output.summary, `no summary from the driver (VM exit ${vm.code ?? vm.signal}):\n${tail(vm.stderr, 80)}`);
+    assert.equal(output.summary.total, output.scenarios.length);
+    assert.equal(vm.code, output.summary.failed === 0 ? 0 : 1, `run-in-vm.sh exit status:\n${tail(vm.stderr, 40)}`);
+  });
+
+  await t.test('LVM output captured in the VM has the shape of the committed fixtures', () => {
+    const captured = path.join(artifacts, 'fixtures/lvm');
+    const names = fs.existsSync(captured) ? fs.readdirSync(captured).sort() : [];
+    if (process.env.XENBACKUP_VM_UPDATE_FIXTURES === '1') {
+      fs.mkdirSync(FIXTURES, { recursive: true });
+      for (const name of names) fs.copyFileSync(path.join(captured, name), path.join(FIXTURES, name));
+      process.stderr.write(`vm: copied ${names.length} fixtures into ${FIXTURES}\n`);
+    }
+    for (const name of names.filter((n) => n.endsWith('.json'))) {
+      const committed = path.join(FIXTURES, name);
+      // Scenarios only run in part (XENBACKUP_VM_SCENARIOS) or new captures: nothing to compare yet.
+      if (!fs.existsSync(committed)) continue;
+      assert.deepEqual(
+        reportShape(fs.readFileSync(path.join(captured, name), 'utf8')),
+        reportShape(fs.readFileSync(committed, 'utf8')),
+        `${name}: LVM in the VM now reports other fields than test/fixtures/lvm/${name} (rerun with XENBACKUP_VM_UPDATE_FIXTURES=1)`,
+      );
+    }
+  });
+});
