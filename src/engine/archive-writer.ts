@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import type { Logger } from '../util/log.js';
 import { createXxh64 } from '../util/xxh.js';
-import { AtomicFile } from '../repo/atomic-file.js';
+import { AtomicFile, withFileName } from '../repo/atomic-file.js';
 import { compressSegment, type Compression } from './compression.js';
 
 export const SEGMENT_SIZE = 16 << 20;
@@ -128,7 +128,7 @@ export class ArchiveWriter {
         while (off < out.length) off += fs.writeSync(this.file.fd, out, off, out.length - off);
         this.archiveBytes += out.length;
       } catch (e) {
-        this.failure ??= e;
+        this.failure ??= withFileName(e, this.file.partialPath, 'writing');
       } finally {
         this.pool.push(buffer);
         this.inFlight--;

@@ -64,3 +64,16 @@ export function writeFileAtomic(finalPath: string, data: string | Buffer): void 
     throw e;
   }
 }
+
+/**
+ * An fs error (ENOSPC, EIO, ...) with the file it happened on in its
+ * message: "ENOSPC: no space left on device, write" alone does not say that
+ * the backup medium is full. The errno code is kept.
+ */
+export function withFileName(e: unknown, file: string, action: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || typeof err.code !== 'string' || err.message.includes(file)) return e;
+  const wrapped: NodeJS.ErrnoException = new Error(`${action} ${file}: ${err.message}`);
+  wrapped.code = err.code;
+  return wrapped;
+}

@@ -21,7 +21,7 @@ import {
 } from '../core/manifest.js';
 import { comparePaths } from '../core/path-order.js';
 import { createXxh64, type StreamingHash } from '../util/xxh.js';
-import { AtomicFile } from './atomic-file.js';
+import { AtomicFile, withFileName } from './atomic-file.js';
 
 const FLUSH_AT = 1 << 20;
 
@@ -61,7 +61,11 @@ export class ManifestWriter {
     this.pendingBytes = 0;
     this.hash.update(buf);
     let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.file.fd, buf, off, buf.length - off);
+    try {
+      while (off < buf.length) off += fs.writeSync(this.file.fd, buf, off, buf.length - off);
+    } catch (e) {
+      throw withFileName(e, this.file.partialPath, 'writing');
+    }
   }
 
   /** Writes the trailer and makes the file durable under its final name. Returns the file's xxh64. */

@@ -204,14 +204,15 @@ export function listing(dir: string): string[] {
   return fs.readdirSync(dir).sort();
 }
 
-/** Every file below `dir` with its size and mtime, to prove a failed command changed nothing. */
+/** Every entry below `dir` with its mode, size and (files) mtime, to prove a failed command changed nothing. */
 export function fingerprint(dir: string): string {
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const name of fs.readdirSync(d).sort()) {
       const p = path.join(d, name);
       const st = fs.lstatSync(p, { bigint: true });
-      out.push(`${path.relative(dir, p)} ${st.mode.toString(8)} ${st.size} ${st.mtimeNs}`);
+      // A directory's mtime moves when a failed run adds and removes its .partial files: not harm.
+      out.push(`${path.relative(dir, p)} ${st.mode.toString(8)} ${st.size}${st.isDirectory() ? '' : ` ${st.mtimeNs}`}`);
       if (st.isDirectory()) walk(p);
     }
   };
