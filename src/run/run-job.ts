@@ -62,6 +62,7 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
       if (e instanceof LockHeldError && opts.signal.aborted) {
         // interrupted while waiting (--lock-wait): an interrupted run, not a locked one
         report.errors.push(`interrupted by ${String(opts.signal.reason)} while waiting for the lock: ${e.message}; nothing was backed up`);
+        log.error(report.errors[0]!);
         return report;
       }
       if (e instanceof LockHeldError) {
@@ -72,6 +73,7 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
     }
     if (opts.signal.aborted) {
       report.errors.push(`interrupted by ${String(opts.signal.reason)} before the medium was opened; nothing was backed up`);
+      log.error(report.errors[0]!);
       return report;
     }
     try {
