@@ -1,7 +1,8 @@
 /** `xenbackup backup`: one tree into its volume's folder on the medium (the engine without LVM). */
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { prepareBackup } from '../engine/backup-volume.js';
+import { prepareBackup, type PreparedBackup } from '../engine/backup-volume.js';
+import type { Sidecar } from '../repo/sidecar.js';
 import { COMPRESSIONS, type Compression } from '../engine/compression.js';
 import { parseVolumeName } from '../repo/volume-store.js';
 import { formatBytes, formatCount } from '../report/format.js';
@@ -80,23 +81,32 @@ or source; 4 the medium is missing or not writable.`,
       const maxChain = Number(o.maxChain);
       if (!(fullInterval > 0) || !(maxChain >= 1)) throw new CliError('--full-interval and --max-chain must be positive numbers');
       const started = Date.now();
-      const prepared = await prepareBackup({
-        sourceDir: source,
-        medium: String(o.medium),
-        host: String(o.host),
-        volume: String(o.volume),
-        compression,
-        forceFull: !!o.full,
-        fullIntervalDays: fullInterval,
-        maxChainLength: maxChain,
-        oneFileSystem: !!o.oneFileSystem,
-        excludes: [],
-        liveSource: false,
-        logger: log,
-        onProgress: (s, at) => terminal.progress(`${formatCount(s.entries)} entries, ${formatBytes(s.bytesRead)} read: ${at.toString()}`),
-      });
-      terminal.clearProgress();
-      const sidecar = prepared.commit();
+      let prepared: PreparedBackup;
+      let sidecar: Sidecar;
+      try {
+        prepared = await prepareBackup({
+          sourceDir: source,
+          medium: String(o.medium),
+          host: String(o.host),
+          volume: String(o.volume),
+          compression,
+          forceFull: !!o.full,
+          fullIntervalDays: fullInterval,
+          maxChainLength: maxChain,
+          oneFileSystem: !!o.oneFileSystem,
+          excludes: [],
+          liveSource: false,
+          logger: log,
+          onProgress: (s, at) => terminal.progress(`${formatCount(s.entries)} entries, ${formatBytes(s.bytesRead)} read: ${at.toString()}`),
+        });
+        terminal.clearProgress();
+        sidecar = prepared.commit();
+      } catch (e) {
+        terminal.clearProgress();
+        // One line for the user (the engine's errors name the file or command); the stack only with -v.
+        log.debug(String((e as Error).stack ?? e));
+        throw new CliError(`backup of ${String(o.volume)} failed: ${(e as Error).message ?? String(e)}`, EXIT.failed);
+      }
       for (const w of prepared.warnings) log.warn(w);
       const s = sidecar.stats;
       log.info(

@@ -71,6 +71,12 @@ export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup>
 
   const started = now();
   let id = backupIdFor(started);
+  const newest = backups[backups.length - 1];
+  if (newest && newest.id > id) {
+    // Waiting for the clock to pass it could take years (a host whose clock was reset), and a backup
+    // that sorts before the newest would break every chain and --at.
+    throw new Error(`${req.volume}: the newest backup ${newest.id} in ${store.dir} is later than the clock (${id}); is the clock wrong? Nothing was written`);
+  }
   // Two backups in the same second: wait for the next one rather than invent a second naming scheme.
   while (backups.some((b) => b.id >= id)) {
     await new Promise((r) => setTimeout(r, 250));

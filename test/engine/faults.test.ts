@@ -19,6 +19,7 @@ import { snapshotTree } from '../helpers/tree-snapshot.js';
 import { assertTreesEqual } from '../helpers/tree-compare.js';
 import { timeOfId } from '../../src/repo/volume-store.js';
 import {
+  apiBackup,
   assertOneLineError,
   backupsOf,
   cliBackup,
@@ -28,6 +29,7 @@ import {
   NOBODY,
   put,
   show,
+  StepClock,
   volumeDir,
   xenbackup,
   xenbackupSpawn,
@@ -98,6 +100,15 @@ test('bad input: each is one clear line, a non-zero exit, and the medium is unto
       fs.writeFileSync(manifest, saved);
     }
   });
+});
+
+test('a backup dated later than the clock (a clock reset) is an error, not an endless wait', async (t) => {
+  const { source, medium } = setUp(t, 'engine-future');
+  const { sidecar } = await apiBackup(source, medium, VOLUME, { clock: new StepClock(-365 * 24 * 60) });
+  const before = fingerprint(medium);
+  const r = cliBackup(source, medium, VOLUME, [], { timeoutMs: 60_000 });
+  assertOneLineError(r, new RegExp(`newest backup ${sidecar.id} .* is later than the clock .*is the clock wrong`), 1);
+  assert.equal(fingerprint(medium), before);
 });
 
 test('as an unprivileged user: an unreadable source, a medium that is not writable', async (t) => {
