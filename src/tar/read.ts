@@ -1,7 +1,6 @@
 /**
  * The tar reader: a push parser that is fed the (decompressed) byte stream in
- * chunks of any size and reports members through callbacks, plus readTar(),
- * the same as an async iterator for callers who prefer pulling.
+ * chunks of any size and reports members through callbacks.
  *
  * Per member it calls `entry(entry, info)` (info: the stream offset of the
  * member's first header block, extension headers included, so a restore can
@@ -9,6 +8,7 @@
  * files only the data regions, each chunk with its offset in the real file, so
  * the caller writes them with holes), then `endEntry()`. After the end-of-archive
  * blocks it calls `end()` and ignores whatever follows (GNU tar's record padding).
+ * (read-tar.ts offers the same as an async iterator.)
  *
  * Data chunks are views into the buffers passed to write() (no copy): use or
  * copy them before the next write(). Anything wrong with the bytes throws a
@@ -432,37 +432,4 @@ export class TarParser {
 function pad(n: number): number {
   const rest = n % BLOCK_SIZE;
   return rest === 0 ? 0 : BLOCK_SIZE - rest;
-}
-
-export type TarEvent =
-  | { kind: 'entry'; entry: TarEntry; info: TarMemberInfo }
-  | { kind: 'data'; chunk: Buffer; fileOffset: number }
-  | { kind: 'endEntry' };
-
-/**
- * Pull-style reading: yields the parser's callbacks as events, in order.
- * Data chunks are views into the source's buffers (fine for fs and process
- * streams, which never reuse them). Throws TarFormatError like the parser,
- * also when the source ends before the end-of-archive blocks. Stops reading
- * the source after the end-of-archive blocks.
- */
-export async function* readTar(source: AsyncIterable<Uint8Array>, options: TarParserOptions = {}): AsyncGenerator<TarEvent, void, undefined> {
-  let queue: TarEvent[] = [];
-  const parser = new TarParser(
-    {
-      entry: (entry, info) => queue.push({ kind: 'entry', entry, info }),
-      data: (chunk, fileOffset) => queue.push({ kind: 'data', chunk, fileOffset }),
-      endEntry: () => queue.push({ kind: 'endEntry' }),
-    },
-    options,
-  );
-  for await (const raw of source) {
-    const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    parser.write(chunk);
-    const events = queue;
-    queue = [];
-    yield* events;
-    if (parser.ended) return;
-  }
-  parser.end();
 }

@@ -51,6 +51,8 @@ export function everyCase(): Member[] {
     { entry: entry('vol/longsym', 'symlink', { mode: 0o777, linkTarget: b('../' + 't'.repeat(300) + '\xff') }) },
     { entry: entry('vol/hard', 'hardlink', { linkTarget: b('vol/plain'), mode: 0o640, uid: 1000, gid: 1001 }) },
     { entry: entry('vol/hard-to-long', 'hardlink', { linkTarget: b(longFile) }) },
+    { entry: entry('vol/hard-latin', 'hardlink', { linkTarget: b('vol/caf\xe9') }) },
+    { entry: entry('vol/nlsym', 'symlink', { mode: 0o777, linkTarget: b('new\nline') }) },
     { entry: entry('vol/cdev', 'char', { mode: 0o620, devMajor: 1, devMinor: 3 }) },
     { entry: entry('vol/bdev', 'block', { mode: 0o660, gid: 6, devMajor: 259, devMinor: 1_048_575 }) },
     { entry: entry('vol/fifo', 'fifo', { mode: 0o600 }) },
