@@ -155,6 +155,11 @@ async function main(): Promise<number> {
     ...(Math.max(host.loadAtStart, host.loadAtEnd) > host.nproc / 2 ? ['WARNING: the machine was busy with other work; these numbers are not comparable'] : []),
     '',
     renderTable(rows),
+    'Times are wall-clock medians; peak RSS is GNU time\'s %M (the largest single process of the command), the highest of the repetitions.',
+    '',
+    'CPU seconds (user + system, child processes included), medians:',
+    '',
+    renderTable(verdicts(results, 'cpu'), false),
     '',
   ];
   for (const r of results) if (r.profile) out.push(`profile of xenbackup, ${r.work}:`, formatSummary(r.profile), '');

@@ -12,15 +12,15 @@ import path from 'node:path';
 
 export interface Sample {
   seconds: number;
+  /** User + system CPU seconds of the command and all its children (GNU time's %U + %S). */
+  cpuSeconds: number;
   /** Peak resident set of the largest process in the command's tree, in KiB (GNU time's %M). */
-  maxRssKiB?: number;
+  maxRssKiB: number;
   stdout: string;
 }
 
 export interface RunOptions {
   cwd?: string;
-  /** Also measure peak RSS with /usr/bin/time. */
-  rss?: boolean;
 }
 
 /** Quotes one word for sh. */
@@ -33,32 +33,33 @@ function describe(file: string, args: string[]): string {
   return line.length > 200 ? line.slice(0, 197) + '...' : line;
 }
 
-/** Runs a command to completion; throws a one-line error when it fails. */
+/**
+ * Runs a command to completion under /usr/bin/time (CPU time and peak RSS
+ * too: on a busy machine CPU seconds still compare when wall times do not);
+ * throws a one-line error when it fails.
+ */
 export function runTimed(file: string, args: string[], opts: RunOptions = {}): Sample {
-  let rssFile: string | undefined;
-  let spawnFile = file;
-  let spawnArgs = args;
-  if (opts.rss) {
-    rssFile = path.join(os.tmpdir(), `xenbackup-bench-rss-${process.pid}`);
-    spawnFile = '/usr/bin/time';
-    spawnArgs = ['-f', '%M', '-o', rssFile, file, ...args];
-  }
+  const usageFile = path.join(os.tmpdir(), `xenbackup-bench-usage-${process.pid}`);
   const start = process.hrtime.bigint();
-  const r = spawnSync(spawnFile, spawnArgs, { cwd: opts.cwd, encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync('/usr/bin/time', ['-f', '%M %U %S', '-o', usageFile, file, ...args], {
+    cwd: opts.cwd,
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.error) throw new Error(`${describe(file, args)}: ${r.error.message}`);
   if (r.status !== 0) {
+    fs.rmSync(usageFile, { force: true });
     const why = (r.stderr || '').trim().split('\n').filter(Boolean).pop() ?? '';
     throw new Error(`${describe(file, args)} exited with ${r.status ?? r.signal}${why ? `: ${why}` : ''}`);
   }
-  const sample: Sample = { seconds, stdout: r.stdout };
-  if (rssFile) {
-    const text = fs.readFileSync(rssFile, 'utf8').trim().split('\n').pop() ?? '';
-    fs.rmSync(rssFile, { force: true });
-    sample.maxRssKiB = Number(text);
-    if (!Number.isFinite(sample.maxRssKiB)) throw new Error(`/usr/bin/time wrote "${text}" instead of a peak RSS`);
-  }
-  return sample;
+  // GNU time appends its line after anything the command wrote there; the last line is ours.
+  const usage = fs.readFileSync(usageFile, 'utf8').trim().split('\n').pop() ?? '';
+  fs.rmSync(usageFile, { force: true });
+  const [rss, user, sys] = usage.split(' ').map(Number);
+  if (![rss, user, sys].every((x) => Number.isFinite(x))) throw new Error(`/usr/bin/time wrote "${usage}" instead of "RSS USER SYS"`);
+  return { seconds, cpuSeconds: user! + sys!, maxRssKiB: rss!, stdout: r.stdout };
 }
 
 /** A shell pipeline (e.g. `tar -cf - . | zstd > out`), timed as one command; pipefail so a failing tar is not hidden by zstd. */

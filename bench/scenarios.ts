@@ -33,11 +33,14 @@ export interface BenchContext {
 export interface Measured {
   tool: string;
   command: string;
-  /** Seconds, in the order measured. */
+  /** Wall seconds, in the order measured. */
   samples: number[];
   median: number;
-  /** Largest peak RSS over the repetitions, KiB (only where measured). */
-  maxRssKiB?: number;
+  /** CPU seconds (user + system, children included), in the same order. */
+  cpuSamples: number[];
+  cpuMedian: number;
+  /** Largest peak RSS over the repetitions, KiB. */
+  maxRssKiB: number;
 }
 
 export interface WorkResult {
@@ -99,8 +102,8 @@ function dropBackup(medium: string, id: string): void {
   for (const n of fs.readdirSync(dir)) if (n.startsWith(`${id}.`)) fs.rmSync(path.join(dir, n), { force: true });
 }
 
-function xenbackup(ctx: BenchContext, args: string[], rss = false): Sample {
-  return runTimed(process.execPath, [path.join(ctx.projectRoot, 'bin', 'xenbackup'), ...args], { cwd: ctx.projectRoot, rss });
+function xenbackup(ctx: BenchContext, args: string[]): Sample {
+  return runTimed(process.execPath, [path.join(ctx.projectRoot, 'bin', 'xenbackup'), ...args], { cwd: ctx.projectRoot });
 }
 
 /** The same command once more under `node --cpu-prof`, summarised (not part of the timings). */
@@ -136,8 +139,16 @@ function measureRounds(ctx: BenchContext, contenders: Contender[], round?: { bef
   }
   return contenders.map((c, i) => {
     const secs = samples[i]!.map((s) => s.seconds);
-    const rss = samples[i]!.map((s) => s.maxRssKiB).filter((x): x is number => x !== undefined);
-    return { tool: c.tool, command: c.command, samples: secs, median: median(secs), maxRssKiB: rss.length ? Math.max(...rss) : undefined };
+    const cpu = samples[i]!.map((s) => s.cpuSeconds);
+    return {
+      tool: c.tool,
+      command: c.command,
+      samples: secs,
+      median: median(secs),
+      cpuSamples: cpu,
+      cpuMedian: median(cpu),
+      maxRssKiB: Math.max(...samples[i]!.map((s) => s.maxRssKiB)),
+    };
   });
 }
 
@@ -156,7 +167,7 @@ export function benchFull(ctx: BenchContext): WorkResult {
       tool: 'xenbackup',
       command: showXb(args),
       before: fresh,
-      run: () => xenbackup(ctx, args, true),
+      run: () => xenbackup(ctx, args),
       after: () => {
         const s = sidecars(medium);
         if (s.length !== 1 || s[0]!.kind !== 'full') throw new Error(`xenbackup --full left ${s.map((x) => x.kind).join(', ') || 'nothing'} in ${volumeDir(medium)}`);
@@ -167,7 +178,7 @@ export function benchFull(ctx: BenchContext): WorkResult {
       tool: 'GNU tar + zstd -1 -T0',
       command: 'tar -cf - -C T . | zstd -1 -T0 > out.tar.zst',
       before: () => fs.rmSync(gnuOut, { force: true }),
-      run: () => runShell(`tar -cf - -C ${sh(ctx.root)} . | zstd -1 -T0 -q > ${sh(gnuOut)}`, { rss: true }),
+      run: () => runShell(`tar -cf - -C ${sh(ctx.root)} . | zstd -1 -T0 -q > ${sh(gnuOut)}`),
     },
   ]);
   let profile: ProfileSummary | undefined;
