@@ -121,6 +121,8 @@ export class TreeArchiver {
     // Decide, before writing the directory's member, which children it stores.
     const prevEntries = previous?.entries ?? [];
     const carried: Array<ManifestEntry | undefined> = [];
+    /** The previous version of each non-directory child, changed or not. */
+    const before: Array<ManifestEntry | undefined> = [];
     let j = 0;
     const dumpdir: Buffer[] = [];
     for (const c of children) {
@@ -136,6 +138,7 @@ export class TreeArchiver {
       if (j < prevEntries.length && prevEntries[j]!.name.equals(c.name)) prev = prevEntries[j++];
       const same = prev !== undefined && statUnchanged(prev, this.statFields(c));
       carried.push(same ? prev : undefined);
+      before.push(prev);
       dumpdir.push(Buffer.from(same ? 'N' : 'Y'), c.name, Buffer.from([0]));
     }
     this.stats.deleted += prevEntries.length - j;
@@ -153,6 +156,7 @@ export class TreeArchiver {
     let k = 0;
     for (const c of children) {
       if (c.type === 'dir') continue;
+      const last = before[k];
       const prev = carried[k++];
       this.checkSignal();
       this.stats.entries++;
@@ -164,6 +168,9 @@ export class TreeArchiver {
       }
       const stored = await this.store(c);
       if (stored) this.manifest.entry(stored);
+      // Unreadable now: its last good version stays, as GNU tar -x -G keeps it (the dumpdir says 'Y'
+      // but no member follows); marked unread so the next run reads it again.
+      else if (last) this.manifest.entry({ ...last, unread: true });
       if (this.writer.backlogged) await this.writer.drain();
     }
     this.opts.onProgress?.(this.stats, rel);
