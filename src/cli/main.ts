@@ -10,10 +10,12 @@ import { registerCheck } from './check.js';
 import { registerDemo } from './demo.js';
 import { registerInstallCron } from './install-cron.js';
 import { registerList } from './list.js';
+import { registerPrune } from './prune.js';
 import { registerRestore } from './restore.js';
 import { CliError, EXIT } from './common.js';
 import { EXIT_CODES_HELP } from './exit-codes.js';
 import { registerRun } from './run.js';
+import { registerVerify } from './verify.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -35,7 +37,9 @@ ${EXIT_CODES_HELP}`);
   registerInstallCron(program);
   registerBackup(program);
   registerList(program);
+  registerPrune(program);
   registerRestore(program);
+  registerVerify(program);
   registerDemo(program);
   return program;
 }

@@ -1,8 +1,9 @@
 /**
  * Chains: a full backup and the incrementals that build on it, each naming
  * its base. Pure functions over sidecar summaries: which backup a restore
- * "as of" a time uses, whether the next backup must be a full, and which
- * backups a restore point needs.
+ * "as of" a time uses, whether the next backup must be a full (by age, chain
+ * length, or the FULL_WEEKDAY/FULL_MONTHDAY calendar), and which backups a
+ * restore point needs. Retention (core/retention.ts) builds on `needs`.
  */
 export interface BackupSummary {
   id: string;
@@ -36,6 +37,34 @@ export interface FullPolicy {
   forceFull: boolean;
   fullIntervalDays: number;
   maxChainLength: number;
+  /** FULL_WEEKDAY: also a full on this weekday, 0-6 (0 = Sunday), in the host's local time as `date +%w`. */
+  fullWeekday?: number;
+  /** FULL_MONTHDAY: also a full on this day of the month, 1-31 (in shorter months: their last day). */
+  fullMonthday?: number;
+}
+
+const WEEKDAY_NAMES = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+
+/**
+ * Why `now` is a scheduled full day (FULL_WEEKDAY/FULL_MONTHDAY), or undefined.
+ * Local time: the admin who writes "Saturday" means the host's Saturday, as cron does.
+ */
+export function scheduledFullDay(now: Date, policy: Pick<FullPolicy, 'fullWeekday' | 'fullMonthday'>): string | undefined {
+  if (policy.fullWeekday !== undefined && now.getDay() === policy.fullWeekday % 7) {
+    return `${WEEKDAY_NAMES[now.getDay()]} is the full backup day (FULL_WEEKDAY)`;
+  }
+  if (policy.fullMonthday !== undefined) {
+    const lastDay = new Date(now.getFullYear(), now.getMonth() + 1, 0).getDate();
+    const day = Math.min(policy.fullMonthday, lastDay);
+    if (now.getDate() === day) {
+      return `day ${now.getDate()} is the full backup day of the month (FULL_MONTHDAY=${policy.fullMonthday})`;
+    }
+  }
+  return undefined;
+}
+
+function sameLocalDay(a: Date, b: Date): boolean {
+  return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
 }
 
 export type KindDecision = { kind: 'full'; reason: string } | { kind: 'incremental'; base: string; reason: string };
@@ -51,6 +80,9 @@ export function decideKind(backups: BackupSummary[], now: Date, policy: FullPoli
   } catch {
     return { kind: 'full', reason: `the chain of ${last.id} is incomplete` };
   }
+  const scheduled = scheduledFullDay(now, policy);
+  // one full per scheduled day: a second run that day builds on the day's full
+  if (scheduled !== undefined && !sameLocalDay(timeOfId(chain[0]!.id), now)) return { kind: 'full', reason: scheduled };
   const ageDays = (now.getTime() - timeOfId(chain[0]!.id).getTime()) / 86_400_000;
   if (ageDays >= policy.fullIntervalDays) {
     return { kind: 'full', reason: `the last full is ${ageDays.toFixed(1)} days old (limit ${policy.fullIntervalDays})` };

@@ -1,0 +1,233 @@
+/**
+ * `xenbackup prune`: delete the backups the retention rules no longer keep,
+ * never one a kept backup needs, never a volume's newest complete restore
+ * point. With --config it takes the rules, the medium (BCKMNTP) and the host
+ * (HOSTN) from the config, and insists that the medium is mounted, as the
+ * mount table proves: prune never mounts it. It holds the run lock while it
+ * deletes, so it never races a `run`. The rule options (--ttl, --keep-*)
+ * are shared with `list`, which shows what prune would do next.
+ */
+import type { Command } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../config/settings.js';
+import { checkRules, describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
+import { run, CommandError } from '../host/exec.js';
+import { acquireLock, DEFAULT_LOCK_PATH, LockHeldError, type LockHandle } from '../host/lock.js';
+import { canonicalPath, readMountinfo, topMountAt } from '../host/mountinfo.js';
+import { inspectDevice, mountIsOfDevice } from '../host/device.js';
+import { volumesOnMedium } from '../repo/medium-index.js';
+import { pruneVolume, type VolumePruneResult } from '../repo/prune.js';
+import { VolumeStore } from '../repo/volume-store.js';
+import { formatBytes } from '../report/format.js';
+import { rulesOfConfig, summarizeVolumePrune } from '../run/prune-step.js';
+import { CliError, defaultHost, EXIT } from './common.js';
+
+/** The retention options, as on the command line (strings until parsed). */
+export interface RuleOptions {
+  ttl?: string;
+  keepLast?: string;
+  keepDaily?: string;
+  keepWeekly?: string;
+  keepMonthly?: string;
+}
+
+/** Adds --ttl and --keep-* to a command (prune, list). */
+export function addRuleOptions(cmd: Command): Command {
+  return cmd
+    .option('--ttl <days>', 'keep every backup at most this many days old (default: ARCHIVE_TTL_DAYS, 5)')
+    .option('--keep-last <n>', 'also keep the newest N restore points (default: KEEP_LAST, 0)')
+    .option('--keep-daily <n>', 'also keep the newest restore point of each of the newest N days that have one (default: KEEP_DAILY, 0)')
+    .option('--keep-weekly <n>', '... of each of the newest N ISO weeks (default: KEEP_WEEKLY, 0)')
+    .option('--keep-monthly <n>', '... of each of the newest N months (default: KEEP_MONTHLY, 0)');
+}
+
+/** The rules: each option if given, else the config's value, else the config's default. */
+export function rulesFromOptions(o: RuleOptions, cfg?: Config): RetentionRules {
+  const base: RetentionRules = cfg ? rulesOfConfig(cfg) : { ttlDays: 5, keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 };
+  const num = (text: string | undefined, option: string, fallback: number): number => {
+    if (text === undefined) return fallback;
+    if (!/^\d{1,6}$/.test(text.trim())) throw new CliError(`${option} must be a whole number >= 0, not "${text}"`);
+    return Number(text);
+  };
+  return {
+    ttlDays: num(o.ttl, '--ttl', base.ttlDays),
+    keepLast: num(o.keepLast, '--keep-last', base.keepLast),
+    keepDaily: num(o.keepDaily, '--keep-daily', base.keepDaily),
+    keepWeekly: num(o.keepWeekly, '--keep-weekly', base.keepWeekly),
+    keepMonthly: num(o.keepMonthly, '--keep-monthly', base.keepMonthly),
+  };
+}
+
+export function loadConfigForCli(configPath: string): Config {
+  try {
+    return loadConfig({ configPath });
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CliError(e.message, EXIT.usage);
+    throw e;
+  }
+}
+
+/**
+ * BCKMNTP, once the mount table shows it is a mount of BCKDEV. Prune and
+ * list do not mount the medium: without it they would read (or delete in)
+ * the empty directory below the mountpoint.
+ */
+export async function requireMountedMedium(cfg: Config, opts: { writable: boolean }): Promise<string> {
+  const fail = (why: string): never => {
+    throw new CliError(`backup medium ${cfg.backupDevice} ${why}; xenbackup does not mount it for this command: mount it (mount ${cfg.backupDevice} ${cfg.backupMountpoint}) or give --medium DIR`, EXIT.medium);
+  };
+  const mountpoint = (await canonicalPath(cfg.backupMountpoint)) ?? fail(`is not mounted: ${cfg.backupMountpoint} does not exist`);
+  const entry = topMountAt(await readMountinfo(), mountpoint) ?? fail(`is not mounted on ${mountpoint} (BCKMNTP)`);
+  let device = cfg.backupDevice;
+  if (/^(UUID|LABEL|PARTUUID|PARTLABEL)=/.test(device)) {
+    try {
+      device = (await run('findfs', [device], { quiet: true, timeoutMs: 60_000 })).stdout.trim();
+    } catch (e) {
+      if (e instanceof CommandError) fail(`names no device here (findfs found nothing)`);
+      throw e;
+    }
+  }
+  const match = await mountIsOfDevice(entry, await inspectDevice(device));
+  if (!match.ok) fail(`is not what is mounted there: ${match.reason}`);
+  if (opts.writable && entry.mountOptions.includes('ro')) fail(`is mounted read-only on ${mountpoint}`);
+  return mountpoint;
+}
+
+/** Where and what: the medium, the host folder, the rules, from --config and/or the options. */
+export async function resolveTarget(
+  o: RuleOptions & { medium?: string; config?: string; host?: string },
+  writable: boolean,
+): Promise<{ medium: string; host: string; rules: RetentionRules; cfg?: Config }> {
+  if (o.medium !== undefined && o.config !== undefined) throw new CliError('give either --medium DIR or --config FILE, not both');
+  if (o.medium === undefined && o.config === undefined) throw new CliError('say where the backups are: --medium DIR or --config FILE');
+  const cfg = o.config !== undefined ? loadConfigForCli(o.config) : undefined;
+  const medium = cfg ? await requireMountedMedium(cfg, { writable }) : o.medium!;
+  return { medium, host: o.host ?? cfg?.hostname ?? defaultHost(), rules: rulesFromOptions(o, cfg), cfg };
+}
+
+export function storesFor(medium: string, host: string, volumes: string[]): VolumeStore[] {
+  if (volumes.length === 0) return volumesOnMedium(medium, host);
+  return volumes.map((v) => {
+    let store: VolumeStore;
+    try {
+      store = new VolumeStore(medium, host, v);
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
+    if (!store.exists()) throw new CliError(`unknown volume ${v}: no backups of it on ${medium} for host ${host}`);
+    return store;
+  });
+}
+
+/** The JSON of one volume's prune (also what `list --json` shows as `prune`). */
+export function pruneJson(r: VolumePruneResult): Record<string, unknown> {
+  return {
+    volume: r.volume,
+    backups: r.decision.items.map((i) => ({
+      id: i.backup.id,
+      kind: i.backup.kind,
+      action: i.keep ? 'keep' : 'delete',
+      reasons: i.reasons,
+      restorable: i.restorable,
+      promised: i.promised,
+      needs: i.needs,
+      archiveBytes: i.backup.archiveBytes,
+      ...(i.problem ? { problem: i.problem } : {}),
+    })),
+    delete: r.deleted.map((d) => ({ id: d.id, kind: d.kind, files: d.files, bytes: d.bytes })),
+    freedBytes: r.deleted.reduce((n, d) => n + d.bytes, 0),
+    debris: r.debris,
+    errors: r.errors,
+  };
+}
+
+function printVolume(r: VolumePruneResult, write: (s: string) => void): void {
+  write(`${summarizeVolumePrune(r)}\n`);
+  const bytesOf = new Map(r.deleted.map((d) => [d.id, d.bytes]));
+  for (const i of r.decision.items) {
+    const action = i.keep ? 'keep' : r.dryRun ? 'WOULD DELETE' : 'DELETED';
+    const size = formatBytes(bytesOf.get(i.backup.id) ?? i.backup.archiveBytes);
+    write(`  ${action.padEnd(12)} ${i.backup.id} ${i.backup.kind === 'full' ? 'full' : 'incr'} ${size.padStart(10)}  ${i.reasons.join('; ')}\n`);
+  }
+  for (const e of r.errors) write(`  ERROR ${e}\n`);
+}
+
+export function registerPrune(program: Command): void {
+  const cmd = program
+    .command('prune')
+    .description('delete backups the retention rules no longer keep; never one a kept backup needs, never the newest complete restore point')
+    .argument('[domU/part...]', 'only these volumes (default: every volume of the host on the medium)')
+    .option('--medium <dir>', 'the backup medium (a mounted directory)')
+    .option('-c, --config <file>', 'take the rules, BCKMNTP and HOSTN from this config; the medium must already be mounted')
+    .option('--host <name>', 'host folder on the medium (default: HOSTN of --config, else this machine\'s name)');
+  addRuleOptions(cmd)
+    .option('--dry-run', 'print what would be deleted and why each backup stays; delete nothing')
+    .option('--json', 'machine-readable output')
+    .option('--lock-file <path>', `the run lock held while deleting (default: LOCKFILE of --config, else ${DEFAULT_LOCK_PATH})`)
+    .addHelpText('after', `
+A backup is kept when it is within the TTL or chosen by a keep rule, and so
+is everything it needs to be restored (its full and the incrementals before
+it). A volume's newest complete restore point is never deleted, so a volume
+whose recent runs failed keeps its last good chain. Rules that would keep
+nothing (--ttl 0 and no --keep-*) are refused. Without --config the rules
+default to ARCHIVE_TTL_DAYS=5 and no KEEP_* rule.
+
+Each backup goes newest first, its sidecar before its archive and manifest:
+a crash mid-prune leaves no backup that looks complete but is not.
+
+Examples:
+  xenbackup prune --config /etc/xenbackup.conf --dry-run
+  xenbackup prune --medium /backup/guests --ttl 5
+  xenbackup prune web1/root --medium /backup/guests --ttl 3 --keep-weekly 4 --keep-monthly 6
+  xenbackup prune --medium /backup/guests --dry-run --json | jq '.volumes[].delete'
+
+Exit codes: 0 pruned (or nothing to prune); 1 a deletion failed; 2 bad arguments,
+config error or rules that keep nothing; 3 a run holds the lock; 4 the medium of
+--config is not mounted.`)
+    .action(async (volumes: string[], o: RuleOptions & { medium?: string; config?: string; host?: string; dryRun?: boolean; json?: boolean; lockFile?: string }) => {
+      const target = await resolveTarget(o, !o.dryRun);
+      try {
+        checkRules(target.rules);
+      } catch (e) {
+        if (e instanceof RetentionRulesError) throw new CliError(e.message, EXIT.usage);
+        throw e;
+      }
+      const stores = storesFor(target.medium, target.host, volumes);
+      let lock: LockHandle | undefined;
+      if (!o.dryRun) {
+        const lockPath = o.lockFile ?? target.cfg?.lockFile ?? DEFAULT_LOCK_PATH;
+        try {
+          lock = await acquireLock(lockPath);
+        } catch (e) {
+          if (e instanceof LockHeldError) throw new CliError(`${e.message}; not pruning while it runs`, EXIT.locked);
+          throw e;
+        }
+      }
+      const now = new Date();
+      const results: VolumePruneResult[] = [];
+      try {
+        for (const store of stores) results.push(pruneVolume(store, target.rules, { dryRun: !!o.dryRun, now }));
+      } finally {
+        await lock?.release();
+      }
+      const write = (s: string): boolean => process.stdout.write(s);
+      if (o.json) {
+        write(
+          JSON.stringify(
+            { dryRun: !!o.dryRun, medium: target.medium, host: target.host, now: now.toISOString(), rules: target.rules, volumes: results.map(pruneJson) },
+            null,
+            2,
+          ) + '\n',
+        );
+      } else {
+        write(`${o.dryRun ? 'dry run: nothing is deleted. ' : ''}prune ${target.medium} host ${target.host} (${describeRules(target.rules)})\n`);
+        if (results.length === 0) write(`no backups on ${target.medium} for host ${target.host}\n`);
+        for (const r of results) printVolume(r, write);
+        const freed = results.reduce((n, r) => n + r.deleted.reduce((m, d) => m + d.bytes, 0), 0);
+        const count = results.reduce((n, r) => n + r.deleted.length, 0);
+        write(`${o.dryRun ? 'would delete' : 'deleted'} ${count} backup${count === 1 ? '' : 's'}, ${formatBytes(freed)}\n`);
+      }
+      const errors = results.flatMap((r) => r.errors);
+      for (const e of errors) process.stderr.write(`xenbackup: ${e}\n`);
+      if (errors.length) process.exitCode = EXIT.failed;
+    });
+}

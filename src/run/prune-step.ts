@@ -1,0 +1,91 @@
+/**
+ * The prune step of `xenbackup run`: after the night's backups (never
+ * before, so a failed night never leaves fewer restore points), every volume
+ * of this host on the medium is pruned by the config's ARCHIVE_TTL_DAYS
+ * (BM_ARCHIVE_TTL when migrating) and KEEP_* rules. Volumes that failed
+ * tonight, or are no longer in the volume table, are pruned too; retention
+ * keeps their newest complete restore point and its chain whatever the rules.
+ *
+ * Returns lines for the report; the run job puts them in RunReport.prune
+ * (and `errors` in the run's errors). It never throws for one volume's trouble.
+ */
+import type { Config } from '../config/settings.js';
+import { checkRules, describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
+import { volumesOnMedium } from '../repo/medium-index.js';
+import { pruneVolume, type VolumePruneResult } from '../repo/prune.js';
+import { formatBytes } from '../report/format.js';
+import type { Logger } from '../util/log.js';
+
+export function rulesOfConfig(cfg: Pick<Config, 'archiveTtlDays' | 'keepLast' | 'keepDaily' | 'keepWeekly' | 'keepMonthly'>): RetentionRules {
+  return { ttlDays: cfg.archiveTtlDays, keepLast: cfg.keepLast, keepDaily: cfg.keepDaily, keepWeekly: cfg.keepWeekly, keepMonthly: cfg.keepMonthly };
+}
+
+/** One line for a volume: what went, what stays. */
+export function summarizeVolumePrune(r: VolumePruneResult): string {
+  const kept = r.decision.keep.length;
+  const points = r.decision.items.filter((i) => i.keep && i.restorable).length;
+  const freed = r.deleted.reduce((n, d) => n + d.bytes, 0);
+  const verb = r.dryRun ? 'would delete' : 'deleted';
+  const ids = r.deleted.map((d) => d.id).reverse();
+  const which = ids.length <= 3 ? ids.join(', ') : `${ids[0]} to ${ids[ids.length - 1]}`;
+  const gone = r.deleted.length ? `${verb} ${r.deleted.length} backup${r.deleted.length === 1 ? '' : 's'} (${formatBytes(freed)}: ${which})` : 'nothing to delete';
+  const oldest = r.decision.items.find((i) => i.keep && i.restorable)?.backup.id;
+  const debris = r.debris.length ? `; ${r.dryRun ? 'would remove' : 'removed'} debris of an interrupted prune: ${r.debris.join(', ')}` : '';
+  return `${r.volume}: ${gone}; kept ${kept} backup${kept === 1 ? '' : 's'}, ${points} restorable${oldest ? ` back to ${oldest}` : ''}${debris}`;
+}
+
+export interface PruneStepResult {
+  lines: string[];
+  warnings: string[];
+  errors: string[];
+}
+
+export function pruneStep(cfg: Config, mediumPath: string, logger: Logger, now: Date = new Date()): PruneStepResult {
+  const rules = rulesOfConfig(cfg);
+  const out: PruneStepResult = { lines: [], warnings: [], errors: [] };
+  try {
+    checkRules(rules);
+  } catch (e) {
+    if (!(e instanceof RetentionRulesError)) throw e;
+    // ARCHIVE_TTL_DAYS=0 ("off") with no KEEP_* rule: nothing is pruned, and the report says why
+    const msg = `prune skipped: ${e.message} (ARCHIVE_TTL_DAYS=${cfg.archiveTtlDays}, KEEP_LAST/DAILY/WEEKLY/MONTHLY=${cfg.keepLast}/${cfg.keepDaily}/${cfg.keepWeekly}/${cfg.keepMonthly} in ${cfg.configPath})`;
+    logger.warn(msg);
+    out.warnings.push(msg);
+    out.lines.push(msg);
+    return out;
+  }
+  const stores = volumesOnMedium(mediumPath, cfg.hostname);
+  let freed = 0;
+  let deleted = 0;
+  for (const store of stores) {
+    let r: VolumePruneResult;
+    try {
+      r = pruneVolume(store, rules, { dryRun: false, now });
+    } catch (e) {
+      const msg = `prune ${store.volume}: ${(e as Error).message}`;
+      logger.error(msg);
+      out.errors.push(msg);
+      out.lines.push(`ERROR ${msg}`);
+      continue;
+    }
+    const line = `prune ${summarizeVolumePrune(r)}`;
+    logger.info(line);
+    out.lines.push(line);
+    for (const err of r.errors) {
+      logger.error(`prune ${err}`);
+      out.errors.push(`prune ${err}`);
+      out.lines.push(`ERROR prune ${err}`);
+    }
+    freed += r.deleted.reduce((n, d) => n + d.bytes, 0);
+    deleted += r.deleted.length;
+  }
+  const total = `prune (${describeRules(rules)}): ${deleted} backup${deleted === 1 ? '' : 's'} deleted in ${stores.length} volume${stores.length === 1 ? '' : 's'}, ${formatBytes(freed)} freed`;
+  logger.info(total);
+  out.lines.unshift(total);
+  return out;
+}
+
+/** What `run` calls after its backups: the report lines of the prune step. */
+export function pruneAfterRun(cfg: Config, mediumPath: string, logger: Logger, now: Date = new Date()): string[] {
+  return pruneStep(cfg, mediumPath, logger, now).lines;
+}
