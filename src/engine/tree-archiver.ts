@@ -18,8 +18,8 @@ import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
 import type { TarEntry } from '../tar/entry.js';
 import { encodeHeader, encodeSparseMap, padding, storedSize } from '../tar/write.js';
 import { statUnchanged, type ManifestEntry, type ManifestType } from '../core/manifest.js';
-import { joinRel, showPath } from '../core/path-order.js';
-import type { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
+import { baseName, joinRel, parentOf, showPath } from '../core/path-order.js';
+import type { ManifestBlock, ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
 import { seekData, seekHole } from '../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import { devMajor, devMinor, entryTypeOf, readExtendedAttributes } from './metadata.js';
@@ -113,7 +113,9 @@ export class TreeArchiver {
 
   private async directory(rel: Buffer, abs: Buffer, st: fs.BigIntStats): Promise<void> {
     const previous = this.previous?.take(rel);
-    const children = this.listChildren(rel, abs, st);
+    const listed = this.listChildren(rel, abs, st);
+    if (!listed && previous) return this.keepUnlisted(rel, abs, st, previous);
+    const children = listed ?? [];
     const files: Child[] = [];
     const dirs: Child[] = [];
     for (const c of children) (c.type === 'dir' ? dirs : files).push(c);
@@ -201,13 +203,40 @@ export class TreeArchiver {
     this.manifest.beginDir(d.rel, self);
   }
 
-  private listChildren(rel: Buffer, abs: Buffer, _st: fs.BigIntStats): Child[] {
+  /**
+   * A directory that cannot be listed now (EACCES, EIO): its subtree as the
+   * previous backup knew it stays in the manifest, and its dumpdir names
+   * those children, so neither restore loses them (an empty dumpdir would
+   * make GNU tar -x -G delete them). The backup is partial already.
+   */
+  private keepUnlisted(rel: Buffer, abs: Buffer, st: fs.BigIntStats, previous: ManifestBlock): void {
+    const below = this.previous!.takeBelow(rel);
+    const names = [
+      ...previous.entries.map((e) => ({ code: 'N', name: e.name })),
+      ...below.filter((b) => parentOf(b.dir).equals(rel)).map((b) => ({ code: 'D', name: baseName(b.dir) })),
+    ].sort((a, b) => Buffer.compare(a.name, b.name));
+    const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir');
+    tarEntry.dumpdir = Buffer.concat([...names.flatMap((n) => [Buffer.from(n.code), n.name, Buffer.from([0])]), Buffer.from([0])]);
+    const self = this.baseEntry(rel, st, 'dir');
+    self.offset = this.writer.offset;
+    this.writer.write(encodeHeader(tarEntry));
+    this.stats.stored++;
+    for (const block of [{ dir: rel, self, entries: previous.entries }, ...below]) {
+      this.manifest.beginDir(block.dir, block.self);
+      this.stats.entries += 1 + block.entries.length;
+      this.stats.unchanged += block.entries.length;
+      for (const e of block.entries) this.manifest.entry(e);
+    }
+  }
+
+  /** The children of a directory in name order; null when it cannot be listed. */
+  private listChildren(rel: Buffer, abs: Buffer, _st: fs.BigIntStats): Child[] | null {
     let names: Buffer[];
     try {
       names = fs.readdirSync(abs, { encoding: 'buffer' });
     } catch (e) {
       this.unreadableEntry(rel, e);
-      return [];
+      return null;
     }
     names.sort(Buffer.compare);
     const out: Child[] = [];

@@ -19,7 +19,7 @@ import {
   type ManifestEntry,
   type ManifestHeader,
 } from '../core/manifest.js';
-import { comparePaths } from '../core/path-order.js';
+import { comparePaths, isWithin } from '../core/path-order.js';
 import { createXxh64, type StreamingHash } from '../util/xxh.js';
 import { AtomicFile, withFileName } from './atomic-file.js';
 
@@ -212,5 +212,15 @@ export class ManifestCursor {
       return found;
     }
     return undefined;
+  }
+
+  /** After take(dir): the blocks of every directory below `dir`, in walk order (they follow it). */
+  takeBelow(dir: Buffer): ManifestBlock[] {
+    const out: ManifestBlock[] = [];
+    while (this.head && isWithin(this.head.dir, dir) && !this.head.dir.equals(dir)) {
+      out.push(this.head);
+      this.advance();
+    }
+    return out;
   }
 }

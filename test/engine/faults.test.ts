@@ -203,6 +203,43 @@ test('a file that changed and became unreadable keeps its last good version in t
   assert.match(fs.readFileSync(path.join(latest, 'etc/conf3'), 'utf8'), /changed after the full\n$/);
 });
 
+test('a directory that cannot be listed keeps its last known subtree in the partial incremental, for xenbackup and GNU tar alike', async (t) => {
+  const { scratch, source } = setUp(t, 'engine-unlistable');
+  put(source, 'etc/sub/deeper/file', 'deep\n');
+  fs.mkdirSync(path.join(source, 'etc/empty-sub'));
+  const medium = path.join(scratch, 'nobody-medium');
+  fs.mkdirSync(medium);
+  execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, source, medium]);
+  assert.equal(cliBackup(source, medium, VOLUME, [], { asUser: NOBODY }).code, 0);
+  const good = await snapshotTree(source);
+
+  fs.chmodSync(path.join(source, 'etc'), 0o000);
+  put(source, 'var/lib/new', 'a new file elsewhere\n');
+  const r = cliBackup(source, medium, VOLUME, [], { asUser: NOBODY });
+  assert.equal(r.code, 1, show(r));
+  assert.match(r.stderr, /cannot read etc: EACCES/);
+  const incr = backupsOf(medium, VOLUME)[1]!;
+  assert.equal(incr.status, 'partial');
+  fs.chmodSync(path.join(source, 'etc'), 0o755);
+  const now = await snapshotTree(source);
+
+  const options = { ignoreWhere: [{ paths: [/^etc$/], fields: ['mode' as const] }] }; // etc was 0000 when backed up
+  const ours = path.join(scratch, 'ours');
+  const restored = cliRestore(VOLUME, medium, ours);
+  assert.equal(restored.code, 0, show(restored));
+  assertTreesEqual(now, await snapshotTree(ours), options);
+  const gnu = path.join(scratch, 'gnu');
+  gnuTarRestoreChain(chainArchives(medium, VOLUME, incr), gnu);
+  assertTreesEqual(now, await snapshotTree(gnu), options);
+  assert.equal(fs.statSync(path.join(ours, 'etc')).mode & 0o7777, 0, 'the directory itself is as it was seen');
+
+  // Listable again: nothing in it changed, so nothing is read again.
+  const next = cliBackup(source, medium, VOLUME, [], { asUser: NOBODY });
+  assert.equal(next.code, 0, show(next));
+  assert.equal(backupsOf(medium, VOLUME)[2]!.stats.filesRead, 0);
+  void good;
+});
+
 test('a medium that fills up mid-archive: the partial is removed, exit non-zero, earlier backups still restore', async (t) => {
   const { scratch, source } = setUp(t, 'engine-medium-full');
   const fsys = withLoopFs(t, { fsType: 'ext4', sizeMiB: 32 });
