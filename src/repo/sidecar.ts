@@ -20,7 +20,8 @@ export interface Sidecar {
   base: string | null;
   /** The full backup that starts this chain. */
   chain: string;
-  engine: 'tar';
+  /** tar: `archive` is a tar file; rsync: `archive` is a dated directory tree (a full copy). */
+  engine: 'tar' | 'rsync';
   compression: Compression;
   /** File names, relative to the volume's folder. */
   archive: string;

@@ -103,7 +103,7 @@ export class VolumeStore {
     const removed: string[] = [];
     for (const name of names) {
       const isDebris =
-        name.endsWith(PARTIAL_SUFFIX) || (/^\d{8}T\d{6}Z\.(full|incr)\.(tar(\.zst|\.gz)?|manifest)$/.test(name) && !claimed.has(name));
+        name.endsWith(PARTIAL_SUFFIX) || (/^\d{8}T\d{6}Z\.(?:(?:full|incr)\.(?:tar(?:\.zst|\.gz)?|manifest)|tree|tree\.manifest)$/.test(name) && !claimed.has(name));
       if (isDebris) {
         fs.rmSync(path.join(this.dir, name), { force: true, recursive: true });
         removed.push(name);

@@ -1,0 +1,145 @@
+/**
+ * The rsync engine: each backup is a browsable dated tree,
+ *   <volume dir>/<id>.tree/   made by rsync -aHAX --numeric-ids --delete --link-dest=<previous tree>
+ * in which unchanged files are hardlinks into the previous tree, so every
+ * tree is a complete copy that costs only what changed. The tree is built as
+ * "<id>.tree.partial" and renamed when rsync succeeded; a manifest of the
+ * source (tree-scanner.ts) and the sidecar, written last, make it a backup
+ * that list, ls, restore, verify and prune handle like an archive: a "full"
+ * that needs nothing else.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { run } from '../host/exec.js';
+import type { Logger } from '../util/log.js';
+import { initXxh } from '../util/xxh.js';
+import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
+import { fsyncDir, writeFileAtomic } from '../repo/atomic-file.js';
+import type { Sidecar } from '../repo/sidecar.js';
+import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
+import { TreeScanner } from './tree-scanner.js';
+
+export interface MirrorRequest {
+  sourceDir: string;
+  medium: string;
+  host: string;
+  volume: string;
+  logger: Logger;
+  now?: () => Date;
+  /** Kill rsync after this long (default 12 h). */
+  timeoutMs?: number;
+}
+
+export interface PreparedMirror {
+  id: string;
+  treePath: string;
+  unreadable: string[];
+  stats: { entries: number; hashed: number; unchanged: number; bytesRead: number; sourceBytes: number };
+  commit(): Sidecar;
+  abort(): Promise<void>;
+}
+
+export function rsyncArgs(source: string, target: string, linkDest: string | undefined): string[] {
+  const args = ['-aHAX', '--numeric-ids', '--delete', '--one-file-system', '--sparse'];
+  if (linkDest) args.push(`--link-dest=${linkDest}`);
+  args.push(source.replace(/\/*$/, '/'), target.replace(/\/*$/, '/'));
+  return args;
+}
+
+export async function prepareMirror(req: MirrorRequest): Promise<PreparedMirror> {
+  await initXxh();
+  const log = req.logger;
+  const now = req.now ?? (() => new Date());
+  if (!fs.statSync(req.sourceDir).isDirectory()) throw new Error(`source ${req.sourceDir} is not a directory`);
+  const store = new VolumeStore(req.medium, req.host, req.volume);
+  store.ensure();
+  for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
+  const backups = store.list((m) => log.warn(m));
+  const previous = [...backups].reverse().find((b) => b.engine === 'rsync');
+  const started = now();
+  let id = backupIdFor(started);
+  while (backups.some((b) => b.id >= id)) {
+    await new Promise((r) => setTimeout(r, 250));
+    id = backupIdFor(now());
+  }
+  const treeName = `${id}.tree`;
+  const tree = store.pathOf(treeName);
+  const partial = `${tree}.partial`;
+  const manifestPath = store.pathOf(`${id}.tree.manifest`);
+  const sidecarPath = store.pathOf(`${id}.tree.json`);
+  const linkDest = previous ? store.pathOf(previous.archive) : undefined;
+  log.info(`${req.volume}: rsync mirror ${id} of ${req.sourceDir}${linkDest ? ` (unchanged files linked to ${previous!.id})` : ' (first tree: full copy)'}`);
+
+  fs.mkdirSync(partial, { mode: 0o700 });
+  let manifest: ManifestWriter | undefined;
+  try {
+    await run('rsync', rsyncArgs(req.sourceDir, partial, linkDest), { logger: log, timeoutMs: req.timeoutMs ?? 12 * 3600_000, idle: true });
+    // rsync copies the source root's mode onto the tree; the tree must stay private (it holds /etc/shadow).
+    fs.chmodSync(partial, 0o700);
+    let cursor: ManifestCursor | null = null;
+    if (previous) {
+      try {
+        verifyManifest(store.pathOf(previous.manifest));
+        cursor = new ManifestCursor(store.pathOf(previous.manifest));
+      } catch (e) {
+        log.warn(`${req.volume}: the manifest of ${previous.id} is unusable (${(e as Error).message}); hashing every file`);
+      }
+    }
+    manifest = new ManifestWriter(manifestPath, { volume: req.volume, backup: id, base: null, createdAt: started.toISOString() });
+    const scanner = new TreeScanner(req.sourceDir, id, manifest, cursor, log);
+    scanner.run();
+    const m = manifest;
+    let done = false;
+    return {
+      id,
+      treePath: tree,
+      unreadable: scanner.unreadable,
+      stats: scanner.stats,
+      commit(): Sidecar {
+        if (done) throw new Error('mirror already committed or aborted');
+        done = true;
+        fs.renameSync(partial, tree);
+        fsyncDir(store.dir);
+        const manifestXxh64 = m.commit();
+        const s = scanner.stats;
+        const sidecar: Sidecar = {
+          format: 'xenbackup-backup',
+          version: 1,
+          volume: req.volume,
+          host: req.host,
+          id,
+          kind: 'full',
+          base: null,
+          chain: id,
+          engine: 'rsync',
+          compression: 'none',
+          archive: treeName,
+          manifest: path.basename(manifestPath),
+          startedAt: started.toISOString(),
+          finishedAt: now().toISOString(),
+          status: scanner.unreadable.length ? 'partial' : 'complete',
+          stats: { entries: s.entries, stored: s.hashed, unchanged: s.unchanged, deleted: 0, filesRead: s.hashed, bytesRead: s.bytesRead, sourceBytes: s.sourceBytes },
+          tarBytes: 0,
+          archiveBytes: 0,
+          archiveXxh64: '',
+          manifestXxh64,
+          frames: [],
+          warnings: [],
+          unreadable: scanner.unreadable.slice(0, 200),
+        };
+        writeFileAtomic(sidecarPath, JSON.stringify(sidecar, null, 1) + '\n');
+        return sidecar;
+      },
+      async abort(): Promise<void> {
+        if (done) return;
+        done = true;
+        m.abort();
+        fs.rmSync(partial, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    manifest?.abort();
+    fs.rmSync(partial, { recursive: true, force: true });
+    throw e;
+  }
+}

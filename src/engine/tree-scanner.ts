@@ -1,0 +1,167 @@
+/**
+ * A manifest without an archive: walks a tree in walk order, carries over
+ * the previous manifest's hash for entries whose stat is unchanged, hashes
+ * the rest, and writes the new manifest. The rsync engine uses it, so that
+ * its dated trees can be listed, verified and restored like archives.
+ * Entries point at `archive` (the tree's backup id) with offset 0: the
+ * content lives at the same relative path inside that tree.
+ */
+import fs from 'node:fs';
+import { statUnchanged, type ManifestEntry, type ManifestType } from '../core/manifest.js';
+import { joinRel, showPath } from '../core/path-order.js';
+import type { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
+import { createXxh64 } from '../util/xxh.js';
+import type { Logger } from '../util/log.js';
+import { devMajor, devMinor, entryTypeOf } from './metadata.js';
+import { dataRegions } from './tree-archiver.js';
+
+export interface ScanStats {
+  entries: number;
+  hashed: number;
+  unchanged: number;
+  bytesRead: number;
+  sourceBytes: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+const CHUNK = 1 << 20;
+
+export class TreeScanner {
+  readonly stats: ScanStats = { entries: 0, hashed: 0, unchanged: 0, bytesRead: 0, sourceBytes: 0 };
+  readonly unreadable: string[] = [];
+  private readonly buf = Buffer.allocUnsafe(CHUNK);
+  private rootDev = 0n;
+
+  constructor(
+    private readonly root: string,
+    private readonly backupId: string,
+    private readonly manifest: ManifestWriter,
+    private readonly previous: ManifestCursor | null,
+    private readonly logger: Logger,
+  ) {}
+
+  run(): void {
+    const st = fs.lstatSync(this.root, { bigint: true });
+    this.rootDev = st.dev;
+    this.directory(EMPTY, st);
+  }
+
+  private abs(rel: Buffer): Buffer {
+    return rel.length ? Buffer.concat([Buffer.from(this.root.replace(/\/+$/, '') + '/'), rel]) : Buffer.from(this.root);
+  }
+
+  private entry(name: Buffer, st: fs.BigIntStats, type: ManifestType): ManifestEntry {
+    return {
+      name,
+      type,
+      mode: Number(st.mode) & 0o7777,
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: type === 'file' ? Number(st.size) : 0,
+      mtimeNs: st.mtimeNs,
+      ctimeNs: st.ctimeNs,
+      ino: st.ino.toString(),
+      nlink: Number(st.nlink),
+      archive: this.backupId,
+      offset: 0,
+    };
+  }
+
+  private directory(rel: Buffer, st: fs.BigIntStats): void {
+    const prev = this.previous?.take(rel);
+    const prevByName = new Map((prev?.entries ?? []).map((e) => [e.name.toString('latin1'), e]));
+    let names: Buffer[] = [];
+    try {
+      names = fs.readdirSync(this.abs(rel), { encoding: 'buffer' });
+    } catch (e) {
+      this.unreadable.push(`cannot list ${showPath(rel) || '/'}: ${(e as Error).message}`);
+    }
+    names.sort(Buffer.compare);
+    this.manifest.beginDir(rel, this.entry(rel, st, 'dir'));
+    this.stats.entries++;
+    const dirs: Array<[Buffer, fs.BigIntStats]> = [];
+    for (const name of names) {
+      const childRel = joinRel(rel, name);
+      let cst: fs.BigIntStats;
+      try {
+        cst = fs.lstatSync(this.abs(childRel), { bigint: true });
+      } catch {
+        continue;
+      }
+      const type = entryTypeOf(cst);
+      if (type === undefined || type === 'socket' || type === 'hardlink') continue;
+      if (type === 'dir') {
+        // rsync -x (one filesystem) leaves other mounts as empty directories; so does the manifest.
+        dirs.push([childRel, cst]);
+        continue;
+      }
+      this.stats.entries++;
+      const e = this.entry(name, cst, type);
+      if (type === 'file') this.stats.sourceBytes += e.size;
+      if (type === 'symlink') e.link = fs.readlinkSync(this.abs(childRel), { encoding: 'buffer' });
+      if (type === 'char' || type === 'block') e.rdev = [devMajor(cst.rdev), devMinor(cst.rdev)];
+      if (type === 'file') {
+        const old = prevByName.get(name.toString('latin1'));
+        if (old?.hash && statUnchanged(old, { type, size: e.size, mtimeNs: e.mtimeNs, ctimeNs: e.ctimeNs, ino: e.ino })) {
+          e.hash = old.hash;
+          if (old.sparse) e.sparse = true;
+          this.stats.unchanged++;
+        } else {
+          this.hashFile(childRel, e);
+        }
+      }
+      this.manifest.entry(e);
+    }
+    for (const [childRel, cst] of dirs) {
+      if (cst.dev !== this.rootDev) {
+        this.previous?.take(childRel);
+        this.manifest.beginDir(childRel, this.entry(childRel, cst, 'dir'));
+        this.stats.entries++;
+      } else {
+        this.directory(childRel, cst);
+      }
+    }
+  }
+
+  /** Hashes content the way the tar engine does (sparse files region by region). */
+  private hashFile(rel: Buffer, e: ManifestEntry): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.abs(rel), 'r');
+    } catch (err) {
+      this.unreadable.push(`cannot read ${showPath(rel)}: ${(err as Error).message}`);
+      e.unread = true;
+      return;
+    }
+    try {
+      const st = fs.fstatSync(fd, { bigint: true });
+      const h = createXxh64();
+      const map = e.size >= 1 << 20 && st.blocks * 512n + 65536n < st.size ? dataRegions(fd, e.size) : undefined;
+      const regions = map ?? [[0, e.size] as [number, number]];
+      const header = Buffer.alloc(16);
+      for (const [off, len] of regions) {
+        if (map) {
+          header.writeBigUInt64LE(BigInt(off), 0);
+          header.writeBigUInt64LE(BigInt(len), 8);
+          h.update(header);
+        }
+        let pos = off;
+        while (pos < off + len) {
+          const n = fs.readSync(fd, this.buf, 0, Math.min(CHUNK, off + len - pos), pos);
+          if (n <= 0) break;
+          h.update(this.buf.subarray(0, n));
+          pos += n;
+          this.stats.bytesRead += n;
+        }
+      }
+      e.hash = h.digest();
+      if (map) e.sparse = true;
+      this.stats.hashed++;
+    } catch (err) {
+      this.unreadable.push(`cannot read ${showPath(rel)}: ${(err as Error).message}`);
+      e.unread = true;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
