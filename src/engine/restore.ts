@@ -18,6 +18,7 @@ import type { TarEntry } from '../tar/entry.js';
 import type { ManifestEntry } from '../core/manifest.js';
 import { openDecompressed } from './compression.js';
 import { RestoreError, RestoreWriter } from './restore-writer.js';
+import { readTreeMembers } from './tree-reader.js';
 
 export interface RestoreRequest {
   medium: string;
@@ -92,26 +93,32 @@ export async function restore(req: RestoreRequest): Promise<RestoreResult> {
   // Names of one inode are linked again: grouped by inode, times and content (one backup's manifest
   // is one moment of one tree), not only by data member, because a directory rename can leave the
   // names of one file in different archives.
-  const groupOf = (archiveId: string, e: ManifestEntry): string =>
-    e.nlink > 1 && e.hash && !e.unread ? `ino:${e.ino}:${e.ctimeNs}:${e.mtimeNs}:${e.size}:${e.hash}` : `${archiveId}:${e.dataOffset ?? e.offset}`;
+  const groupOf = (archiveId: string, e: ManifestEntry, rel: Buffer): string =>
+    e.nlink > 1 && e.hash && !e.unread
+      ? `ino:${e.ino}:${e.ctimeNs}:${e.mtimeNs}:${e.size}:${e.hash}`
+      : sidecars.get(archiveId)?.engine === 'rsync'
+        ? `tree:${rel.toString('latin1')}` // a tree has no member offsets: each path is its own
+        : `${archiveId}:${e.dataOffset ?? e.offset}`;
   const firstOfGroup = new Map<string, Buffer>();
   for (const [archiveId, members] of byArchive) {
     const sc = sidecars.get(archiveId);
     if (!sc) throw new RestoreError(`backup ${archiveId}, which ${backup.id} needs, is missing from ${store.dir}`);
-    await readMembers(store, sc, members, (item, meta, kind) => {
-      if (kind === 'begin') {
-        const key = groupOf(archiveId, item.entry);
-        const first = firstOfGroup.get(key);
-        if (first && item.entry.type === 'file') {
-          writer.hardlink(item.rel, first);
-          return false;
-        }
-        if (item.entry.type === 'file') firstOfGroup.set(key, item.rel);
-        writer.begin(item.rel, item.entry, meta);
-        return item.entry.type === 'file';
+    const onBegin = (item: PlannedItem, meta: TarEntry): boolean => {
+      const key = groupOf(archiveId, item.entry, item.rel);
+      const first = firstOfGroup.get(key);
+      if (first && item.entry.type === 'file') {
+        writer.hardlink(item.rel, first);
+        return false;
       }
-      return false;
-    }, writer, log);
+      if (item.entry.type === 'file') firstOfGroup.set(key, item.rel);
+      writer.begin(item.rel, item.entry, meta);
+      return item.entry.type === 'file';
+    };
+    if (sc.engine === 'rsync') {
+      await readTreeMembers(store, sc, [...members.values()].flat(), onBegin, writer);
+      continue;
+    }
+    await readMembers(store, sc, members, (item, meta, kind) => kind === 'begin' && onBegin(item, meta), writer, log);
   }
   writer.finish();
   if (writer.errors.length) for (const e of writer.errors) log.error(e);
