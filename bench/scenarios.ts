@@ -4,7 +4,8 @@
  * full backup, no-change incremental, 1%-change incremental, one-file
  * restore, and the full backup's peak memory. Contenders take turns within
  * each repetition (the order rotates), every repetition starts from the same
- * state, and dirty pages are flushed before each timed command.
+ * state, what the command reads is read into the page cache just before it
+ * (measure.ts warm), and dirty pages are flushed before each timed command.
  *
  * State shared between the works lives in fixed places under `ctx.work`:
  * the full backup's medium (the base of the incrementals and the source of
@@ -13,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { applyChange, revertChange, type DatasetPlan } from './dataset.js';
-import { flushWrites, median, runShell, runTimed, sh, type Sample } from './measure.js';
+import { flushWrites, median, runShell, runTimed, sh, warm, type Sample } from './measure.js';
 import { newestProfile, summariseCpuProfile, type ProfileSummary } from './cpuprofile.js';
 
 export interface BenchContext {
@@ -81,6 +82,7 @@ interface SidecarView {
   id: string;
   kind: string;
   archive: string;
+  manifest: string;
   archiveBytes: number;
   tarBytes: number;
   status: string;
@@ -100,6 +102,11 @@ function sidecars(medium: string): SidecarView[] {
 function dropBackup(medium: string, id: string): void {
   const dir = volumeDir(medium);
   for (const n of fs.readdirSync(dir)) if (n.startsWith(`${id}.`)) fs.rmSync(path.join(dir, n), { force: true });
+}
+
+/** What a xenbackup run loads: node, the build, the dependencies, the native helper. */
+function xbCode(ctx: BenchContext): string[] {
+  return [process.execPath, ...['dist/src', 'node_modules', 'build'].map((d) => path.join(ctx.projectRoot, d))].filter((p) => fs.existsSync(p));
 }
 
 function xenbackup(ctx: BenchContext, args: string[]): Sample {
@@ -166,7 +173,10 @@ export function benchFull(ctx: BenchContext): WorkResult {
     {
       tool: 'xenbackup',
       command: showXb(args),
-      before: fresh,
+      before: () => {
+        fresh();
+        warm([ctx.root, ...xbCode(ctx)]);
+      },
       run: () => xenbackup(ctx, args),
       after: () => {
         const s = sidecars(medium);
@@ -177,7 +187,10 @@ export function benchFull(ctx: BenchContext): WorkResult {
     {
       tool: 'GNU tar + zstd -1 -T0',
       command: 'tar -cf - -C T . | zstd -1 -T0 > out.tar.zst',
-      before: () => fs.rmSync(gnuOut, { force: true }),
+      before: () => {
+        fs.rmSync(gnuOut, { force: true });
+        warm([ctx.root]);
+      },
       run: () => runShell(`tar -cf - -C ${sh(ctx.root)} . | zstd -1 -T0 -q > ${sh(gnuOut)}`),
     },
   ]);
@@ -224,6 +237,7 @@ function xbIncremental(ctx: BenchContext, facts: Record<string, unknown>): Conte
       const s = sidecars(medium);
       if (s.length !== 1 || s[0]!.kind !== 'full') throw new Error(`expected only the full backup in ${volumeDir(medium)}, found ${s.map((x) => `${x.id} ${x.kind}`).join(', ')}`);
       waitPastId(s[0]!.id);
+      warm([...[s[0]!.manifest, `${s[0]!.id}.full.json`].map((n) => path.join(volumeDir(medium), n)), ...xbCode(ctx)]);
     },
     run: () => xenbackup(ctx, args),
     after: () => {
@@ -349,7 +363,10 @@ export function benchRestore(ctx: BenchContext): WorkResult {
     {
       tool: 'xenbackup',
       command: showXb(args),
-      before: () => fs.rmSync(xbTo, { recursive: true, force: true }),
+      before: () => {
+        fs.rmSync(xbTo, { recursive: true, force: true });
+        warm([volumeDir(medium), ...xbCode(ctx)]);
+      },
       run: () => xenbackup(ctx, args),
       after: () => checkRestored(path.join(xbTo, target.rel), source, 'xenbackup restore'),
     },
@@ -359,6 +376,7 @@ export function benchRestore(ctx: BenchContext): WorkResult {
       before: () => {
         fs.rmSync(gnuTo, { recursive: true, force: true });
         fs.mkdirSync(gnuTo);
+        warm([gnuArchive]);
       },
       run: () => runTimed('tar', ['--zstd', '-xf', gnuArchive, '-C', gnuTo, `./${target.rel}`]),
       after: () => checkRestored(path.join(gnuTo, target.rel), source, 'GNU tar'),
