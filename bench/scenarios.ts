@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { applyChange, revertChange, type DatasetPlan } from './dataset.js';
-import { flushWrites, median, runShell, runTimed, sh, warm, type Sample } from './measure.js';
+import { flushWrites, median, runShell, runTimed, sh, warm, warmMetadata, type Sample } from './measure.js';
 import { newestProfile, summariseCpuProfile, type ProfileSummary } from './cpuprofile.js';
 
 export interface BenchContext {
@@ -238,6 +238,7 @@ function xbIncremental(ctx: BenchContext, facts: Record<string, unknown>): Conte
       if (s.length !== 1 || s[0]!.kind !== 'full') throw new Error(`expected only the full backup in ${volumeDir(medium)}, found ${s.map((x) => `${x.id} ${x.kind}`).join(', ')}`);
       waitPastId(s[0]!.id);
       warm([...[s[0]!.manifest, `${s[0]!.id}.full.json`].map((n) => path.join(volumeDir(medium), n)), ...xbCode(ctx)]);
+      warmMetadata(ctx.root);
     },
     run: () => xenbackup(ctx, args),
     after: () => {
@@ -258,6 +259,7 @@ function gnuIncremental(ctx: BenchContext, snar0: string, name: string, facts: R
     before: () => {
       fs.copyFileSync(snar0, snar);
       fs.rmSync(out, { force: true });
+      warmMetadata(ctx.root);
     },
     run: () => runShell(`tar --listed-incremental=${sh(snar)} -cf - -C ${sh(ctx.root)} . | zstd -1 -T0 -q > ${sh(out)}`),
     after: () => {
@@ -285,6 +287,7 @@ export function benchNoChange(ctx: BenchContext): WorkResult {
     {
       tool: 'stat walk (find)',
       command: "find T -printf '%s %T@ %i\\n' > /dev/null",
+      before: () => warmMetadata(ctx.root),
       run: () => runShell(`find ${sh(ctx.root)} -printf '%s %T@ %i\\n' > /dev/null`),
     },
   ]);
