@@ -40,7 +40,9 @@ export interface PreparedMirror {
 }
 
 export function rsyncArgs(source: string, target: string, linkDest: string | undefined): string[] {
-  const args = ['-aHAX', '--numeric-ids', '--delete', '--one-file-system', '--sparse'];
+  // --modify-window=-1: compare mtimes to the nanosecond; at whole seconds, a file rewritten with the same size
+  // within the second of the previous backup would be hardlinked to its stale copy.
+  const args = ['-aHAX', '--numeric-ids', '--delete', '--one-file-system', '--sparse', '--modify-window=-1'];
   if (linkDest) args.push(`--link-dest=${linkDest}`);
   args.push(source.replace(/\/*$/, '/'), target.replace(/\/*$/, '/'));
   return args;
