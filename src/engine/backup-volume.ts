@@ -12,6 +12,7 @@ import { initXxh } from '../util/xxh.js';
 import { decideKind, type KindDecision } from '../core/chain.js';
 import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
 import { writeFileAtomic } from '../repo/atomic-file.js';
+import { lockVolume } from '../repo/volume-lock.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor, timeOfId, VolumeStore } from '../repo/volume-store.js';
 import { ArchiveWriter } from './archive-writer.js';
@@ -54,7 +55,6 @@ export interface PreparedBackup {
 export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup> {
   await initXxh();
   const log = req.logger;
-  const now = req.now ?? (() => new Date());
   let st: fs.Stats;
   try {
     st = fs.statSync(req.sourceDir);
@@ -66,6 +66,37 @@ export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup>
 
   const store = new VolumeStore(req.medium, req.host, req.volume);
   store.ensure();
+  // Held until commit() or abort(): a second backup of this volume would take our .partial files for debris.
+  const lock = await lockVolume(store.dir, req.volume, log);
+  let prepared: PreparedBackup;
+  try {
+    prepared = await prepareLocked(req, store);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  return {
+    ...prepared,
+    commit(): Sidecar {
+      try {
+        return prepared.commit();
+      } finally {
+        lock.release();
+      }
+    },
+    async abort(): Promise<void> {
+      try {
+        await prepared.abort();
+      } finally {
+        lock.release();
+      }
+    },
+  };
+}
+
+async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<PreparedBackup> {
+  const log = req.logger;
+  const now = req.now ?? (() => new Date());
   for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
   const backups = store.list((msg) => log.warn(msg));
 

@@ -13,9 +13,13 @@ export class AtomicFile {
   readonly partialPath: string;
   private closed = false;
 
-  constructor(readonly finalPath: string) {
+  /** exclusive: an existing ".partial" is an error (two writers of one archive must fail, not interleave). */
+  constructor(
+    readonly finalPath: string,
+    exclusive = true,
+  ) {
     this.partialPath = finalPath + PARTIAL_SUFFIX;
-    this.fd = fs.openSync(this.partialPath, 'w', 0o600);
+    this.fd = fs.openSync(this.partialPath, exclusive ? 'wx' : 'w', 0o600);
     fs.fchmodSync(this.fd, 0o600);
   }
 
@@ -53,7 +57,8 @@ export function fsyncDir(dir: string): void {
 
 /** Writes a small file atomically (sidecars). */
 export function writeFileAtomic(finalPath: string, data: string | Buffer): void {
-  const f = new AtomicFile(finalPath);
+  // Written in one go: a stale ".partial" of a small file is simply replaced.
+  const f = new AtomicFile(finalPath, false);
   try {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     let off = 0;

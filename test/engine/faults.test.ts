@@ -298,6 +298,7 @@ test('a backup killed with SIGKILL mid-archive: earlier backups restore; the nex
 
   const next = cliBackup(source, medium, VOLUME);
   assert.equal(next.code, 0, show(next));
+  assert.match(next.stderr, /taking over .*\.backup\.lock from pid \d+ .*no longer running/);
   assert.match(next.stderr, /removed .*\.partial, left by an interrupted run/);
   assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.partial')), []);
   const [, second] = backupsOf(medium, VOLUME);
@@ -306,4 +307,31 @@ test('a backup killed with SIGKILL mid-archive: earlier backups restore; the nex
   const to2 = path.join(scratch, 'r2');
   assert.equal(cliRestore(VOLUME, medium, to2).code, 0);
   assertTreesEqual(await snapshotTree(source), await snapshotTree(to2));
+});
+
+test('a second backup of a volume while one is running is refused and harms neither', async (t) => {
+  const { scratch, source, medium } = setUp(t, 'engine-concurrent');
+  put(source, 'var/big.bin', randomBytes(48 << 20));
+  const dir = volumeDir(medium, VOLUME);
+  const child = xenbackupSpawn(['backup', source, '--volume', VOLUME, '--medium', medium, '--host', HOST, '--compress', 'gzip']);
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const running = (): boolean => fs.existsSync(dir) && fs.readdirSync(dir).some((n) => n.endsWith('.tar.gz.partial'));
+  while (!running() && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(running(), 'the first backup finished before the second could start');
+
+  const second = cliBackup(source, medium, VOLUME);
+  assertOneLineError(second, /another backup of this volume is running \(pid \d+/, 1);
+  assert.equal(await exited, 0, `the first backup was harmed:\n${stderr}`);
+  const [only] = backupsOf(medium, VOLUME);
+  assert.equal(backupsOf(medium, VOLUME).length, 1);
+  assert.equal(only!.kind, 'full');
+  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.partial') || n.startsWith('.backup.lock')), [], 'lock released, no debris');
+  const to = path.join(scratch, 'restored');
+  assert.equal(cliRestore(VOLUME, medium, to).code, 0);
+  assertTreesEqual(await snapshotTree(source), await snapshotTree(to));
 });

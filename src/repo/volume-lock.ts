@@ -1,0 +1,82 @@
+/**
+ * One backup of a volume at a time: a lock file in the volume's folder,
+ * held from prepareBackup() until commit() or abort(). Without it a manual
+ * `xenbackup backup` next to the nightly run would delete the other's
+ * ".partial" files as debris of a crash, or (in the same second) write into
+ * the same archive.
+ *
+ * The lock file holds its holder's pid, process start time and boot id. It
+ * is written under a temporary name and hard-linked into place, so it
+ * appears complete and link(2) fails when it exists. A holder that is no
+ * longer running (killed, crashed, an earlier boot) is taken over with a
+ * warning. Release is synchronous, so it can sit in commit(). Two processes
+ * taking over the same dead holder's lock at the same instant could both
+ * win; the global run lock (src/host/lock.ts) guards the nightly job
+ * against that, this one only against a second, manual backup.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { holderAlive, type LockHolder } from '../host/lock.js';
+import type { Logger } from '../util/log.js';
+
+export const VOLUME_LOCK_NAME = '.backup.lock';
+
+export class VolumeBusyError extends Error {
+  constructor(volume: string, file: string, holder: LockHolder) {
+    super(`${volume}: another backup of this volume is running (pid ${holder.pid} since ${holder.acquiredAt}; lock ${file})`);
+    this.name = 'VolumeBusyError';
+  }
+}
+
+export interface VolumeLock {
+  /** Gives the lock up (idempotent). */
+  release(): void;
+}
+
+function me(): LockHolder {
+  const stat = fs.readFileSync(`/proc/${process.pid}/stat`, 'utf8');
+  const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  const bootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  return { pid: process.pid, startTime, bootId, host: '', acquiredAt: new Date().toISOString() };
+}
+
+function readHolder(file: string): LockHolder | undefined {
+  try {
+    const h = JSON.parse(fs.readFileSync(file, 'utf8')) as LockHolder;
+    return typeof h.pid === 'number' && typeof h.startTime === 'string' ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Takes the lock of the volume folder `dir`; fails with VolumeBusyError while a live backup holds it. */
+export async function lockVolume(dir: string, volume: string, log: Logger): Promise<VolumeLock> {
+  const file = path.join(dir, VOLUME_LOCK_NAME);
+  const mine = me();
+  const text = JSON.stringify(mine) + '\n';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const temporary = `${file}.${process.pid}.${attempt}`;
+    fs.writeFileSync(temporary, text, { mode: 0o600 });
+    try {
+      fs.linkSync(temporary, file);
+      let released = false;
+      return {
+        release(): void {
+          if (released) return;
+          released = true;
+          const now = readHolder(file);
+          if (now && now.pid === mine.pid && now.startTime === mine.startTime) fs.rmSync(file, { force: true });
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    } finally {
+      fs.rmSync(temporary, { force: true });
+    }
+    const holder = readHolder(file);
+    if (holder && (await holderAlive(holder))) throw new VolumeBusyError(volume, file, holder);
+    log.warn(`${volume}: taking over ${file} from ${holder ? `pid ${holder.pid} (${holder.acquiredAt}), which is no longer running` : 'an unreadable lock'}`);
+    fs.rmSync(file, { force: true });
+  }
+  throw new Error(`${volume}: could not take the lock ${file}`);
+}
