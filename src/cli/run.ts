@@ -5,7 +5,6 @@
  */
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/settings.js';
-import { isMountpoint } from '../host/mountinfo.js';
 import { sendReport } from '../report/mail.js';
 import { exitCodeFor, type RunReport } from '../report/run-report.js';
 import { formatBody, formatSubject } from '../report/format.js';
@@ -13,6 +12,7 @@ import { openLogFile } from '../report/sinks.js';
 import { createLogger, type LogSink } from '../util/log.js';
 import { createTerminalSink } from '../report/sinks.js';
 import { describePlan } from '../run/plan.js';
+import { mediumMountedNow } from '../run/preflight.js';
 import { runJob } from '../run/run-job.js';
 import { CliError, EXIT } from './common.js';
 import { EXIT_CODES_HELP } from './exit-codes.js';
@@ -48,7 +48,8 @@ ${EXIT_CODES_HELP}`)
       const lockWait = Number(o.lockWait);
       if (!(lockWait >= 0)) throw new CliError(`--lock-wait must be a number of seconds, not "${o.lockWait}"`);
       if (o.dryRun) {
-        const mounted = await isMountpoint(cfg.backupMountpoint).catch(() => false);
+        // chains are read only from the right medium: another filesystem mounted there would mislead
+        const mounted = await mediumMountedNow(cfg).catch(() => false);
         process.stdout.write('xenbackup run --dry-run: nothing will be touched. The run would do:\n');
         for (const l of describePlan(cfg, { mediumMounted: mounted, forceFull: !!o.full, now: new Date() })) process.stdout.write(`  ${l}\n`);
         return;
@@ -78,8 +79,9 @@ ${EXIT_CODES_HELP}`)
       let report: RunReport;
       try {
         log.info(`xenbackup run started (pid ${process.pid}, config ${cfg.configPath}, ${cfg.volumes.length} volumes${cfg.backupDom0 ? ' + dom0/root' : ''})`);
-        report = await runJob(cfg, { lockWaitSeconds: lockWait, forceFull: !!o.full, logger: log, signal: controller.signal });
+        report = await runJob(cfg, { lockWaitSeconds: lockWait, forceFull: !!o.full, logger: log, signal: controller.signal, progress: terminal.progress });
       } finally {
+        terminal.clearProgress();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         process.off('SIGHUP', onSignal);

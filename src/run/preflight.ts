@@ -234,6 +234,19 @@ export async function preflight(cfg: Config, opts: { logger?: Logger } = {}): Pr
   return { problems, notes, mediumMounted };
 }
 
+/**
+ * Whether BCKMNTP is mounted now and that mount is BCKDEV: only then may a
+ * dry run read the chains there (another filesystem's would mislead).
+ */
+export async function mediumMountedNow(cfg: Config, log: Logger = silentLogger): Promise<boolean> {
+  const resolved = await resolveDeviceSpec(cfg.backupDevice, log);
+  const mountpoint = await canonicalPath(cfg.backupMountpoint);
+  if (resolved === undefined || mountpoint === undefined) return false;
+  const entry = topMountAt(await readMountinfo(), mountpoint);
+  if (entry === undefined) return false;
+  return (await mountIsOfDevice(entry, await inspectDevice(resolved))).ok;
+}
+
 async function checkVgSpace(cfg: Config, needs: SnapshotNeed[], problems: string[], notes: string[], log: Logger): Promise<void> {
   const peaks = peakSnapshotBytes(needs, cfg.concurrency);
   let leftovers: LogicalVolume[] = [];

@@ -26,6 +26,8 @@ export interface RunOptions {
   /** Aborted on SIGINT/SIGTERM (by the caller, who owns the signal handlers). */
   signal: AbortSignal;
   now?: () => Date;
+  /** The terminal's status line, for per-file progress (ignored under cron). */
+  progress?: (text: string) => void;
 }
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
@@ -98,8 +100,7 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
     log.info(`medium ${cfg.backupDevice} on ${medium.mountpoint}${medium.mountedByUs ? ' (mounted by this run)' : ''}`);
 
     const swept = await sweepLeftovers({ mntSourceDir: cfg.snapshotMountDir, logger: log });
-    report.swept = describeSweep(swept);
-    for (const line of report.swept) log.warn(line);
+    report.swept = describeSweep(swept); // sweepLeftovers has logged each line already
 
     const ctx: VolumeJobContext = {
       medium: medium.mountpoint,
@@ -112,6 +113,7 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
       forceFull: opts.forceFull,
       logger: log,
       signal: opts.signal,
+      progress: opts.progress,
     };
     const limit = pLimit(Math.max(1, cfg.concurrency));
     let first = true;

@@ -15,6 +15,8 @@ import { isStillMounted, mountReadOnly, type MountHandle } from '../host/mount.j
 import { prepareBackup, type PreparedBackup } from '../engine/backup-volume.js';
 import type { Compression } from '../engine/compression.js';
 import type { VolumeReport } from '../report/run-report.js';
+import { formatBytes, formatCount } from '../report/format.js';
+import type { ArchiveStats } from '../engine/tree-archiver.js';
 
 export interface VolumeJobContext {
   medium: string;
@@ -26,6 +28,15 @@ export interface VolumeJobContext {
   forceFull: boolean;
   logger: Logger;
   signal: AbortSignal;
+  /** The terminal's status line (a no-op under cron): where the archiver is. */
+  progress?: (text: string) => void;
+}
+
+/** The archiver's per-entry callback, turned into one status line for the terminal. */
+function progressOf(name: string, ctx: VolumeJobContext): ((stats: ArchiveStats, at: Buffer) => void) | undefined {
+  const show = ctx.progress;
+  if (!show) return undefined;
+  return (stats, at) => show(`${name}: ${formatCount(stats.entries)} entries, ${formatBytes(stats.bytesRead)} read: ${at.toString()}`);
 }
 
 function snapshotSizeOf(v: Volume): SnapshotSize {
@@ -62,6 +73,7 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
       liveSource: false,
       logger: log,
       signal: ctx.signal,
+      onProgress: progressOf(name, ctx),
     });
     report.kind = prepared.decision.kind;
     report.warnings.push(...prepared.warnings);
@@ -139,6 +151,7 @@ export async function backupDom0Root(ctx: Dom0Context): Promise<VolumeReport> {
       liveSource: true,
       logger: log,
       signal: ctx.signal,
+      onProgress: progressOf(name, ctx),
     });
     report.kind = prepared.decision.kind;
     report.warnings.push(...prepared.warnings);
