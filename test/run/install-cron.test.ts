@@ -61,7 +61,7 @@ test('install-cron refuses to overwrite (exit 2, file unchanged) unless --force'
   fs.mkdirSync(path.dirname(script), { recursive: true });
   fs.writeFileSync(script, '#!/bin/sh\n# the admin\'s own\n', { mode: 0o700 });
   const refused = xenbackup(['install-cron', '--root', root]);
-  assert.equal(refused.code, 2);
+  assert.equal(refused.code, 2, refused.stderr);
   assert.equal(refused.stderr, `xenbackup: ${script} already exists; nothing written (use --force to replace)\n`);
   assert.equal(fs.readFileSync(script, 'utf8'), "#!/bin/sh\n# the admin's own\n");
   assert.deepEqual(fs.readdirSync(path.dirname(script)), ['xenbackup'], 'no temporary file left either');
@@ -103,7 +103,7 @@ test('install-cron --systemd writes a oneshot service at idle priority and a dai
   fs.rmSync(path.join(unitDir, 'xenbackup.timer'));
   fs.writeFileSync(path.join(unitDir, 'xenbackup.service'), '# mine\n');
   const refused = xenbackup(['install-cron', '--systemd', '--root', root]);
-  assert.equal(refused.code, 2);
+  assert.equal(refused.code, 2, refused.stderr);
   assert.match(refused.stderr, /xenbackup\.service already exists; nothing written/);
   assert.ok(!fs.existsSync(path.join(unitDir, 'xenbackup.timer')));
   assert.equal(fs.readFileSync(path.join(unitDir, 'xenbackup.service'), 'utf8'), '# mine\n');

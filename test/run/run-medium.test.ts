@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { dom0Folder, FQDN, HOST, listing, makeRunEnv, repoRoot, sh, XENBACKUP } from './run-fixtures.js';
+import { dom0Folder, FQDN, HOST, listing, makeRunEnv, rawMounts, repoRoot, sh, XENBACKUP } from './run-fixtures.js';
 
 const BAD = path.join(repoRoot, 'test/fixtures/config/bad');
 
@@ -121,6 +121,9 @@ test('a wrong device on BCKMNTP: exit 4, nothing written to it, and it stays mou
   assert.deepEqual(listing(env.mediumDir), before, 'nothing written onto the wrong filesystem');
   assert.ok(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${env.mediumDir} `), 'the foreign mount was left alone');
   assert.deepEqual(env.mediumMounts(), [], 'BCKDEV was not mounted anywhere');
+  const dry = await env.cli(['run', '-c', conf, '--dry-run']);
+  assert.match(dry.stdout, /\(would be mounted\)/, 'a dry run does not take the foreign filesystem for the medium');
+  assert.match(dry.stdout, /medium not mounted: chains unknown/);
   sh('umount', [env.mediumDir]);
 });
 
@@ -170,6 +173,33 @@ test('a guest volume that fails (its device is no LVM volume) does not stop dom0
     assert.ok(fs.existsSync(dom0Folder(mnt)), 'dom0/root was backed up');
     assert.ok(!fs.existsSync(path.join(mnt, HOST, 'web1')), 'nothing of the failed volume on the medium');
   });
+});
+
+test('a mount left under MNTSOURCEDIR by a crashed run is unmounted first, and reported', async (t) => {
+  const env = makeRunEnv(t);
+  const other = env.otherDevice();
+  const left = path.join(env.snapDir, 'web1', 'root');
+  fs.mkdirSync(left, { recursive: true });
+  sh('mount', ['-t', 'ext4', '-o', 'ro', other.device, left]);
+  const r = await env.cli(['run', '-c', env.writeConfig()]);
+  assert.equal(r.code, 0, r.stderr);
+  const line = `sweep: unmounted leftover ${other.device} (ext4) from ${left}`;
+  assert.equal(r.stderr.split('\n').filter((l) => l.endsWith(`WARN  ${line}`)).length, 1, r.stderr);
+  assert.ok(!rawMounts().some((m) => m.mountPoint === left), 'the leftover mount is gone');
+  const log = fs.readFileSync(env.logFile, 'utf8');
+  assert.match(log, /report: Leftovers of an earlier run, removed before this one:\n.*report: {3}unmounted leftover /);
+});
+
+test('on a terminal the run shows a progress line; under cron (no TTY) it does not', async (t) => {
+  const env = makeRunEnv(t);
+  const conf = env.writeConfig();
+  // script(1) runs the command on a real pseudo-terminal
+  const tty = sh('script', ['-qec', `${process.execPath} ${XENBACKUP} run -c ${conf}`, '/dev/null']);
+  assert.match(tty, /\r\x1b\[2Kdom0\/root: \d+ entries, \S+ \S+ read: /);
+  const cron = await env.cli(['run', '-c', conf]);
+  assert.equal(cron.code, 0, cron.stderr);
+  assert.ok(!/\x1b|\r/.test(cron.stderr), 'plain lines without control characters under cron');
+  assert.ok(!/ entries, /.test(cron.stderr));
 });
 
 test('run --help documents the exit codes', async () => {

@@ -75,28 +75,50 @@ test('SIGTERM mid-archive: exit 1, every mount gone, nothing of it kept, the rep
   assert.match(r.stderr, /WARN  received SIGTERM: stopping after releasing snapshots and mounts/);
   assert.match(r.stderr, /ERROR dom0\/root: .*interrupted/);
 
-  assert.deepEqual(mountsFrom(env.dir), [], 'no mount below the test directory or of its loop devices');
+  assert.deepEqual(mountsFrom(env.dir), [], `no mount below the test directory or of its loop devices; run:\n${r.stderr}`);
   assert.deepEqual(env.mediumMounts(), [], 'the medium is unmounted (checked in /proc/self/mountinfo)');
   assert.equal(await lockHolder(env.lockDir), undefined, 'the lock is free');
 
-  assert.equal(smtp.mails.length, 1);
+  assert.equal(smtp.mails.length, 1, r.stderr);
   const mail = parseMail(smtp.mails[0]!.raw);
   assert.match(mail.subject, /^\[xenbackup\] INTERRUPTED testhost\.example\.org: 0\/1 volumes ok, .*, SIGTERM$/);
   assert.match(mail.body, /Interrupted by SIGTERM before the run finished\./);
   assert.match(mail.body, /^dom0\/root +interrupted /m);
 
   await env.inspectMedium((mnt) => {
-    assert.deepEqual(listing(dom0Folder(mnt)), [], 'no archive, manifest, sidecar or .partial of the interrupted backup');
+    assert.deepEqual(listing(dom0Folder(mnt)), [], `no archive, manifest, sidecar or .partial of the interrupted backup; run:\n${r.stderr}`);
   });
 
   const next = await env.cli(['run', '-c', conf]);
   assert.equal(next.code, 0, next.stderr);
   assert.match(next.stderr, /dom0\/root: full backup .* \(first backup of this volume\)/);
-  assert.equal(smtp.mails.length, 2);
+  assert.equal(smtp.mails.length, 2, next.stderr);
   assert.match(parseMail(smtp.mails[1]!.raw).subject, /^\[xenbackup\] OK testhost\.example\.org: 1\/1 volumes ok, 100 MiB/);
   await env.inspectMedium((mnt) => {
     const names = listing(dom0Folder(mnt));
     assert.equal(names.filter((n) => n.endsWith('.json')).length, 1, names.join(' '));
     assert.ok(!names.some((n) => n.endsWith('.partial')), names.join(' '));
   });
+});
+
+test('kill -9 mid-archive: the next run takes over the stale lock, removes the debris, and succeeds', async (t) => {
+  const env = bigEnv(t);
+  const conf = env.writeConfig();
+  const killed = env.start(['run', '-c', conf]);
+  await waitFor('the run to be archiving', () => archiving(env));
+  killed.child.kill('SIGKILL');
+  assert.equal((await killed.done).signal, 'SIGKILL');
+  // what a killed run leaves: the medium mounted, the lock naming a dead pid, .partial files
+  assert.deepEqual(env.mediumMounts(), [env.mediumDir]);
+  assert.ok(listing(dom0Folder(env.mediumDir)).some((n) => n.endsWith('.partial')));
+
+  const next = await env.cli(['run', '-c', conf]);
+  assert.equal(next.code, 0, next.stderr);
+  assert.match(next.stderr, new RegExp(`WARN  took over the stale lock ${env.lockDir}: pid ${killed.pid} \\(since .*\\) is no longer running`));
+  assert.match(next.stderr, /already mounted on .*; using it and leaving it mounted/);
+  assert.match(next.stderr, /WARN  dom0\/root: removed \d{8}T\d{6}Z\.full\.tar\.zst\.partial, left by an interrupted run/);
+  const names = listing(dom0Folder(env.mediumDir));
+  assert.ok(!names.some((n) => n.endsWith('.partial')), names.join(' '));
+  assert.equal(names.filter((n) => n.endsWith('.json')).length, 1, names.join(' '));
+  assert.equal(await lockHolder(env.lockDir), undefined);
 });
