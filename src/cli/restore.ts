@@ -50,7 +50,9 @@ Examples:
 
 Every file's content is checked against the checksum recorded at backup time.
 Nothing is overwritten without --force; restore never writes outside --to.
-Exit codes: 0 restored; 1 a file failed its checksum; 2 bad arguments, unknown volume or path.`)
+Exit codes: 0 restored; 1 a file failed its checksum, or the backup is damaged or hostile
+(bad manifest checksum, unsafe names); 2 bad arguments, unknown volume or path, or a
+file in the way (without --force).`)
     .action(async (volume: string, paths: string[], o: Record<string, string | boolean | undefined>) => {
       const { log } = openConsole({ quiet: !!o.quiet, verbose: !!o.verbose });
       volumeStore(volume, String(o.medium), String(o.host));

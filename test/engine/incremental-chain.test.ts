@@ -222,3 +222,32 @@ test('a chain of six backups restores exactly as of each backup, by xenbackup --
     assert.equal(fs.statSync(path.join(to, 'meta/chmod-me')).mode & 0o7777, 0o4711);
   });
 });
+
+test('a chain mixing gzip, none and zstd archives restores through xenbackup and GNU tar', async (t) => {
+  const scratch = makeScratchDir(t, 'engine-compressions');
+  const source = path.join(scratch, 'source');
+  const medium = path.join(scratch, 'medium');
+  fs.mkdirSync(medium);
+  for (let i = 0; i < 30; i++) put(source, `d${i % 3}/f${i}`, `file ${i}\n`.repeat(400));
+  const clock = new StepClock();
+  const kinds: string[] = [];
+  let last: Sidecar | undefined;
+  for (const compression of ['gzip', 'none', 'zstd'] as const) {
+    put(source, `d1/changed-in-${compression}`, compression);
+    fs.rmSync(path.join(source, `d2/f${kinds.length * 3 + 2}`));
+    last = (await apiBackup(source, medium, VOLUME, { clock, compression })).sidecar;
+    kinds.push(`${last.kind}:${last.archive.replace(/^.*?\.(full|incr)/, '$1')}`);
+  }
+  assert.deepEqual(kinds, ['full:full.tar.gz', 'incremental:incr.tar', 'incremental:incr.tar.zst']);
+  const expected = await snapshotTree(source);
+  const ours = path.join(scratch, 'ours');
+  const r = cliRestore(VOLUME, medium, ours);
+  assert.equal(r.code, 0, show(r));
+  assertTreesEqual(expected, await snapshotTree(ours));
+  const one = path.join(scratch, 'one');
+  assert.equal(cliRestore(VOLUME, medium, one, ['d1/changed-in-none']).code, 0);
+  assert.equal(fs.readFileSync(path.join(one, 'd1/changed-in-none'), 'utf8'), 'none');
+  const gnu = path.join(scratch, 'gnu');
+  gnuTarRestoreChain(chainArchives(medium, VOLUME, last!), gnu);
+  assertTreesEqual(expected, await snapshotTree(gnu));
+});
