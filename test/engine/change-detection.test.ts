@@ -17,8 +17,10 @@ import { assertTreesEqual } from '../helpers/tree-compare.js';
 import {
   apiBackup,
   backupsOf,
+  chainArchives,
   cliBackup,
   cliRestore,
+  gnuTarRestoreChain,
   NOBODY,
   put,
   show,
@@ -194,4 +196,28 @@ test('a chain older than the full interval starts again with a full', async (t) 
   const next = await apiBackup(source, medium, VOLUME, { clock, fullIntervalDays: 7 });
   assert.equal(next.sidecar.kind, 'full');
   assert.match(next.prepared.decision.reason, /last full is 7\.\d days old \(limit 7\)/);
+});
+
+test('--one-file-system keeps a mount point as an empty directory and reads nothing below it', async (t) => {
+  const { source, medium, scratch } = sourceAndMedium(t);
+  const mnt = path.join(source, 'proc-like');
+  fs.mkdirSync(mnt);
+  // A real second filesystem inside the source (unmounted by makeScratchDir's cleanup).
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'xenbackup-test', mnt]);
+  fs.writeFileSync(path.join(mnt, 'inside'), 'on another filesystem\n');
+  const full = cliBackup(source, medium, VOLUME, ['--one-file-system']);
+  assert.equal(full.code, 0, show(full));
+  assert.equal(backupsOf(medium, VOLUME)[0]!.stats.filesRead, 41, 'the file on the other filesystem is not read');
+  const again = cliBackup(source, medium, VOLUME, ['--one-file-system']);
+  assert.equal(again.code, 0, show(again));
+  assert.equal(backupsOf(medium, VOLUME)[1]!.stats.filesRead, 0);
+
+  const to = path.join(scratch, 'restored');
+  assert.equal(cliRestore(VOLUME, medium, to).code, 0);
+  assert.deepEqual(fs.readdirSync(path.join(to, 'proc-like')), []);
+  assert.equal(fs.readFileSync(path.join(to, 'etc/passwd'), 'utf8'), 'root:x:0:0:root:/root:/bin/sh\n');
+  const gnu = path.join(scratch, 'gnu');
+  gnuTarRestoreChain(chainArchives(medium, VOLUME, backupsOf(medium, VOLUME)[1]!), gnu);
+  assert.deepEqual(fs.readdirSync(path.join(gnu, 'proc-like')), []);
+  assert.equal(fs.existsSync(path.join(gnu, 'etc/passwd')), true);
 });
