@@ -29,6 +29,9 @@ export interface BackupRequest {
   forceFull: boolean;
   fullIntervalDays: number;
   maxChainLength: number;
+  /** FULL_WEEKDAY / FULL_MONTHDAY (see core/chain.ts). */
+  fullWeekday?: number;
+  fullMonthday?: number;
   oneFileSystem: boolean;
   excludes: Buffer[];
   liveSource: boolean;

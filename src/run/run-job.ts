@@ -110,6 +110,8 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
       // FULL_INTERVAL_DAYS=0 means no age limit (settings.ts); the chain rule takes "age >= limit"
       fullIntervalDays: cfg.fullIntervalDays === 0 ? Infinity : cfg.fullIntervalDays,
       maxChainLength: cfg.maxChainLength,
+      fullWeekday: cfg.fullWeekday,
+      fullMonthday: cfg.fullMonthday,
       forceFull: opts.forceFull,
       logger: log,
       signal: opts.signal,

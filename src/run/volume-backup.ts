@@ -9,10 +9,13 @@
  */
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
-import type { Volume } from '../config/settings.js';
+import type { Engine, Volume } from '../config/settings.js';
+import { attachPartition, type LoopDevice } from '../host/loop.js';
+import { prepareMirror } from '../engine/rsync-mirror.js';
+import type { Sidecar } from '../repo/sidecar.js';
 import { createSnapshot, snapshotHealth, type Snapshot, type SnapshotSize } from '../host/lvm.js';
 import { isStillMounted, mountReadOnly, type MountHandle } from '../host/mount.js';
-import { prepareBackup, type PreparedBackup } from '../engine/backup-volume.js';
+import { prepareBackup } from '../engine/backup-volume.js';
 import type { Compression } from '../engine/compression.js';
 import type { VolumeReport } from '../report/run-report.js';
 import { formatBytes, formatCount } from '../report/format.js';
@@ -25,6 +28,8 @@ export interface VolumeJobContext {
   compression: Compression;
   fullIntervalDays: number;
   maxChainLength: number;
+  fullWeekday?: number;
+  fullMonthday?: number;
   forceFull: boolean;
   logger: Logger;
   signal: AbortSignal;
@@ -44,38 +49,70 @@ function snapshotSizeOf(v: Volume): SnapshotSize {
   return s.kind === 'absolute' ? { bytes: s.bytes } : { percentOfOrigin: s.percent };
 }
 
+/** What both engines hand back before the backup counts (two-phase: commit or abort). */
+interface EnginePrepared {
+  kind: 'full' | 'incremental' | 'mirror';
+  warnings: string[];
+  unreadable: string[];
+  archivePath: string;
+  commit(): Sidecar;
+  abort(): Promise<void>;
+}
+
+async function prepareWithEngine(
+  engine: Engine,
+  name: string,
+  sourceDir: string,
+  ctx: VolumeJobContext,
+  tree: { oneFileSystem: boolean; excludes: Buffer[]; liveSource: boolean },
+): Promise<EnginePrepared> {
+  if (engine === 'rsync') {
+    const m = await prepareMirror({ sourceDir, medium: ctx.medium, host: ctx.host, volume: name, logger: ctx.logger });
+    return { kind: 'mirror', warnings: [], unreadable: m.unreadable, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
+  }
+  const p = await prepareBackup({
+    sourceDir,
+    medium: ctx.medium,
+    host: ctx.host,
+    volume: name,
+    compression: ctx.compression,
+    forceFull: ctx.forceFull,
+    fullIntervalDays: ctx.fullIntervalDays,
+    maxChainLength: ctx.maxChainLength,
+    fullWeekday: ctx.fullWeekday,
+    fullMonthday: ctx.fullMonthday,
+    ...tree,
+    logger: ctx.logger,
+    signal: ctx.signal,
+    onProgress: progressOf(name, ctx),
+  });
+  return { kind: p.decision.kind, warnings: p.warnings, unreadable: p.unreadable, archivePath: p.archivePath, commit: () => p.commit(), abort: () => p.abort() };
+}
+
 export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promise<VolumeReport> {
   const name = `${v.domU}/${v.part}`;
   const log = ctx.logger;
   const started = Date.now();
   const report: VolumeReport = { volume: name, status: 'failed', kind: null, files: 0, bytes: 0, sourceBytes: 0, durationMs: 0, warnings: [], errors: [] };
   let snapshot: Snapshot | undefined;
+  let partition: LoopDevice | undefined;
   let mount: MountHandle | undefined;
-  let prepared: PreparedBackup | undefined;
+  let prepared: EnginePrepared | undefined;
   try {
-    if (v.engine !== 'tar') throw new Error(`engine ${v.engine} is not available yet for ${name}; only tar`);
     if (v.fstype === 'raw') throw new Error(`fstype raw (block-level backup) is not available yet for ${name}`);
     snapshot = await createSnapshot(v.device, { size: snapshotSizeOf(v), logger: log });
+    let device = snapshot.path;
+    if (v.partition !== undefined) {
+      // A whole-disk LV (HVM guest): the partition inside the snapshot, as its own (writable: journal replay
+      // goes to the snapshot's copy-on-write space, never to the origin) loop device.
+      partition = await attachPartition(snapshot.path, v.partition, { logger: log });
+      device = partition.device;
+    }
     const mountpoint = path.join(ctx.snapshotMountDir, v.domU, v.part);
-    mount = await mountReadOnly(snapshot.path, mountpoint, v.fstype, v.mountOptions, log);
+    mount = await mountReadOnly(device, mountpoint, v.fstype, v.mountOptions, log);
     if (mount.fallbackReason) report.warnings.push(`${name}: ${mount.fallbackReason}`);
-    prepared = await prepareBackup({
-      sourceDir: mount.mountpoint,
-      medium: ctx.medium,
-      host: ctx.host,
-      volume: name,
-      compression: ctx.compression,
-      forceFull: ctx.forceFull,
-      fullIntervalDays: ctx.fullIntervalDays,
-      maxChainLength: ctx.maxChainLength,
-      oneFileSystem: true,
-      excludes: [],
-      liveSource: false,
-      logger: log,
-      signal: ctx.signal,
-      onProgress: progressOf(name, ctx),
-    });
-    report.kind = prepared.decision.kind;
+    prepared = await prepareWithEngine(v.engine, name, mount.mountpoint, ctx, { oneFileSystem: true, excludes: [], liveSource: false });
+    report.kind = prepared.kind;
     report.warnings.push(...prepared.warnings);
     // The checks that make the archive trustworthy, before it may count.
     const problems: string[] = [];
@@ -108,6 +145,7 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
   } finally {
     // Reverse order of acquisition; each release is attempted even if the previous one failed.
     if (mount) await mount.release().catch((e: Error) => report.errors.push(`${name}: unmount failed: ${e.message}`));
+    if (partition) await partition.release().catch((e: Error) => report.errors.push(`${name}: losetup -d failed: ${e.message}`));
     if (snapshot) await snapshot.release().catch((e: Error) => report.errors.push(`${name}: lvremove failed: ${e.message}`));
     report.durationMs = Date.now() - started;
     for (const w of report.warnings) log.warn(w);
@@ -135,25 +173,11 @@ export async function backupDom0Root(ctx: Dom0Context): Promise<VolumeReport> {
     .map((p) => path.relative(path.resolve(ctx.root), path.resolve(p)))
     .filter((r) => r && !r.startsWith('..') && !path.isAbsolute(r));
   const excludes = [...system, ...inside].map((p) => Buffer.from(p.replace(/\/+$/, ''))).filter((b) => b.length);
-  let prepared: PreparedBackup | undefined;
+  let prepared: EnginePrepared | undefined;
   try {
-    prepared = await prepareBackup({
-      sourceDir: ctx.root,
-      medium: ctx.medium,
-      host: ctx.host,
-      volume: name,
-      compression: ctx.compression,
-      forceFull: ctx.forceFull,
-      fullIntervalDays: ctx.fullIntervalDays,
-      maxChainLength: ctx.maxChainLength,
-      oneFileSystem: true,
-      excludes,
-      liveSource: true,
-      logger: log,
-      signal: ctx.signal,
-      onProgress: progressOf(name, ctx),
-    });
-    report.kind = prepared.decision.kind;
+    // dom0 always uses the tar engine: its excludes and live-source handling are the archiver's.
+    prepared = await prepareWithEngine('tar', name, ctx.root, ctx, { oneFileSystem: true, excludes, liveSource: true });
+    report.kind = prepared.kind;
     report.warnings.push(...prepared.warnings);
     const sidecar = prepared.commit();
     report.status = sidecar.status === 'partial' ? 'partial' : 'ok';
