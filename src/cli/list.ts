@@ -1,14 +1,21 @@
 /**
- * `xenbackup list`: the backups per volume in chain order. The --json form is
- * a stable interface (documented in the README): an array of volumes, each
- * with its backups {id, time, kind, base, chain, status, files, bytes,
- * archiveBytes, archive, manifest}.
+ * `xenbackup list`: the backups per volume in chain order, with what each
+ * needs to be restored, its size, and what `prune` would do next (by the
+ * rules of --config or --ttl/--keep-*, as prune takes them). The --json form
+ * is a stable interface (documented in the README): an array of volumes
+ * {volume, backups, chains, newestCompleteRestorePoint, prune}, each backup
+ * {id, time, kind, base, chain, status, files, bytes, archiveBytes, archive,
+ * manifest} plus {needs, restorable, sizeBytes, restoreBytes, prune}. Fields
+ * are only ever added.
  */
 import type { Command } from 'commander';
-import { volumesOnMedium } from '../repo/medium-index.js';
+import { needs } from '../core/chain.js';
+import { describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
+import { backupBytes, pruneVolume, type VolumePruneResult } from '../repo/prune.js';
+import type { Sidecar } from '../repo/sidecar.js';
 import { timeOfId, VolumeStore } from '../repo/volume-store.js';
 import { formatBytes, formatCount } from '../report/format.js';
-import { CliError, defaultHost } from './common.js';
+import { addRuleOptions, resolveTarget, storesFor, type RuleOptions } from './prune.js';
 
 export interface ListedBackup {
   id: string;
@@ -40,38 +47,147 @@ export function listVolume(store: VolumeStore): ListedBackup[] {
   }));
 }
 
+/** What `list` adds to each backup: its chain, its size, and prune's verdict. */
+export interface ListedBackupDetail extends ListedBackup {
+  /** Ids a restore of this backup reads, oldest first, itself last; empty when its chain is broken. */
+  needs: string[];
+  restorable: boolean;
+  /** Bytes of its files on the medium: archive, manifest and sidecar. */
+  sizeBytes: number;
+  /** Archive bytes a whole-volume restore of it reads (the archives it needs). */
+  restoreBytes: number;
+  /** What the next prune would do; null when the rules are refused. */
+  prune: { action: 'keep' | 'delete'; reasons: string[] } | null;
+}
+
+export interface ListedChain {
+  /** The id of the full that starts it. */
+  full: string;
+  backups: string[];
+  archiveBytes: number;
+  sizeBytes: number;
+  /** The full is on the medium, so every backup of the chain can be restored. */
+  restorable: boolean;
+}
+
+export interface ListedVolume {
+  volume: string;
+  backups: ListedBackupDetail[];
+  chains: ListedChain[];
+  newestCompleteRestorePoint: string | null;
+  prune: { rules: RetentionRules; delete: string[]; freedBytes: number; keep: number; refused?: string };
+}
+
+/** One volume with its chains and what prune would do next by `rules`. */
+export function listVolumeDetail(store: VolumeStore, rules: RetentionRules, now: Date): ListedVolume {
+  const sidecars = store.list();
+  let pruned: VolumePruneResult | undefined;
+  let refused: string | undefined;
+  try {
+    pruned = pruneVolume(store, rules, { dryRun: true, now });
+  } catch (e) {
+    if (!(e instanceof RetentionRulesError)) throw e;
+    refused = e.message;
+  }
+  const item = new Map(pruned?.decision.items.map((i) => [i.backup.id, i]));
+  const byId = new Map(sidecars.map((s) => [s.id, s]));
+  const needsOf = (s: Sidecar): string[] => {
+    try {
+      return needs(sidecars, s).map((x) => x.id);
+    } catch {
+      return [];
+    }
+  };
+  const backups = listVolume(store).map((b, i): ListedBackupDetail => {
+    const s = sidecars[i]!;
+    const need = needsOf(s);
+    const verdict = item.get(s.id);
+    return {
+      ...b,
+      needs: need,
+      restorable: need.length > 0,
+      sizeBytes: backupBytes(store, s),
+      restoreBytes: need.reduce((n, id) => n + byId.get(id)!.archiveBytes, 0),
+      prune: verdict ? { action: verdict.keep ? 'keep' : 'delete', reasons: verdict.reasons } : null,
+    };
+  });
+  const chains = new Map<string, ListedChain>();
+  for (const b of backups) {
+    const c = chains.get(b.chain) ?? { full: b.chain, backups: [], archiveBytes: 0, sizeBytes: 0, restorable: byId.get(b.chain)?.kind === 'full' };
+    c.backups.push(b.id);
+    c.archiveBytes += b.archiveBytes;
+    c.sizeBytes += b.sizeBytes;
+    chains.set(b.chain, c);
+  }
+  return {
+    volume: store.volume,
+    backups,
+    chains: [...chains.values()],
+    newestCompleteRestorePoint: pruned?.decision.newestComplete?.id ?? null,
+    prune: {
+      rules,
+      delete: pruned ? pruned.deleted.map((d) => d.id).reverse() : [],
+      freedBytes: pruned ? pruned.deleted.reduce((n, d) => n + d.bytes, 0) : 0,
+      keep: pruned ? pruned.decision.keep.length : sidecars.length,
+      ...(refused ? { refused } : {}),
+    },
+  };
+}
+
+function printVolume(v: ListedVolume, write: (s: string) => void): void {
+  const size = v.chains.reduce((n, c) => n + c.sizeBytes, 0);
+  const next = v.prune.refused
+    ? `prune refuses these rules: ${v.prune.refused}`
+    : v.prune.delete.length
+      ? `next prune (${describeRules(v.prune.rules)}) deletes ${v.prune.delete.length} (${formatBytes(v.prune.freedBytes)}), keeps ${v.prune.keep}`
+      : `next prune (${describeRules(v.prune.rules)}) deletes nothing`;
+  write(`${v.volume}\n`);
+  write(`  ${v.chains.length} chain${v.chains.length === 1 ? '' : 's'}, ${v.backups.length} backups, ${formatBytes(size)}; ${next}\n`);
+  for (const c of v.chains) {
+    write(`  chain of ${c.full}: ${c.backups.length} backup${c.backups.length === 1 ? '' : 's'}, ${formatBytes(c.sizeBytes)}${c.restorable ? '' : ' (its full is gone: cannot be restored)'}\n`);
+    for (const b of v.backups.filter((x) => x.chain === c.full)) {
+      const mark = b.kind === 'full' ? 'full' : ' incr';
+      write(
+        `  ${b.id}  ${mark.padEnd(5)} ${b.status === 'partial' ? 'PARTIAL ' : ''}${formatCount(b.files).padStart(9)} entries ${formatBytes(b.bytes).padStart(10)} -> ${formatBytes(b.archiveBytes).padStart(10)}  ${b.archive}\n`,
+      );
+      const needText = b.restorable ? `needs ${b.needs.length === 1 ? 'only itself' : `${b.needs.length} archives from ${b.needs[0]}`} (${formatBytes(b.restoreBytes)})` : 'CANNOT BE RESTORED (chain broken)';
+      const pruneText = b.prune ? `next prune: ${b.prune.action === 'keep' ? 'keep' : 'DELETE'} (${b.prune.reasons.join('; ')})` : '';
+      write(`      ${needText}${pruneText ? `; ${pruneText}` : ''}\n`);
+    }
+  }
+}
+
 export function registerList(program: Command): void {
-  program
+  const cmd = program
     .command('list')
-    .description('list the backups on the medium, per volume, in chain order')
+    .description('list the backups per volume in chain order: what each needs, its size, and what prune would do next')
     .argument('[domU/part]', 'only this volume')
-    .requiredOption('--medium <dir>', 'the backup medium')
-    .option('--host <name>', 'host folder on the medium', defaultHost())
-    .option('--json', 'machine-readable output (stable; see README)')
-    .addHelpText('after', `
+    .option('--medium <dir>', 'the backup medium')
+    .option('-c, --config <file>', 'take BCKMNTP, HOSTN and the prune rules from this config (the medium must be mounted)')
+    .option('--host <name>', "host folder on the medium (default: HOSTN of --config, else this machine's name)")
+    .option('--json', 'machine-readable output (stable; see README)');
+  addRuleOptions(cmd).addHelpText('after', `
+The "next prune" column uses the rules of --config, or --ttl/--keep-* (default
+ARCHIVE_TTL_DAYS=5, no KEEP_* rule), exactly as \`xenbackup prune\` would.
+
 Examples:
   xenbackup list --medium /backup/guests
+  xenbackup list --config /etc/xenbackup.conf
+  xenbackup list web1/root --medium /backup/guests --ttl 3 --keep-weekly 4
   xenbackup list web1/root --medium /backup/guests --json | jq '.[0].backups[-1].archive'`)
-    .action((volume: string | undefined, o: { medium: string; host: string; json?: boolean }) => {
-      const stores = volume ? [new VolumeStore(o.medium, o.host, volume)] : volumesOnMedium(o.medium, o.host);
-      if (volume && !stores[0]!.exists()) throw new CliError(`no backups of ${volume} on ${o.medium} for host ${o.host}`);
-      const data = stores.map((s) => ({ volume: s.volume, backups: listVolume(s) }));
+    .action(async (volume: string | undefined, o: RuleOptions & { medium?: string; config?: string; host?: string; json?: boolean }) => {
+      const target = await resolveTarget(o, false);
+      const stores = storesFor(target.medium, target.host, volume ? [volume] : []);
+      const now = new Date();
+      const data = stores.map((s) => listVolumeDetail(s, target.rules, now));
       if (o.json) {
         process.stdout.write(JSON.stringify(data, null, 2) + '\n');
         return;
       }
       if (data.length === 0) {
-        process.stdout.write(`no backups on ${o.medium} for host ${o.host}\n`);
+        process.stdout.write(`no backups on ${target.medium} for host ${target.host}\n`);
         return;
       }
-      for (const v of data) {
-        process.stdout.write(`${v.volume}\n`);
-        for (const b of v.backups) {
-          const mark = b.kind === 'full' ? 'full' : ' incr';
-          process.stdout.write(
-            `  ${b.id}  ${mark.padEnd(5)} ${b.status === 'partial' ? 'PARTIAL ' : ''}${formatCount(b.files).padStart(9)} entries ${formatBytes(b.bytes).padStart(10)} -> ${formatBytes(b.archiveBytes).padStart(10)}  ${b.archive}\n`,
-          );
-        }
-      }
+      for (const v of data) printVolume(v, (s) => process.stdout.write(s));
     });
 }
