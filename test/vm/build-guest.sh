@@ -27,7 +27,7 @@ GUEST_MODULES=(virtio_pci virtio_blk virtio_console ext4 crc32c_generic crc32c-i
 INITRD_MODULES=(virtio_pci virtio_blk crc32c_generic crc32c-intel ext4)
 
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${XENBACKUP_VM_CACHE:-$HOME/.cache/xenbackup-vm}
+cache=${XENBACKUP_VM_CACHE:-${HOME:-/root}/.cache/xenbackup-vm}
 force=${1:-}
 
 say() { printf '[build-guest] %s\n' "$*" >&2; }

@@ -16,6 +16,7 @@
 #
 # Args (or XENBACKUP_VM_SCENARIOS, space-separated): run only scenarios whose name equals or starts
 # with one of them. XENBACKUP_VM_SCENARIO_TIMEOUT: seconds per scenario (default 600).
+# XENBACKUP_VM_TRACE=1: shell scenarios run under bash -x, each command stamped with the guest's uptime.
 set -uo pipefail
 
 scenario_dir=${XB_HOST:-/host}/test/vm/scenarios
@@ -90,12 +91,14 @@ wipe_scratch() {
 runner_for() {
   local file=$1 name=$2
   case $file in
-    *.sh) echo bash "$file" ;;
+    *.sh) if [[ ${XENBACKUP_VM_TRACE:-0} == 1 ]]; then echo bash -x "$file"; else echo bash "$file"; fi ;;
     *.mjs) echo node "$file" ;;
     *.ts) echo node "${XB_HOST:-/host}/dist/test/vm/scenarios/$name.js" ;;
   esac
 }
 
+# For XENBACKUP_VM_TRACE: where the time goes, per command.
+export PS4='+ [$(cut -d" " -f1 /proc/uptime)] '
 total=0 passed=0 failed=0
 wipe_scratch
 shopt -s nullglob

@@ -18,6 +18,9 @@ VGS_FIELDS=vg_name,vg_size,vg_free,vg_extent_size
 FIXTURES=${XB_ARTIFACTS:-/tmp/artifacts}/fixtures/lvm
 XB_SCENARIO=${XB_SCENARIO:-$(basename "$0" .sh)}
 _xb_t0=$(date +%s.%N)
+# XENBACKUP_VM_TRACE=1 runs scenarios under bash -x: stamp each command (bash ignores PS4 from the
+# environment when run as root, so it is set here).
+PS4='+ [$EPOCHREALTIME] '
 _xb_cleanups=()
 
 say() { printf '[%s +%ss] %s\n' "$XB_SCENARIO" "$(awk -v a="$(date +%s.%N)" -v b="$_xb_t0" 'BEGIN { printf "%.1f", a - b }')" "$*"; }
@@ -143,23 +146,21 @@ capture() {
   tee "$FIXTURES/$1"
 }
 
-# product_args FUNCTION: the argument list the compiled xenbackup builds for lvs/vgs
-# (dist/src/host/lvm-report.js: lvsArgs, vgsArgs), one per line; nothing if that module is absent.
-product_args() {
-  local mod=$XB_HOST/dist/src/host/lvm-report.js
-  [[ -f $mod ]] || return 0
-  node --input-type=module -e "
-    const m = await import('$mod');
-    if (typeof m.$1 === 'function') console.log(m.$1([]).join('\\n'));" 2>/dev/null || true
-}
-
-# capture_product_reports SUFFIX: lvs and vgs exactly as xenbackup runs them, as vm-{lvs,vgs}-xenbackup-SUFFIX.json.
+# capture_product_reports SUFFIX: lvs and vgs exactly as xenbackup runs them (the compiled
+# dist/src/host/lvm-report.js: lvsArgs, vgsArgs), as vm-{lvs,vgs}-xenbackup-SUFFIX.json.
+# Skipped with a note when that module is not there.
 capture_product_reports() {
-  local lvs_args vgs_args
-  mapfile -t lvs_args < <(product_args lvsArgs)
-  mapfile -t vgs_args < <(product_args vgsArgs)
+  local mod=$XB_HOST/dist/src/host/lvm-report.js lines lvs_args=() vgs_args=()
+  if [[ -f $mod ]]; then
+    # One node start for both lists (node takes over a second to start under emulation).
+    mapfile -t lines < <(node --input-type=module -e "
+      const m = await import('$mod');
+      for (const f of [m.lvsArgs, m.vgsArgs]) console.log(typeof f === 'function' ? f([]).join('\\t') : '');" 2>/dev/null || true)
+    IFS=$'\t' read -r -a lvs_args <<< "${lines[0]:-}"
+    IFS=$'\t' read -r -a vgs_args <<< "${lines[1]:-}"
+  fi
   if ((${#lvs_args[@]} == 0 || ${#vgs_args[@]} == 0)); then
-    say "no compiled lvsArgs/vgsArgs in $XB_HOST/dist: xenbackup's own report format not captured"
+    say "no lvsArgs/vgsArgs in $mod: xenbackup's own report format not captured"
     return 0
   fi
   lvs "${lvs_args[@]}" "$VG" | capture "vm-lvs-xenbackup-$1.json" >/dev/null

@@ -26,7 +26,7 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 project=$(cd "$here/../.." && pwd)
-cache=${XENBACKUP_VM_CACHE:-$HOME/.cache/xenbackup-vm}
+cache=${XENBACKUP_VM_CACHE:-${HOME:-/root}/.cache/xenbackup-vm}
 limit=${XENBACKUP_VM_TIMEOUT:-840}
 shell=0
 if [[ ${1:-} == --shell ]]; then shell=1; shift; fi

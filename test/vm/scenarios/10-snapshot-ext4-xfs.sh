@@ -6,7 +6,6 @@
 . "$XB_HOST/test/vm/lib.sh"
 
 make_vg
-lvs_json | capture vm-lvs-empty-vg.json >/dev/null
 make_origin g1-root 64M ext4 /srv/g1/root
 make_origin g1-data 300M xfs /srv/g1/data
 fill_tree /srv/g1/root
@@ -68,7 +67,6 @@ lvs_json | capture vm-lvs-snapshots.json
 lvs_json --binary | capture vm-lvs-snapshots-binary.json >/dev/null
 vgs_json "$VG" | capture vm-vgs.json
 capture_product_reports snapshots
-lvs -a -o lv_name,lv_attr,lv_size,origin,lv_tags,seg_monitor,devices "$VG" | capture vm-lvs-snapshots-table.txt >/dev/null
 dmsetup ls | sort | capture vm-dmsetup-ls-snapshots.txt >/dev/null
 
 # Failures xenbackup must report clearly: no room in the VG (a filler LV takes all free extents; a too
@@ -93,5 +91,4 @@ set -e
 umount "$MNTSOURCEDIR/g1/root" "$MNTSOURCEDIR/g1/data"
 lvremove -qq -y "$VG/g1-root-xbsnap" "$VG/g1-data-xbsnap"
 assert_released
-lvs_json | capture vm-lvs-released.json >/dev/null
 { echo "kernel=$(uname -r)"; lvm version | sed 's/^ *//; s/: */=/'; } | capture vm-versions.txt >/dev/null
