@@ -113,7 +113,7 @@ export function storesFor(medium: string, host: string, volumes: string[]): Volu
     } catch (e) {
       throw new CliError((e as Error).message);
     }
-    if (!store.exists()) throw new CliError(`unknown volume ${v}: no backups of it on ${medium} for host ${host}`);
+    if (!store.exists()) throw new CliError(`no backups of ${v} on ${medium} for host ${host}`);
     return store;
   });
 }
