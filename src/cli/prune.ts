@@ -15,7 +15,8 @@ import { acquireLock, DEFAULT_LOCK_PATH, LockHeldError, type LockHandle } from '
 import { canonicalPath, readMountinfo, topMountAt } from '../host/mountinfo.js';
 import { inspectDevice, mountIsOfDevice } from '../host/device.js';
 import { volumesOnMedium } from '../repo/medium-index.js';
-import { pruneVolume, type VolumePruneResult } from '../repo/prune.js';
+import { pruneVolumeLocked, type VolumePruneResult } from '../repo/prune.js';
+import { VolumeBusyError } from '../repo/volume-lock.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
 import { rulesOfConfig, summarizeVolumePrune } from '../run/prune-step.js';
@@ -204,8 +205,16 @@ config error or rules that keep nothing; 3 a run holds the lock; 4 the medium of
       }
       const now = new Date();
       const results: VolumePruneResult[] = [];
+      const busy: string[] = [];
       try {
-        for (const store of stores) results.push(pruneVolume(store, target.rules, { dryRun: !!o.dryRun, now }));
+        for (const store of stores) {
+          try {
+            results.push(await pruneVolumeLocked(store, target.rules, { dryRun: !!o.dryRun, now }));
+          } catch (e) {
+            if (!(e instanceof VolumeBusyError)) throw e;
+            busy.push(`${e.message}; not pruned`);
+          }
+        }
       } finally {
         await lock?.release();
       }
@@ -226,7 +235,7 @@ config error or rules that keep nothing; 3 a run holds the lock; 4 the medium of
         const count = results.reduce((n, r) => n + r.deleted.length, 0);
         write(`${o.dryRun ? 'would delete' : 'deleted'} ${count} backup${count === 1 ? '' : 's'}, ${formatBytes(freed)}\n`);
       }
-      const errors = results.flatMap((r) => r.errors);
+      const errors = [...results.flatMap((r) => r.errors), ...busy];
       for (const e of errors) process.stderr.write(`xenbackup: ${e}\n`);
       if (errors.length) process.exitCode = EXIT.failed;
     });

@@ -10,13 +10,18 @@
  *     sidecar, which `list` ignores and the next prune or backup removes.
  *
  * Nothing here decides what to delete; a dry run goes through the same path
- * and only reports.
+ * and only reports. A real prune holds the volume's backup lock
+ * (repo/volume-lock.ts) so that a backup being made meanwhile, e.g. a manual
+ * `xenbackup backup` beside the nightly run, neither loses the base it builds
+ * on nor has its files taken for debris.
  */
 import fs from 'node:fs';
 import { timeOfId, type VolumeStore } from './volume-store.js';
 import { fsyncDir } from './atomic-file.js';
 import type { Sidecar } from './sidecar.js';
 import { decideRetention, type RetentionDecision, type RetentionRules } from '../core/retention.js';
+import { lockVolume } from './volume-lock.js';
+import { silentLogger, type Logger } from '../util/log.js';
 
 export interface DeletedBackup {
   id: string;
@@ -156,4 +161,18 @@ export function pruneVolume(store: VolumeStore, rules: RetentionRules, opts: Pru
   }
   if (!opts.dryRun && result.debris.length) fsyncDir(store.dir);
   return result;
+}
+
+/**
+ * pruneVolume under the volume's backup lock (a dry run needs none). Throws
+ * VolumeBusyError, having deleted nothing, while a backup of the volume runs.
+ */
+export async function pruneVolumeLocked(store: VolumeStore, rules: RetentionRules, opts: PruneOptions & { logger?: Logger }): Promise<VolumePruneResult> {
+  if (opts.dryRun || !store.exists()) return pruneVolume(store, rules, opts);
+  const lock = await lockVolume(store.dir, store.volume, opts.logger ?? silentLogger);
+  try {
+    return pruneVolume(store, rules, opts);
+  } finally {
+    lock.release();
+  }
 }

@@ -12,7 +12,8 @@
 import type { Config } from '../config/settings.js';
 import { checkRules, describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
 import { volumesOnMedium } from '../repo/medium-index.js';
-import { pruneVolume, type VolumePruneResult } from '../repo/prune.js';
+import { pruneVolumeLocked, type VolumePruneResult } from '../repo/prune.js';
+import { VolumeBusyError } from '../repo/volume-lock.js';
 import { formatBytes } from '../report/format.js';
 import type { Logger } from '../util/log.js';
 
@@ -40,7 +41,7 @@ export interface PruneStepResult {
   errors: string[];
 }
 
-export function pruneStep(cfg: Config, mediumPath: string, logger: Logger, now: Date = new Date()): PruneStepResult {
+export async function pruneStep(cfg: Config, mediumPath: string, logger: Logger, now: Date = new Date()): Promise<PruneStepResult> {
   const rules = rulesOfConfig(cfg);
   const out: PruneStepResult = { lines: [], warnings: [], errors: [] };
   try {
@@ -60,8 +61,16 @@ export function pruneStep(cfg: Config, mediumPath: string, logger: Logger, now: 
   for (const store of stores) {
     let r: VolumePruneResult;
     try {
-      r = pruneVolume(store, rules, { dryRun: false, now });
+      r = await pruneVolumeLocked(store, rules, { dryRun: false, now, logger });
     } catch (e) {
+      if (e instanceof VolumeBusyError) {
+        // a manual backup of it is running: prune it next time rather than pull its base away
+        const msg = `prune ${e.message}; not pruned this time`;
+        logger.warn(msg);
+        out.warnings.push(msg);
+        out.lines.push(msg);
+        continue;
+      }
       const msg = `prune ${store.volume}: ${(e as Error).message}`;
       logger.error(msg);
       out.errors.push(msg);
@@ -85,7 +94,7 @@ export function pruneStep(cfg: Config, mediumPath: string, logger: Logger, now: 
   return out;
 }
 
-/** What `run` calls after its backups: the report lines of the prune step. */
-export function pruneAfterRun(cfg: Config, mediumPath: string, logger: Logger, now: Date = new Date()): string[] {
-  return pruneStep(cfg, mediumPath, logger, now).lines;
+/** What `run` calls after its backups: the report lines of the prune step (pruneStep also sorts out warnings and errors). */
+export async function pruneAfterRun(cfg: Config, mediumPath: string, logger: Logger, now: Date = new Date()): Promise<string[]> {
+  return (await pruneStep(cfg, mediumPath, logger, now)).lines;
 }

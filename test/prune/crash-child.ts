@@ -1,16 +1,16 @@
 /**
  * A prune that dies: run as a child process by prune-medium.test.ts, it
- * prunes one volume and kills itself with SIGKILL right after the first
+ * prunes one volume (holding its volume lock, as the CLI and the run do) and kills itself with SIGKILL right after the first
  * step named on the command line (e.g. the first sidecar removal), so the
  * test sees exactly what a power cut or kill -9 at that point leaves.
  *
  *   node crash-child.js MEDIUM HOST VOLUME NOW_ISO TTL_DAYS STEP
  */
-import { pruneVolume, type PruneStep } from '../../src/repo/prune.js';
+import { pruneVolumeLocked, type PruneStep } from '../../src/repo/prune.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
 
 const [medium, host, volume, nowIso, ttl, step] = process.argv.slice(2) as [string, string, string, string, string, PruneStep];
-pruneVolume(new VolumeStore(medium, host, volume), { ttlDays: Number(ttl), keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }, {
+await pruneVolumeLocked(new VolumeStore(medium, host, volume), { ttlDays: Number(ttl), keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }, {
   dryRun: false,
   now: new Date(nowIso),
   afterStep: (s) => {

@@ -15,6 +15,7 @@ import { makeScratchDir, withLoopFs } from '../helpers/scratch.js';
 import { assertOneLineError, show, xenbackup } from '../engine/engine-fixtures.js';
 import { loadConfig } from '../../src/config/settings.js';
 import { acquireLock } from '../../src/host/lock.js';
+import { lockVolume } from '../../src/repo/volume-lock.js';
 import type { Sidecar } from '../../src/repo/sidecar.js';
 import { pruneAfterRun, pruneStep } from '../../src/run/prune-step.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
@@ -232,7 +233,7 @@ test('pruneAfterRun: the config\'s TTL (BM_ARCHIVE_TTL when migrating) and KEEP_
   const cfg = loadConfig({ configPath: env.write({}) });
   assert.equal(cfg.archiveTtlDays, 2, 'BM_ARCHIVE_TTL migrated');
   const sink = new MemorySink();
-  const lines = pruneAfterRun(cfg, medium, createLogger([sink.sink]));
+  const lines = await pruneAfterRun(cfg, medium, createLogger([sink.sink]));
   assert.match(lines[0]!, /^prune \(TTL 2 days\): 14 backups deleted in 2 volumes, .* freed$/);
   assert.match(lines[1]!, /^prune db1\/data: deleted 7 backups \(.*: \d{8}T\d{6}Z to \d{8}T\d{6}Z\); kept 3 backups, 3 restorable back to /);
   assert.equal(lines.length, 3);
@@ -241,11 +242,37 @@ test('pruneAfterRun: the config\'s TTL (BM_ARCHIVE_TTL when migrating) and KEEP_
   assert.ok(sink.records.some((r) => r.message === lines[0]), 'the lines are logged too');
 
   const off = loadConfig({ configPath: env.write({ ARCHIVE_TTL_DAYS: '0' }) });
-  const skipped = pruneStep(off, medium, createLogger([]));
+  const skipped = await pruneStep(off, medium, createLogger([]));
   assert.equal(skipped.warnings.length, 1);
   assert.match(skipped.lines[0]!, /^prune skipped: the retention rules keep nothing .*ARCHIVE_TTL_DAYS=0, KEEP_LAST\/DAILY\/WEEKLY\/MONTHLY=0\/0\/0\/0 in /);
   assert.equal(storeOf(medium, VOLUME).list().length, 3);
   const weekly = loadConfig({ configPath: env.write({ ARCHIVE_TTL_DAYS: '0', KEEP_LAST: '1' }) });
-  assert.deepEqual(pruneStep(weekly, medium, createLogger([])).errors, []);
+  assert.deepEqual((await pruneStep(weekly, medium, createLogger([]))).errors, []);
   assert.equal(storeOf(medium, VOLUME).list().length, 3, 'keep-last 1 still needs the whole chain');
+});
+
+test('a volume with a backup running (its volume lock held) is not pruned: prune says so, the run step leaves it for next time', async (t) => {
+  const scratch = makeScratchDir(t, 'prune-busy');
+  const medium = path.join(scratch, 'medium');
+  const env = configEnv(t, { BCKDEV: '/dev/null', BCKMNTP: medium });
+  await recentNights(medium, scratch, 14);
+  await recentNights(medium, scratch, 14, 'db1/data');
+  const busy = await lockVolume(storeOf(medium, VOLUME).dir, VOLUME, createLogger([])); // as prepareBackup holds it
+  try {
+    const r = xenbackup(['prune', '--medium', medium, '--host', HOST, '--lock-file', path.join(scratch, 'lock')]);
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, /^xenbackup: web1\/root: another backup of this volume is running \(pid \d+ .*\); not pruned$/m);
+    assert.equal(storeOf(medium, VOLUME).list().length, 14);
+    assert.equal(storeOf(medium, 'db1/data').list().length, 7, 'the other volume is pruned');
+    assert.equal(xenbackup(['prune', '--medium', medium, '--host', HOST, '--dry-run']).code, 0, 'a dry run needs no volume lock');
+    const step = await pruneStep(loadConfig({ configPath: env.write({}) }), medium, createLogger([]));
+    assert.deepEqual(step.errors, []);
+    assert.equal(step.warnings.length, 1);
+    assert.match(step.warnings[0]!, /^prune web1\/root: another backup of this volume is running .*; not pruned this time$/);
+    assert.equal(storeOf(medium, VOLUME).list().length, 14);
+  } finally {
+    busy.release();
+  }
+  assert.deepEqual((await pruneStep(loadConfig({ configPath: env.write({}) }), medium, createLogger([]))).warnings, []);
+  assert.equal(storeOf(medium, VOLUME).list().length, 7);
 });

@@ -15,7 +15,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeScratchDir, withLoopFs } from '../helpers/scratch.js';
 import { xenbackup, show } from '../engine/engine-fixtures.js';
-import { backupFiles, pruneVolume, type PruneStep } from '../../src/repo/prune.js';
+import { backupFiles, pruneVolume, pruneVolumeLocked, type PruneStep } from '../../src/repo/prune.js';
+import { VOLUME_LOCK_NAME } from '../../src/repo/volume-lock.js';
+import { createLogger, MemorySink } from '../../src/util/log.js';
 import type { Sidecar } from '../../src/repo/sidecar.js';
 import type { Compression } from '../../src/engine/compression.js';
 import { backupAt, DAY_MS, folderNames, HOST, put, recordDiff, recordTree, restoredRecord, storeOf, type TreeRecord } from './prune-fixtures.js';
@@ -116,8 +118,11 @@ test('a prune killed between sidecar and archive leaves debris that list ignores
   assert.ok(shown.every((b) => b.restorable));
   for (const b of [backups[5]!, backups[9]!]) assert.deepEqual(recordDiff(trees.get(b.id)!, await restoredRecord(medium, VOLUME, b.id, scratch)), [], b.id);
 
-  const again = pruneVolume(storeOf(medium, VOLUME), TTL5, { dryRun: false, now: pruneAt(12) });
+  assert.ok(folderNames(medium, VOLUME).includes(VOLUME_LOCK_NAME), 'the dead prune\'s volume lock is still there');
+  const sink = new MemorySink();
+  const again = await pruneVolumeLocked(storeOf(medium, VOLUME), TTL5, { dryRun: false, now: pruneAt(12), logger: createLogger([sink.sink]) });
   assert.deepEqual(again.errors, []);
+  assert.match(sink.records.map((r) => r.message).join('\n'), /taking over .*\.backup\.lock from pid \d+ .*no longer running/);
   assert.deepEqual(again.debris.sort(), [victim.archive, victim.manifest].sort());
   assert.deepEqual(folderNames(medium, VOLUME), backups.slice(7).flatMap(backupFiles).sort());
 });
