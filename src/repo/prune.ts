@@ -16,6 +16,7 @@
  * on nor has its files taken for debris.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { timeOfId, type VolumeStore } from './volume-store.js';
 import { fsyncDir } from './atomic-file.js';
 import type { Sidecar } from './sidecar.js';
@@ -56,16 +57,27 @@ export interface PruneOptions {
   afterStep?: (step: PruneStep, backup: Sidecar) => void;
 }
 
-/** The bytes a backup's files hold on the medium (archive, manifest, sidecar). */
+/**
+ * The bytes deleting a backup frees: its archive, manifest and sidecar. An
+ * rsync tree counts the files only it holds (one link); the others are
+ * hardlinks shared with neighbouring trees and stay.
+ */
 export function backupBytes(store: VolumeStore, s: Sidecar): number {
   let total = 0;
-  for (const name of backupFiles(s)) {
-    try {
-      total += fs.statSync(store.pathOf(name)).size;
-    } catch {
-      /* already gone */
-    }
+  for (const name of backupFiles(s)) total += bytesOf(store.pathOf(name));
+  return total;
+}
+
+function bytesOf(p: string): number {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(p);
+  } catch {
+    return 0; // already gone
   }
+  if (!st.isDirectory()) return st.nlink > 1 ? 0 : st.size;
+  let total = st.size;
+  for (const name of fs.readdirSync(p)) total += bytesOf(path.join(p, name));
   return total;
 }
 
@@ -74,34 +86,39 @@ export function backupFiles(s: Sidecar): string[] {
   return [sidecarName(s), s.archive, s.manifest];
 }
 
-function sidecarName(s: Sidecar): string {
-  return `${s.id}.${s.kind === 'full' ? 'full' : 'incr'}.json`;
+/** The sidecar is named like the manifest: <id>.full.json, <id>.incr.json, <id>.tree.json (rsync). */
+export function sidecarName(s: Sidecar): string {
+  return s.manifest.replace(/\.manifest$/, '') + '.json';
 }
 
 /**
- * Deletes one backup: sidecar, fsync of the folder, archive, manifest,
- * fsync. A missing archive or manifest is not an error (a crash before
- * left it so); a sidecar that cannot be removed is, and nothing else goes.
+ * Deletes one backup: sidecar, fsync of the folder, archive (an rsync tree
+ * recursively), manifest, fsync. A missing archive or manifest is not an
+ * error (a crash before left it so); a sidecar that cannot be removed is, or
+ * one that is not there (it was just listed: then its name is not what we
+ * think), and then nothing else goes.
  */
 export function deleteBackup(store: VolumeStore, s: Sidecar, afterStep?: PruneOptions['afterStep']): void {
-  const remove = (name: string): void => {
+  const remove = (name: string, mustExist: boolean): void => {
+    const p = store.pathOf(name);
     try {
-      fs.unlinkSync(store.pathOf(name));
+      if (fs.lstatSync(p).isDirectory()) fs.rmSync(p, { recursive: true });
+      else fs.unlinkSync(p);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`removing ${store.pathOf(name)}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || mustExist) throw new Error(`removing ${p}: ${(e as Error).message}`);
     }
   };
-  remove(sidecarName(s));
+  remove(sidecarName(s), true);
   fsyncDir(store.dir);
   afterStep?.('sidecar-removed', s);
-  remove(s.archive);
+  remove(s.archive, false);
   afterStep?.('archive-removed', s);
-  remove(s.manifest);
+  remove(s.manifest, false);
   fsyncDir(store.dir);
   afterStep?.('manifest-removed', s);
 }
 
-const DEBRIS_RE = /^(\d{8}T\d{6}Z)\.(full|incr)\.(tar(\.zst|\.gz)?|manifest)$/;
+const DEBRIS_RE = /^(\d{8}T\d{6}Z)\.(?:(?:full|incr)\.(?:tar(?:\.zst|\.gz)?|manifest)|tree|tree\.manifest)$/;
 
 /**
  * Archives and manifests that no sidecar claims and that are older than the
@@ -153,7 +170,7 @@ export function pruneVolume(store: VolumeStore, rules: RetentionRules, opts: Pru
       continue;
     }
     try {
-      fs.unlinkSync(store.pathOf(name));
+      fs.rmSync(store.pathOf(name), { recursive: true }); // an rsync tree is a directory
       result.debris.push(name);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') errors.push(`${store.volume}: removing debris ${store.pathOf(name)}: ${(e as Error).message}`);
