@@ -240,10 +240,10 @@ used_mb=$(du -sm "$root" | cut -f1)
 size_mb=$(( used_mb * 13 / 10 + 256 ))
 mke2fs -q -t ext4 -L xbroot -d "$root" "$work/rootfs.img" "${size_mb}M" >&2
 
-for f in vmlinuz initrd.gz rootfs.img; do rm -f "$cache/$f"; done
-cp "$work/kernel/boot/vmlinuz-$kver" "$cache/vmlinuz"
-mv "$work/initrd.gz" "$cache/initrd.gz"
-mv "$work/rootfs.img" "$cache/rootfs.img"
+# rename(2) over the old files: a VM booted from them keeps its open copy, a new one gets the new.
+mv -f "$work/kernel/boot/vmlinuz-$kver" "$cache/vmlinuz"
+mv -f "$work/initrd.gz" "$cache/initrd.gz"
+mv -f "$work/rootfs.img" "$cache/rootfs.img"
 cat > "$cache/info" <<EOF
 kernel=$kver
 node=$(node --version)

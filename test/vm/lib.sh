@@ -146,21 +146,16 @@ capture() {
   tee "$FIXTURES/$1"
 }
 
-# capture_product_reports SUFFIX: lvs and vgs exactly as xenbackup runs them (the compiled
-# dist/src/host/lvm-report.js: lvsArgs, vgsArgs), as vm-{lvs,vgs}-xenbackup-SUFFIX.json.
-# Skipped with a note when that module is not there.
+# capture_product_reports SUFFIX: lvs and vgs exactly as xenbackup runs them, as
+# vm-{lvs,vgs}-xenbackup-SUFFIX.json. The argument lists come from the host (vm.test.ts sets
+# XENBACKUP_VM_LVS_ARGS / XENBACKUP_VM_VGS_ARGS, tab-separated, from src/host/lvm-report.ts):
+# importing that module in the guest takes node ~15 s under emulation. Skipped with a note without them.
 capture_product_reports() {
-  local mod=$XB_HOST/dist/src/host/lvm-report.js lines lvs_args=() vgs_args=()
-  if [[ -f $mod ]]; then
-    # One node start for both lists (node takes over a second to start under emulation).
-    mapfile -t lines < <(node --input-type=module -e "
-      const m = await import('$mod');
-      for (const f of [m.lvsArgs, m.vgsArgs]) console.log(typeof f === 'function' ? f([]).join('\\t') : '');" 2>/dev/null || true)
-    IFS=$'\t' read -r -a lvs_args <<< "${lines[0]:-}"
-    IFS=$'\t' read -r -a vgs_args <<< "${lines[1]:-}"
-  fi
+  local lvs_args=() vgs_args=()
+  IFS=$'\t' read -r -a lvs_args <<< "${XENBACKUP_VM_LVS_ARGS:-}"
+  IFS=$'\t' read -r -a vgs_args <<< "${XENBACKUP_VM_VGS_ARGS:-}"
   if ((${#lvs_args[@]} == 0 || ${#vgs_args[@]} == 0)); then
-    say "no lvsArgs/vgsArgs in $mod: xenbackup's own report format not captured"
+    say "XENBACKUP_VM_LVS_ARGS/VGS_ARGS not set: xenbackup's own report format not captured"
     return 0
   fi
   lvs "${lvs_args[@]}" "$VG" | capture "vm-lvs-xenbackup-$1.json" >/dev/null

@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseDriverOutput, describeResult, MARKER } from './scenario-log.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -69,6 +69,19 @@ function runCommand(
   });
 }
 
+/**
+ * The lvs/vgs argument lists xenbackup itself uses (src/host/lvm-report.ts), so the VM captures
+ * reports in exactly that format too; tab-separated for the guest's shell. Computed here because
+ * importing the module in the guest costs node ~15 s under emulation. Empty if the module is absent.
+ */
+async function productReportArgs(): Promise<Record<string, string>> {
+  const modulePath = path.join(ROOT, 'dist/src/host/lvm-report.js');
+  if (!fs.existsSync(modulePath)) return {};
+  const m = (await import(pathToFileURL(modulePath).href)) as { lvsArgs?: (t: string[]) => string[]; vgsArgs?: (t: string[]) => string[] };
+  if (typeof m.lvsArgs !== 'function' || typeof m.vgsArgs !== 'function') return {};
+  return { XENBACKUP_VM_LVS_ARGS: m.lvsArgs([]).join('\t'), XENBACKUP_VM_VGS_ARGS: m.vgsArgs([]).join('\t') };
+}
+
 const tail = (text: string, lines: number) => text.trimEnd().split('\n').slice(-lines).join('\n');
 
 /** The top-level keys of each report entry, e.g. {"lv": ["lv_name", ...]}: what a parser depends on. */
@@ -96,7 +109,7 @@ test('VM suite: real LVM snapshots in a qemu guest', { timeout: BUILD_LIMIT_MS +
 
   const started = Date.now();
   const vm = await runCommand('bash', [path.join(VM_DIR, 'run-in-vm.sh'), path.join(VM_DIR, 'guest-driver.sh')], {
-    env: { ...process.env, XENBACKUP_VM_ARTIFACTS: artifacts },
+    env: { ...process.env, ...(await productReportArgs()), XENBACKUP_VM_ARTIFACTS: artifacts },
     timeoutMs: (VM_LIMIT_S + 60) * 1000,
     echo: verbose,
     onStdoutLine: (line) => {
@@ -140,7 +153,8 @@ test('VM suite: real LVM snapshots in a qemu guest', { timeout: BUILD_LIMIT_MS +
       assert.deepEqual(
         reportShape(fs.readFileSync(path.join(captured, name), 'utf8')),
         reportShape(fs.readFileSync(committed, 'utf8')),
-        `${name}: LVM in the VM now reports other fields than test/fixtures/lvm/${name} (rerun with XENBACKUP_VM_UPDATE_FIXTURES=1)`,
+        `${name}: the VM's LVM (or xenbackup's lvsArgs/vgsArgs, for vm-*-xenbackup-*) now reports other fields ` +
+          `than test/fixtures/lvm/${name}; refresh with XENBACKUP_VM_UPDATE_FIXTURES=1 (docs/TESTING.md)`,
       );
     }
   });

@@ -53,7 +53,7 @@ for part in root data; do
   diff -u "/tmp/$part.sums" /tmp/snap.sums || fail "snapshot of g1-$part differs from its origin's tree"
   n1=$(seq_lines "$MNTSOURCEDIR/g1/$part/writer/seq")
   ((n1 > 0)) || fail "the writer had written nothing to g1-$part before the snapshot"
-  sleep 2
+  sleep 1
   n2=$(seq_lines "$MNTSOURCEDIR/g1/$part/writer/seq")
   live=$(seq_lines "/srv/g1/$part/writer/seq")
   assert_eq "$n2" "$n1" "snapshot g1-$part writer/seq lines (must not move)"
