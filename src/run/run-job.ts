@@ -18,6 +18,38 @@ import { describeSweep, sweepLeftovers } from '../host/sweep.js';
 import type { RunReport, VolumeReport } from '../report/run-report.js';
 import type { Logger } from '../util/log.js';
 import { backupDom0Root, backupGuestVolume, type VolumeJobContext } from './volume-backup.js';
+import { pruneStep } from './prune-step.js';
+import { verifyVolume, VerifyUsageError, type VerifyDepth } from '../engine/verify.js';
+
+/** VERIFY_AFTER_RUN: checks tonight's volumes on the medium; damage is a run error (exit 1). */
+async function verifyAfterRun(
+  volumes: VolumeReport[],
+  depth: VerifyDepth,
+  medium: string,
+  host: string,
+  log: Logger,
+  signal: AbortSignal,
+  errors: string[],
+): Promise<string[]> {
+  const lines: string[] = [];
+  // Run-level errors go to the log as well as to the report.
+  const fail = (msg: string): void => {
+    errors.push(msg);
+    log.error(msg);
+  };
+  for (const v of volumes) {
+    if (v.status !== 'ok' && v.status !== 'partial') continue;
+    try {
+      const r = await verifyVolume({ medium, host, volume: v.volume, depth, logger: log, signal });
+      lines.push(...r.lines);
+      for (const p of r.problems) fail(`verify ${v.volume}: ${p.file}: ${p.what}${p.member ? ` (first bad member ${p.member})` : ''}`);
+    } catch (e) {
+      if (e instanceof VerifyUsageError) lines.push(`${v.volume}: ${e.message}`);
+      else fail(`verify ${v.volume}: ${(e as Error).message}`);
+    }
+  }
+  return lines;
+}
 
 export interface RunOptions {
   lockWaitSeconds: number;
@@ -138,6 +170,16 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
       } else {
         report.volumes.push(await backupDom0Root({ ...ctx, backupMountpoint: cfg.backupMountpoint, excludes: cfg.dom0Excludes, root: cfg.dom0Root }));
       }
+    }
+    // After the backups, never before: a failed night must not leave fewer restore points.
+    if (!opts.signal.aborted) {
+      const pruned = await pruneStep(cfg, medium.mountpoint, log, now());
+      report.prune = pruned.lines;
+      report.warnings.push(...pruned.warnings);
+      report.errors.push(...pruned.errors);
+    }
+    if (cfg.verifyAfterRun !== 'no' && !opts.signal.aborted) {
+      report.verify = await verifyAfterRun(report.volumes, cfg.verifyAfterRun, medium.mountpoint, cfg.hostname, log, opts.signal, report.errors);
     }
     const space = await medium.space().catch(() => undefined);
     if (space && report.medium) report.medium.freeAfter = space.freeBytes;
