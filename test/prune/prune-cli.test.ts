@@ -100,6 +100,7 @@ test('prune --dry-run prints what would go and why each backup stays; then prune
   assert.match(dry.stdout, /^would delete 7 backups, /m);
 
   const json = xenbackup(['prune', '--medium', medium, '--host', HOST, '--ttl', '5', '--dry-run', '--json']);
+  assert.equal(json.code, 0, show(json));
   const data = JSON.parse(json.stdout) as { dryRun: boolean; rules: Record<string, number>; volumes: Array<{ volume: string; delete: Array<{ id: string; files: string[]; bytes: number }>; backups: Array<{ id: string; action: string; reasons: string[]; needs: string[] }> }> };
   assert.equal(data.dryRun, true);
   assert.deepEqual(data.rules, { ttlDays: 5, keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 });
@@ -114,6 +115,7 @@ test('prune --dry-run prints what would go and why each backup stays; then prune
   assert.match(real.stdout, /^web1\/root: deleted 7 backups \(.*\); kept 7 backups, 7 restorable back to /m);
   assert.deepEqual(ids(storeOf(medium, VOLUME).list()), ids(backups.slice(7)));
   const again = xenbackup(['prune', '--medium', medium, '--host', HOST, '--ttl', '5', '--lock-file', path.join(scratch, 'lock')]);
+  assert.equal(again.code, 0, show(again));
   assert.match(again.stdout, /^web1\/root: nothing to delete; kept 7 backups/m);
 });
 
@@ -178,6 +180,7 @@ test('prune --config: rules, BCKMNTP and HOSTN from the config; the medium must 
   assert.equal(real.code, 0, show(real));
   assert.deepEqual(ids(storeOf(medium.dir, VOLUME).list()), ids(backups.slice(7)));
   const override = xenbackup(['prune', '--config', conf, '--ttl', '1', '--dry-run']);
+  assert.equal(override.code, 0, show(override));
   assert.match(override.stdout, /\(TTL 1 day\)/, 'an option beats the config');
 });
 
@@ -214,6 +217,7 @@ test('list: chains, what each backup needs, sizes, and what the next prune would
   assert.equal(text.code, 0, show(text));
   assert.match(text.stdout, /^ {2}2 chains, 14 backups, .*; next prune \(TTL 5 days\) deletes 7 \(.*\), keeps 7$/m);
   const keepLast = xenbackup(['list', VOLUME, '--medium', medium, '--host', HOST, '--keep-last', '8']);
+  assert.equal(keepLast.code, 0, show(keepLast));
   assert.match(keepLast.stdout, /^ {2}2 chains, 14 backups, .*; next prune \(TTL 5 days, keep-last 8\) deletes nothing$/m, 'night 6 is the 8th newest; it needs the first chain');
   assert.match(text.stdout, new RegExp(`^ {2}chain of ${backups[7]!.id}: 7 backups, `, 'm'));
   assert.match(text.stdout, new RegExp(`^ {6}needs 3 archives from ${backups[7]!.id} \\(.*\\); next prune: keep \\(within the 5-day TTL`, 'm'));

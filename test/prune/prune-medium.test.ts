@@ -104,7 +104,7 @@ test('a prune killed between sidecar and archive leaves debris that list ignores
   const scratch = makeScratchDir(t, 'prune-crash');
   const { medium, backups, trees } = await nights(scratch, 10, 'zstd');
   const victim = backups[6]!; // the newest to go: deleted first
-  const child = spawnSync(process.execPath, [CRASH_CHILD, medium, HOST, VOLUME, pruneAt(12).toISOString(), '5', 'sidecar-removed'], { encoding: 'utf8' });
+  const child = spawnSync(process.execPath, [CRASH_CHILD, medium, HOST, VOLUME, pruneAt(12).toISOString(), '5', 'sidecar-removed'], { encoding: 'utf8', env: { ...process.env, XENBACKUP_CRASH_CHILD: '1' } });
   assert.equal(child.signal, 'SIGKILL', `the child died where it was told to:\n${child.stdout}${child.stderr}`);
   const names = folderNames(medium, VOLUME);
   assert.ok(!names.includes(sidecarName(victim)), 'its sidecar is gone');
