@@ -20,6 +20,7 @@ import type { Compression } from '../engine/compression.js';
 import type { VolumeReport } from '../report/run-report.js';
 import { formatBytes, formatCount } from '../report/format.js';
 import type { ArchiveStats } from '../engine/tree-archiver.js';
+import { debugPause } from './debug-pause.js';
 
 export interface VolumeJobContext {
   medium: string;
@@ -101,6 +102,7 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
   try {
     if (v.fstype === 'raw') throw new Error(`fstype raw (block-level backup) is not available yet for ${name}`);
     snapshot = await createSnapshot(v.device, { size: snapshotSizeOf(v), logger: log });
+    await debugPause('after-lvcreate');
     let device = snapshot.path;
     if (v.partition !== undefined) {
       // A whole-disk LV (HVM guest): the partition inside the snapshot, as its own (writable: journal replay
@@ -111,6 +113,7 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
     const mountpoint = path.join(ctx.snapshotMountDir, v.domU, v.part);
     mount = await mountReadOnly(device, mountpoint, v.fstype, v.mountOptions, log);
     if (mount.fallbackReason) report.warnings.push(`${name}: ${mount.fallbackReason}`);
+    await debugPause('after-mount');
     prepared = await prepareWithEngine(v.engine, name, mount.mountpoint, ctx, { oneFileSystem: true, excludes: [], liveSource: false });
     report.kind = prepared.kind;
     report.warnings.push(...prepared.warnings);
@@ -146,6 +149,7 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
     // Reverse order of acquisition; each release is attempted even if the previous one failed.
     if (mount) await mount.release().catch((e: Error) => report.errors.push(`${name}: unmount failed: ${e.message}`));
     if (partition) await partition.release().catch((e: Error) => report.errors.push(`${name}: losetup -d failed: ${e.message}`));
+    if (snapshot) await debugPause('before-lvremove');
     if (snapshot) await snapshot.release().catch((e: Error) => report.errors.push(`${name}: lvremove failed: ${e.message}`));
     report.durationMs = Date.now() - started;
     for (const w of report.warnings) log.warn(w);
