@@ -22,7 +22,7 @@ export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceF
   const kindOf = (volume: string): string => {
     if (!opts.mediumMounted) return 'full or incremental (medium not mounted: chains unknown)';
     const store = new VolumeStore(cfg.backupMountpoint, cfg.hostname, volume);
-    const d = decideKind(store.list(), opts.now, { forceFull: opts.forceFull, fullIntervalDays: cfg.fullIntervalDays === 0 ? Infinity : cfg.fullIntervalDays, maxChainLength: cfg.maxChainLength }, timeOfId);
+    const d = decideKind(store.list(), opts.now, { forceFull: opts.forceFull, fullIntervalDays: cfg.fullIntervalDays === 0 ? Infinity : cfg.fullIntervalDays, maxChainLength: cfg.maxChainLength, fullWeekday: cfg.fullWeekday, fullMonthday: cfg.fullMonthday }, timeOfId);
     return `${d.kind} (${d.reason})`;
   };
   cfg.volumes.forEach((v, i) => {
