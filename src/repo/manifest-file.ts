@@ -122,30 +122,33 @@ function* lines(file: string): Generator<string> {
 
 /** Checks the trailer checksum; returns the header. Throws ManifestFormatError naming the problem. */
 export function verifyManifest(file: string): ManifestHeader {
-  const h = createXxh64();
-  let header: ManifestHeader | undefined;
-  let trailer: { end: number; xxh64: string } | undefined;
-  let entries = 0;
-  for (const line of lines(file)) {
-    if (trailer) throw new ManifestFormatError(`${file}: data after the trailer`);
-    let o: Record<string, unknown>;
-    try {
-      o = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      throw new ManifestFormatError(`${file}: a line is not JSON (damaged or truncated)`);
-    }
-    if (typeof o.end === 'number' && typeof o.xxh64 === 'string') {
-      trailer = { end: o.end, xxh64: o.xxh64 };
-      continue;
-    }
-    h.update(Buffer.from(line + '\n'));
-    if (!header) header = decodeHeader(line);
-    else entries++;
+  // Hash the raw bytes and count newlines: no JSON is parsed but the header's
+  // and the trailer's (this runs before every incremental and every restore).
+  const data = fs.readFileSync(file);
+  if (data.length === 0) throw new ManifestFormatError(`${file}: empty`);
+  if (data[data.length - 1] !== 0x0a) throw new ManifestFormatError(`${file}: no trailer (truncated)`);
+  const trailerStart = data.lastIndexOf(0x0a, data.length - 2) + 1;
+  const firstEnd = data.indexOf(0x0a);
+  if (trailerStart <= 0 || firstEnd >= trailerStart) throw new ManifestFormatError(`${file}: no trailer (truncated)`);
+  let trailer: { end?: unknown; xxh64?: unknown };
+  let header: ManifestHeader;
+  try {
+    trailer = JSON.parse(data.toString('utf8', trailerStart, data.length - 1)) as { end?: unknown; xxh64?: unknown };
+  } catch {
+    throw new ManifestFormatError(`${file}: no trailer (truncated or damaged)`);
   }
-  if (!header) throw new ManifestFormatError(`${file}: empty`);
-  if (!trailer) throw new ManifestFormatError(`${file}: no trailer (truncated)`);
+  if (typeof trailer.end !== 'number' || typeof trailer.xxh64 !== 'string') throw new ManifestFormatError(`${file}: no trailer (truncated)`);
+  const h = createXxh64();
+  h.update(data.subarray(0, trailerStart));
   if (trailer.xxh64 !== h.digest()) throw new ManifestFormatError(`${file}: checksum mismatch (damaged)`);
-  if (trailer.end !== entries) throw new ManifestFormatError(`${file}: ${entries} entries, trailer says ${trailer.end}`);
+  try {
+    header = decodeHeader(data.toString('utf8', 0, firstEnd));
+  } catch (e) {
+    throw new ManifestFormatError(`${file}: bad header (${(e as Error).message})`);
+  }
+  let newlines = 0;
+  for (let i = data.indexOf(0x0a, firstEnd + 1); i !== -1 && i < trailerStart; i = data.indexOf(0x0a, i + 1)) newlines++;
+  if (trailer.end !== newlines) throw new ManifestFormatError(`${file}: ${newlines} entries, trailer says ${trailer.end}`);
   return header;
 }
 
