@@ -16,7 +16,8 @@
 #
 # Args (or XENBACKUP_VM_SCENARIOS, space-separated): run only scenarios whose name equals or starts
 # with one of them. XENBACKUP_VM_SCENARIO_TIMEOUT: seconds per scenario (default 600).
-# XENBACKUP_VM_TRACE=1: shell scenarios run under bash -x, each command stamped with the guest's uptime.
+# XENBACKUP_VM_TRACE=1: shell scenarios run under bash -x, each command stamped with the time.
+# XENBACKUP_VM_STOP_ON_FAIL=1: stop at the first failed scenario and leave its state for inspection.
 set -uo pipefail
 
 scenario_dir=${XB_HOST:-/host}/test/vm/scenarios
@@ -121,6 +122,13 @@ for file in "$scenario_dir"/[0-9]*-*.{sh,mjs,ts}; do
   wait "$tailer"
   [[ -s $log && $(tail -c 1 "$log" | od -An -c | tr -d ' ') != '\n' ]] && echo
   ((rc == 124)) && echo "FAIL: scenario $name did not finish within ${per_limit} s (XENBACKUP_VM_SCENARIO_TIMEOUT)"
+  if ((rc != 0)) && [[ ${XENBACKUP_VM_STOP_ON_FAIL:-0} == 1 ]]; then
+    # Leave its state (mounts, LVs, scratch disk) for --shell or XENBACKUP_VM_KEEP=1.
+    echo "@@xenbackup-vm end $name status=$rc seconds=0"
+    echo "XENBACKUP_VM_STOP_ON_FAIL: stopped after $name, its state left as it was"
+    failed=$((failed + 1))
+    break
+  fi
   if ! leftovers=$(sweep "$sid"); then
     echo "$leftovers"
     echo "FAIL: scenario $name left state behind (see 'left behind' above)"
