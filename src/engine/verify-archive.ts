@@ -68,7 +68,7 @@ const HASH_RE = /^[0-9a-f]{16}$/;
 
 /**
  * Reads one archive to its end, checking it against its backup's manifest
- * (when that is trustworthy). Returns the number of members read.
+ * (when that is trustworthy): members read, problems per file.
  */
 export async function checkArchive(
   sc: Sidecar,

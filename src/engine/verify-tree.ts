@@ -43,11 +43,18 @@ export async function checkTree(tree: string, manifest: string, signal?: AbortSi
       st = fs.lstatSync(abs(rel), { bigint: true });
     } catch (err) {
       // An entry that could not be read at backup time may be missing from the tree too.
-      if (!e.unread) bad.add(rel, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing from the tree' : (err as Error).message);
+      if (!e.unread) bad.add(rel, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing from the tree' : `cannot be read: ${(err as Error).message}`);
       return undefined;
     }
     const type = entryTypeOf(st);
     const diffs: string[] = [];
+    const target = (): Buffer => {
+      try {
+        return fs.readlinkSync(abs(rel), { encoding: 'buffer' });
+      } catch {
+        return Buffer.alloc(0);
+      }
+    };
     if (type !== e.type) diffs.push(`type ${type} (expected ${e.type})`);
     else {
       const mode = Number(st.mode) & 0o7777;
@@ -55,7 +62,7 @@ export async function checkTree(tree: string, manifest: string, signal?: AbortSi
       if (Number(st.uid) !== e.uid || Number(st.gid) !== e.gid) diffs.push(`owner ${st.uid}:${st.gid} (expected ${e.uid}:${e.gid})`);
       if (st.mtimeNs !== e.mtimeNs && e.type !== 'symlink') diffs.push(`mtime ${st.mtimeNs} (expected ${e.mtimeNs})`);
       if (e.type === 'file' && Number(st.size) !== e.size) diffs.push(`size ${st.size} (expected ${e.size})`);
-      if (e.type === 'symlink' && !fs.readlinkSync(abs(rel), { encoding: 'buffer' }).equals(e.link ?? Buffer.alloc(0))) diffs.push('symlink target');
+      if (e.type === 'symlink' && !target().equals(e.link ?? Buffer.alloc(0))) diffs.push('symlink target');
       if ((e.type === 'char' || e.type === 'block') && (devMajor(st.rdev) !== e.rdev?.[0] || devMinor(st.rdev) !== e.rdev?.[1])) diffs.push('device numbers');
     }
     if (diffs.length) {
@@ -112,7 +119,13 @@ export async function checkTree(tree: string, manifest: string, signal?: AbortSi
     for (const name of names) {
       if (listed.has(name.toString('latin1'))) continue;
       const rel = joinRel(block.dir, name);
-      const st = fs.lstatSync(abs(rel));
+      let st: fs.Stats;
+      try {
+        st = fs.lstatSync(abs(rel));
+      } catch (err) {
+        bad.add(rel, `in the tree but not in the manifest, and cannot be read: ${(err as Error).message}`);
+        continue;
+      }
       if (st.isDirectory()) unseenDirs.add(rel.toString('latin1'));
       else if (!st.isSocket()) bad.add(rel, 'in the tree but not in the manifest');
     }
@@ -120,7 +133,13 @@ export async function checkTree(tree: string, manifest: string, signal?: AbortSi
       members++;
       const rel = joinRel(block.dir, e.name);
       if (!compare(rel, e, false) || e.type !== 'file' || e.unread || !e.hash || !HASH_RE.test(e.hash)) continue;
-      const got = await hashOf(rel, e);
+      let got: string;
+      try {
+        got = await hashOf(rel, e);
+      } catch (err) {
+        bad.add(rel, `cannot be read: ${(err as Error).message}`);
+        continue;
+      }
       if (got === e.hash) continue;
       if (e.sparse) {
         if (!sparseUnchecked++) firstSparse = showPath(rel);

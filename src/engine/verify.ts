@@ -86,10 +86,6 @@ class Findings {
     if (f.member === undefined && member !== undefined) f.member = member;
   }
 
-  has(file: string): boolean {
-    return this.byFile.has(file);
-  }
-
   problems(): VerifyProblem[] {
     return [...this.byFile].map(([file, f]) => ({ file, what: f.whats.join('; '), ...(f.member !== undefined ? { member: f.member } : {}) }));
   }
@@ -142,7 +138,15 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
       }
     } else {
       checkFrames(sc, archive, findings);
-      const hashed = await hashFile(archive, req.signal);
+      let hashed: Awaited<ReturnType<typeof hashFile>>;
+      try {
+        hashed = await hashFile(archive, req.signal);
+      } catch (e) {
+        if (req.signal?.aborted) throw e;
+        // EIO on a failing disk is exactly what verify is for: a finding, not the end of the run.
+        findings.add(archive, `cannot be read: ${(e as Error).message}`);
+        continue;
+      }
       if (!hashed) {
         findings.add(archive, 'missing');
         continue;

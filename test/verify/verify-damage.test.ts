@@ -242,6 +242,13 @@ test("a chain whose middle backup is gone is reported as incomplete, naming the 
     putBack();
   }
   assert.deepEqual((await verifyBounded(c, 'quick')).problems, []);
+  // The middle sidecar unreadable: it is named, and so is the backup left without its base.
+  const middle = sidecarPath(c, c.backups[1]!);
+  await withDamagedFile(middle, Buffer.from('{"format": "xenbackup-backup", "vers'), undefined, async () => {
+    const r = await verifyBounded(c, 'quick');
+    assert.deepEqual(r.problems.map((p) => p.file).sort(), [middle, sidecarPath(c, c.backups[2]!)].sort(), showResult(r));
+    assert.match(r.problems.find((p) => p.file === middle)!.what, /not valid JSON/);
+  });
   // The full gone: both incrementals are orphans.
   const putBackFull = removeBackup(c, 0);
   try {
