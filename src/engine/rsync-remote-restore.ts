@@ -42,9 +42,13 @@ export interface RemoteRestoreRequest extends RemoteMedium {
   timeoutMs?: number;
 }
 
+/** As RestoreResult (engine/restore.ts), plus what the check after the copy covered. */
 export interface RemoteRestoreResult {
   backup: Sidecar;
   entries: number;
+  /** Regular files restored (each inode once) and their bytes. */
+  files: number;
+  bytes: number;
   /** Regular files whose content was checked against the manifest's xxh64. */
   filesChecked: number;
   bytesChecked: number;
@@ -191,8 +195,9 @@ export async function restoreFromRemote(req: RemoteRestoreRequest): Promise<Remo
 
 /** Every planned entry exists with its type; every regular file's content matches the manifest. */
 function checkRestored(backup: Sidecar, target: string, items: PlannedItem[], log: Logger): RemoteRestoreResult {
-  const result: RemoteRestoreResult = { backup, entries: items.length, filesChecked: 0, bytesChecked: 0, unchecked: 0, errors: [] };
+  const result: RemoteRestoreResult = { backup, entries: items.length, files: 0, bytes: 0, filesChecked: 0, bytesChecked: 0, unchecked: 0, errors: [] };
   const hashed = new Map<string, string>(); // names of one inode are read once
+  const counted = new Set<string>();
   for (const { rel, entry } of items) {
     const abs = joinTarget(target, rel);
     const st = lstatOrUndefined(abs);
@@ -200,12 +205,18 @@ function checkRestored(backup: Sidecar, target: string, items: PlannedItem[], lo
       result.errors.push(`${showPath(rel) || '/'}: ${st ? `restored with the wrong type (expected ${entry.type})` : 'missing after the restore'}`);
       continue;
     }
-    if (entry.type !== 'file' || !entry.hash || entry.unread) continue;
+    if (entry.type !== 'file') continue;
+    const key = `${st.dev}:${st.ino}`;
+    if (!counted.has(key)) {
+      counted.add(key);
+      result.files++;
+      result.bytes += st.size;
+    }
+    if (!entry.hash || entry.unread) continue;
     if (entry.sparse) {
       result.unchecked++;
       continue;
     }
-    const key = `${st.dev}:${st.ino}`;
     let hash = hashed.get(key);
     if (hash === undefined) {
       const h = hashFile(abs);

@@ -316,6 +316,13 @@ test('over ssh: two backups of a torture tree, unchanged files hardlinked on the
   const files = [...source.entries.values()].filter((e) => e.type === 'file');
   assert.equal(r2.filesChecked, new Set(files.filter((e) => !sparse(e)).map((e) => e.ino)).size);
   assert.equal(r2.unchecked, files.filter(sparse).length);
+  assert.equal(r2.files, new Set(files.map((e) => e.ino)).size);
+
+  // The check is real: a tree file changed on the remote host after the backup is reported.
+  fs.writeFileSync(path.join(vdir, second.archive, 'change'), 'tampered\n');
+  const r3 = await restoreFromRemote({ ...m, host: HOST, volume: VOLUME, paths: [Buffer.from('change')], targetDir: path.join(dir, 'restored-tampered'), force: false, logger: log });
+  assert.equal(r3.errors.length, 1);
+  assert.match(r3.errors[0]!, /^change: content does not match the backup's checksum/);
 });
 
 test('over ssh: a full remote medium fails the transfer and leaves no tree that looks complete', async (t) => {
