@@ -1,14 +1,17 @@
 /**
  * The rsync engine's remote target against a real OpenSSH server on
- * 127.0.0.1: each test starts its own sshd (`/usr/sbin/sshd -D` with a
- * config, host key and authorized key made in a temp dir, on a free port)
- * and logs in as root with a key made by ssh-keygen. Proves: two backups
- * over ssh whose unchanged files are hardlinks on the remote side (inode
- * numbers read over ssh), restores of one file and of a whole torture tree
- * that match the source, a failed transfer (remote medium full; sshd killed
- * mid-transfer) that leaves no tree that looks complete and is cleaned up by
- * the next run, the volume lock, every argument reaching the remote command
- * literally, and ssh never prompting (checked on a real terminal).
+ * 127.0.0.1: `/usr/sbin/sshd -D` with a config, host key and authorized key
+ * made in a temp dir, on a free port (one sshd shared by the tests that
+ * leave it running, and one of its own for the test that stops it); the
+ * client logs in as root with a key made by ssh-keygen and trusts only the
+ * test's host key. Proves: two backups over ssh whose unchanged files are
+ * hardlinks on the remote side (inode numbers read over ssh); restores of
+ * one file and of a whole torture tree that match the source, with every
+ * file's checksum checked (and a tampered one caught); failed transfers
+ * (remote medium full; the host going away mid-transfer) that leave no tree
+ * that looks complete, cleaned up by the next run after taking over the
+ * dead lock; every argument reaching the remote command literally; and ssh
+ * never prompting (checked on a real terminal, against a control that does).
  *
  * Needs openssh-server and openssh-client (installed by CI); the test
  * installs nothing. sshd needs its privilege separation directory
