@@ -28,7 +28,10 @@ export function needs<T extends BackupSummary>(backups: T[], point: T): T[] {
   while (cur) {
     out.unshift(cur);
     if (cur.kind === 'full') return out;
-    cur = cur.base ? byId.get(cur.base) : undefined;
+    // A base must be older: damaged sidecars naming each other would otherwise loop forever.
+    const base: T | undefined = cur.base ? byId.get(cur.base) : undefined;
+    if (base && base.id >= cur.id) throw new Error(`backup ${cur.id} names ${base.id} as its base, which is not older (damaged sidecar?)`);
+    cur = base;
   }
   throw new Error(`backup ${point.id} is missing part of its chain`);
 }

@@ -67,7 +67,8 @@ export function openDecompressed(
       done: Promise.resolve(),
     };
   }
-  const { child, done } = spawnStreaming('zstd', ['-d', '-c', '-q'], { logger, quiet: true });
+  // A whole-volume restore or a full verify may read for hours: no 10-minute default here.
+  const { child, done } = spawnStreaming('zstd', ['-d', '-c', '-q'], { logger, quiet: true, timeoutMs: 24 * 3600_000 });
   raw.on('error', (e) => child.kill());
   raw.pipe(child.stdin!);
   child.stdin!.on('error', () => {

@@ -141,7 +141,8 @@ export function spawnStreaming(
     buffer: { stdout: false, stderr: true },
   });
   const done = child.then((result) => {
-    const stderr = Buffer.isBuffer(result.stderr) ? result.stderr.toString() : String(result.stderr ?? '');
+    // execa 9 hands binary output back as a Uint8Array, not a Buffer.
+    const stderr = result.stderr instanceof Uint8Array ? Buffer.from(result.stderr).toString() : String(result.stderr ?? '');
     const exitCode = result.exitCode ?? -1;
     if (result.timedOut) throw new CommandError(command, result.exitCode, stderr, 'timed out');
     if (result.exitCode === undefined) {

@@ -195,3 +195,9 @@ test('randomized histories: the kept set is closed under "needs", deletion order
     assert.deepEqual(ids(present), ids(d.keep), what);
   }
 });
+
+test('needs() refuses sidecars that name a base that is not older instead of looping forever', () => {
+  const a = { id: '20261101T000000Z', kind: 'incremental' as const, base: '20261102T000000Z', chain: 'x', status: 'complete' as const };
+  const b = { id: '20261102T000000Z', kind: 'incremental' as const, base: '20261101T000000Z', chain: 'x', status: 'complete' as const };
+  assert.throws(() => needs([a, b], b), /not older/);
+});
