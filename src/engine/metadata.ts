@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import type { EntryType, TarEntry } from '../tar/entry.js';
+import type { ManifestEntry, ManifestType } from '../core/manifest.js';
 import { lgetxattr, llistxattr } from '../native/xbfs.js';
 import { aclTextFromXattr } from '../tar/acl.js';
 
@@ -58,4 +59,22 @@ export function devMajor(rdev: bigint): number {
 }
 export function devMinor(rdev: bigint): number {
   return Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+}
+
+/** A manifest entry from lstat alone (content hash, link target and device numbers are the caller's). */
+export function manifestEntryOf(name: Buffer, st: fs.BigIntStats, type: ManifestType, archive: string): ManifestEntry {
+  return {
+    name,
+    type,
+    mode: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: type === 'file' ? Number(st.size) : 0,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    ino: st.ino.toString(),
+    nlink: Number(st.nlink),
+    archive,
+    offset: 0,
+  };
 }

@@ -22,7 +22,7 @@ import { baseName, joinRel, parentOf, showPath } from '../core/path-order.js';
 import type { ManifestBlock, ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
 import { seekData, seekHole } from '../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
-import { devMajor, devMinor, entryTypeOf, readExtendedAttributes } from './metadata.js';
+import { devMajor, devMinor, entryTypeOf, readExtendedAttributes, manifestEntryOf } from './metadata.js';
 
 export interface ArchiveStats {
   /** Entries in the tree (the new manifest). */
@@ -272,21 +272,9 @@ export class TreeArchiver {
 
   private baseEntry(rel: Buffer, st: fs.BigIntStats, type: ManifestType): ManifestEntry {
     const name = rel.lastIndexOf(0x2f) >= 0 ? rel.subarray(rel.lastIndexOf(0x2f) + 1) : rel;
-    return {
-      name,
-      type,
-      mode: Number(st.mode) & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: type === 'file' ? Number(st.size) : 0,
-      mtimeNs: st.mtimeNs,
-      ctimeNs: st.ctimeNs,
-      ino: st.ino.toString(),
-      nlink: Number(st.nlink),
-      archive: this.opts.backupId,
-      offset: 0,
-    };
+    return manifestEntryOf(name, st, type, this.opts.backupId);
   }
+
 
   private tarEntry(path: Buffer, abs: Buffer, st: fs.BigIntStats, type: TarEntry['type']): TarEntry {
     const e: TarEntry = {

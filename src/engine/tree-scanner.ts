@@ -12,7 +12,7 @@ import { joinRel, showPath } from '../core/path-order.js';
 import type { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
 import { createXxh64 } from '../util/xxh.js';
 import type { Logger } from '../util/log.js';
-import { devMajor, devMinor, entryTypeOf } from './metadata.js';
+import { devMajor, devMinor, entryTypeOf, manifestEntryOf } from './metadata.js';
 import { dataRegions } from './tree-archiver.js';
 
 export interface ScanStats {
@@ -51,21 +51,9 @@ export class TreeScanner {
   }
 
   private entry(name: Buffer, st: fs.BigIntStats, type: ManifestType): ManifestEntry {
-    return {
-      name,
-      type,
-      mode: Number(st.mode) & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: type === 'file' ? Number(st.size) : 0,
-      mtimeNs: st.mtimeNs,
-      ctimeNs: st.ctimeNs,
-      ino: st.ino.toString(),
-      nlink: Number(st.nlink),
-      archive: this.backupId,
-      offset: 0,
-    };
+    return manifestEntryOf(name, st, type, this.backupId);
   }
+
 
   private directory(rel: Buffer, st: fs.BigIntStats): void {
     const prev = this.previous?.take(rel);
