@@ -119,6 +119,7 @@ function profiled(ctx: BenchContext, name: string, args: string[]): ProfileSumma
   const dir = path.join(ctx.profileDir, name);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
+  warm(xbCode(ctx));
   flushWrites();
   runTimed(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, path.join(ctx.projectRoot, 'bin', 'xenbackup'), ...args], { cwd: ctx.projectRoot });
   return summariseCpuProfile(newestProfile(dir), ctx.projectRoot);
