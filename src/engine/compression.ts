@@ -31,7 +31,8 @@ const gzip = promisify(zlib.gzip);
 export async function compressSegment(c: Compression, data: Buffer, logger?: Logger): Promise<Buffer> {
   switch (c) {
     case 'zstd':
-      return runFilter('zstd', ['-1', '-q', '-c', '--no-progress'], data, { logger });
+      // Idle CPU and I/O priority: dom0 serves the guests while it backs them up.
+      return runFilter('zstd', ['-1', '-q', '-c', '--no-progress'], data, { logger, idle: true });
     case 'gzip':
       return gzip(data, { level: 6 });
     case 'none':

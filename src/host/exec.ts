@@ -165,8 +165,9 @@ export function runFilter(file: string, args: string[], input: Buffer, opts: Exe
   const log = opts.logger ?? silentLogger;
   const command = describeCommand(file, args);
   log.debug(`exec: ${command} (${input.length} bytes in)`);
+  const [f, a] = opts.idle ? idleWrap(file, args) : [file, args];
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...BASE_ENV, ...opts.env } });
+    const child = spawn(f, a, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...BASE_ENV, ...opts.env } });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
