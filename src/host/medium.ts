@@ -66,8 +66,8 @@ export async function spaceOf(path: string): Promise<SpaceInfo> {
   return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
 }
 
-/** UUID=... and LABEL=... as mount(8) and fstab know them, resolved with findfs. */
-async function resolveDeviceSpec(device: string, log: Logger): Promise<string | undefined> {
+/** UUID=... and LABEL=... as mount(8) and fstab know them, resolved with findfs; undefined when no device has it. */
+export async function resolveDeviceSpec(device: string, log: Logger): Promise<string | undefined> {
   if (!/^(UUID|LABEL|PARTUUID|PARTLABEL)=/.test(device)) return device;
   try {
     const r = await run('findfs', [device], { logger: log, quiet: true, timeoutMs: 60_000 });

@@ -22,7 +22,7 @@
 import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config, Volume } from '../config/settings.js';
-import { CommandError, run } from '../host/exec.js';
+import { resolveDeviceSpec } from '../host/medium.js';
 import { inspectDevice, mountIsOfDevice, type DeviceInfo } from '../host/device.js';
 import { lockHolder } from '../host/lock.js';
 import { isSnapshotAttr, type LogicalVolume } from '../host/lvm-report.js';
@@ -128,17 +128,6 @@ async function isDeviceMapper(dev: DeviceInfo): Promise<boolean> {
   return stat(`/sys/dev/block/${dev.rdev.major}:${dev.rdev.minor}/dm`).then((s) => s.isDirectory(), () => false);
 }
 
-/** UUID=/LABEL= specs as mount(8) resolves them; undefined when no device has it. */
-async function resolveDeviceSpec(device: string, log: Logger): Promise<string | undefined> {
-  if (!/^(UUID|LABEL|PARTUUID|PARTLABEL)=/.test(device)) return device;
-  try {
-    const r = await run('findfs', [device], { logger: log, quiet: true, timeoutMs: 60_000 });
-    return r.stdout.trim() || undefined;
-  } catch (e) {
-    if (e instanceof CommandError) return undefined;
-    throw e;
-  }
-}
 
 export async function preflight(cfg: Config, opts: { logger?: Logger } = {}): Promise<PreflightResult> {
   const log = opts.logger ?? silentLogger;
