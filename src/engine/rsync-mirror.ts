@@ -17,7 +17,7 @@ import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest
 import { fsyncDir, writeFileAtomic } from '../repo/atomic-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
-import { TreeScanner } from './tree-scanner.js';
+import { TreeScanner, type ScanStats } from './tree-scanner.js';
 
 export interface MirrorRequest {
   sourceDir: string;
@@ -37,6 +37,47 @@ export interface PreparedMirror {
   stats: { entries: number; hashed: number; unchanged: number; bytesRead: number; sourceBytes: number };
   commit(): Sidecar;
   abort(): Promise<void>;
+}
+
+/** The sidecar of an rsync tree: a full that needs nothing else (local and remote targets alike). */
+export function treeSidecar(t: {
+  volume: string;
+  host: string;
+  id: string;
+  treeName: string;
+  manifestName: string;
+  startedAt: Date;
+  finishedAt: Date;
+  stats: ScanStats;
+  unreadable: string[];
+  manifestXxh64: string;
+}): Sidecar {
+  const s = t.stats;
+  return {
+    format: 'xenbackup-backup',
+    version: 1,
+    volume: t.volume,
+    host: t.host,
+    id: t.id,
+    kind: 'full',
+    base: null,
+    chain: t.id,
+    engine: 'rsync',
+    compression: 'none',
+    archive: t.treeName,
+    manifest: t.manifestName,
+    startedAt: t.startedAt.toISOString(),
+    finishedAt: t.finishedAt.toISOString(),
+    status: t.unreadable.length ? 'partial' : 'complete',
+    stats: { entries: s.entries, stored: s.hashed, unchanged: s.unchanged, deleted: 0, filesRead: s.hashed, bytesRead: s.bytesRead, sourceBytes: s.sourceBytes },
+    tarBytes: 0,
+    archiveBytes: 0,
+    archiveXxh64: '',
+    manifestXxh64: t.manifestXxh64,
+    frames: [],
+    warnings: [],
+    unreadable: t.unreadable.slice(0, 200),
+  };
 }
 
 export function rsyncArgs(source: string, target: string, linkDest: string | undefined): string[] {
@@ -103,32 +144,18 @@ export async function prepareMirror(req: MirrorRequest): Promise<PreparedMirror>
         fs.renameSync(partial, tree);
         fsyncDir(store.dir);
         const manifestXxh64 = m.commit();
-        const s = scanner.stats;
-        const sidecar: Sidecar = {
-          format: 'xenbackup-backup',
-          version: 1,
+        const sidecar = treeSidecar({
           volume: req.volume,
           host: req.host,
           id,
-          kind: 'full',
-          base: null,
-          chain: id,
-          engine: 'rsync',
-          compression: 'none',
-          archive: treeName,
-          manifest: path.basename(manifestPath),
-          startedAt: started.toISOString(),
-          finishedAt: now().toISOString(),
-          status: scanner.unreadable.length ? 'partial' : 'complete',
-          stats: { entries: s.entries, stored: s.hashed, unchanged: s.unchanged, deleted: 0, filesRead: s.hashed, bytesRead: s.bytesRead, sourceBytes: s.sourceBytes },
-          tarBytes: 0,
-          archiveBytes: 0,
-          archiveXxh64: '',
+          treeName,
+          manifestName: path.basename(manifestPath),
+          startedAt: started,
+          finishedAt: now(),
+          stats: scanner.stats,
+          unreadable: scanner.unreadable,
           manifestXxh64,
-          frames: [],
-          warnings: [],
-          unreadable: scanner.unreadable.slice(0, 200),
-        };
+        });
         writeFileAtomic(sidecarPath, JSON.stringify(sidecar, null, 1) + '\n');
         return sidecar;
       },

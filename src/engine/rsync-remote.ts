@@ -28,7 +28,7 @@ import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest
 import { RemoteVolume, type RemoteMedium } from '../repo/remote-volume.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor } from '../repo/volume-store.js';
-import { rsyncArgs } from './rsync-mirror.js';
+import { rsyncArgs, treeSidecar } from './rsync-mirror.js';
 import { TreeScanner, type ScanStats } from './tree-scanner.js';
 
 export interface RemoteMirrorRequest extends RemoteMedium {
@@ -136,32 +136,18 @@ export async function prepareRemoteMirror(req: RemoteMirrorRequest): Promise<Pre
       async commit(): Promise<Sidecar> {
         if (done) throw new Error('mirror already committed or aborted');
         done = true;
-        const s = scanner.stats;
-        const sidecar: Sidecar = {
-          format: 'xenbackup-backup',
-          version: 1,
+        const sidecar = treeSidecar({
           volume: req.volume,
           host: req.host,
           id: backupId,
-          kind: 'full',
-          base: null,
-          chain: backupId,
-          engine: 'rsync',
-          compression: 'none',
-          archive: treeName,
-          manifest: manifestName,
-          startedAt: started.toISOString(),
-          finishedAt: now().toISOString(),
-          status: scanner.unreadable.length ? 'partial' : 'complete',
-          stats: { entries: s.entries, stored: s.hashed, unchanged: s.unchanged, deleted: 0, filesRead: s.hashed, bytesRead: s.bytesRead, sourceBytes: s.sourceBytes },
-          tarBytes: 0,
-          archiveBytes: 0,
-          archiveXxh64: '',
+          treeName,
+          manifestName,
+          startedAt: started,
+          finishedAt: now(),
+          stats: scanner.stats,
+          unreadable: scanner.unreadable,
           manifestXxh64,
-          frames: [],
-          warnings: [],
-          unreadable: scanner.unreadable.slice(0, 200),
-        };
+        });
         try {
           await remote.commit(backupId, JSON.stringify(sidecar, null, 1) + '\n');
         } catch (e) {
