@@ -42,6 +42,17 @@
  * | ENGINE             | tar                      | tar or rsync; per volume: engine=                                           |
  * | VERIFY_AFTER_RUN   | no                       | no, quick (archives readable) or full (re-read and compare hashes)          |
  * | LOCKFILE           | /run/xenbackup.lock      | one run at a time                                                           |
+ * | RSYNC_TARGET       | (empty: local medium)    | user@host:/path: rsync volumes go there over ssh; tar volumes stay on BCKDEV |
+ * | RSYNC_SSH_KEY      | (ssh's default)          | private key for RSYNC_TARGET (no passphrase: the run is unattended)         |
+ * | RSYNC_SSH_PORT     | (ssh's default, 22)      | ssh port of RSYNC_TARGET                                                    |
+ * | RSYNC_SSH_KNOWN_HOSTS | (ssh's default)       | known_hosts file holding RSYNC_TARGET's host key                            |
+ * | RSYNC_SSH_HOSTKEY_CHECK | yes                 | yes: the host key must be known; accept-new: record it at first contact     |
+ * | RSYNC_COMPRESS     | no                       | rsync --compress to RSYNC_TARGET (slow links)                               |
+ *
+ * BCKDEV is required only when something goes to the local medium: always
+ * without RSYNC_TARGET; with it, when a volume uses the tar engine or
+ * BACKUP_DOM0=yes (dom0/root is always tar). When every volume goes to
+ * RSYNC_TARGET, the run neither needs nor mounts BCKDEV.
  *
  * Accepted and ignored (the old tool's helpers): CONFIGURED, TARGETDIR, SNAPBACKUPMNT,
  * SNAPBACKUPUMNT, SNAPBACKUPALLGUEST, XENBACK_CONF, every BIN_* but BIN_SENDMAIL,
@@ -69,6 +80,7 @@ import {
   parseWholeNumber,
   parseYesNo,
 } from './value-parsers.js';
+import { parseRemoteTarget, RemoteTargetError, type RemoteTarget, type SshOptions } from '../host/ssh.js';
 import { ENGINES, readVolumeTable, type Engine, type VolumeEntry } from './volume-table.js';
 
 export { ConfigError } from './config-error.js';
@@ -126,6 +138,12 @@ export const SETTINGS: readonly SettingInfo[] = [
   { key: 'ENGINE', default: 'tar', origin: 'new', description: 'tar or rsync; per volume: engine=' },
   { key: 'VERIFY_AFTER_RUN', default: 'no', origin: 'new', description: 'no, quick (archives readable) or full (re-read and compare hashes)' },
   { key: 'LOCKFILE', default: '/run/xenbackup.lock', origin: 'new', description: 'one run at a time' },
+  { key: 'RSYNC_TARGET', default: '(empty: local medium)', origin: 'new', description: 'user@host:/path: rsync volumes go there over ssh; tar volumes stay on BCKDEV' },
+  { key: 'RSYNC_SSH_KEY', default: "(ssh's default)", origin: 'new', description: 'private key for RSYNC_TARGET (no passphrase: the run is unattended)' },
+  { key: 'RSYNC_SSH_PORT', default: "(ssh's default, 22)", origin: 'new', description: 'ssh port of RSYNC_TARGET' },
+  { key: 'RSYNC_SSH_KNOWN_HOSTS', default: "(ssh's default)", origin: 'new', description: "known_hosts file holding RSYNC_TARGET's host key" },
+  { key: 'RSYNC_SSH_HOSTKEY_CHECK', default: 'yes', origin: 'new', description: 'yes: the host key must be known; accept-new: record it at first contact' },
+  { key: 'RSYNC_COMPRESS', default: 'no', origin: 'new', description: 'rsync --compress to RSYNC_TARGET (slow links)' },
 ];
 
 /** Old keys accepted without a warning and without effect; see also isIgnoredKey for the BIN_* and BM_* families. */
@@ -139,6 +157,16 @@ const KNOWN_KEYS = new Set(SETTINGS.map((s) => s.key));
 
 export function isIgnoredKey(key: string): boolean {
   return !KNOWN_KEYS.has(key) && (IGNORED_KEYS.includes(key) || /^(BIN|BM)_[A-Z0-9_]+$/.test(key));
+}
+
+/** RSYNC_TARGET and how to reach it: where every rsync volume goes when it is set. */
+export interface RsyncRemoteTarget {
+  target: RemoteTarget;
+  ssh: SshOptions;
+  /** RSYNC_COMPRESS */
+  compress: boolean;
+  /** RSYNC_TARGET as written, for messages. */
+  spec: string;
 }
 
 /** One volume to back up, with the table's optional fields resolved against the global settings. */
@@ -187,6 +215,14 @@ export interface Config {
   engine: Engine;
   verifyAfterRun: VerifyMode;
   lockFile: string;
+  /** RSYNC_TARGET; undefined: rsync volumes go to the local medium like tar ones. */
+  rsyncTarget: RsyncRemoteTarget | undefined;
+  /**
+   * Whether the run writes to BCKDEV at all: false only when RSYNC_TARGET is
+   * set, every volume uses rsync and BACKUP_DOM0=no. Then BCKDEV may be unset
+   * (backupDevice is '') and the run does not mount it.
+   */
+  needsLocalMedium: boolean;
   volumes: Volume[];
   /** For each key of SETTINGS: `file:line` it was set at, or `default`. */
   sources: Record<string, string>;
@@ -210,7 +246,10 @@ export interface LoadConfigOptions {
 
 const SCHEDULE_KEYS = new Set(['FULL_WEEKDAY', 'FULL_MONTHDAY']);
 /** Keys whose empty value means "use the default", e.g. BIN_SENDMAIL after `$(which sendmail)` found nothing. */
-const EMPTY_IS_DEFAULT = new Set(['BIN_SENDMAIL', 'BM_CONFIGFILE', 'SMTP_URL', 'DOM0_EXCLUDES', 'FULL_WEEKDAY', 'FULL_MONTHDAY']);
+const EMPTY_IS_DEFAULT = new Set([
+  'BIN_SENDMAIL', 'BM_CONFIGFILE', 'SMTP_URL', 'DOM0_EXCLUDES', 'FULL_WEEKDAY', 'FULL_MONTHDAY',
+  'RSYNC_TARGET', 'RSYNC_SSH_KEY', 'RSYNC_SSH_PORT', 'RSYNC_SSH_KNOWN_HOSTS',
+]);
 
 interface Picked {
   raw: string;
@@ -297,7 +336,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const count = (key: string, fallback: number, min = 0, max = 1000): number =>
     get(key, (v) => parseWholeNumber(v, min, max), () => fallback);
 
-  const backupDevice = get('BCKDEV', parseDeviceSpec, () => required('BCKDEV', 'BCKDEV="/dev/sdb3" (the backup medium)'));
+  // Required only when something goes to the local medium; decided once the volume table is read.
+  const backupDevice = get('BCKDEV', parseDeviceSpec, () => '');
   const backupDeviceFs = get('BCKDEV_FS', parseFsType, () => 'ext4');
   const backupMountpoint = get('BCKMNTP', parseAbsolutePath, () => '/backup/guests');
   const snapshotMountDir = get('MNTSOURCEDIR', parseAbsolutePath, () => '/4backup');
@@ -337,6 +377,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const engine = get('ENGINE', (v) => parseChoice(v, ENGINES), () => 'tar' as Engine);
   const verifyAfterRun = get('VERIFY_AFTER_RUN', (v) => parseChoice(v, VERIFY_MODES), () => 'no' as VerifyMode);
   const lockFile = get('LOCKFILE', parseAbsolutePath, () => '/run/xenbackup.lock');
+  const rsyncTarget = readRsyncTarget(get);
 
   const volumesPath = opts.volumesPath ?? tablePath;
   const table = readVolumeTable(volumesPath);
@@ -352,6 +393,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     return { ...v, snapshotSize: v.snapshotSize ?? snapshotSize, engine: volumeEngine };
   });
   if (volumes.length === 0 && !backupDom0) warnings.push(`${volumesPath}: no volumes listed and BACKUP_DOM0=no: a run backs up nothing`);
+  const needsLocalMedium = rsyncTarget === undefined || backupDom0 || volumes.some((v) => v.engine !== 'rsync');
+  if (backupDevice === '' && needsLocalMedium) {
+    required('BCKDEV', `BCKDEV="/dev/sdb3" (the backup medium${rsyncTarget ? ': tar volumes and dom0/root go there even with RSYNC_TARGET' : ''})`);
+  }
 
   return {
     configPath, volumesPath, backupManagerConfigPath: bm?.file,
@@ -359,8 +404,34 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     hostname, domain, snapshotSize, emailFrom, emailTo, sendmailPath,
     compression, fullIntervalDays, fullWeekday, fullMonthday, maxChainLength, archiveTtlDays,
     keepLast, keepDaily, keepWeekly, keepMonthly, reportWhen, smtpUrl, concurrency,
-    backupDom0, dom0Excludes, dom0Root, engine, verifyAfterRun, lockFile, volumes, sources, warnings,
+    backupDom0, dom0Excludes, dom0Root, engine, verifyAfterRun, lockFile, rsyncTarget, needsLocalMedium, volumes, sources, warnings,
   };
+}
+
+type Getter = <T>(key: string, parse: (raw: string) => T, fallback: () => T) => T;
+
+/** RSYNC_TARGET and its RSYNC_SSH_* / RSYNC_COMPRESS companions; undefined when RSYNC_TARGET is empty or unset. */
+function readRsyncTarget(get: Getter): RsyncRemoteTarget | undefined {
+  const spec = get<string | undefined>('RSYNC_TARGET', parseRsyncTargetSpec, () => undefined);
+  const identityFile = get<string | undefined>('RSYNC_SSH_KEY', parseAbsolutePath, () => undefined);
+  const port = get<number | undefined>('RSYNC_SSH_PORT', (v) => parseWholeNumber(v, 1, 65535), () => undefined);
+  const knownHostsFile = get<string | undefined>('RSYNC_SSH_KNOWN_HOSTS', parseAbsolutePath, () => undefined);
+  const strictHostKeyChecking = get('RSYNC_SSH_HOSTKEY_CHECK', (v) => parseChoice(v, HOSTKEY_CHECKS), () => 'yes' as const);
+  const compress = get('RSYNC_COMPRESS', parseYesNo, () => false);
+  if (spec === undefined) return undefined;
+  return { spec, target: parseRemoteTarget(spec), ssh: { identityFile, port, knownHostsFile, strictHostKeyChecking }, compress };
+}
+
+const HOSTKEY_CHECKS = ['yes', 'accept-new'] as const;
+
+function parseRsyncTargetSpec(raw: string): string {
+  try {
+    parseRemoteTarget(raw);
+  } catch (e) {
+    if (e instanceof RemoteTargetError) throw new InvalidValue(`user@host:/absolute/path (${e.message})`);
+    throw e;
+  }
+  return raw;
 }
 
 function requireSize(raw: string): LvmSize {
