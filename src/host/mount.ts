@@ -13,6 +13,10 @@
  * origin's UUID). The journal-skipping options (`noload` for ext3/4,
  * `norecovery` for xfs) can show stale data, so they are only a fallback,
  * tried when the plain read-only mount fails, and reported as a warning.
+ * ufs, NTFS and btrfs need more around the mount (guest-fs.ts): a required
+ * ufstype=, ntfs-3g for `ntfs` and warnings for a dirty or hibernated
+ * Windows volume, and a btrfs snapshot's own fsid (written to the snapshot,
+ * as ext4's journal replay is) before it can be mounted beside its origin.
  */
 import { mkdir, rmdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -22,6 +26,7 @@ import { silentLogger } from '../util/log.js';
 import { canonicalPath, describeMount, readMountinfo, topMountAt, type MountEntry } from './mountinfo.js';
 import { inspectDevice, mountIsOfDevice, type DeviceInfo } from './device.js';
 import { unmount, type UnmountResult } from './unmount.js';
+import { guestFsMatchesBlkid, guestFsOptionProblem, inspectMountedGuestFs, mountTypeFor, prepareGuestFs, type GuestFsPreparation } from './guest-fs.js';
 
 export class MountError extends Error {
   constructor(readonly device: string, readonly mountpoint: string, reason: string) {
@@ -69,7 +74,7 @@ export function mountOptionLadder(fsType: string, options: string | readonly str
 }
 
 export function mountArgs(device: string, mountpoint: string, fsType: string, options: readonly string[]): string[] {
-  const typeArgs = fsType === '' || fsType === 'auto' ? [] : ['-t', fsType];
+  const typeArgs = fsType === '' || fsType === 'auto' ? [] : ['-t', mountTypeFor(fsType)];
   return [...typeArgs, '-o', options.join(','), device, mountpoint];
 }
 
@@ -91,6 +96,8 @@ export async function probeFsType(device: string, logger?: Logger): Promise<stri
 /** Whether a kernel driver for `wanted` mounts a filesystem blkid calls `found`. */
 function typesCompatible(wanted: string, found: string): boolean {
   if (wanted === '' || wanted === 'auto' || wanted === found) return true;
+  const guest = guestFsMatchesBlkid(wanted, found);
+  if (guest !== undefined) return guest;
   // the ext4 driver mounts ext2 and ext3; blkid may say "jbd" for an external journal, let mount decide
   if (EXT_FAMILY.has(wanted) && (EXT_FAMILY.has(found) || found === 'jbd')) return wanted === 'ext4' || found !== 'ext4';
   return false;
@@ -107,6 +114,8 @@ export interface MountHandle {
   fallbackReason?: string;
   /** The mount as mountinfo showed it right after mounting. */
   entry: MountEntry;
+  /** For the volume's report: what the filesystem's state means for this backup (a dirty or hibernated NTFS). */
+  warnings: string[];
   /** Unmounts (if still mounted) and removes the directories this mount created. Safe to call twice. */
   release(): Promise<UnmountResult>;
 }
@@ -168,11 +177,19 @@ export async function mountReadOnly(
   const firstCreated = await createDirs(absolute);
   const canonical = (await canonicalPath(absolute))!;
 
+  let prepared: GuestFsPreparation | undefined;
   const cleanupDirs = () => removeCreatedDirs(absolute, firstCreated);
   try {
     const found = await probeFsType(device, logger);
     if (found !== undefined && !typesCompatible(fsType, found)) {
       throw new MountError(device, canonical, `${device} holds a filesystem of type ${found} (blkid), not ${fsType}`);
+    }
+    const optionProblem = guestFsOptionProblem(fsType, splitOptions(options));
+    if (optionProblem !== undefined) throw new MountError(device, canonical, optionProblem);
+    try {
+      prepared = await prepareGuestFs(device, fsType, logger);
+    } catch (e) {
+      throw new MountError(device, canonical, (e as Error).message);
     }
     const ladder = mountOptionLadder(fsType, options);
     const requested = splitOptions(options).filter((o) => JOURNAL_SKIPPING.has(o));
@@ -195,11 +212,14 @@ export async function mountReadOnly(
       if (attempt.fallbackReason) {
         logger.warn(`mounted ${device} on ${canonical} only with ${attempt.options.join(',')}: ${attempt.fallbackReason}`);
       }
-      return makeHandle(device, canonical, fsType, attempt, entry, logger, cleanupDirs, opts);
+      const warnings = [...prepared.warnings, ...(await inspectMountedGuestFs(fsType, canonical))];
+      const release = prepared.release;
+      return makeHandle(device, canonical, fsType, attempt, entry, warnings, logger, async () => { await release(); await cleanupDirs(); }, opts);
     }
     const hint = found === undefined ? ' (blkid recognises no filesystem on it)' : '';
     throw new MountError(device, canonical, `mount -t ${fsType || 'auto'} failed${hint}: ${failures.join('; ')}`);
   } catch (e) {
+    await prepared?.release();
     await cleanupDirs();
     throw e;
   }
@@ -226,6 +246,7 @@ function makeHandle(
   fsType: string,
   attempt: MountAttempt,
   entry: MountEntry,
+  warnings: string[],
   logger: Logger,
   cleanupDirs: () => Promise<void>,
   opts: MountReadOnlyOptions,
@@ -238,6 +259,7 @@ function makeHandle(
     options: attempt.options,
     fallbackReason: attempt.fallbackReason,
     entry,
+    warnings,
     release() {
       released ??= (async () => {
         const result = await unmount(canonical, { logger, expect: entry, retryDelayMs: opts.unmountRetryDelayMs });

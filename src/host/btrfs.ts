@@ -1,0 +1,70 @@
+/**
+ * btrfs snapshots get their own filesystem id before they are mounted.
+ *
+ * An LVM snapshot of a btrfs volume is a block-for-block copy: same fsid,
+ * same device id. The kernel keys btrfs filesystems by fsid, and kernels
+ * before 6.7 (Debian bookworm's 6.1 among them) cannot hold two devices with
+ * one fsid apart: the snapshot's mount may fail, or find the already open
+ * origin and show its live content instead of the snapshot's. `btrfstune -m`
+ * gives the snapshot a new random fsid in its superblocks only (the
+ * metadata_uuid feature keeps the old id in the tree blocks, so nothing else
+ * is rewritten): it takes milliseconds and touches only the snapshot, which
+ * is writable copy-on-write space we throw away afterwards. The origin is
+ * never opened.
+ *
+ * Only single-device btrfs volumes can be backed up this way (one LV = one
+ * filesystem), as for every other fstype.
+ */
+import { run, CommandError } from './exec.js';
+import type { Logger } from '../util/log.js';
+import { silentLogger } from '../util/log.js';
+
+export class BtrfsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BtrfsError';
+  }
+}
+
+/** The btrfs fsid blkid reads from `device`'s superblock (what the kernel keys the filesystem by). */
+export async function btrfsFsid(device: string, logger: Logger = silentLogger): Promise<string | undefined> {
+  const r = await run('blkid', ['-p', '-o', 'value', '-s', 'UUID', device], { allowFailure: true, logger, quiet: true, timeoutMs: 60_000 });
+  const uuid = r.stdout.trim();
+  return r.exitCode === 0 && uuid !== '' ? uuid : undefined;
+}
+
+/**
+ * Gives the unmounted btrfs on `device` (a snapshot: it is written to) a new
+ * random fsid with `btrfstune -m`, and checks that the superblock now says
+ * so. Returns the old and new fsid. Throws BtrfsError naming the device.
+ */
+export async function giveOwnFsid(device: string, logger: Logger = silentLogger): Promise<{ before: string; after: string }> {
+  const before = await btrfsFsid(device, logger);
+  if (before === undefined) throw new BtrfsError(`${device}: blkid finds no btrfs fsid on it`);
+  try {
+    await run('btrfstune', ['-m', device], { logger, timeoutMs: 120_000 });
+  } catch (e) {
+    if (e instanceof CommandError) throw new BtrfsError(`${device}: cannot give the snapshot its own fsid: ${e.message}`);
+    throw e;
+  }
+  const after = await btrfsFsid(device, logger);
+  if (after === undefined || after === before) {
+    throw new BtrfsError(`${device}: btrfstune -m succeeded but the fsid is still ${before}`);
+  }
+  logger.info(`${device}: btrfs snapshot fsid ${before} -> ${after} (btrfstune -m; the origin keeps ${before})`);
+  return { before, after };
+}
+
+/**
+ * Drops the kernel's registration of `device` (made by udev's scan or by our
+ * mount), so no stale entry for a removed snapshot stays in btrfs' device
+ * list. Best effort: the snapshot is about to be removed anyway.
+ */
+export async function forgetBtrfsDevice(device: string, logger: Logger = silentLogger): Promise<void> {
+  try {
+    await run('btrfs', ['device', 'scan', '--forget', device], { allowFailure: true, logger, quiet: true, timeoutMs: 60_000 });
+  } catch (e) {
+    if (!(e instanceof CommandError)) throw e;
+    logger.debug(`btrfs device scan --forget ${device}: ${e.message}`);
+  }
+}
