@@ -2,8 +2,14 @@
   "targets": [
     {
       "target_name": "xbfs",
-      "sources": ["native/xbfs.c"],
+      "sources": ["native/xbfs.c", "native/scandir.c"],
       "cflags": ["-O2", "-Wall"]
+    },
+    {
+      "target_name": "xbzstd",
+      "sources": ["native/xbzstd.c"],
+      "cflags": ["-O2", "-Wall"],
+      "libraries": ["-lzstd"]
     }
   ]
 }

@@ -11,6 +11,7 @@
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -178,6 +179,11 @@ static napi_value x_seek(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Shared with scandir.c. */
+napi_value xbfs_throw_errno(napi_env env, int err, const char *syscall) { return throw_errno(env, err, syscall); }
+char *xbfs_buffer_arg(napi_env env, napi_value v) { return buffer_arg(env, v); }
+napi_value xbfs_scandir(napi_env env, napi_callback_info info);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "llistxattr", NULL, x_llistxattr, NULL, NULL, NULL, napi_default, NULL },
@@ -185,6 +191,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "lsetxattr", NULL, x_lsetxattr, NULL, NULL, NULL, napi_default, NULL },
     { "lutimens", NULL, x_lutimens, NULL, NULL, NULL, napi_default, NULL },
     { "seek", NULL, x_seek, NULL, NULL, NULL, napi_default, NULL },
+    { "scanDir", NULL, xbfs_scandir, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -4,7 +4,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 packages=(
-  build-essential python3        # the native helper (node-gyp)
+  build-essential python3 libzstd-dev  # the native helper (node-gyp; compresses with libzstd)
   tar zstd gzip                  # archives read back by GNU tar
   acl attr libcap2-bin           # xattrs, ACLs, file capabilities in the torture tree
   e2fsprogs xfsprogs btrfs-progs util-linux  # loop-mounted filesystems

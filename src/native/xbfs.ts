@@ -14,30 +14,31 @@ interface XbfsBinding {
   lsetxattr(path: Buffer, name: string, value: Buffer): void;
   lutimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   seek(fd: number, offset: number, whence: number): number;
+  scanDir(path: Buffer): { buffer: Buffer; length: number; count: number };
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** dist/src/native -> project root (three up); src/native when run from source would be two up. */
-function loadBinding(): XbfsBinding {
+export function loadAddon<T>(name: string): T {
   const require = createRequire(import.meta.url);
   const candidates = [
-    path.resolve(here, '../../../build/Release/xbfs.node'),
-    path.resolve(here, '../../build/Release/xbfs.node'),
+    path.resolve(here, `../../../build/Release/${name}.node`),
+    path.resolve(here, `../../build/Release/${name}.node`),
   ];
   let lastError: unknown;
   for (const c of candidates) {
     try {
-      return require(c) as XbfsBinding;
+      return require(c) as T;
     } catch (e) {
       lastError = e;
     }
   }
   throw new Error(
-    `xenbackup's native helper (build/Release/xbfs.node) is missing or broken: run "npm ci" (needs make, g++, python3). ${String(lastError)}`,
+    `xenbackup's native helper (build/Release/${name}.node) is missing or broken: run "npm ci" (needs make, g++, python3, libzstd-dev). ${String(lastError)}`,
   );
 }
 
-const binding = loadBinding();
+const binding = loadAddon<XbfsBinding>('xbfs');
 
 export const llistxattr = binding.llistxattr;
 export const lgetxattr = binding.lgetxattr;
@@ -69,3 +70,6 @@ export function seekData(fd: number, offset: number): number {
 export function seekHole(fd: number, offset: number): number {
   return binding.seek(fd, offset, 4);
 }
+
+/** One directory's children with their lstat, sorted by name: see native/scandir.c and engine/dir-scan.ts. */
+export const scanDirRaw = binding.scanDir;
