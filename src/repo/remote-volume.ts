@@ -174,8 +174,8 @@ export class RemoteVolume {
   readonly dir: string;
   /** The folder as user@host:/path, for messages. */
   readonly shown: string;
-  /** This process's lock, as written into the lock file. */
-  private readonly holderText = JSON.stringify(lockHolder());
+  /** This process's lock, as written into the lock file (remote-prune.ts releases it with its last step). */
+  readonly holderText = JSON.stringify(lockHolder());
 
   constructor(
     readonly medium: RemoteMedium,

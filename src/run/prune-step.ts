@@ -6,6 +6,9 @@
  * tonight, or are no longer in the volume table, are pruned too; retention
  * keeps their newest complete restore point and its chain whatever the rules.
  *
+ * With RSYNC_TARGET, the remote volumes of this host are pruned by the same
+ * rules (repo/remote-prune.ts), after the local ones.
+ *
  * Returns lines for the report; the run job puts them in RunReport.prune
  * (and `errors` in the run's errors). It never throws for one volume's trouble.
  */
@@ -13,6 +16,8 @@ import type { Config } from '../config/settings.js';
 import { checkRules, describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
 import { volumesOnMedium } from '../repo/medium-index.js';
 import { pruneVolumeLocked, type VolumePruneResult } from '../repo/prune.js';
+import { pruneRemoteVolume } from '../repo/remote-prune.js';
+import { listRemoteVolumes } from '../repo/remote-volume.js';
 import { VolumeBusyError } from '../repo/volume-lock.js';
 import { formatBytes } from '../report/format.js';
 import type { Logger } from '../util/log.js';
@@ -41,7 +46,12 @@ export interface PruneStepResult {
   errors: string[];
 }
 
-export async function pruneStep(cfg: Config, mediumPath: string, logger: Logger, now: Date = new Date()): Promise<PruneStepResult> {
+/**
+ * `mediumPath`: the mounted local medium; undefined when the run needed none
+ * (every volume went to RSYNC_TARGET). With RSYNC_TARGET the remote
+ * volumes of this host are pruned too, by the same rules.
+ */
+export async function pruneStep(cfg: Config, mediumPath: string | undefined, logger: Logger, now: Date = new Date()): Promise<PruneStepResult> {
   const rules = rulesOfConfig(cfg);
   const out: PruneStepResult = { lines: [], warnings: [], errors: [] };
   try {
@@ -55,13 +65,15 @@ export async function pruneStep(cfg: Config, mediumPath: string, logger: Logger,
     out.lines.push(msg);
     return out;
   }
-  const stores = volumesOnMedium(mediumPath, cfg.hostname);
   let freed = 0;
   let deleted = 0;
-  for (const store of stores) {
+  let volumes = 0;
+  /** One volume's prune, whatever the medium: its lines, errors and totals go into `out`. */
+  const pruneOne = async (volume: string, prune: () => Promise<VolumePruneResult>): Promise<void> => {
+    volumes++;
     let r: VolumePruneResult;
     try {
-      r = await pruneVolumeLocked(store, rules, { dryRun: false, now, logger });
+      r = await prune();
     } catch (e) {
       if (e instanceof VolumeBusyError) {
         // a manual backup of it is running: prune it next time rather than pull its base away
@@ -69,13 +81,13 @@ export async function pruneStep(cfg: Config, mediumPath: string, logger: Logger,
         logger.warn(msg);
         out.warnings.push(msg);
         out.lines.push(msg);
-        continue;
+        return;
       }
-      const msg = `prune ${store.volume}: ${(e as Error).message}`;
+      const msg = `prune ${volume}: ${(e as Error).message}`;
       logger.error(msg);
       out.errors.push(msg);
       out.lines.push(`ERROR ${msg}`);
-      continue;
+      return;
     }
     const line = `prune ${summarizeVolumePrune(r)}`;
     logger.info(line);
@@ -87,14 +99,38 @@ export async function pruneStep(cfg: Config, mediumPath: string, logger: Logger,
     }
     freed += r.deleted.reduce((n, d) => n + d.bytes, 0);
     deleted += r.deleted.length;
+  };
+  if (mediumPath !== undefined) {
+    for (const store of volumesOnMedium(mediumPath, cfg.hostname)) {
+      await pruneOne(store.volume, () => pruneVolumeLocked(store, rules, { dryRun: false, now, logger }));
+    }
   }
-  const total = `prune (${describeRules(rules)}): ${deleted} backup${deleted === 1 ? '' : 's'} deleted in ${stores.length} volume${stores.length === 1 ? '' : 's'}, ${formatBytes(freed)} freed`;
+  const remote = cfg.rsyncTarget;
+  if (remote) {
+    // The same rules on RSYNC_TARGET; an unreachable host is one error line, and the local prune stands.
+    let remoteVolumes: string[] = [];
+    try {
+      remoteVolumes = await listRemoteVolumes(remote, cfg.hostname, logger);
+    } catch (e) {
+      const msg = `prune ${remote.spec}: ${(e as Error).message}`;
+      logger.error(msg);
+      out.errors.push(msg);
+      out.lines.push(`ERROR ${msg}`);
+    }
+    for (const volume of remoteVolumes) {
+      await pruneOne(`${volume} on ${remote.spec}`, async () => {
+        const r = await pruneRemoteVolume(remote, cfg.hostname, volume, rules, { dryRun: false, now, logger });
+        return { ...r, volume: `${volume} on ${remote.spec}` };
+      });
+    }
+  }
+  const total = `prune (${describeRules(rules)}): ${deleted} backup${deleted === 1 ? '' : 's'} deleted in ${volumes} volume${volumes === 1 ? '' : 's'}, ${formatBytes(freed)} freed`;
   logger.info(total);
   out.lines.unshift(total);
   return out;
 }
 
 /** What `run` calls after its backups: the report lines of the prune step (pruneStep also sorts out warnings and errors). */
-export async function pruneAfterRun(cfg: Config, mediumPath: string, logger: Logger, now: Date = new Date()): Promise<string[]> {
+export async function pruneAfterRun(cfg: Config, mediumPath: string | undefined, logger: Logger, now: Date = new Date()): Promise<string[]> {
   return (await pruneStep(cfg, mediumPath, logger, now)).lines;
 }

@@ -1,7 +1,8 @@
 /**
  * `xenbackup run`, the nightly job. Resources nest in one visible scope:
  *
- *   lock -> medium (mounted and proven to be BCKDEV) -> sweep of leftovers
+ *   lock -> medium (mounted and proven to be BCKDEV; skipped when every
+ *           volume goes to RSYNC_TARGET) -> sweep of leftovers
  *     -> each volume: snapshot -> mount -> archive -> checks -> release
  *     -> dom0's root
  *   <- medium released <- lock released  -> report (log file, mail)
@@ -11,7 +12,7 @@
  * Config errors never get here: they are found before anything is touched.
  */
 import pLimit from 'p-limit';
-import type { Config } from '../config/settings.js';
+import type { Config, RsyncRemoteTarget } from '../config/settings.js';
 import { acquireLock, LockHeldError, type LockHandle } from '../host/lock.js';
 import { MediumUnavailableError, openMedium, type Medium } from '../host/medium.js';
 import { describeSweep, sweepLeftovers } from '../host/sweep.js';
@@ -20,6 +21,7 @@ import type { Logger } from '../util/log.js';
 import { backupDom0Root, backupGuestVolume, type VolumeJobContext } from './volume-backup.js';
 import { pruneStep } from './prune-step.js';
 import { verifyVolume, VerifyUsageError, type VerifyDepth } from '../engine/verify.js';
+import { verifyRemoteVolume } from '../engine/rsync-remote-verify.js';
 
 /** VERIFY_AFTER_RUN: checks tonight's volumes on the medium; damage is a run error (exit 1). */
 async function verifyAfterRun(
@@ -30,6 +32,7 @@ async function verifyAfterRun(
   log: Logger,
   signal: AbortSignal,
   errors: string[],
+  remote?: { target: RsyncRemoteTarget; volumes: Set<string> },
 ): Promise<string[]> {
   const lines: string[] = [];
   // Run-level errors go to the log as well as to the report.
@@ -40,7 +43,9 @@ async function verifyAfterRun(
   for (const v of volumes) {
     if (v.status !== 'ok' && v.status !== 'partial') continue;
     try {
-      const r = await verifyVolume({ medium, host, volume: v.volume, depth, logger: log, signal });
+      const r = remote?.volumes.has(v.volume)
+        ? await verifyRemoteVolume({ ...remote.target, host, volume: v.volume, depth, logger: log, signal })
+        : await verifyVolume({ medium, host, volume: v.volume, depth, logger: log, signal });
       lines.push(...r.lines);
       for (const p of r.problems) fail(`verify ${v.volume}: ${p.file}: ${p.what}${p.member ? ` (first bad member ${p.member})` : ''}`);
     } catch (e) {
@@ -111,7 +116,8 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
       return report;
     }
     try {
-      medium = await openMedium({ device: cfg.backupDevice, fsType: cfg.backupDeviceFs, mountpoint: cfg.backupMountpoint }, { logger: log });
+      // Not needed when every volume goes to RSYNC_TARGET (settings.ts needsLocalMedium): then BCKDEV is left alone.
+      if (cfg.needsLocalMedium) medium = await openMedium({ device: cfg.backupDevice, fsType: cfg.backupDeviceFs, mountpoint: cfg.backupMountpoint }, { logger: log });
     } catch (e) {
       if (e instanceof MediumUnavailableError) {
         // the reason alone: the subject says "MEDIUM UNAVAILABLE" and is cut at 120 characters,
@@ -122,20 +128,26 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
       }
       throw e;
     }
-    report.medium = {
-      path: medium.mountpoint,
-      device: cfg.backupDevice,
-      freeBefore: medium.spaceBefore.freeBytes,
-      freeAfter: null,
-      total: medium.spaceBefore.totalBytes,
-    };
-    log.info(`medium ${cfg.backupDevice} on ${medium.mountpoint}${medium.mountedByUs ? ' (mounted by this run)' : ''}`);
+    if (medium) {
+      report.medium = {
+        path: medium.mountpoint,
+        device: cfg.backupDevice,
+        freeBefore: medium.spaceBefore.freeBytes,
+        freeAfter: null,
+        total: medium.spaceBefore.totalBytes,
+      };
+      log.info(`medium ${cfg.backupDevice} on ${medium.mountpoint}${medium.mountedByUs ? ' (mounted by this run)' : ''}`);
+    } else {
+      log.info(`no local medium needed: every volume goes to ${cfg.rsyncTarget?.spec} (RSYNC_TARGET) and BACKUP_DOM0=no`);
+    }
+    if (cfg.rsyncTarget) log.info(`rsync volumes go to ${cfg.rsyncTarget.spec} (RSYNC_TARGET)`);
 
     const swept = await sweepLeftovers({ mntSourceDir: cfg.snapshotMountDir, logger: log });
     report.swept = describeSweep(swept); // sweepLeftovers has logged each line already
 
     const ctx: VolumeJobContext = {
-      medium: medium.mountpoint,
+      medium: medium?.mountpoint ?? '',
+      rsyncTarget: cfg.rsyncTarget,
       host: cfg.hostname,
       snapshotMountDir: cfg.snapshotMountDir,
       compression: cfg.compression,
@@ -173,15 +185,16 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
     }
     // After the backups, never before: a failed night must not leave fewer restore points.
     if (!opts.signal.aborted) {
-      const pruned = await pruneStep(cfg, medium.mountpoint, log, now());
+      const pruned = await pruneStep(cfg, medium?.mountpoint, log, now());
       report.prune = pruned.lines;
       report.warnings.push(...pruned.warnings);
       report.errors.push(...pruned.errors);
     }
     if (cfg.verifyAfterRun !== 'no' && !opts.signal.aborted) {
-      report.verify = await verifyAfterRun(report.volumes, cfg.verifyAfterRun, medium.mountpoint, cfg.hostname, log, opts.signal, report.errors);
+      const remote = cfg.rsyncTarget && { target: cfg.rsyncTarget, volumes: new Set(cfg.volumes.filter((v) => v.engine === 'rsync').map((v) => `${v.domU}/${v.part}`)) };
+      report.verify = await verifyAfterRun(report.volumes, cfg.verifyAfterRun, medium?.mountpoint ?? '', cfg.hostname, log, opts.signal, report.errors, remote);
     }
-    const space = await medium.space().catch(() => undefined);
+    const space = await medium?.space().catch(() => undefined);
     if (space && report.medium) report.medium.freeAfter = space.freeBytes;
     return report;
   } catch (e) {

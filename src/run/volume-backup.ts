@@ -9,9 +9,10 @@
  */
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
-import type { Engine, Volume } from '../config/settings.js';
+import type { Engine, RsyncRemoteTarget, Volume } from '../config/settings.js';
 import { attachPartition, type LoopDevice } from '../host/loop.js';
 import { prepareMirror } from '../engine/rsync-mirror.js';
+import { prepareRemoteMirror } from '../engine/rsync-remote.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { createSnapshot, snapshotHealth, type Snapshot, type SnapshotSize } from '../host/lvm.js';
 import { isStillMounted, mountReadOnly, type MountHandle } from '../host/mount.js';
@@ -23,7 +24,10 @@ import type { ArchiveStats } from '../engine/tree-archiver.js';
 import { debugPause } from './debug-pause.js';
 
 export interface VolumeJobContext {
+  /** The local medium's mountpoint; '' when the run needs none (every volume goes to rsyncTarget). */
   medium: string;
+  /** RSYNC_TARGET: where rsync volumes go instead of the local medium. */
+  rsyncTarget?: RsyncRemoteTarget;
   host: string;
   snapshotMountDir: string;
   compression: Compression;
@@ -55,8 +59,10 @@ interface EnginePrepared {
   kind: 'full' | 'incremental' | 'mirror';
   warnings: string[];
   unreadable: string[];
+  /** Where the backup lives once committed: a local path, or user@host:/path/... for RSYNC_TARGET. */
   archivePath: string;
-  commit(): Sidecar;
+  /** The remote engine's commit is a network step, hence possibly a promise. */
+  commit(): Sidecar | Promise<Sidecar>;
   abort(): Promise<void>;
 }
 
@@ -67,6 +73,11 @@ async function prepareWithEngine(
   ctx: VolumeJobContext,
   tree: { oneFileSystem: boolean; excludes: Buffer[]; liveSource: boolean },
 ): Promise<EnginePrepared> {
+  if (engine === 'rsync' && ctx.rsyncTarget) {
+    const r = ctx.rsyncTarget;
+    const m = await prepareRemoteMirror({ target: r.target, ssh: r.ssh, compress: r.compress, sourceDir, host: ctx.host, volume: name, logger: ctx.logger });
+    return { kind: 'mirror', warnings: [], unreadable: m.unreadable, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
+  }
   if (engine === 'rsync') {
     const m = await prepareMirror({ sourceDir, medium: ctx.medium, host: ctx.host, volume: name, logger: ctx.logger });
     return { kind: 'mirror', warnings: [], unreadable: m.unreadable, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
@@ -113,6 +124,7 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
     const mountpoint = path.join(ctx.snapshotMountDir, v.domU, v.part);
     mount = await mountReadOnly(device, mountpoint, v.fstype, v.mountOptions, log);
     if (mount.fallbackReason) report.warnings.push(`${name}: ${mount.fallbackReason}`);
+    report.warnings.push(...mount.warnings.map((w) => `${name}: ${w}`));
     await debugPause('after-mount');
     prepared = await prepareWithEngine(v.engine, name, mount.mountpoint, ctx, { oneFileSystem: true, excludes: [], liveSource: false });
     report.kind = prepared.kind;
@@ -128,7 +140,7 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
       report.errors.push(...problems.map((p) => `${name}: ${p}; this backup was discarded`));
       return report;
     }
-    const sidecar = prepared.commit();
+    const sidecar = await prepared.commit();
     report.status = 'ok';
     report.files = sidecar.stats.stored;
     report.bytes = sidecar.archiveBytes;
@@ -183,7 +195,7 @@ export async function backupDom0Root(ctx: Dom0Context): Promise<VolumeReport> {
     prepared = await prepareWithEngine('tar', name, ctx.root, ctx, { oneFileSystem: true, excludes, liveSource: true });
     report.kind = prepared.kind;
     report.warnings.push(...prepared.warnings);
-    const sidecar = prepared.commit();
+    const sidecar = await prepared.commit();
     report.status = sidecar.status === 'partial' ? 'partial' : 'ok';
     if (sidecar.status === 'partial') report.errors.push(...sidecar.unreadable.map((u) => `${name}: ${u}`));
     report.files = sidecar.stats.stored;
