@@ -277,6 +277,13 @@ test('btrfs: the snapshot copy gets its own fsid before the mount, the mounted o
   assertTreesEqual(atSnapshot, shown, { ignorePaths: ['home'] });
   assertTreesEqual(atSnapshot, await snapshotTree(restored), { ...ROOT_IS_OURS, ignorePaths: ['home'] });
   assert.deepEqual(fs.readdirSync(path.join(restored, 'home')), []);
+  // ... and a volume-table line of its own with subvol= backs the subvolume up (the fsid is changed again: harmless)
+  const sub = await mountReadOnly(snapDev, path.join(dir, 'snap/linux/home'), 'btrfs', 'ro,subvol=home', log);
+  try {
+    assert.deepEqual(fs.readdirSync(sub.mountpoint), ['in-a-subvolume.txt']);
+  } finally {
+    await sub.release();
+  }
   assert.equal(fs.readFileSync(path.join(live, 'readme.txt'), 'utf8'), 'changed after the snapshot\n', 'the origin is as the guest left it');
   sh('umount', [live]);
   assert.equal(superOf(originDev), originSuper);
