@@ -20,8 +20,11 @@ export interface Sidecar {
   base: string | null;
   /** The full backup that starts this chain. */
   chain: string;
-  /** tar: `archive` is a tar file; rsync: `archive` is a dated directory tree (a full copy). */
-  engine: 'tar' | 'rsync';
+  /**
+   * tar: `archive` is a tar file; rsync: `archive` is a dated directory tree (a full copy);
+   * raw: `archive` is a chunk container of a block device's image (src/raw/raw-layout.ts).
+   */
+  engine: 'tar' | 'rsync' | 'raw';
   compression: Compression;
   /** File names, relative to the volume's folder. */
   archive: string;

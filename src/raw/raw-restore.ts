@@ -1,0 +1,256 @@
+/**
+ * Rebuilds a raw backup's image as of a backup (the newest, or the newest
+ * at or before --at) into a file or onto a block device. The chosen
+ * backup's chunk map says which container holds the newest version of each
+ * chunk (core/raw-chunks.ts planRawRestore); each container of the chain is
+ * then read once, front to back, decompressing only the frames still
+ * needed, and every chunk is checked against its xxh64 as it is written.
+ * Finally the whole-image hash computed from the written chunks must equal
+ * the one recorded at backup time.
+ *
+ * A file target is written as "<file>.partial" (sparse: zero chunks, and
+ * zero 64 KiB blocks inside chunks, stay holes), fsynced and renamed only
+ * when everything matched; an existing file is replaced only with --force. A block device target always needs
+ * --force, must be at least the image's size and not mounted; its zero
+ * chunks are written as zeros (a device has no holes). A failure on a
+ * device leaves it holding part of an image: the error says so.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../util/log.js';
+import { initXxh, xxh64 } from '../util/xxh.js';
+import { needs } from '../core/chain.js';
+import { chunkLength, mapImageHash, planRawRestore, wholeImageHash } from '../core/raw-chunks.js';
+import { fsyncDir, PARTIAL_SUFFIX } from '../repo/atomic-file.js';
+import { VolumeStore } from '../repo/volume-store.js';
+import { chooseBackup } from '../engine/restore.js';
+import { imageSize } from './image-reader.js';
+import { decodeFrames, readContainerIndex, type ContainerEntry } from './raw-container.js';
+import { checkRawSidecar, type RawSidecar } from './raw-layout.js';
+import { readRawManifest } from './raw-manifest.js';
+
+export interface RawRestoreRequest {
+  medium: string;
+  host: string;
+  volume: string;
+  /** The newest backup at or before this time (default: the newest). */
+  at?: Date;
+  /** A file (created, or replaced with force) or a block device (needs force). */
+  to: string;
+  force: boolean;
+  logger: Logger;
+  signal?: AbortSignal;
+}
+
+export interface RawRestoreResult {
+  backup: RawSidecar;
+  target: string;
+  targetKind: 'file' | 'block device';
+  imageBytes: number;
+  /** Chunks decompressed and written, and zero chunks (holes in a file, zeros on a device). */
+  chunksWritten: number;
+  zeroChunks: number;
+  bytesWritten: number;
+  /** Containers read, oldest first. */
+  containers: string[];
+  imageXxh64: string;
+  warnings: string[];
+}
+
+export class RawRestoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RawRestoreError';
+  }
+}
+
+interface Target {
+  kind: 'file' | 'block device';
+  fd: number;
+  /** What is written (the ".partial" of a file). */
+  writePath: string;
+}
+
+/** Device numbers ("8:1") of every mounted filesystem. */
+function mountedDevices(): Set<string> {
+  const out = new Set<string>();
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f[2]) out.add(f[2]);
+  }
+  return out;
+}
+
+function openTarget(to: string, imageBytes: number, force: boolean, warnings: string[]): Target {
+  let lst: fs.Stats | undefined;
+  try {
+    lst = fs.lstatSync(to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new RawRestoreError(`${to}: ${(e as Error).message}`);
+  }
+  // /dev/vg/lv and /dev/mapper names are symlinks to the device node: follow those, and only those.
+  const st = lst?.isSymbolicLink() ? fs.statSync(to) : lst;
+  if (st?.isBlockDevice()) {
+    if (!force) throw new RawRestoreError(`${to} is a block device: restoring onto it overwrites it; nothing was written (use --force to do so)`);
+    const size = imageSize(to, st);
+    if (size < imageBytes) throw new RawRestoreError(`${to} holds ${size} bytes, the image needs ${imageBytes}; nothing was written`);
+    const numbers = `${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | (Math.floor(st.rdev / 4096) & ~0xff)}`;
+    if (mountedDevices().has(numbers)) throw new RawRestoreError(`${to} is mounted; unmount it first; nothing was written`);
+    if (size > imageBytes) warnings.push(`${to} is ${size - imageBytes} bytes larger than the image; those bytes were left as they were`);
+    // O_EXCL on a block device: fails while the kernel (a mount, a holder) uses it.
+    let fd: number;
+    try {
+      fd = fs.openSync(to, fs.constants.O_WRONLY | fs.constants.O_EXCL);
+    } catch (e) {
+      const busy = (e as NodeJS.ErrnoException).code === 'EBUSY';
+      throw new RawRestoreError(`${to}: ${busy ? 'in use (mounted, or held by LVM or another device)' : (e as Error).message}; nothing was written`);
+    }
+    return { kind: 'block device', fd, writePath: to };
+  }
+  if (lst && !lst.isFile()) throw new RawRestoreError(`${to} exists and is neither a regular file nor a block device; nothing was written`);
+  if (lst && !force) throw new RawRestoreError(`${to} exists; nothing was written (use --force to replace it)`);
+  const writePath = to + PARTIAL_SUFFIX;
+  // A ".partial" beside the target is debris of an interrupted restore, ours to replace.
+  const fd = fs.openSync(writePath, 'w', 0o600);
+  fs.ftruncateSync(fd, imageBytes); // all holes: only non-zero chunks are written
+  return { kind: 'file', fd, writePath };
+}
+
+export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestoreResult> {
+  await initXxh();
+  const log = req.logger;
+  const store = new VolumeStore(req.medium, req.host, req.volume);
+  const point = chooseBackup(store, req.at, log);
+  if (point.engine !== 'raw') {
+    throw new RawRestoreError(`backup ${point.id} of ${req.volume} is a ${point.engine} backup of files, not a raw image: restore paths from it into a directory`);
+  }
+  const sidecar = checkRawSidecar(point, store.pathOf(point.manifest.replace(/\.manifest$/, '.json')));
+  const all = store.list();
+  let chain: RawSidecar[];
+  try {
+    chain = needs(all, sidecar).map((s) => checkRawSidecar(s, store.pathOf(s.manifest.replace(/\.manifest$/, '.json'))));
+  } catch (e) {
+    throw new RawRestoreError(`${req.volume}: backup ${sidecar.id} cannot be restored: ${(e as Error).message}`);
+  }
+
+  // Everything is read and checked before the target is touched.
+  const manifestFile = store.pathOf(sidecar.manifest);
+  const { header, map } = readRawManifest(manifestFile);
+  if (header.imageBytes !== sidecar.raw.imageBytes || header.imageXxh64 !== sidecar.raw.imageXxh64) {
+    throw new RawRestoreError(`${manifestFile}: does not describe the image its sidecar records (size or hash differ)`);
+  }
+  if (mapImageHash(map, xxh64) !== sidecar.raw.imageXxh64) {
+    throw new RawRestoreError(`${manifestFile}: its chunk hashes do not add up to the image hash of the sidecar`);
+  }
+  const plan = planRawRestore(map, chain.map((s) => s.id));
+  const byId = new Map(chain.map((s) => [s.id, s]));
+  const work: Array<{ file: string; entries: ContainerEntry[] }> = [];
+  for (const read of plan.reads) {
+    const file = store.pathOf(byId.get(read.holder)!.archive);
+    const index = readContainerIndex(file);
+    if (index.chunkSize !== map.chunkSize) throw new RawRestoreError(`${file}: chunk size ${index.chunkSize}, the manifest's is ${map.chunkSize}`);
+    const byChunk = new Map(index.entries.map((e) => [e.index, e]));
+    const entries: ContainerEntry[] = [];
+    for (const c of read.chunks) {
+      const e = byChunk.get(c.index);
+      if (!e || e.hash !== c.hash || e.rawLength !== chunkLength(c.index, map.imageBytes, map.chunkSize)) {
+        throw new RawRestoreError(`${file}: lacks chunk ${c.index} as ${manifestFile} records it; nothing was written`);
+      }
+      entries.push(e);
+    }
+    work.push({ file, entries });
+  }
+
+  const warnings: string[] = [];
+  const target = openTarget(req.to, map.imageBytes, req.force, warnings);
+  log.info(`${req.volume}: restoring the raw image of backup ${sidecar.id} (${map.imageBytes} bytes, ${work.length} container(s)) to ${req.to}`);
+  const written = new Map<number, string>();
+  let bytesWritten = 0;
+  try {
+    for (const { file, entries } of work) {
+      await decodeFrames(
+        file,
+        entries,
+        (e, data) => {
+          const h = xxh64(data);
+          if (h !== e.hash) throw new RawRestoreError(`${file}: chunk ${e.index} decodes to xxh64 ${h}, recorded ${e.hash}: the container is damaged`);
+          if (target.kind === 'file') writeSparse(target, data, e.index * map.chunkSize);
+          else writeAt(target, data, e.index * map.chunkSize);
+          written.set(e.index, h);
+          bytesWritten += data.length;
+        },
+        { logger: log, signal: req.signal },
+      );
+    }
+    if (target.kind === 'block device') {
+      const zeros = Buffer.alloc(map.chunkSize);
+      for (const i of plan.zeroChunks) {
+        if (req.signal?.aborted) throw new Error('aborted');
+        writeAt(target, zeros.subarray(0, chunkLength(i, map.imageBytes, map.chunkSize)), i * map.chunkSize);
+      }
+    }
+    const imageXxh64 = wholeImageHash(map.imageBytes, map.chunkSize, (i) => written.get(i) ?? null, xxh64);
+    if (imageXxh64 !== sidecar.raw.imageXxh64) {
+      throw new RawRestoreError(`the restored image's xxh64 ${imageXxh64} differs from ${sidecar.raw.imageXxh64} recorded at backup ${sidecar.id}`);
+    }
+    fs.fsyncSync(target.fd);
+    fs.closeSync(target.fd);
+    if (target.kind === 'file') {
+      fs.renameSync(target.writePath, req.to);
+      fsyncDir(path.dirname(path.resolve(req.to)));
+    }
+    return {
+      backup: sidecar,
+      target: req.to,
+      targetKind: target.kind,
+      imageBytes: map.imageBytes,
+      chunksWritten: written.size,
+      zeroChunks: plan.zeroChunks.length,
+      bytesWritten,
+      containers: work.map((w) => path.basename(w.file)),
+      imageXxh64,
+      warnings,
+    };
+  } catch (e) {
+    try {
+      fs.closeSync(target.fd);
+    } catch {
+      /* already closed */
+    }
+    if (target.kind === 'file') {
+      fs.rmSync(target.writePath, { force: true });
+      throw e;
+    }
+    throw new RawRestoreError(`${(e as Error).message}; ${req.to} now holds a partly restored image`);
+  }
+}
+
+const SPARSE_BLOCK = 64 * 1024;
+const ZERO_BLOCK = Buffer.alloc(SPARSE_BLOCK);
+
+/**
+ * Writes a chunk into a file target leaving its all-zero 64 KiB blocks as
+ * holes (the file was created all holes), so the image is about as sparse
+ * as the source even inside chunks that are only partly used.
+ */
+function writeSparse(target: Target, data: Buffer, position: number): void {
+  let runStart = -1;
+  for (let off = 0; off <= data.length; off += SPARSE_BLOCK) {
+    const block = off < data.length ? data.subarray(off, Math.min(off + SPARSE_BLOCK, data.length)) : undefined;
+    const zero = block === undefined || block.equals(ZERO_BLOCK.subarray(0, block.length));
+    if (!zero && runStart < 0) runStart = off;
+    if (zero && runStart >= 0) {
+      writeAt(target, data.subarray(runStart, off), position + runStart);
+      runStart = -1;
+    }
+  }
+}
+
+function writeAt(target: Target, data: Buffer, position: number): void {
+  let off = 0;
+  try {
+    while (off < data.length) off += fs.writeSync(target.fd, data, off, data.length - off, position + off);
+  } catch (e) {
+    throw new RawRestoreError(`writing ${target.writePath} at ${position + off}: ${(e as Error).message}`);
+  }
+}
