@@ -1,9 +1,14 @@
 /**
  * What every command shares: the terminal logger (progress on a TTY, plain
- * lines otherwise), --at parsing, the default host name, and the mapping of
+ * lines otherwise), --at parsing, the default host name, the one place a
+ * --medium value is told local or remote (resolveMedium), and the mapping of
  * errors to one clear line and an exit code.
  */
 import os from 'node:os';
+import type { Command } from 'commander';
+import type { Config } from '../config/settings.js';
+import { formatRemoteTarget, isRemoteTarget, parseRemoteTarget, RemoteTargetError } from '../host/ssh.js';
+import type { RemoteMedium } from '../repo/remote-volume.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { createTerminalSink, minLevelFor, type TerminalSink, type Verbosity } from '../report/sinks.js';
 
@@ -46,4 +51,51 @@ export function parseAt(text: string | undefined): Date | undefined {
 
 export function pathArg(p: string): Buffer {
   return Buffer.from(p);
+}
+
+/** --ssh-key, --ssh-port, --known-hosts: how to reach a `--medium user@host:/path`. */
+export interface SshCliOptions {
+  sshKey?: string;
+  sshPort?: string;
+  knownHosts?: string;
+}
+
+/** Adds the ssh options of a remote --medium to a command. */
+export function addSshOptions(cmd: Command): Command {
+  return cmd
+    .option('--ssh-key <file>', 'with --medium user@host:/path: the private key to log in with (default: RSYNC_SSH_KEY of --config, else ssh\'s own)')
+    .option('--ssh-port <n>', 'with --medium user@host:/path: the ssh port (default: RSYNC_SSH_PORT of --config, else 22)')
+    .option('--known-hosts <file>', "with --medium user@host:/path: known_hosts holding the host's key (default: RSYNC_SSH_KNOWN_HOSTS of --config, else ssh's own)");
+}
+
+/** A --medium: a directory here, or `user@host:/path` (the rsync engine's remote target) reached over ssh. */
+export type ResolvedMedium = { kind: 'local'; dir: string } | { kind: 'remote'; remote: RemoteMedium; shown: string };
+
+/**
+ * Tells a --medium value local or remote, in one place for every command.
+ * A remote one takes its ssh settings from the options, else from the
+ * config's RSYNC_SSH_* (when a config was given), else ssh's defaults.
+ */
+export function resolveMedium(spec: string, o: SshCliOptions, cfg?: Config): ResolvedMedium {
+  if (!isRemoteTarget(spec)) {
+    if (o.sshKey !== undefined || o.sshPort !== undefined || o.knownHosts !== undefined) {
+      throw new CliError(`--ssh-key, --ssh-port and --known-hosts apply to a remote --medium (user@host:/path), not to ${spec}`);
+    }
+    return { kind: 'local', dir: spec };
+  }
+  let target;
+  try {
+    target = parseRemoteTarget(spec);
+  } catch (e) {
+    if (e instanceof RemoteTargetError) throw new CliError(`--medium: ${e.message}`);
+    throw e;
+  }
+  const fromConfig = cfg?.rsyncTarget?.ssh ?? {};
+  let port = fromConfig.port;
+  if (o.sshPort !== undefined) {
+    if (!/^\d{1,5}$/.test(o.sshPort) || Number(o.sshPort) < 1 || Number(o.sshPort) > 65535) throw new CliError(`--ssh-port must be a port number (1-65535), not "${o.sshPort}"`);
+    port = Number(o.sshPort);
+  }
+  const ssh = { ...fromConfig, port, identityFile: o.sshKey ?? fromConfig.identityFile, knownHostsFile: o.knownHosts ?? fromConfig.knownHostsFile };
+  return { kind: 'remote', remote: { target, ssh }, shown: formatRemoteTarget(target) };
 }

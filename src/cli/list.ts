@@ -15,7 +15,9 @@ import { backupBytes, pruneVolume, type VolumePruneResult } from '../repo/prune.
 import type { Sidecar } from '../repo/sidecar.js';
 import { timeOfId, VolumeStore } from '../repo/volume-store.js';
 import { formatBytes, formatCount } from '../report/format.js';
+import { addSshOptions, openConsole, type SshCliOptions } from './common.js';
 import { addRuleOptions, resolveTarget, storesFor, type RuleOptions } from './prune.js';
+import { withRemoteIndex, type RemoteIndex } from './remote-medium.js';
 
 export interface ListedBackup {
   id: string;
@@ -134,6 +136,11 @@ export function listVolumeDetail(store: VolumeStore, rules: RetentionRules, now:
   };
 }
 
+/** A volume listed from a copy of the remote index, with its files named as on the remote host. */
+function showRemote(v: ListedVolume, index: RemoteIndex): ListedVolume {
+  return { ...v, backups: v.backups.map((b) => ({ ...b, archive: index.show(b.archive), manifest: index.show(b.manifest) })) };
+}
+
 function printVolume(v: ListedVolume, write: (s: string) => void): void {
   const size = v.chains.reduce((n, c) => n + c.sizeBytes, 0);
   const next = v.prune.refused
@@ -162,24 +169,30 @@ export function registerList(program: Command): void {
     .command('list')
     .description('list the backups per volume in chain order: what each needs, its size, and what prune would do next')
     .argument('[domU/part]', 'only this volume')
-    .option('--medium <dir>', 'the backup medium')
-    .option('-c, --config <file>', 'take BCKMNTP, HOSTN and the prune rules from this config (the medium must be mounted)')
+    .option('--medium <dir>', 'the backup medium: a directory, or user@host:/path (RSYNC_TARGET) over ssh')
+    .option('-c, --config <file>', 'take BCKMNTP, HOSTN and the prune rules from this config (the medium must be mounted; with a remote --medium: also RSYNC_SSH_*)')
     .option('--host <name>', "host folder on the medium (default: HOSTN of --config, else this machine's name)")
     .option('--json', 'machine-readable output (stable; see README)');
-  addRuleOptions(cmd).addHelpText('after', `
+  addRuleOptions(addSshOptions(cmd)).addHelpText('after', `
 The "next prune" column uses the rules of --config, or --ttl/--keep-* (default
 ARCHIVE_TTL_DAYS=5, no KEEP_* rule), exactly as \`xenbackup prune\` would.
+On a remote medium (user@host:/path) the list is read from a copy of the
+sidecars; sizes there count the sidecars only (the trees stay on that host).
 
 Examples:
   xenbackup list --medium /backup/guests
   xenbackup list --config /etc/xenbackup.conf
   xenbackup list web1/root --medium /backup/guests --ttl 3 --keep-weekly 4
-  xenbackup list web1/root --medium /backup/guests --json | jq '.[0].backups[-1].archive'`)
-    .action(async (volume: string | undefined, o: RuleOptions & { medium?: string; config?: string; host?: string; json?: boolean }) => {
+  xenbackup list web1/root --medium /backup/guests --json | jq '.[0].backups[-1].archive'
+  xenbackup list --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xenbackup`)
+    .action(async (volume: string | undefined, o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string; json?: boolean }) => {
       const target = await resolveTarget(o, false);
-      const stores = storesFor(target.medium, target.host, volume ? [volume] : []);
       const now = new Date();
-      const data = stores.map((s) => listVolumeDetail(s, target.rules, now));
+      const detail = (medium: string): ListedVolume[] => storesFor(medium, target.host, volume ? [volume] : [], target.medium).map((s) => listVolumeDetail(s, target.rules, now));
+      const remote = target.remote;
+      const data = remote
+        ? await withRemoteIndex(remote.remote, remote.shown, target.host, openConsole({ quiet: true }).log, (index) => detail(index.medium).map((v) => showRemote(v, index)))
+        : detail(target.medium);
       if (o.json) {
         process.stdout.write(JSON.stringify(data, null, 2) + '\n');
         return;

@@ -16,11 +16,13 @@ import { canonicalPath, readMountinfo, topMountAt } from '../host/mountinfo.js';
 import { inspectDevice, mountIsOfDevice } from '../host/device.js';
 import { volumesOnMedium } from '../repo/medium-index.js';
 import { pruneVolumeLocked, type VolumePruneResult } from '../repo/prune.js';
+import { pruneRemoteVolume } from '../repo/remote-prune.js';
+import { remoteVolumesFor } from './remote-medium.js';
 import { VolumeBusyError } from '../repo/volume-lock.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
 import { rulesOfConfig, summarizeVolumePrune } from '../run/prune-step.js';
-import { CliError, defaultHost, EXIT } from './common.js';
+import { addSshOptions, CliError, defaultHost, EXIT, openConsole, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
 
 /** The retention options, as on the command line (strings until parsed). */
 export interface RuleOptions {
@@ -95,17 +97,22 @@ export async function requireMountedMedium(cfg: Config, opts: { writable: boolea
 
 /** Where and what: the medium, the host folder, the rules, from --config and/or the options. */
 export async function resolveTarget(
-  o: RuleOptions & { medium?: string; config?: string; host?: string },
+  o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string },
   writable: boolean,
-): Promise<{ medium: string; host: string; rules: RetentionRules; cfg?: Config }> {
-  if (o.medium !== undefined && o.config !== undefined) throw new CliError('give either --medium DIR or --config FILE, not both');
-  if (o.medium === undefined && o.config === undefined) throw new CliError('say where the backups are: --medium DIR or --config FILE');
+): Promise<{ medium: string; remote?: ResolvedMedium & { kind: 'remote' }; host: string; rules: RetentionRules; cfg?: Config }> {
   const cfg = o.config !== undefined ? loadConfigForCli(o.config) : undefined;
+  const resolved = o.medium !== undefined ? resolveMedium(o.medium, o, cfg) : undefined;
+  const host = o.host ?? cfg?.hostname ?? defaultHost();
+  // A remote medium may come with --config: it gives HOSTN, the rules and RSYNC_SSH_*.
+  if (resolved?.kind === 'remote') return { medium: resolved.shown, remote: resolved, host, rules: rulesFromOptions(o, cfg), cfg };
+  if (o.medium !== undefined && o.config !== undefined) throw new CliError('give either --medium DIR or --config FILE, not both (both only with --medium user@host:/path)');
+  if (o.medium === undefined && o.config === undefined) throw new CliError('say where the backups are: --medium DIR, --medium user@host:/path or --config FILE');
   const medium = cfg ? await requireMountedMedium(cfg, { writable }) : o.medium!;
-  return { medium, host: o.host ?? cfg?.hostname ?? defaultHost(), rules: rulesFromOptions(o, cfg), cfg };
+  return { medium, host, rules: rulesFromOptions(o, cfg), cfg };
 }
 
-export function storesFor(medium: string, host: string, volumes: string[]): VolumeStore[] {
+/** `shown`: the medium as the user named it, for messages (a copy of a remote index lives elsewhere). */
+export function storesFor(medium: string, host: string, volumes: string[], shown = medium): VolumeStore[] {
   if (volumes.length === 0) return volumesOnMedium(medium, host);
   return volumes.map((v) => {
     let store: VolumeStore;
@@ -114,7 +121,7 @@ export function storesFor(medium: string, host: string, volumes: string[]): Volu
     } catch (e) {
       throw new CliError((e as Error).message);
     }
-    if (!store.exists()) throw new CliError(`no backups of ${v} on ${medium} for host ${host}`);
+    if (!store.exists()) throw new CliError(`no backups of ${v} on ${shown} for host ${host}`);
     return store;
   });
 }
@@ -157,10 +164,10 @@ export function registerPrune(program: Command): void {
     .command('prune')
     .description('delete backups the retention rules no longer keep; never one a kept backup needs, never the newest complete restore point')
     .argument('[domU/part...]', 'only these volumes (default: every volume of the host on the medium)')
-    .option('--medium <dir>', 'the backup medium (a mounted directory)')
-    .option('-c, --config <file>', 'take the rules, BCKMNTP and HOSTN from this config; the medium must already be mounted')
+    .option('--medium <dir>', 'the backup medium: a mounted directory, or user@host:/path (RSYNC_TARGET) over ssh')
+    .option('-c, --config <file>', 'take the rules, BCKMNTP and HOSTN from this config; the medium must already be mounted (with a remote --medium: also RSYNC_SSH_*)')
     .option('--host <name>', 'host folder on the medium (default: HOSTN of --config, else this machine\'s name)');
-  addRuleOptions(cmd)
+  addRuleOptions(addSshOptions(cmd))
     .option('--dry-run', 'print what would be deleted and why each backup stays; delete nothing')
     .option('--json', 'machine-readable output')
     .option('--lock-file <path>', `the run lock held while deleting (default: LOCKFILE of --config, else ${DEFAULT_LOCK_PATH})`)
@@ -175,16 +182,21 @@ default to ARCHIVE_TTL_DAYS=5 and no KEEP_* rule.
 Each backup goes newest first, its sidecar before its archive and manifest:
 a crash mid-prune leaves no backup that looks complete but is not.
 
+A remote medium (--medium user@host:/path, the rsync engine's RSYNC_TARGET) is
+pruned the same way over ssh: the volume's lock is taken on the remote host,
+then its dropped backups are deleted in one connection, sidecar first.
+
 Examples:
   xenbackup prune --config /etc/xenbackup.conf --dry-run
   xenbackup prune --medium /backup/guests --ttl 5
   xenbackup prune web1/root --medium /backup/guests --ttl 3 --keep-weekly 4 --keep-monthly 6
   xenbackup prune --medium /backup/guests --dry-run --json | jq '.volumes[].delete'
+  xenbackup prune --medium backup@store:/srv/xenbackup --config /etc/xenbackup.conf --dry-run
 
 Exit codes: 0 pruned (or nothing to prune); 1 a deletion failed; 2 bad arguments,
 config error or rules that keep nothing; 3 a run holds the lock; 4 the medium of
 --config is not mounted.`)
-    .action(async (volumes: string[], o: RuleOptions & { medium?: string; config?: string; host?: string; dryRun?: boolean; json?: boolean; lockFile?: string }) => {
+    .action(async (volumes: string[], o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string; dryRun?: boolean; json?: boolean; lockFile?: string }) => {
       const target = await resolveTarget(o, !o.dryRun);
       try {
         checkRules(target.rules);
@@ -192,7 +204,15 @@ config error or rules that keep nothing; 3 a run holds the lock; 4 the medium of
         if (e instanceof RetentionRulesError) throw new CliError(e.message, EXIT.usage);
         throw e;
       }
-      const stores = storesFor(target.medium, target.host, volumes);
+      const { log } = openConsole({ quiet: true });
+      const now = new Date();
+      const remote = target.remote;
+      // One function per volume, local or remote; the lock, the output and the exit code are the same.
+      const jobs: Array<() => Promise<VolumePruneResult>> = remote
+        ? (await remoteVolumesFor(remote.remote, remote.shown, target.host, volumes, log)).map(
+            (v) => () => pruneRemoteVolume(remote.remote, target.host, v, target.rules, { dryRun: !!o.dryRun, now, logger: log }),
+          )
+        : storesFor(target.medium, target.host, volumes).map((store) => () => pruneVolumeLocked(store, target.rules, { dryRun: !!o.dryRun, now }));
       let lock: LockHandle | undefined;
       if (!o.dryRun) {
         const lockPath = o.lockFile ?? target.cfg?.lockFile ?? DEFAULT_LOCK_PATH;
@@ -203,13 +223,12 @@ config error or rules that keep nothing; 3 a run holds the lock; 4 the medium of
           throw e;
         }
       }
-      const now = new Date();
       const results: VolumePruneResult[] = [];
       const busy: string[] = [];
       try {
-        for (const store of stores) {
+        for (const job of jobs) {
           try {
-            results.push(await pruneVolumeLocked(store, target.rules, { dryRun: !!o.dryRun, now }));
+            results.push(await job());
           } catch (e) {
             if (!(e instanceof VolumeBusyError)) throw e;
             busy.push(`${e.message}; not pruned`);

@@ -1,13 +1,17 @@
 /** `xenbackup restore` and `xenbackup ls`: read a volume's backups back. */
 import type { Command } from 'commander';
 import { normaliseRequest, listDirectory, planRestore, UnsafePathError } from '../core/restore-plan.js';
-import { baseName, parentOf, safeComponents, showPath } from '../core/path-order.js';
+import { baseName, safeComponents, showPath } from '../core/path-order.js';
 import { ManifestFormatError, type ManifestEntry } from '../core/manifest.js';
 import { chooseBackup, loadPlanBlocks, restore } from '../engine/restore.js';
 import { RestoreError } from '../engine/restore-writer.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
-import { CliError, defaultHost, EXIT, openConsole, parseAt } from './common.js';
+import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
+import { fetchRemoteManifest, withRemoteIndex } from './remote-medium.js';
+import { restoreFromRemote } from '../engine/rsync-remote-restore.js';
+import type { Logger } from '../util/log.js';
+import type { Sidecar } from '../repo/sidecar.js';
 import { initXxh } from '../util/xxh.js';
 
 function volumeStore(volume: string, medium: string, host: string): VolumeStore {
@@ -29,22 +33,49 @@ function modeString(e: ManifestEntry): string {
   return TYPE_CHAR[e.type] + r(m >> 6, m & 0o4000, 's') + r(m >> 3, m & 0o2000, 's') + r(m, m & 0o1000, 't');
 }
 
+/** restore from a remote medium: the planned entries copied down by rsync, each file's xxh64 checked (engine/rsync-remote-restore.ts). */
+async function restoreRemote(medium: ResolvedMedium & { kind: 'remote' }, volume: string, wanted: Buffer[], o: Record<string, string | boolean | undefined>, log: Logger): Promise<void> {
+  try {
+    const r = await restoreFromRemote({
+      ...medium.remote,
+      host: String(o.host),
+      volume,
+      paths: wanted,
+      targetDir: String(o.to),
+      at: parseAt(o.at as string | undefined),
+      force: !!o.force,
+      logger: log,
+    });
+    log.info(`${volume}: restored ${r.entries} entries (${r.files} files, ${formatBytes(r.bytes)}) from backup ${r.backup.id} on ${medium.shown} into ${String(o.to)}; ${r.filesChecked} files checked`);
+    if (r.errors.length) {
+      process.exitCode = EXIT.failed;
+      log.error(`${r.errors.length} file(s) did not match their checksum`);
+    }
+  } catch (e) {
+    if (e instanceof RestoreError) throw new CliError(e.message);
+    if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup of ${volume} on ${medium.shown}: ${e.message}`, EXIT.failed);
+    throw e;
+  }
+}
+
 export function registerRestore(program: Command): void {
-  program
+  const restoreCmd = program
     .command('restore')
     .description('restore files, a subtree or a whole volume as of the newest backup or --at')
     .argument('<domU/part>', 'the volume')
     .argument('[path...]', 'paths inside the volume (default: everything)')
-    .requiredOption('--medium <dir>', 'the backup medium')
+    .requiredOption('--medium <dir>', 'the backup medium: a directory, or user@host:/path (RSYNC_TARGET) over ssh')
     .requiredOption('--to <dir>', 'where to restore (created if missing); paths keep their place below it')
     .option('--host <name>', 'host folder on the medium', defaultHost())
     .option('--at <when>', 'the newest backup at or before this ISO date/time')
     .option('--force', 'replace files that already exist in the target')
     .option('-q, --quiet', 'only warnings and errors')
-    .option('-v, --verbose', 'also debug lines')
+    .option('-v, --verbose', 'also debug lines');
+  addSshOptions(restoreCmd)
     .addHelpText('after', `
 Examples:
   xenbackup restore web1/root etc/passwd --medium /backup/guests --to /tmp/r
+  xenbackup restore web1/root etc --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xb --to /tmp/r
   xenbackup restore web1/root var/www --at 2026-11-20 --medium /backup/guests --to /tmp/r
   xenbackup restore web1/root --medium /backup/guests --to /mnt/newdisk     (whole volume)
 
@@ -55,9 +86,11 @@ Exit codes: 0 restored; 1 a file failed its checksum, or the backup is damaged o
 file in the way (without --force).`)
     .action(async (volume: string, paths: string[], o: Record<string, string | boolean | undefined>) => {
       const { log } = openConsole({ quiet: !!o.quiet, verbose: !!o.verbose });
-      volumeStore(volume, String(o.medium), String(o.host));
+      const medium = resolveMedium(String(o.medium), o as SshCliOptions);
+      if (medium.kind === 'local') volumeStore(volume, medium.dir, String(o.host));
       const wanted = paths.map(normaliseRequest);
       for (const w of wanted) if (!safeComponents(w)) throw new CliError(new UnsafePathError(w).message);
+      if (medium.kind === 'remote') return restoreRemote(medium, volume, wanted, o, log);
       try {
         const r = await restore({
           medium: String(o.medium),
@@ -82,54 +115,69 @@ file in the way (without --force).`)
       }
     });
 
-  program
+  const lsCmd = program
     .command('ls')
     .description('list a directory (or one entry) of a volume as of the newest backup or --at')
     .argument('<domU/part>', 'the volume')
     .argument('[path]', 'a path inside the volume', '')
-    .requiredOption('--medium <dir>', 'the backup medium')
+    .requiredOption('--medium <dir>', 'the backup medium: a directory, or user@host:/path (RSYNC_TARGET) over ssh')
     .option('--host <name>', 'host folder on the medium', defaultHost())
     .option('--at <when>', 'the newest backup at or before this ISO date/time')
-    .option('-l, --long', 'mode, owner, size, time, and the backup holding each version')
+    .option('-l, --long', 'mode, owner, size, time, and the backup holding each version');
+  addSshOptions(lsCmd)
     .addHelpText('after', `
 Examples:
   xenbackup ls web1/root etc --medium /backup/guests -l
-  xenbackup ls web1/root var/log/syslog --at 2026-11-20T06:00:00Z --medium /backup/guests -l`)
-    .action(async (volume: string, p: string, o: { medium: string; host: string; at?: string; long?: boolean }) => {
+  xenbackup ls web1/root var/log/syslog --at 2026-11-20T06:00:00Z --medium /backup/guests -l
+  xenbackup ls web1/root etc --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xb`)
+    .action(async (volume: string, p: string, o: SshCliOptions & { medium: string; host: string; at?: string; long?: boolean }) => {
       await initXxh();
       const { log } = openConsole({});
-      const store = volumeStore(volume, o.medium, o.host);
+      const medium = resolveMedium(o.medium, o);
+      const want = normaliseRequest(p);
+      if (medium.kind === 'remote') {
+        // The sidecars, then the one manifest ls reads, copied from the remote host.
+        await withRemoteIndex(medium.remote, medium.shown, o.host, openConsole({ quiet: true }).log, async (index) => {
+          const { store, backup } = await fetchRemoteManifest(medium.remote, index, o.host, volume, parseAt(o.at), log);
+          printListing(store, backup, volume, want, !!o.long);
+        });
+        return;
+      }
+      const store = volumeStore(volume, medium.dir, o.host);
       let backup;
       try {
         backup = chooseBackup(store, parseAt(o.at), log);
       } catch (e) {
         throw new CliError((e as Error).message);
       }
-      const want = normaliseRequest(p);
-      const show = (rel: Buffer, e: ManifestEntry): string => {
-        const name = showPath(baseName(rel)) + (e.type === 'symlink' && e.link ? ` -> ${showPath(e.link)}` : '');
-        if (!o.long) return name;
-        const t = new Date(Number(e.mtimeNs / 1_000_000n)).toISOString().replace('T', ' ').slice(0, 19);
-        return `${modeString(e)} ${String(e.uid).padStart(6)} ${String(e.gid).padStart(6)} ${String(e.size).padStart(12)} ${t}  ${name}  [${e.archive}]`;
-      };
-      if (!safeComponents(want)) throw new CliError(new UnsafePathError(want).message);
-      let listing: ReturnType<typeof listDirectory>;
-      let single: ReturnType<typeof planRestore>;
-      try {
-        listing = listDirectory(loadPlanBlocks(store, backup), want);
-        if (listing) {
-          for (const c of listing.children) process.stdout.write(show(c.rel, c.entry) + '\n');
-          return;
-        }
-        single = planRestore(loadPlanBlocks(store, backup), [want]);
-      } catch (e) {
-        if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup ${backup.id} of ${volume}: ${e.message}`, EXIT.failed);
-        throw e;
-      }
-      if (single.missing.length || single.items.length === 0) {
-        throw new CliError(`${showPath(want)} is not in backup ${backup.id} of ${volume}`);
-      }
-      void parentOf;
-      process.stdout.write(show(want, single.items[0]!.entry) + '\n');
+      printListing(store, backup, volume, want, !!o.long);
     });
+}
+
+/** ls's output: the children of `want` in the backup, or `want` itself when it is not a directory. */
+function printListing(store: VolumeStore, backup: Sidecar, volume: string, want: Buffer, long: boolean): void {
+  const show = (rel: Buffer, e: ManifestEntry): string => {
+    const name = showPath(baseName(rel)) + (e.type === 'symlink' && e.link ? ` -> ${showPath(e.link)}` : '');
+    if (!long) return name;
+    const t = new Date(Number(e.mtimeNs / 1_000_000n)).toISOString().replace('T', ' ').slice(0, 19);
+    return `${modeString(e)} ${String(e.uid).padStart(6)} ${String(e.gid).padStart(6)} ${String(e.size).padStart(12)} ${t}  ${name}  [${e.archive}]`;
+  };
+  if (!safeComponents(want)) throw new CliError(new UnsafePathError(want).message);
+  let listing: ReturnType<typeof listDirectory>;
+  let single: ReturnType<typeof planRestore>;
+  try {
+    listing = listDirectory(loadPlanBlocks(store, backup), want);
+    if (listing) {
+      for (const c of listing.children) process.stdout.write(show(c.rel, c.entry) + '\n');
+      return;
+    }
+    single = planRestore(loadPlanBlocks(store, backup), [want]);
+  } catch (e) {
+    if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup ${backup.id} of ${volume}: ${e.message}`, EXIT.failed);
+    throw e;
+  }
+  if (single.missing.length || single.items.length === 0) {
+    throw new CliError(`${showPath(want)} is not in backup ${backup.id} of ${volume}`);
+  }
+  process.stdout.write(show(want, single.items[0]!.entry) + '\n');
 }

@@ -10,11 +10,14 @@
 import type { Command } from 'commander';
 import { volumesOnMedium } from '../repo/medium-index.js';
 import { parseVolumeName, VolumeStore } from '../repo/volume-store.js';
-import { verifyVolume, VerifyUsageError, type VerifyProblem, type VolumeVerification } from '../engine/verify.js';
-import { CliError, defaultHost, EXIT, openConsole, parseAt } from './common.js';
+import { verifyVolume, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from '../engine/verify.js';
+import { verifyRemoteVolume } from '../engine/rsync-remote-verify.js';
+import type { Logger } from '../util/log.js';
+import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
+import { remoteVolumesFor } from './remote-medium.js';
 import { loadConfigOrExit } from './run.js';
 
-interface VerifyOptions {
+interface VerifyOptions extends SshCliOptions {
   medium?: string;
   host?: string;
   config: string;
@@ -25,64 +28,109 @@ interface VerifyOptions {
   verbose?: boolean;
 }
 
-/** The medium and host: from the options, else from the configuration. */
-function whereFrom(o: VerifyOptions): { medium: string; host: string } {
-  if (o.medium) return { medium: o.medium, host: o.host ?? defaultHost() };
+/**
+ * The medium and host: from the options, else from the configuration. A
+ * remote --medium takes RSYNC_SSH_* from the configuration only when -c was
+ * given on the command line.
+ */
+function whereFrom(o: VerifyOptions, configGiven: boolean): { medium: ResolvedMedium; host: string } {
+  if (o.medium) {
+    const cfg = configGiven ? loadConfigOrExit({ config: o.config }) : undefined;
+    return { medium: resolveMedium(o.medium, o, cfg), host: o.host ?? cfg?.hostname ?? defaultHost() };
+  }
   const cfg = loadConfigOrExit({ config: o.config });
-  return { medium: cfg.backupMountpoint, host: o.host ?? cfg.hostname };
+  return { medium: { kind: 'local', dir: cfg.backupMountpoint }, host: o.host ?? cfg.hostname };
+}
+
+/** Verifies the named (or every) volume of `host` on a remote medium, from copies (engine/rsync-remote-verify.ts). */
+async function verifyRemote(medium: ResolvedMedium & { kind: 'remote' }, host: string, volumes: string[], depth: VerifyDepth, at: Date | undefined, log: Logger): Promise<VolumeVerification[]> {
+  const names = await remoteVolumesFor(medium.remote, medium.shown, host, volumes, log);
+  if (names.length === 0) throw new CliError(`nothing to verify: no backups on ${medium.shown} for host ${host}`);
+  const results: VolumeVerification[] = [];
+  for (const volume of names) {
+    try {
+      results.push(await verifyRemoteVolume({ ...medium.remote, host, volume, depth, at, logger: log }));
+    } catch (e) {
+      if (e instanceof VerifyUsageError) throw new CliError(e.message);
+      throw e;
+    }
+  }
+  return results;
+}
+
+/** Verifies the named (or every) volume of `host` on a local medium. */
+async function verifyLocal(medium: string, host: string, volumes: string[], depth: VerifyDepth, at: Date | undefined, log: Logger): Promise<VolumeVerification[]> {
+  for (const v of volumes) {
+    try {
+      parseVolumeName(v);
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
+  }
+  const stores = volumes.length ? volumes.map((v) => new VolumeStore(medium, host, v)) : volumesOnMedium(medium, host);
+  if (stores.length === 0) throw new CliError(`nothing to verify: no backups on ${medium} for host ${host}`);
+  for (const s of stores) {
+    if (!s.exists()) throw new CliError(`unknown volume ${s.volume}: no backups of it on ${medium} for host ${host}`);
+  }
+  const results: VolumeVerification[] = [];
+  for (const s of stores) {
+    try {
+      results.push(await verifyVolume({ medium, host, volume: s.volume, depth, at, logger: log }));
+    } catch (e) {
+      if (e instanceof VerifyUsageError) throw new CliError(e.message);
+      throw e;
+    }
+  }
+  return results;
 }
 
 export function registerVerify(program: Command): void {
-  program
+  const cmd = program
     .command('verify')
     .description('check that backups are intact and restorable: checksums, complete chains, and (default) every member re-read')
     .argument('[domU/part...]', 'only these volumes (default: every volume on the medium)')
-    .option('--medium <dir>', 'the backup medium (default: BCKMNTP from the configuration)')
+    .option('--medium <dir>', 'the backup medium: a directory (default: BCKMNTP from the configuration), or user@host:/path (RSYNC_TARGET) over ssh')
     .option('--host <name>', 'host folder on the medium (default: this host)')
-    .option('-c, --config <file>', 'the configuration, read only when --medium is not given', '/etc/xenbackup.conf')
+    .option('-c, --config <file>', 'the configuration, read when --medium is not given (or, given here, for RSYNC_SSH_* of a remote --medium)', '/etc/xenbackup.conf')
     .option('--at <when>', 'only the chain of the restore point at or before this ISO date/time')
     .option('--quick', 'only checksums and chain completeness; do not decompress and parse the archives')
     .option('--json', 'machine-readable result')
     .option('-q, --quiet', 'only problems')
-    .option('-v, --verbose', 'also debug lines')
+    .option('-v, --verbose', 'also debug lines');
+  addSshOptions(cmd)
     .addHelpText('after', `
 Examples:
   xenbackup verify --medium /backup/guests                 (everything, full)
   xenbackup verify web1/root --quick --medium /backup/guests
   xenbackup verify web1/root --at 2026-11-20 --medium /backup/guests
+  xenbackup verify --quick --medium backup@store:/srv/xenbackup -c /etc/xenbackup.conf
 
 quick: each archive's and manifest's xxh64 against its sidecar, each manifest's own
 checksum, and that every incremental's chain reaches back to a full.
 full (default): also decompresses every archive to its end, checks the tar
 structure and each member's path, metadata and content xxh64 against the manifest.
 Prints one line per damaged file: the file, what is wrong, the first bad member.
+
+A remote medium (user@host:/path, the rsync engine's RSYNC_TARGET) has no
+xenbackup on its side to hash files, so verify copies what it checks into a
+temp dir (TMPDIR, default /tmp) and checks the copy: quick copies the sidecars
+and manifests and checks each tree is listed there; full also copies the trees
+(rsync -aHAX; files shared by trees travel once) and compares every entry and
+every file's xxh64 with the manifest. That reads all the remote host serves,
+and needs room for one copy of the trees while it runs; the copy is removed.
+Problems name the remote paths.
 Exit codes: 0 all good; 1 damage found; 2 bad arguments, unknown volume, nothing to verify.`)
-    .action(async (volumes: string[], o: VerifyOptions) => {
+    .action(async (volumes: string[], o: VerifyOptions, cmd: Command) => {
       const { log } = openConsole({ quiet: !!o.quiet || !!o.json, verbose: !!o.verbose });
       const at = parseAt(o.at);
-      const { medium, host } = whereFrom(o);
-      for (const v of volumes) {
-        try {
-          parseVolumeName(v);
-        } catch (e) {
-          throw new CliError((e as Error).message);
-        }
-      }
-      const stores = volumes.length ? volumes.map((v) => new VolumeStore(medium, host, v)) : volumesOnMedium(medium, host);
-      if (stores.length === 0) throw new CliError(`nothing to verify: no backups on ${medium} for host ${host}`);
-      for (const s of stores) {
-        if (!s.exists()) throw new CliError(`unknown volume ${s.volume}: no backups of it on ${medium} for host ${host}`);
-      }
-      const depth = o.quick ? 'quick' : 'full';
-      const results: VolumeVerification[] = [];
-      for (const s of stores) {
-        try {
-          results.push(await verifyVolume({ medium, host, volume: s.volume, depth, at, logger: log }));
-        } catch (e) {
-          if (e instanceof VerifyUsageError) throw new CliError(e.message);
-          throw e;
-        }
-      }
+      const where = whereFrom(o, cmd.getOptionValueSource('config') === 'cli');
+      const host = where.host;
+      const medium = where.medium.kind === 'local' ? where.medium.dir : where.medium.shown;
+      const depth: VerifyDepth = o.quick ? 'quick' : 'full';
+      const results =
+        where.medium.kind === 'remote'
+          ? await verifyRemote(where.medium, host, volumes, depth, at, log)
+          : await verifyLocal(where.medium.dir, host, volumes, depth, at, log);
       const problems: VerifyProblem[] = results.flatMap((r) => r.problems);
       if (o.json) {
         process.stdout.write(JSON.stringify({ ok: problems.length === 0, depth, medium, host, volumes: results.map(({ lines: _lines, ...r }) => r) }, null, 2) + '\n');
