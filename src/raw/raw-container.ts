@@ -345,8 +345,13 @@ async function feed(file: string, entries: readonly ContainerEntry[], stdin: Wri
         if (!stdin.write(piece.subarray(0, bytesRead))) {
           // 'close' too: a zstd that died never drains, and its exit status says why.
           await new Promise<void>((r) => {
-            stdin.once('drain', r);
-            stdin.once('close', r);
+            const done = (): void => {
+              stdin.off('drain', done);
+              stdin.off('close', done);
+              r();
+            };
+            stdin.on('drain', done);
+            stdin.on('close', done);
           });
         }
       }

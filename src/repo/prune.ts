@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { timeOfId, type VolumeStore } from './volume-store.js';
+import { BACKUP_FILE_RE, timeOfId, type VolumeStore } from './volume-store.js';
 import { fsyncDir } from './atomic-file.js';
 import type { Sidecar } from './sidecar.js';
 import { decideRetention, type RetentionDecision, type RetentionRules } from '../core/retention.js';
@@ -86,7 +86,7 @@ export function backupFiles(s: Sidecar): string[] {
   return [sidecarName(s), s.archive, s.manifest];
 }
 
-/** The sidecar is named like the manifest: <id>.full.json, <id>.incr.json, <id>.tree.json (rsync). */
+/** The sidecar is named like the manifest: <id>.full.json, <id>.incr.json, <id>.tree.json (rsync), <id>.full.raw.json (raw). */
 export function sidecarName(s: Sidecar): string {
   return s.manifest.replace(/\.manifest$/, '') + '.json';
 }
@@ -118,8 +118,6 @@ export function deleteBackup(store: VolumeStore, s: Sidecar, afterStep?: PruneOp
   afterStep?.('manifest-removed', s);
 }
 
-const DEBRIS_RE = /^(\d{8}T\d{6}Z)\.(?:(?:full|incr)\.(?:tar(?:\.zst|\.gz)?|manifest)|tree|tree\.manifest)$/;
-
 /**
  * Archives and manifests that no sidecar claims and that are older than the
  * newest backup: what an interrupted prune leaves. Younger unclaimed files
@@ -132,7 +130,7 @@ export function pruneDebris(store: VolumeStore, backups: readonly Sidecar[]): st
   for (const s of backups) for (const f of backupFiles(s)) claimed.add(f);
   const newest = backups[backups.length - 1]!.id;
   return fs.readdirSync(store.dir).filter((name) => {
-    const m = DEBRIS_RE.exec(name);
+    const m = BACKUP_FILE_RE.exec(name);
     return m !== null && !claimed.has(name) && m[1]! < newest;
   });
 }

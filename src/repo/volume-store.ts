@@ -3,6 +3,7 @@
  *   <id>.<full|incr>.tar.<zst|gz>   the archive
  *   <id>.<full|incr>.manifest       what the tree held, and where each version lives
  *   <id>.<full|incr>.json           the sidecar; present only once the others are durable
+ * (raw backups: <id>.<full|incr>.raw.{zst,manifest,json}, see src/raw/raw-layout.ts)
  * where <id> is the backup's UTC start time, 20261127T013600Z. This module
  * names, lists and tidies those files; it does not archive anything.
  */
@@ -11,6 +12,9 @@ import path from 'node:path';
 import { ARCHIVE_EXTENSION, type Compression } from '../engine/compression.js';
 import { PARTIAL_SUFFIX } from './atomic-file.js';
 import { parseSidecar, type BackupKind, type Sidecar } from './sidecar.js';
+
+/** Archives and manifests of every engine: tar, rsync trees, raw containers (src/raw/raw-layout.ts). */
+export const BACKUP_FILE_RE = /^(\d{8}T\d{6}Z)\.(?:(?:full|incr)\.(?:tar(?:\.zst|\.gz)?|manifest|raw\.zst|raw\.manifest)|tree|tree\.manifest)$/;
 
 const VOLUME_RE = /^([A-Za-z0-9._+-]+)\/([A-Za-z0-9._+-]+)$/;
 
@@ -103,7 +107,7 @@ export class VolumeStore {
     const removed: string[] = [];
     for (const name of names) {
       const isDebris =
-        name.endsWith(PARTIAL_SUFFIX) || (/^\d{8}T\d{6}Z\.(?:(?:full|incr)\.(?:tar(?:\.zst|\.gz)?|manifest)|tree|tree\.manifest)$/.test(name) && !claimed.has(name));
+        name.endsWith(PARTIAL_SUFFIX) || (BACKUP_FILE_RE.test(name) && !claimed.has(name));
       if (isDebris) {
         fs.rmSync(path.join(this.dir, name), { force: true, recursive: true });
         removed.push(name);
