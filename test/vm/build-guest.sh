@@ -22,7 +22,7 @@ HOST_PACKAGES=(qemu-system-x86 debootstrap cpio busybox-static e2fsprogs zstd ta
 GUEST_PACKAGES=lvm2,dmeventd,e2fsprogs,xfsprogs,btrfs-progs,rsync,tar,zstd,xz-utils,udev,kmod,procps,psmisc,util-linux,acl,attr,makefs,ntfs-3g
 # Kernel modules the guest needs (with their dependencies); the rest of the 4000 are dropped.
 GUEST_MODULES=(virtio_pci virtio_blk virtio_console ext4 crc32c_generic crc32c-intel 9p 9pnet_virtio
-  dm-mod dm-snapshot dm-bufio loop xfs btrfs overlay ufs fuse ntfs3)
+  dm-mod dm-snapshot dm-bufio loop xfs btrfs overlay ufs fuse)
 # Loaded by the initramfs, in this order after their dependencies: just enough to mount the root disk.
 INITRD_MODULES=(virtio_pci virtio_blk crc32c_generic crc32c-intel ext4)
 
