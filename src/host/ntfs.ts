@@ -3,11 +3,12 @@
  * which Windows left a volume that a backup should warn about.
  *
  * Driver: fstype `ntfs` and `ntfs-3g` both mount through ntfs-3g (FUSE).
- * It is in every Debian release, reads every NTFS version, and mounts a
- * dirty or hibernated volume read-only without a word (checked with
- * ntfs-3g 2022.10.3); the kernel's ntfs3 driver is younger and got many fixes
- * after Debian's 6.1. Writing `ntfs3` in the volume table
- * still gets the kernel driver, read-only, for whoever wants it.
+ * Debian bookworm's kernel has no NTFS driver at all (its 6.1 kernel package
+ * ships neither ntfs.ko nor ntfs3.ko); ntfs-3g is in every Debian release,
+ * reads every NTFS version, and mounts a dirty or hibernated volume
+ * read-only without a word (checked with ntfs-3g 2022.10.3). Writing `ntfs3`
+ * in the volume table gets the kernel's ntfs3 driver, read-only, on kernels
+ * that have it.
  *
  * States, both backed up as they are on disk, with a warning:
  *   - dirty: the volume flag Windows sets while it runs and clears at a clean
@@ -15,7 +16,7 @@
  *     `ntfsinfo -f -m`, which opens the device read-only;
  *   - hibernated (hibernation or Windows 8+ "fast startup"): hiberfil.sys
  *     starts with "hibr"/"HIBR", the test ntfs-3g itself makes; the files
- *     show the state at hibernation, later changes live in Windows' memory.
+ *     on disk may lack what Windows still held in memory.
  * ntfs-3g's `remove_hiberfile` would delete hiberfil.sys, a write to a
  * volume we only read, so it is refused (see guest-fs.ts).
  */
