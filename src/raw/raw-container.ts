@@ -273,6 +273,7 @@ export async function decodeFrames(
   const maxRaw = Math.max(...entries.map((e) => e.rawLength));
   // A whole-image restore may read for hours: no 10-minute default.
   const { child, done } = spawnStreaming('zstd', ['-d', '-c', '-q'], { logger: opts.logger, quiet: true, timeoutMs: 24 * 3600_000 });
+  done.catch(() => undefined); // awaited below; zstd may fail while a chunk is being handled
   const stdin = child.stdin as Writable;
   const stdout = child.stdout as Readable;
   let stopped = false;
@@ -309,8 +310,9 @@ export async function decodeFrames(
         }
       }
     }
-    await feeding;
+    // zstd's own complaint (a frame's checksum) says more than a feeder cut off by its exit.
     await done;
+    await feeding;
   } catch (e) {
     stop();
     await done.catch(() => undefined);
@@ -336,22 +338,20 @@ async function feed(file: string, entries: readonly ContainerEntry[], stdin: Wri
   const fh = await fs.promises.open(file, 'r');
   try {
     for (const [start, end] of ranges) {
-      for (let pos = start; pos < end && !stopped(); ) {
+      for (let pos = start; pos < end && !stopped() && !stdin.destroyed; ) {
         const want = Math.min(1 << 20, end - pos);
         const piece = Buffer.allocUnsafe(want);
         const { bytesRead } = await fh.read(piece, 0, want, pos);
         if (bytesRead === 0) throw new RawContainerError(file, `ends at ${pos}, inside the frame data its index records`);
         pos += bytesRead;
-        if (!stdin.write(piece.subarray(0, bytesRead))) {
-          // 'close' too: a zstd that died never drains, and its exit status says why.
+        if (!stdin.write(piece.subarray(0, bytesRead)) && !stdin.destroyed) {
+          // 'close' and 'error' too: a zstd that died never drains, and its exit status says why.
           await new Promise<void>((r) => {
             const done = (): void => {
-              stdin.off('drain', done);
-              stdin.off('close', done);
+              for (const ev of ['drain', 'close', 'error']) stdin.off(ev, done);
               r();
             };
-            stdin.on('drain', done);
-            stdin.on('close', done);
+            for (const ev of ['drain', 'close', 'error']) stdin.on(ev, done);
           });
         }
       }
