@@ -205,3 +205,68 @@ export function statUnchanged(
     prev.ino === cur.ino
   );
 }
+
+/**
+ * An entry line of a previous manifest kept as its bytes: the archiver
+ * compares its change-detection key (the text from `"t":` through the inode
+ * value, which entryToJson always writes in that order) with the live file's
+ * (engine/dir-scan.ts) and copies the line unchanged into the new manifest;
+ * only entries that changed are ever decoded.
+ */
+export class StoredEntry {
+  private decoded: ManifestEntry | undefined;
+
+  constructor(
+    /** The manifest's bytes; this entry is [start, end) without its newline. */
+    readonly data: Buffer,
+    readonly start: number,
+    readonly end: number,
+    readonly name: Buffer,
+    readonly keyStart: number,
+    readonly keyEnd: number,
+    /** Content could not be read at that backup ("bad":1): never unchanged. */
+    readonly unread: boolean,
+  ) {}
+
+  get line(): Buffer {
+    return this.data.subarray(this.start, this.end);
+  }
+
+  get entry(): ManifestEntry {
+    return (this.decoded ??= decodeEntry(this.data.toString('utf8', this.start, this.end)));
+  }
+}
+
+const NAME_OPEN = Buffer.from('{"n":"');
+const NAME_B64_OPEN = Buffer.from('{"nb":"');
+const NAME_CLOSE = Buffer.from('","t":"');
+const INODE_KEY = Buffer.from(',"i":"');
+const UNREAD_END = Buffer.from(',"bad":1}');
+
+/**
+ * Slices one child entry line [start, end) of `data` without parsing it as
+ * JSON; undefined when it is not a child entry line (a directory line, the
+ * trailer). Inside JSON strings every '"' is escaped, so the first '","t":"'
+ * closes the name and the first ',"i":"' after it is the inode key.
+ */
+export function sliceEntryLine(data: Buffer, start: number, end: number): StoredEntry | undefined {
+  let nameStart: number;
+  let base64 = false;
+  if (data.compare(NAME_OPEN, 0, NAME_OPEN.length, start, start + NAME_OPEN.length) === 0) nameStart = start + NAME_OPEN.length;
+  else if (data.compare(NAME_B64_OPEN, 0, NAME_B64_OPEN.length, start, start + NAME_B64_OPEN.length) === 0) {
+    nameStart = start + NAME_B64_OPEN.length;
+    base64 = true;
+  } else return undefined;
+  const close = data.indexOf(NAME_CLOSE, nameStart);
+  if (close < 0 || close >= end) throw new ManifestFormatError(`entry line without a type: ${data.toString('utf8', start, Math.min(end, start + 80))}`);
+  const keyStart = close + 2;
+  const inode = data.indexOf(INODE_KEY, keyStart);
+  const keyEnd = inode < 0 ? -1 : data.indexOf(0x22, inode + INODE_KEY.length) + 1;
+  if (inode < 0 || keyEnd <= 0 || keyEnd > end) throw new ManifestFormatError(`entry line without an inode: ${data.toString('utf8', start, Math.min(end, start + 80))}`);
+  let name: Buffer;
+  if (base64) name = Buffer.from(data.toString('latin1', nameStart, close), 'base64');
+  else if (data.subarray(nameStart, close).indexOf(0x5c) < 0) name = data.subarray(nameStart, close);
+  else name = Buffer.from(JSON.parse(data.toString('utf8', nameStart - 1, close + 1)) as string, 'utf8');
+  const unread = end - start >= UNREAD_END.length && data.compare(UNREAD_END, 0, UNREAD_END.length, end - UNREAD_END.length, end) === 0;
+  return new StoredEntry(data, start, end, name, keyStart, keyEnd, unread);
+}

@@ -20,8 +20,15 @@ const TYPE_OF: Record<number, EntryType | 'socket'> = {
   0o140000: 'socket',
 };
 
-export function entryTypeOf(st: fs.BigIntStats): EntryType | 'socket' | undefined {
+/** The lstat fields the engine reads: fs.BigIntStats has them, and so does a DirScan child (dir-scan.ts). */
+export type EntryStat = Pick<fs.BigIntStats, 'mode' | 'uid' | 'gid' | 'nlink' | 'size' | 'mtimeNs' | 'ctimeNs' | 'ino' | 'dev' | 'rdev' | 'blocks'>;
+
+export function entryTypeOf(st: Pick<EntryStat, 'mode'>): EntryType | 'socket' | undefined {
   return TYPE_OF[Number(st.mode) & S_IFMT];
+}
+
+export function entryTypeOfMode(mode: number): EntryType | 'socket' | undefined {
+  return TYPE_OF[mode & S_IFMT];
 }
 
 const ACL_ACCESS = 'system.posix_acl_access';
@@ -62,7 +69,7 @@ export function devMinor(rdev: bigint): number {
 }
 
 /** A manifest entry from lstat alone (content hash, link target and device numbers are the caller's). */
-export function manifestEntryOf(name: Buffer, st: fs.BigIntStats, type: ManifestType, archive: string): ManifestEntry {
+export function manifestEntryOf(name: Buffer, st: EntryStat, type: ManifestType, archive: string): ManifestEntry {
   return {
     name,
     type,

@@ -17,12 +17,14 @@ import type { Logger } from '../util/log.js';
 import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
 import type { TarEntry } from '../tar/entry.js';
 import { encodeHeader, encodeSparseMap, padding, storedSize } from '../tar/write.js';
-import { statUnchanged, type ManifestEntry, type ManifestType } from '../core/manifest.js';
+import type { ManifestEntry, ManifestType, StoredEntry } from '../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../core/path-order.js';
-import type { ManifestBlock, ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
+import type { ManifestCursor, ManifestWriter, PreviousBlock } from '../repo/manifest-file.js';
 import { seekData, seekHole } from '../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
-import { devMajor, devMinor, entryTypeOf, readExtendedAttributes, manifestEntryOf } from './metadata.js';
+import { DirScan } from './dir-scan.js';
+import { DumpdirBuilder } from './dumpdir.js';
+import { devMajor, devMinor, entryTypeOfMode, readExtendedAttributes, manifestEntryOf, type EntryStat } from './metadata.js';
 
 export interface ArchiveStats {
   /** Entries in the tree (the new manifest). */
@@ -62,12 +64,37 @@ export class InterruptedError extends Error {
   }
 }
 
-interface Child {
-  name: Buffer;
-  rel: Buffer;
-  abs: Buffer;
-  st: fs.BigIntStats;
-  type: ManifestType;
+/** A child of the directory being archived; path and stat are built only when something needs them. */
+class Child {
+  private relPath: Buffer | undefined;
+  private absPath: Buffer | undefined;
+  private statCache: EntryStat | undefined;
+
+  constructor(
+    private readonly parentRel: Buffer,
+    private readonly parentAbs: Buffer,
+    private readonly scan: DirScan,
+    readonly index: number,
+    readonly name: Buffer,
+    readonly type: ManifestType,
+  ) {}
+
+  get rel(): Buffer {
+    return (this.relPath ??= joinRel(this.parentRel, this.name));
+  }
+
+  get abs(): Buffer {
+    return (this.absPath ??= this.parentAbs.length === 1 && this.parentAbs[0] === 0x2f ? Buffer.concat([this.parentAbs, this.name]) : joinRel(this.parentAbs, this.name));
+  }
+
+  get st(): EntryStat {
+    return (this.statCache ??= this.scan.stat(this.index));
+  }
+
+  /** Unchanged since `prev`, judged by stat alone (no read): their keys are the same bytes. */
+  sameAs(prev: StoredEntry): boolean {
+    return !prev.unread && this.scan.keyEquals(this.index, prev.data, prev.keyStart, prev.keyEnd);
+  }
 }
 
 const SPARSE_MIN_SIZE = 1 << 20;
@@ -106,14 +133,9 @@ export class TreeArchiver {
     this.stats.deleted += this.previous?.skippedEntries ?? 0;
   }
 
-  private absOf(rel: Buffer): Buffer {
-    if (rel.length === 0) return this.sourceAbs;
-    return this.sourceAbs.length === 1 ? Buffer.concat([this.sourceAbs, rel]) : joinRel(this.sourceAbs, rel);
-  }
-
-  private async directory(rel: Buffer, abs: Buffer, st: fs.BigIntStats): Promise<void> {
+  private async directory(rel: Buffer, abs: Buffer, st: EntryStat): Promise<void> {
     const previous = this.previous?.take(rel);
-    const listed = this.listChildren(rel, abs, st);
+    const listed = this.listChildren(rel, abs);
     if (!listed && previous) return this.keepUnlisted(rel, abs, st, previous);
     const children = listed ?? [];
     const files: Child[] = [];
@@ -122,33 +144,32 @@ export class TreeArchiver {
 
     // Decide, before writing the directory's member, which children it stores.
     const prevEntries = previous?.entries ?? [];
-    const carried: Array<ManifestEntry | undefined> = [];
+    const carried: Array<StoredEntry | undefined> = [];
     /** The previous version of each non-directory child, changed or not. */
-    const before: Array<ManifestEntry | undefined> = [];
+    const before: Array<StoredEntry | undefined> = [];
     let j = 0;
-    const dumpdir: Buffer[] = [];
+    const dumpdir = new DumpdirBuilder();
     for (const c of children) {
       if (c.type === 'dir') {
-        dumpdir.push(Buffer.from('D'), c.name, Buffer.from([0]));
+        dumpdir.add(0x44 /* D */, c.name);
         continue;
       }
       while (j < prevEntries.length && Buffer.compare(prevEntries[j]!.name, c.name) < 0) {
         j++;
         this.stats.deleted++;
       }
-      let prev: ManifestEntry | undefined;
+      let prev: StoredEntry | undefined;
       if (j < prevEntries.length && prevEntries[j]!.name.equals(c.name)) prev = prevEntries[j++];
-      const same = prev !== undefined && statUnchanged(prev, this.statFields(c));
+      const same = prev !== undefined && c.sameAs(prev);
       carried.push(same ? prev : undefined);
       before.push(prev);
-      dumpdir.push(Buffer.from(same ? 'N' : 'Y'), c.name, Buffer.from([0]));
+      dumpdir.add(same ? 0x4e /* N */ : 0x59 /* Y */, c.name);
     }
     this.stats.deleted += prevEntries.length - j;
-    dumpdir.push(Buffer.from([0]));
 
     const self = this.baseEntry(rel, st, 'dir');
     const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir');
-    tarEntry.dumpdir = Buffer.concat(dumpdir);
+    tarEntry.dumpdir = dumpdir.finish();
     self.offset = this.writer.offset;
     this.writer.write(encodeHeader(tarEntry));
     this.stats.stored++;
@@ -165,14 +186,14 @@ export class TreeArchiver {
       if (c.type === 'file') this.stats.sourceBytes += Number(c.st.size);
       if (prev) {
         this.stats.unchanged++;
-        this.manifest.entry(prev);
+        this.manifest.copy(prev);
         continue;
       }
       const stored = await this.store(c);
       if (stored) this.manifest.entry(stored);
       // Unreadable now: its last good version stays, as GNU tar -x -G keeps it (the dumpdir says 'Y'
       // but no member follows); marked unread so the next run reads it again.
-      else if (last) this.manifest.entry({ ...last, unread: true });
+      else if (last) this.manifest.entry({ ...last.entry, unread: true });
       if (this.writer.backlogged) await this.writer.drain();
     }
     this.opts.onProgress?.(this.stats, rel);
@@ -209,7 +230,7 @@ export class TreeArchiver {
    * those children, so neither restore loses them (an empty dumpdir would
    * make GNU tar -x -G delete them). The backup is partial already.
    */
-  private keepUnlisted(rel: Buffer, abs: Buffer, st: fs.BigIntStats, previous: ManifestBlock): void {
+  private keepUnlisted(rel: Buffer, abs: Buffer, st: EntryStat, previous: PreviousBlock): void {
     const below = this.previous!.takeBelow(rel);
     const names = [
       ...previous.entries.map((e) => ({ code: 'N', name: e.name })),
@@ -225,58 +246,51 @@ export class TreeArchiver {
       this.manifest.beginDir(block.dir, block.self);
       this.stats.entries += 1 + block.entries.length;
       this.stats.unchanged += block.entries.length;
-      for (const e of block.entries) this.manifest.entry(e);
+      for (const e of block.entries) this.manifest.copy(e);
     }
   }
 
   /** The children of a directory in name order; null when it cannot be listed. */
-  private listChildren(rel: Buffer, abs: Buffer, _st: fs.BigIntStats): Child[] | null {
-    let names: Buffer[];
+  private listChildren(rel: Buffer, abs: Buffer): Child[] | null {
+    let scan: DirScan;
     try {
-      names = fs.readdirSync(abs, { encoding: 'buffer' });
+      scan = new DirScan(abs);
     } catch (e) {
       this.unreadableEntry(rel, e);
       return null;
     }
-    names.sort(Buffer.compare);
     const out: Child[] = [];
-    for (const name of names) {
-      const childRel = joinRel(rel, name);
-      if (this.excludes.size && this.excludes.has(childRel.toString('latin1'))) continue;
-      const childAbs = this.absOf(childRel);
-      let st: fs.BigIntStats;
-      try {
-        st = fs.lstatSync(childAbs, { bigint: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // vanished (live source)
-        this.unreadableEntry(childRel, e);
+    for (let i = 0; i < scan.count; i++) {
+      const name = scan.name(i);
+      const failed = scan.errorCode(i);
+      if (failed === 'ENOENT') continue; // vanished (live source)
+      const child = new Child(rel, abs, scan, i, name, 'file');
+      if (this.excludes.size && this.excludes.has(child.rel.toString('latin1'))) continue;
+      if (failed) {
+        this.unreadableEntry(child.rel, new Error(`${failed}: lstat failed`));
         continue;
       }
-      const type = entryTypeOf(st);
+      const type = entryTypeOfMode(scan.mode(i));
       if (type === 'socket') {
-        this.warnings.push(`skipped socket ${showPath(childRel)} (sockets cannot be archived; programs recreate them)`);
+        this.warnings.push(`skipped socket ${showPath(child.rel)} (sockets cannot be archived; programs recreate them)`);
         continue;
       }
       if (type === undefined || type === 'hardlink') {
-        this.warnings.push(`skipped ${showPath(childRel)}: unknown file type`);
+        this.warnings.push(`skipped ${showPath(child.rel)}: unknown file type`);
         continue;
       }
-      out.push({ name, rel: childRel, abs: childAbs, st, type });
+      out.push(type === 'file' ? child : new Child(rel, abs, scan, i, name, type));
     }
     return out;
   }
 
-  private statFields(c: Child): { type: ManifestType; size: number; mtimeNs: bigint; ctimeNs: bigint; ino: string } {
-    return { type: c.type, size: c.type === 'file' ? Number(c.st.size) : 0, mtimeNs: c.st.mtimeNs, ctimeNs: c.st.ctimeNs, ino: c.st.ino.toString() };
-  }
-
-  private baseEntry(rel: Buffer, st: fs.BigIntStats, type: ManifestType): ManifestEntry {
+  private baseEntry(rel: Buffer, st: EntryStat, type: ManifestType): ManifestEntry {
     const name = rel.lastIndexOf(0x2f) >= 0 ? rel.subarray(rel.lastIndexOf(0x2f) + 1) : rel;
     return manifestEntryOf(name, st, type, this.opts.backupId);
   }
 
 
-  private tarEntry(path: Buffer, abs: Buffer, st: fs.BigIntStats, type: TarEntry['type']): TarEntry {
+  private tarEntry(path: Buffer, abs: Buffer, st: EntryStat, type: TarEntry['type']): TarEntry {
     const e: TarEntry = {
       path,
       type,

@@ -57,7 +57,7 @@ export class TreeScanner {
 
   private directory(rel: Buffer, st: fs.BigIntStats): void {
     const prev = this.previous?.take(rel);
-    const prevByName = new Map((prev?.entries ?? []).map((e) => [e.name.toString('latin1'), e]));
+    const prevByName = new Map((prev?.entries ?? []).map((e) => [e.name.toString('latin1'), e.entry]));
     let names: Buffer[] = [];
     try {
       names = fs.readdirSync(this.abs(rel), { encoding: 'buffer' });

@@ -16,7 +16,9 @@ import {
   encodeTrailer,
   entryFromJson,
   ManifestFormatError,
+  sliceEntryLine,
   type ManifestEntry,
+  type StoredEntry,
   type ManifestHeader,
 } from '../core/manifest.js';
 import { comparePaths, isWithin } from '../core/path-order.js';
@@ -28,8 +30,8 @@ const FLUSH_AT = 1 << 20;
 export class ManifestWriter {
   private readonly file: AtomicFile;
   private readonly hash: StreamingHash = createXxh64();
-  private pending: string[] = [];
-  private pendingBytes = 0;
+  private readonly buf = Buffer.allocUnsafe(FLUSH_AT + 65536);
+  private used = 0;
   private count = 0;
 
   constructor(finalPath: string, header: ManifestHeader) {
@@ -48,17 +50,37 @@ export class ManifestWriter {
     this.line(encodeEntry(e));
   }
 
+  /** Carries an entry of the previous manifest over byte for byte (it is unchanged). */
+  copy(e: StoredEntry): void {
+    this.count++;
+    const n = e.end - e.start;
+    if (this.used + n + 1 > this.buf.length) this.flush();
+    if (n + 1 > this.buf.length) return this.line(e.data.toString('utf8', e.start, e.end));
+    this.used += e.data.copy(this.buf, this.used, e.start, e.end);
+    this.buf[this.used++] = 0x0a;
+    if (this.used >= FLUSH_AT) this.flush();
+  }
+
   private line(s: string): void {
-    this.pending.push(s, '\n');
-    this.pendingBytes += s.length + 1;
-    if (this.pendingBytes >= FLUSH_AT) this.flush();
+    const max = s.length * 3 + 1;
+    if (this.used + max > this.buf.length) this.flush();
+    if (max > this.buf.length) {
+      this.writeOut(Buffer.from(s + '\n'));
+      return;
+    }
+    this.used += this.buf.write(s, this.used);
+    this.buf[this.used++] = 0x0a;
+    if (this.used >= FLUSH_AT) this.flush();
   }
 
   private flush(): void {
-    if (this.pending.length === 0) return;
-    const buf = Buffer.from(this.pending.join(''));
-    this.pending = [];
-    this.pendingBytes = 0;
+    if (this.used === 0) return;
+    const n = this.used;
+    this.used = 0;
+    this.writeOut(this.buf.subarray(0, n));
+  }
+
+  private writeOut(buf: Buffer): void {
     this.hash.update(buf);
     let off = 0;
     try {
@@ -183,19 +205,51 @@ export function* readBlocks(file: string): Generator<ManifestBlock> {
   if (current) yield current;
 }
 
+/** A block of a previous manifest as the next backup reads it: children kept as bytes. */
+export interface PreviousBlock {
+  dir: Buffer;
+  self: ManifestEntry;
+  entries: StoredEntry[];
+}
+
+/** The blocks of a manifest already checked by verifyManifest, children as StoredEntry (no JSON decoding). */
+export function* readStoredBlocks(file: string): Generator<PreviousBlock> {
+  const data = fs.readFileSync(file);
+  let current: PreviousBlock | undefined;
+  let start = data.indexOf(0x0a) + 1; // after the header line
+  while (start > 0 && start < data.length) {
+    let end = data.indexOf(0x0a, start);
+    if (end < 0) end = data.length;
+    const stored = sliceEntryLine(data, start, end);
+    if (stored) {
+      if (!current) throw new ManifestFormatError(`${file}: entry before any directory block`);
+      current.entries.push(stored);
+    } else {
+      const o = JSON.parse(data.toString('utf8', start, end)) as Record<string, unknown>;
+      if (typeof o.end === 'number') break;
+      const opened = decodeDirLine(o);
+      if (!opened) throw new ManifestFormatError(`${file}: line neither entry nor directory: ${data.toString('utf8', start, Math.min(end, start + 80))}`);
+      if (current) yield current;
+      current = { dir: opened.dir, self: opened.self, entries: [] };
+    }
+    start = end + 1;
+  }
+  if (current) yield current;
+}
+
 /**
  * Walks a previous manifest alongside a new walk: `take(dir)` returns the
  * block of `dir` if the old tree had it, skipping blocks of directories that
  * no longer exist. Calls must come in walk order.
  */
 export class ManifestCursor {
-  private readonly it: Iterator<ManifestBlock>;
-  private head: ManifestBlock | undefined;
+  private readonly it: Iterator<PreviousBlock>;
+  private head: PreviousBlock | undefined;
   /** Entries in blocks skipped by take(): directories that no longer exist, with their files. */
   skippedEntries = 0;
 
   constructor(file: string) {
-    this.it = readBlocks(file);
+    this.it = readStoredBlocks(file);
     this.advance();
   }
 
@@ -204,7 +258,7 @@ export class ManifestCursor {
     this.head = r.done ? undefined : r.value;
   }
 
-  take(dir: Buffer): ManifestBlock | undefined {
+  take(dir: Buffer): PreviousBlock | undefined {
     while (this.head && comparePaths(this.head.dir, dir) < 0) {
       this.skippedEntries += 1 + this.head.entries.length;
       this.advance();
@@ -218,8 +272,8 @@ export class ManifestCursor {
   }
 
   /** After take(dir): the blocks of every directory below `dir`, in walk order (they follow it). */
-  takeBelow(dir: Buffer): ManifestBlock[] {
-    const out: ManifestBlock[] = [];
+  takeBelow(dir: Buffer): PreviousBlock[] {
+    const out: PreviousBlock[] = [];
     while (this.head && isWithin(this.head.dir, dir) && !this.head.dir.equals(dir)) {
       out.push(this.head);
       this.advance();
