@@ -5,8 +5,7 @@
  * status and the last line it printed on stderr: what an admin needs in a
  * mailed report to know what went wrong without rerunning anything.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { execa, type ResultPromise } from 'execa';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
 
@@ -85,6 +84,8 @@ export async function run(file: string, args: string[], opts: ExecOptions = {}):
   const [f, a] = opts.idle ? idleWrap(file, args) : [file, args];
   (opts.quiet ? log.debug : log.info)(`exec: ${command}`);
   const started = Date.now();
+  // Loaded on first use: importing execa costs ~0.1 s of CPU, which `--version`, `list` and cron's quiet runs need not pay.
+  const { execa } = await import('execa');
   const result = await execa(f, a, {
     reject: false,
     timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -114,44 +115,66 @@ export async function run(file: string, args: string[], opts: ExecOptions = {}):
 }
 
 /**
- * Starts a long-running command whose stdin/stdout the caller streams (zstd,
- * rsync). The caller awaits the returned promise; failures reject with a
- * CommandError just like `run`.
+ * Starts a long-running command whose stdin/stdout the caller streams (zstd
+ * -d, rsync). The caller awaits `done`; failures reject with a CommandError
+ * just like `run`. Plain child_process, so that the caller gets its streams
+ * synchronously.
  */
 export function spawnStreaming(
   file: string,
   args: string[],
   opts: ExecOptions & { stdin?: 'pipe' | 'ignore'; stdout?: 'pipe' | 'ignore' } = {},
-): { child: ResultPromise; done: Promise<ExecResult> } {
+): { child: ChildProcess; done: Promise<ExecResult> } {
   const log = opts.logger ?? silentLogger;
   const command = describeCommand(file, args);
   const [f, a] = opts.idle ? idleWrap(file, args) : [file, args];
   (opts.quiet ? log.debug : log.info)(`exec: ${command}`);
   const started = Date.now();
-  const child = execa(f, a, {
-    reject: false,
-    timeout: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    forceKillAfterDelay: 5000,
-    env: { ...BASE_ENV, ...opts.env },
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const child = spawn(f, a, {
+    stdio: [opts.stdin ?? 'pipe', opts.stdout ?? 'pipe', 'pipe'],
+    env: { ...process.env, ...BASE_ENV, ...opts.env },
     cwd: opts.cwd,
-    stdin: opts.stdin ?? 'pipe',
-    stdout: opts.stdout ?? 'pipe',
-    stderr: 'pipe',
-    encoding: 'buffer',
-    buffer: { stdout: false, stderr: true },
   });
-  const done = child.then((result) => {
-    // execa 9 hands binary output back as a Uint8Array, not a Buffer.
-    const stderr = result.stderr instanceof Uint8Array ? Buffer.from(result.stderr).toString() : String(result.stderr ?? '');
-    const exitCode = result.exitCode ?? -1;
-    if (result.timedOut) throw new CommandError(command, result.exitCode, stderr, 'timed out');
-    if (result.exitCode === undefined) {
-      throw new CommandError(command, undefined, stderr, result.signal ? `killed by ${result.signal}` : 'could not be started');
-    }
-    if (exitCode !== 0 && !opts.allowFailure) {
-      throw new CommandError(command, exitCode, stderr, `exit ${exitCode}${lastLine(stderr) ? `: ${lastLine(stderr)}` : ''}`);
-    }
-    return { command, exitCode, stdout: '', stderr, durationMs: Date.now() - started };
+  const err: Buffer[] = [];
+  let errBytes = 0;
+  child.stderr!.on('data', (c: Buffer) => {
+    // Keep the first MiB: enough for any message, bounded for a chatty tool.
+    if (errBytes < 1 << 20) err.push(c);
+    errBytes += c.length;
+  });
+  let timedOut = false;
+  let killer: NodeJS.Timeout | undefined;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGTERM');
+    killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  }, timeoutMs);
+  const done = new Promise<ExecResult>((resolve, reject) => {
+    let startError: Error | undefined;
+    child.on('error', (e) => {
+      startError = e;
+      // A command that could not be started may not emit 'close'.
+      if (child.pid === undefined) finish(null, null);
+    });
+    let settled = false;
+    const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(killer);
+      const stderr = Buffer.concat(err).toString();
+      if (timedOut) return reject(new CommandError(command, code ?? undefined, stderr, `timed out after ${Math.round(timeoutMs / 1000)} s`));
+      if (code === null) {
+        const why = signal ? `killed by ${signal}` : `could not be started${startError ? `: ${startError.message}` : ''}`;
+        return reject(new CommandError(command, undefined, stderr, why));
+      }
+      if (code !== 0 && !opts.allowFailure) {
+        return reject(new CommandError(command, code, stderr, `exit ${code}${lastLine(stderr) ? `: ${lastLine(stderr)}` : ''}`));
+      }
+      resolve({ command, exitCode: code, stdout: '', stderr, durationMs: Date.now() - started });
+    };
+    child.on('close', finish);
   });
   return { child, done };
 }
