@@ -1,0 +1,68 @@
+// The native directory scan's change key must be byte-identical to the key text
+// the manifest stores (core/manifest.ts), or every incremental reads everything.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { DirScan } from '../../src/engine/dir-scan.js';
+import { manifestEntryOf, entryTypeOf } from '../../src/engine/metadata.js';
+import { encodeEntry, sliceEntryLine, type ManifestType } from '../../src/core/manifest.js';
+
+test('DirScan lists children in byte order with keys identical to the manifest text, for every entry kind', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-scan-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'b-file'), 'hello');
+  fs.writeFileSync(path.join(dir, 'B-upper'), '');
+  fs.symlinkSync('../elsewhere', path.join(dir, 'link'));
+  fs.mkdirSync(path.join(dir, 'sub'));
+  execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+  execFileSync('mknod', [path.join(dir, 'null-dev'), 'c', '1', '3']);
+  fs.writeFileSync(path.join(dir, 'old'), 'x');
+  fs.utimesSync(path.join(dir, 'old'), new Date('1960-01-01T00:00:00.123Z'), new Date('1960-01-01T00:00:00.123Z'));
+  fs.writeFileSync(path.join(dir, 'nobody'), 'y');
+  fs.chownSync(path.join(dir, 'nobody'), 4294967294, 65534);
+  const latin1 = Buffer.from([0x6e, 0xe9, 0x0a, 0x22, 0x5c]); // "né\n\"\\" in Latin-1: not UTF-8, with JSON escapes
+  fs.writeFileSync(Buffer.concat([Buffer.from(dir + '/'), latin1]), 'z');
+  fs.writeFileSync(path.join(dir, 'quote"back\\slash'), 'q');
+
+  const scan = new DirScan(Buffer.from(dir));
+  const names = Array.from({ length: scan.count }, (_, i) => scan.name(i));
+  const sorted = [...names].sort(Buffer.compare);
+  assert.deepEqual(names, sorted, 'children come sorted by name bytes');
+  assert.equal(scan.count, 10);
+  for (let i = 0; i < scan.count; i++) {
+    const abs = Buffer.concat([Buffer.from(dir + '/'), scan.name(i)]);
+    const st = fs.lstatSync(abs, { bigint: true });
+    const type = entryTypeOf(st) as ManifestType;
+    const line = Buffer.from(encodeEntry({ ...manifestEntryOf(scan.name(i), st, type, 'X'), hash: type === 'file' ? '0123456789abcdef' : undefined }));
+    const stored = sliceEntryLine(line, 0, line.length);
+    assert.ok(stored, `a child line for ${scan.name(i).toString('latin1')}`);
+    assert.deepEqual(stored.name, scan.name(i), 'the stored name decodes to the same bytes');
+    assert.ok(scan.keyEquals(i, line, stored.keyStart, stored.keyEnd), `key of ${JSON.stringify(scan.name(i).toString('latin1'))}: ${line.toString('utf8', stored.keyStart, stored.keyEnd)}`);
+    const s = scan.stat(i);
+    for (const k of ['mode', 'uid', 'gid', 'size', 'mtimeNs', 'ctimeNs', 'ino', 'dev', 'rdev', 'nlink', 'blocks'] as const) {
+      assert.equal(s[k], st[k], `${k} of ${scan.name(i).toString('latin1')}`);
+    }
+  }
+});
+
+test('a changed field makes the keys differ; an unread entry is never taken as unchanged', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-scan-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const f = path.join(dir, 'f');
+  fs.writeFileSync(f, 'one');
+  const st = fs.lstatSync(f, { bigint: true });
+  const line = Buffer.from(encodeEntry({ ...manifestEntryOf(Buffer.from('f'), st, 'file', 'X'), hash: '0123456789abcdef' }));
+  const stored = sliceEntryLine(line, 0, line.length)!;
+  assert.ok(new DirScan(Buffer.from(dir)).keyEquals(0, line, stored.keyStart, stored.keyEnd));
+  fs.writeFileSync(f, 'two'); // same size, new mtime and ctime
+  assert.ok(!new DirScan(Buffer.from(dir)).keyEquals(0, line, stored.keyStart, stored.keyEnd));
+  const bad = Buffer.from(encodeEntry({ ...manifestEntryOf(Buffer.from('f'), st, 'file', 'X'), unread: true }));
+  assert.equal(sliceEntryLine(bad, 0, bad.length)!.unread, true);
+});
+
+test('a directory that cannot be listed fails with its errno code', () => {
+  assert.throws(() => new DirScan(Buffer.from('/nonexistent-xenbackup-dir')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && /ENOENT/.test(e.message));
+});
