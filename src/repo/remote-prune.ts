@@ -5,12 +5,13 @@
  * debris: backups newest first; per backup the sidecar FIRST, made durable
  * (sync), then the tree and the manifest.
  *
- * Connections per volume: a dry run lists the folder and measures what
- * would go (two); a real prune takes the volume's lock while listing and
- * removing debris (RemoteVolume.open), then deletes every dropped backup
- * and releases the lock in one more connection. Under that lock no backup
- * of the volume is running, so partial trees and trees without a sidecar
- * are debris whatever their age.
+ * Connections per volume: one lists the folder; with nothing to delete,
+ * that is all. A dry run measures what would go (one more). A real prune
+ * with work to do then takes the volume's lock, lists again and removes
+ * debris (RemoteVolume.open), and deletes every dropped backup and
+ * releases the lock in one more connection. Under that lock no backup of
+ * the volume is running, so partial trees and trees without a sidecar are
+ * debris whatever their age.
  *
  * Sizes are the bytes of the files only that backup holds (link count 1),
  * measured on the remote host with GNU find; 0 when find cannot say.
@@ -89,6 +90,12 @@ function unreadableSidecars(listing: RemoteListing): string[] {
   return listing.names.filter((n) => n.endsWith('.json') && /^\d{8}T\d{6}Z\./.test(n) && !claimed.has(n));
 }
 
+/** What RemoteVolume.open removes: partials, and trees or manifests no sidecar claims. */
+function hasDebris(listing: RemoteListing): boolean {
+  const claimed = new Set(listing.backups.flatMap((b) => [b.archive, b.manifest]));
+  return listing.names.some((n) => n.endsWith('.partial') || (/^\d{8}T\d{6}Z\.tree(\.manifest)?$/.test(n) && !claimed.has(n)));
+}
+
 function backupArgs(drop: readonly Sidecar[]): string[] {
   return drop.flatMap((s) => [s.id, ...backupFiles(s)]);
 }
@@ -98,16 +105,15 @@ export async function pruneRemoteVolume(m: RemoteMedium, host: string, volume: s
   const log = opts.logger;
   const remote = new RemoteVolume(m, host, volume, log);
   const errors: string[] = [];
-  let listing: RemoteListing;
+  let listing = await remote.list();
   let debris: string[] = [];
-  if (opts.dryRun) {
-    listing = await remote.list();
-  } else {
+  // The lock (another connection, and one to release it) only when there is something to remove.
+  let locked = !opts.dryRun && (hasDebris(listing) || decideRetention(listing.backups, opts.now, rules, timeOfId, { utc: opts.utcCalendar }).drop.length > 0);
+  if (locked) {
     const opened = await remote.open();
     listing = opened;
     debris = opened.removed;
   }
-  let locked = !opts.dryRun;
   try {
     const decision = decideRetention(listing.backups, opts.now, rules, timeOfId, { utc: opts.utcCalendar });
     const result: VolumePruneResult = { volume, dryRun: opts.dryRun, decision, deleted: [], debris, errors };
