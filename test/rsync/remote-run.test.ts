@@ -16,7 +16,7 @@
  * restore, check and prune what the run wrote; an unreachable target fails
  * only its volume (exit 1) and leaves nothing that looks complete; with
  * every volume remote and BACKUP_DOM0=no, BCKDEV is neither needed nor
- * mounted.
+ * mounted, and VERIFY_AFTER_RUN checks the remote volume.
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -205,11 +205,12 @@ test('run with RSYNC_TARGET unreachable (sshd stopped): that volume fails with a
 
   // Every volume remote and no dom0: no BCKDEV in the config, nothing mounted, a complete tree.
   await sshd.restart();
-  const remoteOnly = env.writeConfig({ ...remoteKeys(sshd, remoteDir), BCKDEV: undefined, BACKUP_DOM0: 'no' }, 'remote-only.conf');
+  const remoteOnly = env.writeConfig({ ...remoteKeys(sshd, remoteDir), BCKDEV: undefined, BACKUP_DOM0: 'no', VERIFY_AFTER_RUN: 'quick' }, 'remote-only.conf');
   const ok = await env.cli(['run', '-c', remoteOnly], lvm.env);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stderr, /no local medium needed/);
   assert.doesNotMatch(ok.stderr, new RegExp(`exec: mount .*${env.device}`), 'BCKDEV is not mounted');
+  assert.match(fs.readFileSync(env.logFile, 'utf8'), /report: +web1\/root: quick verify of 1 backup\(s\) in 1 chain\(s\), .*: all good/, 'VERIFY_AFTER_RUN checked the remote volume');
   const vdir = path.join(remoteDir, HOST, 'web1', 'root');
   assert.equal(names(vdir).filter((n) => n.endsWith('.tree.json')).length, 1, names(vdir).join(' '));
   assert.ok(!names(vdir).some((n) => n.endsWith('.partial') || n === '.backup.lock'), names(vdir).join(' '));
