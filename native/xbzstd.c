@@ -8,8 +8,9 @@
  * level 1 (measured: ~7 CPU-s of a 1 GB full). Here the input Buffer is read
  * in place, the frame is written once into memory handed to JavaScript
  * without a copy, and two segments compress at once while the main thread
- * fills the next. Worker threads compress at nice 19: dom0 serves the
- * guests while it backs them up (as the zstd child processes did).
+ * fills the next. The nightly run compresses at nice 19 (dom0 serves the
+ * guests while it backs them up, as the zstd child processes did): the
+ * worker thread takes the nice value each job asks for.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -27,20 +28,21 @@ typedef struct {
   const void *input;
   size_t input_len;
   int level;
+  int nice;
   void *output;
   size_t output_len;
   const char *error;
 } compress_job;
 
-static __thread int thread_niced = 0;
+/* The nice value this worker thread runs at (Linux nice values are per thread). */
+static __thread int thread_nice = 0;
 
 static void execute(napi_env env, void *data) {
   (void)env;
   compress_job *job = data;
-  if (!thread_niced) {
-    /* Linux nice values are per thread: this lowers only this worker. */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
-    thread_niced = 1;
+  if (thread_nice != job->nice) {
+    /* Only this worker thread; raising priority again needs CAP_SYS_NICE, else it stays low. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), job->nice) == 0) thread_nice = job->nice;
   }
   size_t bound = ZSTD_compressBound(job->input_len);
   job->output = malloc(bound ? bound : 1);
@@ -95,10 +97,10 @@ static void complete(napi_env env, napi_status status, void *data) {
   free(job);
 }
 
-/* compress(input: Buffer, level: number): Promise<Buffer> */
+/* compress(input: Buffer, level: number, nice: number): Promise<Buffer> */
 static napi_value x_compress(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   bool is_buffer = false;
   if (argc < 2 || napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer) {
@@ -112,6 +114,9 @@ static napi_value x_compress(napi_env env, napi_callback_info info) {
   int32_t level = 1;
   napi_get_value_int32(env, argv[1], &level);
   job->level = level;
+  int32_t nice = 0;
+  if (argc >= 3) napi_get_value_int32(env, argv[2], &nice);
+  job->nice = nice;
   napi_create_reference(env, argv[0], 1, &job->input_ref);
   napi_value promise, name;
   napi_create_promise(env, &job->deferred, &promise);

@@ -54,6 +54,7 @@ export function registerBackup(program: Command): void {
     .option('--full-interval <days>', 'start a new chain when the last full is this old', '7')
     .option('--max-chain <n>', 'start a new chain after this many backups', '14')
     .option('--one-file-system', 'do not descend into other mounted filesystems')
+    .option('--nice', 'compress at idle CPU priority (nice 19), as the nightly `run` always does')
     .option('-q, --quiet', 'only warnings and errors')
     .option('-v, --verbose', 'also debug lines (every command run)')
     .addHelpText(
@@ -90,6 +91,7 @@ or source; 4 the medium is missing or not writable.`,
           host: String(o.host),
           volume: String(o.volume),
           compression,
+          idlePriority: !!o.nice,
           forceFull: !!o.full,
           fullIntervalDays: fullInterval,
           maxChainLength: maxChain,

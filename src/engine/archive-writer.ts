@@ -7,12 +7,17 @@
  * the end-of-archive blocks are written and the file is fsynced.
  */
 import fs from 'node:fs';
+import { promisify } from 'node:util';
 import type { Logger } from '../util/log.js';
 import { createXxh64 } from '../util/xxh.js';
 import { AtomicFile, withFileName } from '../repo/atomic-file.js';
 import { compressSegment, type Compression } from './compression.js';
 
-export const SEGMENT_SIZE = 16 << 20;
+export const SEGMENT_SIZE = 8 << 20;
+/** Start writeback of what was written every this many bytes, so the final fsync has little left to flush. */
+const WRITEBACK_EVERY = 128 << 20;
+const write = promisify(fs.write);
+const fdatasync = promisify(fs.fdatasync);
 /** Tar archives are conventionally padded to 20 blocks of 512 bytes. */
 const RECORD_SIZE = 10240;
 
@@ -38,11 +43,15 @@ export class ArchiveWriter {
   private inFlight = 0;
   private tail: Promise<void> = Promise.resolve();
   private failure: unknown;
+  private unsynced = 0;
+  private writeback: Promise<void> = Promise.resolve();
 
   constructor(
     finalPath: string,
     private readonly compression: Compression,
     private readonly logger?: Logger,
+    /** Compress at idle CPU priority (the nightly run) rather than at the caller's. */
+    private readonly idle = true,
     private readonly parallel = 2,
   ) {
     this.file = new AtomicFile(finalPath);
@@ -116,7 +125,7 @@ export class ArchiveWriter {
     this.segLen = 0;
     this.seg = this.pool.pop() ?? Buffer.allocUnsafe(SEGMENT_SIZE);
     this.inFlight++;
-    const compressed = compressSegment(this.compression, data, this.logger);
+    const compressed = compressSegment(this.compression, data, this.idle);
     compressed.catch(() => undefined);
     this.tail = this.tail.then(async () => {
       try {
@@ -124,9 +133,18 @@ export class ArchiveWriter {
         const out = await compressed;
         this.frames.push([this.archiveBytes, tarOffset]);
         this.hash.update(out);
+        // On libuv's threads: the main thread goes on reading files meanwhile.
         let off = 0;
-        while (off < out.length) off += fs.writeSync(this.file.fd, out, off, out.length - off);
+        while (off < out.length) off += (await write(this.file.fd, out, off, out.length - off, null)).bytesWritten;
         this.archiveBytes += out.length;
+        this.unsynced += out.length;
+        if (this.unsynced >= WRITEBACK_EVERY) {
+          this.unsynced = 0;
+          const previous = this.writeback;
+          this.writeback = previous.then(() => fdatasync(this.file.fd)).catch((e: unknown) => {
+            this.failure ??= withFileName(e, this.file.partialPath, 'syncing');
+          });
+        }
       } catch (e) {
         this.failure ??= withFileName(e, this.file.partialPath, 'writing');
       } finally {
@@ -144,6 +162,7 @@ export class ArchiveWriter {
     this.zeros(1024 + ((RECORD_SIZE - (end % RECORD_SIZE)) % RECORD_SIZE));
     if (this.segLen > 0) this.rotate();
     await this.tail;
+    await this.writeback;
     for (const w of this.waiters.splice(0)) w();
     if (this.failure !== undefined) throw this.failure;
     return { tarBytes: this.segStart, archiveBytes: this.archiveBytes, xxh64: this.hash.digest(), frames: this.frames };
@@ -157,6 +176,7 @@ export class ArchiveWriter {
   async abort(): Promise<void> {
     this.failure ??= new Error('aborted');
     await this.tail.catch(() => undefined);
+    await this.writeback;
     this.file.abort();
   }
 }

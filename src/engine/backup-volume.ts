@@ -26,6 +26,8 @@ export interface BackupRequest {
   host: string;
   volume: string;
   compression: Compression;
+  /** Compress at nice 19 (default): dom0 keeps serving the guests. `xenbackup backup` turns it off unless --nice. */
+  idlePriority?: boolean;
   forceFull: boolean;
   fullIntervalDays: number;
   maxChainLength: number;
@@ -138,7 +140,7 @@ async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<Pr
   log.info(`${req.volume}: ${kind} backup ${id} of ${req.sourceDir} (${decision.reason})`);
 
   const files = store.filesFor(id, kind, req.compression);
-  const writer = new ArchiveWriter(files.archive, req.compression, log);
+  const writer = new ArchiveWriter(files.archive, req.compression, log, req.idlePriority ?? true);
   let manifest: ManifestWriter | undefined;
   try {
     manifest = new ManifestWriter(files.manifest, {

@@ -28,12 +28,12 @@ export const GNU_TAR_FLAG: Record<Compression, string> = { zstd: '--zstd', gzip:
 
 const gzip = promisify(zlib.gzip);
 
-/** Compresses one segment into one independent frame. */
-export async function compressSegment(c: Compression, data: Buffer, logger?: Logger): Promise<Buffer> {
+/** Compresses one segment into one independent frame; `idle`: at nice 19, not competing with the guests. */
+export async function compressSegment(c: Compression, data: Buffer, idle: boolean): Promise<Buffer> {
   switch (c) {
     case 'zstd':
-      // libzstd in a worker thread at nice 19 (native/xbzstd.c): a `zstd` spawn per segment cost more than the compression.
-      return zstdCompressFrame(data, 1);
+      // libzstd in a worker thread (native/xbzstd.c): a `zstd` spawn per segment cost more than the compression.
+      return zstdCompressFrame(data, 1, idle ? 19 : 0);
     case 'gzip':
       return gzip(data, { level: 6 });
     case 'none':

@@ -8,15 +8,18 @@
 import { loadAddon } from './xbfs.js';
 
 interface ZstdBinding {
-  compress(input: Buffer, level: number): Promise<Buffer>;
+  compress(input: Buffer, level: number, nice: number): Promise<Buffer>;
   version(): string;
 }
 
 const binding = loadAddon<ZstdBinding>('xbzstd');
 
-/** Compresses `input` into one zstd frame off the main thread; `input` must not change until it settles. */
-export function zstdCompressFrame(input: Buffer, level = 1): Promise<Buffer> {
-  return binding.compress(input, level);
+/**
+ * Compresses `input` into one zstd frame off the main thread, the worker at
+ * `nice` (19: idle, for the nightly run); `input` must not change until it settles.
+ */
+export function zstdCompressFrame(input: Buffer, level = 1, nice = 0): Promise<Buffer> {
+  return binding.compress(input, level, nice);
 }
 
 /** The libzstd version the addon runs with (for `--version` and the report). */
