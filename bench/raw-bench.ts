@@ -23,7 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { planDataset, QUICK_SPEC } from './dataset.js';
-import { median, runShell, runTimed, sh, type Sample } from './measure.js';
+import { median, runShell, sh, type Sample } from './measure.js';
 import { Keystream, mixSeed, Prng } from './prng.js';
 import { renderTable, type Row } from './table.js';
 
@@ -162,8 +162,18 @@ async function main(): Promise<number> {
   const saved: Saved[][] = [];
   let clock = Date.parse('2026-01-01T00:00:00Z');
   const nextNow = (): string => new Date((clock += 3600_000)).toISOString();
+  const errFile = path.join(work, 'driver.stderr');
+  /** Runs the driver; on failure the error carries its whole stderr (runTimed keeps only the last line). */
+  const runDriver = (args: string[]): Sample => {
+    try {
+      return runShell(`${[process.execPath, driver, ...args].map(sh).join(' ')} 2> ${sh(errFile)}`);
+    } catch (e) {
+      const stderr = fs.existsSync(errFile) ? fs.readFileSync(errFile, 'utf8').trim() : '';
+      throw new Error(`${(e as Error).message}\n${stderr}`);
+    }
+  };
   const backup = (mode: 'full' | 'auto'): { sample: Sample; sidecar: Sidecarish } => {
-    const sample = runTimed(process.execPath, [driver, 'backup', device, medium, nextNow(), mode]);
+    const sample = runDriver(['backup', device, medium, nextNow(), mode]);
     return { sample, sidecar: JSON.parse(sample.stdout) as Sidecarish };
   };
   const warmDevice = (): void => void runShell(`cat ${sh(device)} > /dev/null`);
@@ -209,7 +219,7 @@ async function main(): Promise<number> {
       say(`rebuild: repetition ${r + 1} of ${reps}`);
       fs.rmSync(out, { force: true });
       runShell('sync');
-      rebuildRuns.push(runTimed(process.execPath, [driver, 'restore', medium, out]));
+      rebuildRuns.push(runDriver(['restore', medium, out]));
       runShell('sync');
       catRuns.push(runShell(`cat ${sh(out)} > /dev/null`));
     }
