@@ -100,15 +100,19 @@ export async function resolveTarget(
   o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string },
   writable: boolean,
 ): Promise<{ medium: string; remote?: ResolvedMedium & { kind: 'remote' }; host: string; rules: RetentionRules; cfg?: Config }> {
+  const remote = o.medium !== undefined && resolveMedium(o.medium, o).kind === 'remote';
+  if (!remote && o.medium !== undefined && o.config !== undefined) throw new CliError('give either --medium DIR or --config FILE, not both (both only with --medium user@host:/path)');
+  if (o.medium === undefined && o.config === undefined) throw new CliError('say where the backups are: --medium DIR or --config FILE (or --medium user@host:/path)');
   const cfg = o.config !== undefined ? loadConfigForCli(o.config) : undefined;
-  const resolved = o.medium !== undefined ? resolveMedium(o.medium, o, cfg) : undefined;
   const host = o.host ?? cfg?.hostname ?? defaultHost();
-  // A remote medium may come with --config: it gives HOSTN, the rules and RSYNC_SSH_*.
-  if (resolved?.kind === 'remote') return { medium: resolved.shown, remote: resolved, host, rules: rulesFromOptions(o, cfg), cfg };
-  if (o.medium !== undefined && o.config !== undefined) throw new CliError('give either --medium DIR or --config FILE, not both (both only with --medium user@host:/path)');
-  if (o.medium === undefined && o.config === undefined) throw new CliError('say where the backups are: --medium DIR, --medium user@host:/path or --config FILE');
+  const rules = rulesFromOptions(o, cfg);
+  if (remote) {
+    // A remote medium may come with --config: it gives HOSTN, the rules and RSYNC_SSH_*.
+    const resolved = resolveMedium(o.medium!, o, cfg) as ResolvedMedium & { kind: 'remote' };
+    return { medium: resolved.shown, remote: resolved, host, rules, cfg };
+  }
   const medium = cfg ? await requireMountedMedium(cfg, { writable }) : o.medium!;
-  return { medium, host, rules: rulesFromOptions(o, cfg), cfg };
+  return { medium, host, rules, cfg };
 }
 
 /** `shown`: the medium as the user named it, for messages (a copy of a remote index lives elsewhere). */

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fetchRemoteIndex } from '../engine/rsync-remote-restore.js';
+import { CommandError } from '../host/exec.js';
 import { chooseBackup } from '../engine/restore.js';
 import { RestoreError } from '../engine/restore-writer.js';
 import { fileXxh64 } from '../repo/manifest-file.js';
@@ -34,7 +35,12 @@ export interface RemoteIndex {
 export async function withRemoteIndex<T>(m: RemoteMedium, shown: string, host: string, log: Logger, fn: (index: RemoteIndex) => Promise<T> | T): Promise<T> {
   const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'xenbackup-remote-index-'));
   try {
-    await fetchRemoteIndex(m, host, temp, log, { manifests: false });
+    try {
+      await fetchRemoteIndex(m, host, temp, log, { manifests: false });
+    } catch (e) {
+      // No folder for this host there yet: no backups, not a failure (rsync's exit 23 names the missing source).
+      if (!(e instanceof CommandError && e.exitCode === 23 && /change_dir .* failed: No such file or directory/.test(e.stderr))) throw e;
+    }
     const remoteRoot = shown.replace(/\/+$/, '');
     return await fn({ medium: temp, show: (text) => text.split(temp).join(remoteRoot) });
   } finally {

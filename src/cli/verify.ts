@@ -35,8 +35,10 @@ interface VerifyOptions extends SshCliOptions {
  */
 function whereFrom(o: VerifyOptions, configGiven: boolean): { medium: ResolvedMedium; host: string } {
   if (o.medium) {
-    const cfg = configGiven ? loadConfigOrExit({ config: o.config }) : undefined;
-    return { medium: resolveMedium(o.medium, o, cfg), host: o.host ?? cfg?.hostname ?? defaultHost() };
+    const medium = resolveMedium(o.medium, o);
+    if (medium.kind === 'local' || !configGiven) return { medium, host: o.host ?? defaultHost() };
+    const cfg = loadConfigOrExit({ config: o.config });
+    return { medium: resolveMedium(o.medium, o, cfg), host: o.host ?? cfg.hostname };
   }
   const cfg = loadConfigOrExit({ config: o.config });
   return { medium: { kind: 'local', dir: cfg.backupMountpoint }, host: o.host ?? cfg.hostname };
