@@ -7,9 +7,11 @@
 # Its own progress goes to the console (console.log on the host); the script's stdout and stderr go
 # to /job/out.log, which the host streams (9p writes are synchronous, so nothing is lost at power-off).
 #
-# The script sees: cwd /host; XB_HOST=/host (the project), XB_JOB=/job, XB_ARTIFACTS=/job/artifacts
-# (copied back to the host), XB_SCRATCH (the scratch disk's device), LVM_SUPPRESS_FD_WARNINGS=1,
-# plus the XENBACKUP_VM_* variables of the host (/job/env).
+# The script sees: cwd /xb; XB_HOST=/xb (a copy of the project in memory, unpacked from
+# /job/project.tar: reading node's hundreds of module files over 9p costs minutes under emulation),
+# /host (the live project folder over 9p), XB_JOB=/job, XB_ARTIFACTS=/job/artifacts (copied back to
+# the host), XB_SCRATCH (the scratch disk's device), LVM_SUPPRESS_FD_WARNINGS=1, the loopback
+# interface up (127.0.0.1), plus the XENBACKUP_VM_* variables of the host (/job/env).
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8 TERM=dumb
 export LVM_SUPPRESS_FD_WARNINGS=1
@@ -47,20 +49,30 @@ log "udev coldplug done"
 # dmeventd: monitors snapshots and unmounts an overflowed one, as on a real host (lvm.conf monitoring=1).
 dmeventd || log "warning: dmeventd did not start"
 
+# The loopback interface: the guest boots with lo down (connect to 127.0.0.1: ENETUNREACH) and has
+# no ip(8): SIOCSIFFLAGS(IFF_UP|IFF_LOOPBACK|IFF_RUNNING) through perl; the kernel then gives lo 127.0.0.1.
+perl -MSocket -e 'socket(my $s, PF_INET, SOCK_DGRAM, 0) or die "socket: $!\n";
+  my $ifr = pack("a16 s x22", "lo", 0x49); ioctl($s, 0x8914, $ifr) or die "SIOCSIFFLAGS lo: $!\n"' || log "warning: cannot bring lo up"
+# The project, unpacked into memory (run-in-vm.sh packed it).
+mkdir -p /xb
+mount -t tmpfs -o mode=0755 tmpfs /xb
+tar -C /xb -xf /job/project.tar || { log "cannot unpack /job/project.tar"; report 125; power_off; }
+log "project unpacked into /xb"
+
 # The scratch disk is the virtio disk with serial xbscratch (run-in-vm.sh).
 scratch=
 for s in /sys/block/vd*/serial; do
   [[ $(cat "$s") == xbscratch ]] && scratch=/dev/$(basename "$(dirname "$s")")
 done
 [[ -b $scratch ]] || { log "no virtio disk with serial xbscratch"; grep . /sys/block/vd*/serial; report 125; power_off; }
-export XB_HOST=/host XB_JOB=/job XB_ARTIFACTS=/job/artifacts XB_SCRATCH=$scratch
+export XB_HOST=/xb XB_JOB=/job XB_ARTIFACTS=/job/artifacts XB_SCRATCH=$scratch
 # shellcheck disable=SC1091
 [[ -r /job/env ]] && . /job/env
 
 args=()
 while IFS= read -r -d '' a; do args+=("$a"); done < /job/args
 log "up; running the guest script ${args[*]}"
-cd /host || { report 125; power_off; }
+cd /xb || { report 125; power_off; }
 if [[ ${XB_SHELL:-0} == 1 ]]; then
   # Interactive run: the host shows the serial console, not out.log.
   /job/script "${args[@]}" < /dev/null 2>&1 | tee -a /job/out.log > /dev/ttyS0

@@ -22,8 +22,11 @@ set -uo pipefail
 
 scenario_dir=${XB_HOST:-/host}/test/vm/scenarios
 per_limit=${XENBACKUP_VM_SCENARIO_TIMEOUT:-600}
-logs=${XB_ARTIFACTS:-/tmp}/logs
-mkdir -p "$logs"
+# Each scenario's log is written and tailed in memory (over 9p every write and every poll of tail
+# is a slow round trip under emulation) and copied to artifacts/logs/ when the scenario ends.
+logs=/tmp/xb-logs
+artifact_logs=${XB_ARTIFACTS:-/tmp/artifacts}/logs
+mkdir -p "$logs" "$artifact_logs"
 filters=("$@")
 if ((${#filters[@]} == 0)) && [[ -n ${XENBACKUP_VM_SCENARIOS:-} ]]; then
   read -r -a filters <<< "$XENBACKUP_VM_SCENARIOS"
@@ -120,6 +123,7 @@ for file in "$scenario_dir"/[0-9]*-*.{sh,mjs,ts}; do
   wait "$sid"
   rc=$?
   wait "$tailer"
+  cp "$log" "$artifact_logs/" 2>/dev/null
   [[ -s $log && $(tail -c 1 "$log" | od -An -c | tr -d ' ') != '\n' ]] && echo
   ((rc == 124)) && echo "FAIL: scenario $name did not finish within ${per_limit} s (XENBACKUP_VM_SCENARIO_TIMEOUT)"
   if ((rc != 0)) && [[ ${XENBACKUP_VM_STOP_ON_FAIL:-0} == 1 ]]; then

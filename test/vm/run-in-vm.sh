@@ -6,8 +6,12 @@
 #   --shell   after the script, give an interactive root shell on this terminal (exit it to power off)
 #
 # In the guest:
-#   /host   this project folder, read-write over 9p: run /host/bin/xenbackup, node --test /host/dist/...
-#           (compile on the host first: the guest is ~20x slower). Files the guest creates are root-owned.
+#   /xb     a copy of this project folder (without .git and the compiler), taken when the VM starts and
+#           unpacked into the guest's memory: $XB_HOST and the script's cwd. Run /xb/bin/xenbackup,
+#           node /xb/dist/... (compile on the host first: the guest is ~20x slower).
+#   /host   this project folder itself, read-write over 9p (live; files the guest creates are root-owned).
+#           Slow to read from: every file node opens over 9p costs tens of milliseconds of round trips
+#           under emulation (`xenbackup --version` took 33-94 s from /host, against ~5 s from /xb).
 #   /job    this run's folder (a temp dir here): script, args, env, out.log, status, artifacts/
 #   scratch disk: a fresh sparse image (XENBACKUP_VM_DISK_GB, default 4), in $XB_SCRATCH (virtio serial xbscratch)
 #   udevd and dmeventd run, as on a real host; environment: XB_* (see guest-boot.sh) and every
@@ -75,6 +79,11 @@ for a in "$@"; do printf '%s\0' "$a" >> "$job/args"; done
   done < <(env | grep -E '^XENBACKUP_VM_[A-Z0-9_]*=' || true)
 } > "$job/env"
 mkdir "$job/artifacts"
+# The project as the guest will run it: one tar file that the guest reads in a few big 9p reads.
+# Other people may be editing files meanwhile: a file that changed while read is no error here.
+tar -C "$project" --exclude=./.git --exclude=./node_modules/typescript --exclude=./node_modules/@types \
+  --exclude=./node_modules/.cache --warning=no-file-changed --warning=no-file-removed -cf "$job/project.tar" .
+(($? <= 1)) || fail "cannot pack $project into $job/project.tar"
 : > "$job/out.log"
 truncate -s "${XENBACKUP_VM_DISK_GB:-4}G" "$job/scratch.img"
 

@@ -1,6 +1,7 @@
 // Node helpers for the `xenbackup run` VM scenarios (test/vm/xenbackup-lib.sh), run in the guest:
-//   node xb-helper.mjs smtp DIR    a real SMTP server (the smtp-server package) on 127.0.0.1, ephemeral
-//                                  port written to DIR/port; each message as DIR/N.eml and its unfolded
+//   node xb-helper.mjs smtp DIR [PORT]  a real SMTP server (the smtp-server package) on 127.0.0.1:PORT
+//                                  (default: an ephemeral port); once it listens, the port is written to
+//                                  DIR/port; each message as DIR/N.eml and its unfolded
 //                                  Subject header as DIR/N.subject (N = 1, 2, ...). Runs until killed.
 //   node xb-helper.mjs cli FILE    runs xenbackup commands in this one process (a node start costs ~15-40 s in
 //                                  the guest): FILE has one command per line, its arguments tab-separated;
@@ -12,7 +13,7 @@ import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 
-const [cmd, arg] = process.argv.slice(2);
+const [cmd, arg, arg2] = process.argv.slice(2);
 const host = process.env.XB_HOST ?? '/host';
 
 if (cmd === 'smtp') {
@@ -38,7 +39,11 @@ if (cmd === 'smtp') {
       });
     },
   });
-  server.listen(0, '127.0.0.1', () => writeFileSync(join(arg, 'port'), `${server.server.address().port}\n`));
+  server.listen(Number(arg2 ?? 0), '127.0.0.1', () => {
+    // written aside and renamed: the shell reads it whole
+    writeFileSync(join(arg, '.port'), `${server.server.address().port}\n`);
+    renameSync(join(arg, '.port'), join(arg, 'port'));
+  });
 } else if (cmd === 'cli') {
   const { readFileSync } = await import('node:fs');
   const { main } = await import(join(host, 'dist/src/cli/main.js'));
@@ -53,7 +58,7 @@ if (cmd === 'smtp') {
 } else if (cmd === 'lock') {
   process.exit(await lockFree(arg));
 } else {
-  console.error('usage: xb-helper.mjs smtp DIR | cli FILE | lock PATH');
+  console.error('usage: xb-helper.mjs smtp DIR [PORT] | cli FILE | lock PATH');
   process.exit(2);
 }
 

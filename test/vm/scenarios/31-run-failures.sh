@@ -14,9 +14,11 @@ make_origin g1-root 32M ext4 /srv/g1/root
 fill_tree /srv/g1/root
 make_origin g2-root 96M ext4 /srv/g2/root
 fill_tree /srv/g2/root
-# Many small files, so that archiving takes a while (the overflow must come while it runs).
+# Small files and a big one rewritten before run 2, so that archiving takes a while (the overflow
+# must come while it runs); few enough that the archives and their restores stay quick under emulation.
 mkdir /srv/g2/root/many
-(cd /srv/g2/root/many && head -c 24M /dev/urandom | split -b 8k -a 4 - f)
+(cd /srv/g2/root/many && head -c 8M /dev/urandom | split -b 8k -a 4 - f)
+head -c 16M /dev/urandom > /srv/g2/root/big
 make_origin g6-root 32M ext4 /srv/g6/root
 fill_tree /srv/g6/root
 make_origin g7-root 32M ext4 /srv/g7/root
@@ -36,14 +38,15 @@ xb_vol "g6|root|/dev/$VG/g6-root|xfs|ro"
 xb_vol "g7|root|/dev/$VG/g7-root|ext4|ro|snapsize=100G"
 echo changed >> /srv/g1/root/etc/passwd
 echo changed >> /srv/g2/root/etc/passwd
+head -c 16M /dev/urandom > /srv/g2/root/big
 sync
 tree_sums /srv/g1/root > "$XB/sums-g1-2"
 g2_before=$(xb_volume_state g2/root)
 invalidated_before=$(dmesg | grep -c 'Invalidating snapshot' || true)
 xb_start
 partial_dir=$BCKMNTP/$XB_HOSTN/g2/root
-for i in $(seq 1200); do
-  compgen -G "$partial_dir/*.partial" >/dev/null && break
+deadline=$(xb_deadline 400)
+while ! compgen -G "$partial_dir/*.partial" >/dev/null && xb_before "$deadline"; do
   kill -0 "$XB_PID" 2>/dev/null || break
   sleep 0.05
 done

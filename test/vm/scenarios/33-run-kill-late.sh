@@ -59,7 +59,12 @@ xb_restore_queue g1/root "$XB/sums-$gen" --at "$XB_AT"
 good_run
 swept "removed leftover snapshot $snap"
 
-# SIGTERM mid-archive: released before exit.
+# SIGTERM mid-archive: released before exit, and nothing of the interrupted backup counts. Every
+# small file rewritten first, so that this incremental has 16 MiB to archive and the signal lands
+# in the middle of it (a tiny incremental is finished before the signal is seen).
+(cd /srv/g1/root/many && head -c 16M /dev/urandom | split -b 8k -a 4 - f)
+sync
+chain_before=$(xb_volume_state g1/root)
 xb_signal_mid_archive g1/root TERM
 wait "$XB_PID" && rc=0 || rc=$?
 xb_mark_time
@@ -69,6 +74,7 @@ is_mounted "$mnt" && fail "$mnt outlived the run stopped by SIGTERM"
 xb_wait_mail
 xb_assert_clean
 xb_subject_like "^\[xenbackup\] INTERRUPTED $XB_HOSTN\.test: .*SIGTERM"
-xb_body_has "interrupted"
+xb_body_has "g1/root: interrupted by SIGTERM; nothing of it was kept"
+assert_eq "$(xb_volume_state g1/root)" "$chain_before" "g1/root's files on the medium after the interrupted backup"
 xb_restore_queue g1/root "$XB/sums-$gen" --at "$XB_AT"
 xb_restores_verify
