@@ -51,6 +51,11 @@ export class DirScan {
     return this.buf.readUInt32LE(this.offsets[i]! + 8);
   }
 
+  size(i: number): number {
+    const o = this.offsets[i]!;
+    return this.buf.readUInt32LE(o + 24) + this.buf.readUInt32LE(o + 28) * 2 ** 32;
+  }
+
   /** Does child i's key equal bytes [start, end) of `line`? */
   keyEquals(i: number, line: Buffer, start: number, end: number): boolean {
     const o = this.offsets[i]!;

@@ -87,6 +87,11 @@ class Child {
     return (this.absPath ??= this.parentAbs.length === 1 && this.parentAbs[0] === 0x2f ? Buffer.concat([this.parentAbs, this.name]) : joinRel(this.parentAbs, this.name));
   }
 
+  /** Apparent size, without building the BigInt stat (an unchanged file needs only this). */
+  get size(): number {
+    return this.scan.size(this.index);
+  }
+
   get st(): EntryStat {
     return (this.statCache ??= this.scan.stat(this.index));
   }
@@ -183,7 +188,7 @@ export class TreeArchiver {
       const prev = carried[k++];
       this.checkSignal();
       this.stats.entries++;
-      if (c.type === 'file') this.stats.sourceBytes += Number(c.st.size);
+      if (c.type === 'file') this.stats.sourceBytes += c.size;
       if (prev) {
         this.stats.unchanged++;
         this.manifest.copy(prev);
