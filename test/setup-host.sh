@@ -8,6 +8,7 @@ packages=(
   tar zstd gzip                  # archives read back by GNU tar
   acl attr libcap2-bin           # xattrs, ACLs, file capabilities in the torture tree
   e2fsprogs xfsprogs btrfs-progs util-linux  # loop-mounted filesystems
+  ntfs-3g makefs                 # Windows (NTFS via FUSE) and BSD (UFS images) guest volumes
   rsync openssh-server openssh-client  # the rsync engine, also to a remote target over ssh (a real sshd on 127.0.0.1)
   lvm2                           # lvs/vgs/lvcreate (real LVM runs in the VM suite; here without device-mapper)
   msmtp msmtp-mta                # a real sendmail for the mail tests
