@@ -137,8 +137,10 @@ Examples:
       const want = normaliseRequest(p);
       if (medium.kind === 'remote') {
         // The sidecars, then the one manifest ls reads, copied from the remote host.
-        await withRemoteIndex(medium.remote, medium.shown, o.host, openConsole({ quiet: true }).log, async (index) => {
-          const { store, backup } = await fetchRemoteManifest(medium.remote, index, o.host, volume, parseAt(o.at), log);
+        // Quiet: ls prints the listing only; the copies' rsync commands would be noise (warnings still show).
+        const quiet = openConsole({ quiet: true }).log;
+        await withRemoteIndex(medium.remote, medium.shown, o.host, quiet, async (index) => {
+          const { store, backup } = await fetchRemoteManifest(medium.remote, index, o.host, volume, parseAt(o.at), quiet);
           printListing(store, backup, volume, want, !!o.long);
         });
         return;
