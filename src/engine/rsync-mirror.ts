@@ -17,6 +17,7 @@ import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest
 import { fsyncDir, writeFileAtomic } from '../repo/atomic-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
+import { lockVolume } from '../repo/volume-lock.js';
 import { TreeScanner, type ScanStats } from './tree-scanner.js';
 
 export interface MirrorRequest {
@@ -91,11 +92,41 @@ export function rsyncArgs(source: string, target: string, linkDest: string | und
 
 export async function prepareMirror(req: MirrorRequest): Promise<PreparedMirror> {
   await initXxh();
-  const log = req.logger;
-  const now = req.now ?? (() => new Date());
   if (!fs.statSync(req.sourceDir).isDirectory()) throw new Error(`source ${req.sourceDir} is not a directory`);
   const store = new VolumeStore(req.medium, req.host, req.volume);
   store.ensure();
+  // Held until commit() or abort(), as for tar backups: a second backup of this volume would take our
+  // ".partial" tree for debris and delete it.
+  const lock = await lockVolume(store.dir, req.volume, req.logger);
+  let prepared: PreparedMirror;
+  try {
+    prepared = await prepareMirrorLocked(req, store);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  return {
+    ...prepared,
+    commit(): Sidecar {
+      try {
+        return prepared.commit();
+      } finally {
+        lock.release();
+      }
+    },
+    async abort(): Promise<void> {
+      try {
+        await prepared.abort();
+      } finally {
+        lock.release();
+      }
+    },
+  };
+}
+
+async function prepareMirrorLocked(req: MirrorRequest, store: VolumeStore): Promise<PreparedMirror> {
+  const log = req.logger;
+  const now = req.now ?? (() => new Date());
   for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
   const backups = store.list((m) => log.warn(m));
   const previous = [...backups].reverse().find((b) => b.engine === 'rsync');
