@@ -28,6 +28,8 @@ async function main(argv: string[]): Promise<void> {
       forceFull: mode === 'full',
       fullIntervalDays: 365,
       maxChainLength: 100,
+      // as `xenbackup backup` (the tar bench's runs) compresses: at the caller's priority
+      idlePriority: false,
       logger,
       now: () => new Date(nowIso),
     });

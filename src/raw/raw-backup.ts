@@ -19,7 +19,7 @@ import { writeFileAtomic } from '../repo/atomic-file.js';
 import { lockVolume } from '../repo/volume-lock.js';
 import { backupIdFor, timeOfId, VolumeStore } from '../repo/volume-store.js';
 import type { ArchiveStats } from '../engine/tree-archiver.js';
-import { chunkCompressor } from './chunk-compressor.js';
+import { compressSegment } from '../engine/compression.js';
 import { ImageReader } from './image-reader.js';
 import { RawContainerWriter } from './raw-container.js';
 import { rawFilesFor, type RawInfo, type RawSidecar } from './raw-layout.js';
@@ -45,6 +45,8 @@ export interface RawBackupRequest {
   signal?: AbortSignal;
   /** Chunks compressed at once (default 2). */
   parallel?: number;
+  /** Compress at nice 19 (default), as the tar engine does: dom0 keeps serving the guests. */
+  idlePriority?: boolean;
 }
 
 export interface PreparedRawBackup {
@@ -145,9 +147,9 @@ async function prepareLocked(req: RawBackupRequest, store: VolumeStore): Promise
       log.warn(msg);
       warnings.push(msg);
     }
-    const { compress, how } = await chunkCompressor(log);
-    log.debug(`${req.volume}: compressing chunks with ${how}`);
-    writer = new RawContainerWriter(files.archive, chunkSize, compress, req.parallel ?? 2);
+    // In-process libzstd on worker threads (engine/compression.ts): one independent frame per chunk.
+    const idle = req.idlePriority ?? true;
+    writer = new RawContainerWriter(files.archive, chunkSize, (data) => compressSegment('zstd', data, idle), req.parallel ?? 2);
     const w = writer;
     const prevByIndex = new Map<number, ChunkRecord>(previous?.chunks.map((c) => [c.index, c]) ?? []);
     const records: ChunkRecord[] = [];

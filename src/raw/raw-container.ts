@@ -22,7 +22,9 @@ import { spawnStreaming } from '../host/exec.js';
 import { AtomicFile, withFileName } from '../repo/atomic-file.js';
 import type { Logger } from '../util/log.js';
 import { createXxh64, xxh64 } from '../util/xxh.js';
-import type { CompressFrame } from './chunk-compressor.js';
+
+/** Compresses one chunk into one independent zstd frame. */
+export type CompressFrame = (data: Buffer) => Promise<Buffer>;
 
 const INDEX_MAGIC = 0x184d2a5b;
 const TRAILER_MAGIC = 0x184d2a5c;
