@@ -25,6 +25,7 @@ import { fsyncDir, PARTIAL_SUFFIX } from '../repo/atomic-file.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { chooseBackup } from '../engine/restore.js';
 import { imageSize } from './image-reader.js';
+import { ImageWriter } from './image-writer.js';
 import { decodeFrames, readContainerIndex, type ContainerEntry } from './raw-container.js';
 import { checkRawSidecar, type RawSidecar } from './raw-layout.js';
 import { readRawManifest } from './raw-manifest.js';
@@ -50,6 +51,7 @@ export interface RawRestoreResult {
   /** Chunks decompressed and written, and zero chunks (holes in a file, zeros on a device). */
   chunksWritten: number;
   zeroChunks: number;
+  /** Bytes written to the target (a file's zero blocks are holes and not counted). */
   bytesWritten: number;
   /** Containers read, oldest first. */
   containers: string[];
@@ -165,19 +167,17 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
   const target = openTarget(req.to, map.imageBytes, req.force, warnings);
   log.info(`${req.volume}: restoring the raw image of backup ${sidecar.id} (${map.imageBytes} bytes, ${work.length} container(s)) to ${req.to}`);
   const written = new Map<number, string>();
-  let bytesWritten = 0;
+  const writer = new ImageWriter(target.fd, target.writePath, target.kind === 'file', map.chunkSize);
   try {
     for (const { file, entries } of work) {
       await decodeFrames(
         file,
         entries,
-        (e, data) => {
+        async (e, data) => {
           const h = xxh64(data);
           if (h !== e.hash) throw new RawRestoreError(`${file}: chunk ${e.index} decodes to xxh64 ${h}, recorded ${e.hash}: the container is damaged`);
-          if (target.kind === 'file') writeSparse(target, data, e.index * map.chunkSize);
-          else writeAt(target, data, e.index * map.chunkSize);
           written.set(e.index, h);
-          bytesWritten += data.length;
+          await writer.write(data, e.index * map.chunkSize);
         },
         { logger: log, signal: req.signal },
       );
@@ -186,9 +186,10 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
       const zeros = Buffer.alloc(map.chunkSize);
       for (const i of plan.zeroChunks) {
         if (req.signal?.aborted) throw new Error('aborted');
-        writeAt(target, zeros.subarray(0, chunkLength(i, map.imageBytes, map.chunkSize)), i * map.chunkSize);
+        await writer.write(zeros.subarray(0, chunkLength(i, map.imageBytes, map.chunkSize)), i * map.chunkSize, true);
       }
     }
+    await writer.flush();
     const imageXxh64 = wholeImageHash(map.imageBytes, map.chunkSize, (i) => written.get(i) ?? null, xxh64);
     if (imageXxh64 !== sidecar.raw.imageXxh64) {
       throw new RawRestoreError(`the restored image's xxh64 ${imageXxh64} differs from ${sidecar.raw.imageXxh64} recorded at backup ${sidecar.id}`);
@@ -206,12 +207,13 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
       imageBytes: map.imageBytes,
       chunksWritten: written.size,
       zeroChunks: plan.zeroChunks.length,
-      bytesWritten,
+      bytesWritten: writer.bytesWritten,
       containers: work.map((w) => path.basename(w.file)),
       imageXxh64,
       warnings,
     };
   } catch (e) {
+    await writer.flush().catch(() => undefined); // nothing may write into a closed (and reused) fd
     try {
       fs.closeSync(target.fd);
     } catch {
@@ -222,35 +224,5 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
       throw e;
     }
     throw new RawRestoreError(`${(e as Error).message}; ${req.to} now holds a partly restored image`);
-  }
-}
-
-const SPARSE_BLOCK = 64 * 1024;
-const ZERO_BLOCK = Buffer.alloc(SPARSE_BLOCK);
-
-/**
- * Writes a chunk into a file target leaving its all-zero 64 KiB blocks as
- * holes (the file was created all holes), so the image is about as sparse
- * as the source even inside chunks that are only partly used.
- */
-function writeSparse(target: Target, data: Buffer, position: number): void {
-  let runStart = -1;
-  for (let off = 0; off <= data.length; off += SPARSE_BLOCK) {
-    const block = off < data.length ? data.subarray(off, Math.min(off + SPARSE_BLOCK, data.length)) : undefined;
-    const zero = block === undefined || block.equals(ZERO_BLOCK.subarray(0, block.length));
-    if (!zero && runStart < 0) runStart = off;
-    if (zero && runStart >= 0) {
-      writeAt(target, data.subarray(runStart, off), position + runStart);
-      runStart = -1;
-    }
-  }
-}
-
-function writeAt(target: Target, data: Buffer, position: number): void {
-  let off = 0;
-  try {
-    while (off < data.length) off += fs.writeSync(target.fd, data, off, data.length - off, position + off);
-  } catch (e) {
-    throw new RawRestoreError(`writing ${target.writePath} at ${position + off}: ${(e as Error).message}`);
   }
 }
