@@ -9,11 +9,12 @@
  * the one recorded at backup time.
  *
  * A file target is written as "<file>.partial" (sparse: zero chunks, and
- * zero 64 KiB blocks inside chunks, stay holes), fsynced and renamed only
- * when everything matched; an existing file is replaced only with --force. A block device target always needs
- * --force, must be at least the image's size and not mounted; its zero
- * chunks are written as zeros (a device has no holes). A failure on a
- * device leaves it holding part of an image: the error says so.
+ * zero 64 KiB blocks inside chunks, stay holes; see image-writer.ts),
+ * fsynced and renamed only when everything matched; an existing file is
+ * replaced only with --force. A block device target always needs --force,
+ * must be at least the image's size and not mounted; its zero chunks are
+ * written as zeros (a device has no holes). A failure on a device leaves it
+ * holding part of an image: the error says so.
  */
 import fs from 'node:fs';
 import path from 'node:path';
