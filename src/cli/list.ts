@@ -15,7 +15,8 @@ import { backupBytes, pruneVolume, type VolumePruneResult } from '../repo/prune.
 import type { Sidecar } from '../repo/sidecar.js';
 import { timeOfId, VolumeStore } from '../repo/volume-store.js';
 import { formatBytes, formatCount } from '../report/format.js';
-import { addSshOptions, openConsole, type SshCliOptions } from './common.js';
+import { addSshOptions, openConsole, type ResolvedMedium, type SshCliOptions } from './common.js';
+import { measureRemoteBackups } from '../repo/remote-prune.js';
 import { addRuleOptions, resolveTarget, storesFor, type RuleOptions } from './prune.js';
 import { withRemoteIndex, type RemoteIndex } from './remote-medium.js';
 
@@ -136,9 +137,31 @@ export function listVolumeDetail(store: VolumeStore, rules: RetentionRules, now:
   };
 }
 
-/** A volume listed from a copy of the remote index, with its files named as on the remote host. */
-function showRemote(v: ListedVolume, index: RemoteIndex): ListedVolume {
-  return { ...v, backups: v.backups.map((b) => ({ ...b, archive: index.show(b.archive), manifest: index.show(b.manifest) })) };
+/**
+ * A volume listed from a copy of the remote index: its files named as on the
+ * remote host, and its sizes as measured there (the copy holds no trees).
+ */
+function showRemote(v: ListedVolume, index: RemoteIndex, sizes: Map<string, number>): ListedVolume {
+  const size = (id: string): number => sizes.get(id) ?? 0;
+  return {
+    ...v,
+    backups: v.backups.map((b) => ({ ...b, archive: index.show(b.archive), manifest: index.show(b.manifest), sizeBytes: size(b.id) })),
+    chains: v.chains.map((c) => ({ ...c, sizeBytes: c.backups.reduce((n, id) => n + size(id), 0) })),
+    prune: { ...v.prune, freedBytes: v.prune.delete.reduce((n, id) => n + size(id), 0) },
+  };
+}
+
+/** list of a remote medium: the local code on a copy of its sidecars, sizes measured on the remote host (one connection per volume). */
+async function listRemoteMedium(remote: ResolvedMedium & { kind: 'remote' }, host: string, detail: (medium: string) => ListedVolume[]): Promise<ListedVolume[]> {
+  const log = openConsole({ quiet: true }).log;
+  return withRemoteIndex(remote.remote, remote.shown, host, log, async (index) => {
+    const out: ListedVolume[] = [];
+    for (const v of detail(index.medium)) {
+      const sidecars = new VolumeStore(index.medium, host, v.volume).list();
+      out.push(showRemote(v, index, await measureRemoteBackups(remote.remote, host, v.volume, sidecars, log)));
+    }
+    return out;
+  });
 }
 
 function printVolume(v: ListedVolume, write: (s: string) => void): void {
@@ -177,7 +200,7 @@ export function registerList(program: Command): void {
 The "next prune" column uses the rules of --config, or --ttl/--keep-* (default
 ARCHIVE_TTL_DAYS=5, no KEEP_* rule), exactly as \`xenbackup prune\` would.
 On a remote medium (user@host:/path) the list is read from a copy of the
-sidecars; sizes there count the sidecars only (the trees stay on that host).
+sidecars, and each backup's size is measured on that host (GNU find).
 
 Examples:
   xenbackup list --medium /backup/guests
@@ -190,9 +213,7 @@ Examples:
       const now = new Date();
       const detail = (medium: string): ListedVolume[] => storesFor(medium, target.host, volume ? [volume] : [], target.medium).map((s) => listVolumeDetail(s, target.rules, now));
       const remote = target.remote;
-      const data = remote
-        ? await withRemoteIndex(remote.remote, remote.shown, target.host, openConsole({ quiet: true }).log, (index) => detail(index.medium).map((v) => showRemote(v, index)))
-        : detail(target.medium);
+      const data = remote ? await listRemoteMedium(remote, target.host, detail) : detail(target.medium);
       if (o.json) {
         process.stdout.write(JSON.stringify(data, null, 2) + '\n');
         return;

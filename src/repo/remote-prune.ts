@@ -100,6 +100,18 @@ function backupArgs(drop: readonly Sidecar[]): string[] {
   return drop.flatMap((s) => [s.id, ...backupFiles(s)]);
 }
 
+/**
+ * The bytes deleting each backup would free on the remote host (as
+ * backupBytes does locally: files only that backup holds), in one
+ * connection; by backup id.
+ */
+export async function measureRemoteBackups(m: RemoteMedium, host: string, volume: string, backups: readonly Sidecar[], log: Logger): Promise<Map<string, number>> {
+  if (backups.length === 0) return new Map();
+  const remote = new RemoteVolume(m, host, volume, log);
+  const r = await runRemote(m.target, m.ssh, ['sh', '-c', SIZES_SCRIPT, 'xenbackup-sizes', remote.dir, ...backupArgs(backups)], { logger: log, timeoutMs: STEP_TIMEOUT_MS, quiet: true });
+  return taggedSizes(r.stdout, 'S');
+}
+
 /** Decides and (unless dryRun) prunes one volume on the remote medium. Throws VolumeBusyError while a backup of it runs. */
 export async function pruneRemoteVolume(m: RemoteMedium, host: string, volume: string, rules: RetentionRules, opts: RemotePruneOptions): Promise<VolumePruneResult> {
   const log = opts.logger;
@@ -127,8 +139,7 @@ export async function pruneRemoteVolume(m: RemoteMedium, host: string, volume: s
     if (decision.drop.length === 0) return result;
     const args = backupArgs(decision.drop);
     if (opts.dryRun) {
-      const r = await runRemote(m.target, m.ssh, ['sh', '-c', SIZES_SCRIPT, 'xenbackup-sizes', remote.dir, ...args], { logger: log, timeoutMs: STEP_TIMEOUT_MS, quiet: true });
-      const sizes = taggedSizes(r.stdout, 'S');
+      const sizes = await measureRemoteBackups(m, host, volume, decision.drop, log);
       result.deleted.push(...decision.drop.map((s) => entry(s, sizes.get(s.id) ?? 0)));
       return result;
     }

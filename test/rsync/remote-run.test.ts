@@ -122,9 +122,11 @@ test('run with RSYNC_TARGET: the rsync volume goes over ssh (hardlinked trees), 
   // list: the two trees, named as on the remote host.
   const listed = await env.cli(['list', VOLUME, ...remote, '--json']);
   assert.equal(listed.code, 0, listed.stderr);
-  const volumes = JSON.parse(listed.stdout) as Array<{ volume: string; backups: Array<{ id: string; archive: string }> }>;
+  const volumes = JSON.parse(listed.stdout) as Array<{ volume: string; backups: Array<{ id: string; archive: string; sizeBytes: number }> }>;
   assert.deepEqual(volumes.map((v) => v.volume), [VOLUME]);
   assert.deepEqual(volumes[0]!.backups.map((b) => [b.id, b.archive]), [id1, id2].map((id) => [id, `${spec}/${HOST}/web1/root/${id}.tree`]));
+  // Measured on the remote host: each tree's own directories and files, not just its sidecar.
+  assert.ok(volumes[0]!.backups.every((b) => b.sizeBytes > 4 * 4096), JSON.stringify(volumes[0]!.backups.map((b) => b.sizeBytes)));
 
   // ls: the newest tree, and the first one with --at.
   const ls = await env.cli(['ls', VOLUME, '', ...remote]);
