@@ -12,6 +12,8 @@ import type { Logger } from '../util/log.js';
 import { createXxh64 } from '../util/xxh.js';
 import { AtomicFile, withFileName } from '../repo/atomic-file.js';
 import { compressSegment, type Compression } from './compression.js';
+import type { TarEntry } from '../tar/entry.js';
+import { encodeHeader, encodeHeaderInto } from '../tar/write.js';
 
 export const SEGMENT_SIZE = 8 << 20;
 /** Start writeback of what was written every this many bytes, so the final fsync has little left to flush. */
@@ -77,6 +79,18 @@ export class ArchiveWriter {
       off += n;
       if (this.segLen === SEGMENT_SIZE) this.rotate();
     }
+  }
+
+  /** Writes a member's header bytes; straight into the segment when they fit (no allocation per file). */
+  writeHeader(e: TarEntry): void {
+    if (this.segLen === SEGMENT_SIZE) this.rotate();
+    const n = encodeHeaderInto(e, this.seg, this.segLen);
+    if (n < 0) {
+      this.write(encodeHeader(e)); // spans two segments
+      return;
+    }
+    this.segLen += n;
+    if (this.segLen === SEGMENT_SIZE) this.rotate();
   }
 
   zeros(n: number): void {

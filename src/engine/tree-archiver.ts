@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import type { Logger } from '../util/log.js';
 import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
 import type { TarEntry } from '../tar/entry.js';
-import { encodeHeader, encodeSparseMap, padding, storedSize } from '../tar/write.js';
+import { encodeSparseMap, padding, storedSize } from '../tar/write.js';
 import type { ManifestEntry, ManifestType, StoredEntry } from '../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../core/path-order.js';
 import type { ManifestCursor, ManifestWriter, PreviousBlock } from '../repo/manifest-file.js';
@@ -176,7 +176,7 @@ export class TreeArchiver {
     const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir');
     tarEntry.dumpdir = dumpdir.finish();
     self.offset = this.writer.offset;
-    this.writer.write(encodeHeader(tarEntry));
+    this.writer.writeHeader(tarEntry);
     this.stats.stored++;
     this.stats.entries++;
     this.manifest.beginDir(rel, self);
@@ -223,7 +223,7 @@ export class TreeArchiver {
     const tarEntry = this.tarEntry(d.rel, d.abs, d.st, 'dir');
     tarEntry.dumpdir = Buffer.from([0]);
     self.offset = this.writer.offset;
-    this.writer.write(encodeHeader(tarEntry));
+    this.writer.writeHeader(tarEntry);
     this.stats.stored++;
     this.stats.entries++;
     this.manifest.beginDir(d.rel, self);
@@ -245,7 +245,7 @@ export class TreeArchiver {
     tarEntry.dumpdir = Buffer.concat([...names.flatMap((n) => [Buffer.from(n.code), n.name, Buffer.from([0])]), Buffer.from([0])]);
     const self = this.baseEntry(rel, st, 'dir');
     self.offset = this.writer.offset;
-    this.writer.write(encodeHeader(tarEntry));
+    this.writer.writeHeader(tarEntry);
     this.stats.stored++;
     for (const block of [{ dir: rel, self, entries: previous.entries }, ...below]) {
       this.manifest.beginDir(block.dir, block.self);
@@ -339,7 +339,7 @@ export class TreeArchiver {
       entry.rdev = [t.devMajor, t.devMinor];
     }
     entry.offset = this.writer.offset;
-    this.writer.write(encodeHeader(t));
+    this.writer.writeHeader(t);
     this.stats.stored++;
     return entry;
   }
@@ -355,7 +355,7 @@ export class TreeArchiver {
       entry.offset = this.writer.offset;
       entry.dataOffset = first.offset;
       entry.hash = first.hash;
-      this.writer.write(encodeHeader(t));
+      this.writer.writeHeader(t);
       this.stats.stored++;
       return entry;
     }
@@ -374,7 +374,7 @@ export class TreeArchiver {
         if (map) t.sparseMap = map;
       }
       entry.offset = this.writer.offset;
-      this.writer.write(encodeHeader(t));
+      this.writer.writeHeader(t);
       this.stats.stored++;
       this.stats.filesRead++;
       let hash: string;
