@@ -122,6 +122,10 @@ export function formatBody(report: RunReport): string {
     `Finished ${formatUtc(report.finishedAt)} (${formatDuration(runDurationMs(report))})`,
   ]);
   if (report.volumes.length) sections.push(volumeTable(report.volumes));
+  // Where each backup went: the admin's first question when a restore is needed, and for an
+  // RSYNC_TARGET volume the only place the mail names the other host.
+  const stored = report.volumes.filter((v) => v.archivePath && (v.status === 'ok' || v.status === 'partial'));
+  if (stored.length) sections.push(['Stored at:', ...stored.map((v) => `  ${printable(v.volume)}: ${printable(v.archivePath!)}`)]);
   const errors = groupedMessages(report, 'errors');
   if (errors.length) sections.push(['Errors:', ...errors]);
   const warnings = groupedMessages(report, 'warnings');

@@ -240,3 +240,14 @@ test('body shows unknown free space and run-level errors, and escapes control ch
   assert.match(body, /^  free after:  unknown$/m);
   assert.doesNotMatch(body, /[\x00-\x09\x0b-\x1f]/);
 });
+
+test('body names where each kept backup went (a remote rsync target included), not failed ones', () => {
+  const r = okReport();
+  r.volumes[0]!.archivePath = '/media/backup/host/dom0/root/20261127T020000Z.incr.tar.zst';
+  r.volumes[5]!.archivePath = 'backup@vault:/srv/xb/host/db/data/20261127T020100Z.tree';
+  r.volumes[1]!.status = 'failed';
+  r.volumes[1]!.archivePath = '/media/backup/host/web1/root/never.full.tar.zst';
+  const body = formatBody(r);
+  assert.match(body, /Stored at:\n {2}dom0\/root: \/media\/backup\/host\/dom0\/root\/20261127T020000Z\.incr\.tar\.zst\n {2}db\/data: backup@vault:\/srv\/xb\/host\/db\/data\/20261127T020100Z\.tree\n/);
+  assert.doesNotMatch(body, /never\.full/);
+});
