@@ -5,7 +5,9 @@
  * unmount -> lvremove. Releases run in reverse order on every path (error,
  * signal), and the backup counts only when every check passed: an overflowed
  * snapshot, a vanished mount or any read error fails the volume and leaves
- * its chain as it was.
+ * its chain as it was. A raw volume (fstype raw) is not mounted: its
+ * snapshot's block device is read in chunks (src/raw/raw-backup.ts), with
+ * the same snapshot check before commit.
  */
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
@@ -21,6 +23,7 @@ import type { Compression } from '../engine/compression.js';
 import type { VolumeReport } from '../report/run-report.js';
 import { formatBytes, formatCount } from '../report/format.js';
 import type { ArchiveStats } from '../engine/tree-archiver.js';
+import { prepareRawBackup } from '../raw/raw-backup.js';
 import { debugPause } from './debug-pause.js';
 
 export interface VolumeJobContext {
@@ -64,6 +67,43 @@ interface EnginePrepared {
   /** The remote engine's commit is a network step, hence possibly a promise. */
   commit(): Sidecar | Promise<Sidecar>;
   abort(): Promise<void>;
+  /** The report's Source column when it is not the bytes read (raw: the image's size). */
+  sourceBytes?: number;
+  /** A line for the log once the backup counts. */
+  summary?: string;
+}
+
+/** A raw volume: the snapshot's block device (or its partition's loop device) read in chunks, never mounted. */
+async function prepareRaw(name: string, device: string, ctx: VolumeJobContext): Promise<EnginePrepared> {
+  const show = ctx.progress;
+  const p = await prepareRawBackup({
+    device,
+    medium: ctx.medium,
+    host: ctx.host,
+    volume: name,
+    forceFull: ctx.forceFull,
+    fullIntervalDays: ctx.fullIntervalDays,
+    maxChainLength: ctx.maxChainLength,
+    fullWeekday: ctx.fullWeekday,
+    fullMonthday: ctx.fullMonthday,
+    logger: ctx.logger,
+    signal: ctx.signal,
+    idlePriority: true,
+    onProgress: show ? (q) => show(`${name}: chunk ${q.chunk + 1} of ${q.chunks}, ${formatBytes(q.bytesRead)} read`) : undefined,
+  });
+  const i = p.info;
+  return {
+    kind: p.decision.kind,
+    warnings: p.warnings,
+    unreadable: [],
+    archivePath: p.archivePath,
+    commit: () => p.commit(),
+    abort: () => p.abort(),
+    sourceBytes: i.imageBytes,
+    summary:
+      `${name}: raw image of ${formatBytes(i.imageBytes)} in ${formatCount(i.chunks)} chunks of ${formatBytes(i.chunkSize)}: ` +
+      `${formatCount(i.storedChunks)} stored, ${formatCount(i.zeroChunks)} zero, ${formatCount(i.unchangedChunks)} unchanged`,
+  };
 }
 
 async function prepareWithEngine(
@@ -75,11 +115,11 @@ async function prepareWithEngine(
 ): Promise<EnginePrepared> {
   if (engine === 'rsync' && ctx.rsyncTarget) {
     const r = ctx.rsyncTarget;
-    const m = await prepareRemoteMirror({ target: r.target, ssh: r.ssh, compress: r.compress, sourceDir, host: ctx.host, volume: name, logger: ctx.logger });
+    const m = await prepareRemoteMirror({ target: r.target, ssh: r.ssh, compress: r.compress, sourceDir, host: ctx.host, volume: name, logger: ctx.logger, signal: ctx.signal });
     return { kind: 'mirror', warnings: [], unreadable: m.unreadable, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
   }
   if (engine === 'rsync') {
-    const m = await prepareMirror({ sourceDir, medium: ctx.medium, host: ctx.host, volume: name, logger: ctx.logger });
+    const m = await prepareMirror({ sourceDir, medium: ctx.medium, host: ctx.host, volume: name, logger: ctx.logger, signal: ctx.signal });
     return { kind: 'mirror', warnings: [], unreadable: m.unreadable, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
   }
   const p = await prepareBackup({
@@ -111,7 +151,6 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
   let mount: MountHandle | undefined;
   let prepared: EnginePrepared | undefined;
   try {
-    if (v.fstype === 'raw') throw new Error(`fstype raw (block-level backup) is not available yet for ${name}`);
     snapshot = await createSnapshot(v.device, { size: snapshotSizeOf(v), logger: log });
     await debugPause('after-lvcreate');
     let device = snapshot.path;
@@ -121,17 +160,21 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
       partition = await attachPartition(snapshot.path, v.partition, { logger: log });
       device = partition.device;
     }
-    const mountpoint = path.join(ctx.snapshotMountDir, v.domU, v.part);
-    mount = await mountReadOnly(device, mountpoint, v.fstype, v.mountOptions, log);
-    if (mount.fallbackReason) report.warnings.push(`${name}: ${mount.fallbackReason}`);
-    report.warnings.push(...mount.warnings.map((w) => `${name}: ${w}`));
-    await debugPause('after-mount');
-    prepared = await prepareWithEngine(v.engine, name, mount.mountpoint, ctx, { oneFileSystem: true, excludes: [], liveSource: false });
+    if (v.fstype === 'raw') {
+      prepared = await prepareRaw(name, device, ctx);
+    } else {
+      const mountpoint = path.join(ctx.snapshotMountDir, v.domU, v.part);
+      mount = await mountReadOnly(device, mountpoint, v.fstype, v.mountOptions, log);
+      if (mount.fallbackReason) report.warnings.push(`${name}: ${mount.fallbackReason}`);
+      report.warnings.push(...mount.warnings.map((w) => `${name}: ${w}`));
+      await debugPause('after-mount');
+      prepared = await prepareWithEngine(v.engine, name, mount.mountpoint, ctx, { oneFileSystem: true, excludes: [], liveSource: false });
+    }
     report.kind = prepared.kind;
     report.warnings.push(...prepared.warnings);
     // The checks that make the archive trustworthy, before it may count.
     const problems: string[] = [];
-    if (!(await isStillMounted(mount))) problems.push(`the snapshot was unmounted during the backup (overflow?)`);
+    if (mount && !(await isStillMounted(mount))) problems.push(`the snapshot was unmounted during the backup (overflow?)`);
     const health = await snapshotHealth(snapshot.ref, { logger: log });
     if (!health.ok) problems.push(health.problem ?? 'snapshot invalid');
     if (prepared.unreadable.length) problems.push(`${prepared.unreadable.length} read error(s): ${prepared.unreadable.slice(0, 3).join('; ')}`);
@@ -144,8 +187,9 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
     report.status = 'ok';
     report.files = sidecar.stats.stored;
     report.bytes = sidecar.archiveBytes;
-    report.sourceBytes = sidecar.stats.bytesRead;
+    report.sourceBytes = prepared.sourceBytes ?? sidecar.stats.bytesRead;
     report.archivePath = prepared.archivePath;
+    if (prepared.summary) log.info(prepared.summary);
     if (health.percentUsed !== undefined) log.info(`${name}: snapshot copy-on-write ${health.percentUsed.toFixed(1)}% used`);
     return report;
   } catch (e) {
