@@ -17,7 +17,11 @@ function sizeText(v: Volume): string {
 /** `mediumMounted`: the backup folder can be read (so chains can be inspected). */
 export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceFull: boolean; now: Date }): string[] {
   const lines: string[] = [];
-  lines.push(`medium: ${cfg.backupDevice} (${cfg.backupDeviceFs || 'auto'}) on ${cfg.backupMountpoint}${opts.mediumMounted ? ' (mounted now)' : ' (would be mounted)'}`);
+  if (cfg.needsLocalMedium) {
+    lines.push(`medium: ${cfg.backupDevice} (${cfg.backupDeviceFs || 'auto'}) on ${cfg.backupMountpoint}${opts.mediumMounted ? ' (mounted now)' : ' (would be mounted)'}`);
+  } else {
+    lines.push(`medium: none needed (every volume goes to RSYNC_TARGET ${cfg.rsyncTarget!.spec}, BACKUP_DOM0 off)`);
+  }
   lines.push(`then: remove leftovers under ${cfg.snapshotMountDir} and snapshot LVs tagged xenbackup-snapshot`);
   const kindOf = (volume: string): string => {
     if (!opts.mediumMounted) return 'full or incremental (medium not mounted: chains unknown)';
@@ -27,12 +31,21 @@ export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceF
   };
   cfg.volumes.forEach((v, i) => {
     const name = `${v.domU}/${v.part}`;
+    const part = v.partition !== undefined ? `, partition ${v.partition}` : '';
+    const snap = `${i + 1}. ${name}: snapshot of ${v.device} (${sizeText(v)})${part}`;
+    if (v.fstype === 'raw') {
+      lines.push(`${snap}, raw image, not mounted (changed chunks stored), ${kindOf(name)} -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`);
+      return;
+    }
     const mp = path.join(cfg.snapshotMountDir, v.domU, v.part);
     const opts1 = mountOptionLadder(v.fstype, v.mountOptions)[0]!.options.join(',');
-    lines.push(
-      `${i + 1}. ${name}: snapshot of ${v.device} (${sizeText(v)}), mount -t ${v.fstype} -o ${opts1} on ${mp}, ${v.engine} engine, ${kindOf(name)}` +
-        ` -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`,
-    );
+    const mounted = `${snap}, mount -t ${v.fstype} -o ${opts1} on ${mp}, ${v.engine} engine`;
+    if (v.engine === 'rsync' && cfg.rsyncTarget) {
+      // The remote chains are not read here (that would need ssh): each run there is a new dated tree anyway.
+      lines.push(`${mounted}, dated tree -> ${cfg.rsyncTarget.spec.replace(/\/+$/, '')}/${cfg.hostname}/${v.domU}/${v.part} (RSYNC_TARGET)`);
+      return;
+    }
+    lines.push(`${mounted}, ${v.engine === 'rsync' ? 'dated tree' : kindOf(name)} -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`);
   });
   if (cfg.backupDom0) lines.push(`${cfg.volumes.length + 1}. dom0/root: ${cfg.dom0Root} (one filesystem, no snapshot), ${kindOf('dom0/root')} -> ${path.join(cfg.backupMountpoint, cfg.hostname, 'dom0', 'root')}`);
   lines.push(`delay between volumes: ${cfg.snapMountDelaySeconds} s; concurrency ${cfg.concurrency}; compression ${cfg.compression}`);

@@ -2,8 +2,8 @@
  * The host half of `xenbackup check`: looks at everything a run will need
  * from this machine and lists every problem, not just the first, without
  * touching anything (no mount, no mkdir, no lock, no log line in LOGFILE).
- * Only reads: stat, access, /proc/self/mountinfo, `lvs`/`vgs` reports and
- * `findfs` through host/exec.ts.
+ * Only reads: stat, access, /proc/self/mountinfo, `lvs`/`vgs` reports,
+ * `findfs` and one `ssh ... true` through host/exec.ts.
  *
  * What is checked, and why it would make a run fail:
  *   - each volume's device exists, is a block device and an LVM logical
@@ -13,7 +13,10 @@
  *   - each snapshot mountpoint MNTSOURCEDIR/domU/part can be made: what
  *     exists of it is a directory, on a writable filesystem;
  *   - the medium (BCKDEV) exists, BCKMNTP exists (openMedium refuses to
- *     create it), and if something is mounted there it is BCKDEV, writable;
+ *     create it), and if something is mounted there it is BCKDEV, writable
+ *     (skipped when no volume needs the local medium);
+ *   - with RSYNC_TARGET and an rsync volume: ssh logs in there (runs `true`,
+ *     the only thing `check` does on another host);
  *   - the mail can go out: SMTP_URL parses, or BIN_SENDMAIL is an
  *     executable file;
  *   - DOM0_ROOT is a readable directory, LOGFILE can be opened, LOCKFILE is
@@ -21,12 +24,13 @@
  */
 import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Config, Volume } from '../config/settings.js';
+import type { Config, RsyncRemoteTarget, Volume } from '../config/settings.js';
 import { resolveDeviceSpec } from '../host/medium.js';
 import { inspectDevice, mountIsOfDevice, type DeviceInfo } from '../host/device.js';
 import { lockHolder } from '../host/lock.js';
 import { isSnapshotAttr, type LogicalVolume } from '../host/lvm-report.js';
 import { listOurSnapshots, listVolumeGroups, NotALogicalVolumeError, resolveLogicalVolume, snapshotExtents } from '../host/lvm.js';
+import { runRemote } from '../host/ssh.js';
 import { canonicalPath, describeMount, readMountinfo, topMountAt, type MountEntry } from '../host/mountinfo.js';
 import { formatBytes } from '../report/format.js';
 import type { Logger } from '../util/log.js';
@@ -139,8 +143,6 @@ export async function preflight(cfg: Config, opts: { logger?: Logger } = {}): Pr
   const needs: SnapshotNeed[] = [];
   for (const v of cfg.volumes) {
     const name = nameOf(v);
-    if (v.engine !== 'tar') problems.push(`${name} (${where(v)}): engine ${v.engine} is not available yet; only tar`);
-    if (v.fstype === 'raw') problems.push(`${name} (${where(v)}): fstype raw (block-level backup) is not available yet`);
     const dev = await inspectDevice(v.device);
     if (dev.kind === 'missing') {
       problems.push(`${name} (${where(v)}): device ${v.device} does not exist`);
@@ -177,8 +179,13 @@ export async function preflight(cfg: Config, opts: { logger?: Logger } = {}): Pr
   // ---- volume groups: room for the snapshots held at once
   if (needs.length > 0) await checkVgSpace(cfg, needs, problems, notes, log);
 
-  // ---- the medium
-  const mediumMounted = await checkMedium(cfg, mounts, problems, notes, log);
+  // ---- the medium (not needed when every volume goes to RSYNC_TARGET and dom0 is not backed up)
+  let mediumMounted = false;
+  if (cfg.needsLocalMedium) mediumMounted = await checkMedium(cfg, mounts, problems, notes, log);
+  else notes.push('every volume goes to RSYNC_TARGET and BACKUP_DOM0 is off: a run does not mount BCKDEV');
+
+  // ---- RSYNC_TARGET: the ssh login a run's rsync volumes depend on
+  if (cfg.rsyncTarget && cfg.volumes.some((v) => v.engine === 'rsync')) await checkRsyncTarget(cfg.rsyncTarget, problems, notes, log);
 
   // ---- the mail
   if (cfg.reportWhen === 'never') {
@@ -312,4 +319,14 @@ async function checkMedium(cfg: Config, mounts: readonly MountEntry[], problems:
   }
   notes.push(`the medium is mounted now (${describeMount(entry)}); a run uses it and leaves it mounted`);
   return true;
+}
+
+/** One ssh login to RSYNC_TARGET's host, as the run's rsync would make it (same options, BatchMode). */
+async function checkRsyncTarget(r: RsyncRemoteTarget, problems: string[], notes: string[], log: Logger): Promise<void> {
+  try {
+    await runRemote(r.target, r.ssh, ['true'], { logger: log, timeoutMs: 60_000, quiet: true });
+    notes.push(`RSYNC_TARGET ${r.spec}: ssh login works`);
+  } catch (e) {
+    problems.push(`RSYNC_TARGET ${r.spec}: ssh login failed: ${(e as Error).message}`);
+  }
 }
