@@ -29,6 +29,8 @@ export interface MirrorRequest {
   now?: () => Date;
   /** Kill rsync after this long (default 12 h). */
   timeoutMs?: number;
+  /** Aborting it (SIGTERM of the run) stops rsync at once; the partial tree is then removed. */
+  signal?: AbortSignal;
 }
 
 export interface PreparedMirror {
@@ -147,7 +149,7 @@ async function prepareMirrorLocked(req: MirrorRequest, store: VolumeStore): Prom
   fs.mkdirSync(partial, { mode: 0o700 });
   let manifest: ManifestWriter | undefined;
   try {
-    await run('rsync', rsyncArgs(req.sourceDir, partial, linkDest), { logger: log, timeoutMs: req.timeoutMs ?? 12 * 3600_000, idle: true });
+    await run('rsync', rsyncArgs(req.sourceDir, partial, linkDest), { logger: log, timeoutMs: req.timeoutMs ?? 12 * 3600_000, idle: true, signal: req.signal });
     // rsync copies the source root's mode onto the tree; the tree must stay private (it holds /etc/shadow).
     fs.chmodSync(partial, 0o700);
     let cursor: ManifestCursor | null = null;

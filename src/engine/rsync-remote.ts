@@ -39,6 +39,8 @@ export interface RemoteMirrorRequest extends RemoteMedium {
   now?: () => Date;
   /** Kill rsync after this long (default 12 h). */
   timeoutMs?: number;
+  /** Aborting it (SIGTERM of the run) stops rsync at once; the partial tree is then removed. */
+  signal?: AbortSignal;
   /** Local directory for the manifests before upload and after download (default the system temp dir). */
   tempDir?: string;
   /** rsync --compress: worth it on a slow link, and for sparse files, whose holes rsync sends as zeros. */
@@ -116,6 +118,7 @@ export async function prepareRemoteMirror(req: RemoteMirrorRequest): Promise<Pre
       logger: log,
       timeoutMs: req.timeoutMs ?? 12 * 3600_000,
       idle: true,
+      signal: req.signal,
     });
 
     manifest = new ManifestWriter(path.join(temp, manifestName), { volume: req.volume, backup: id, base: null, createdAt: started.toISOString() });

@@ -24,6 +24,8 @@ export interface ExecOptions {
   logger?: Logger;
   /** Log at debug instead of info (for frequent, uninteresting commands). */
   quiet?: boolean;
+  /** Aborting it (SIGTERM/SIGINT of the run) terminates the command, which then fails as "interrupted". */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -94,11 +96,15 @@ export async function run(file: string, args: string[], opts: ExecOptions = {}):
     env: { ...BASE_ENV, ...opts.env },
     cwd: opts.cwd,
     stripFinalNewline: false,
+    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
   });
   const durationMs = Date.now() - started;
   const stdout = String(result.stdout ?? '');
   const stderr = String(result.stderr ?? '');
   const exitCode = result.exitCode ?? -1;
+  if (result.isCanceled) {
+    throw new CommandError(command, result.exitCode, stderr, `interrupted (${String(opts.signal?.reason ?? 'aborted')})`);
+  }
   if (result.timedOut) {
     throw new CommandError(command, result.exitCode, stderr, `timed out after ${Math.round((opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000)} s`);
   }
@@ -144,12 +150,22 @@ export function spawnStreaming(
     errBytes += c.length;
   });
   let timedOut = false;
+  let canceled = false;
   let killer: NodeJS.Timeout | undefined;
+  const stop = (): void => {
+    child.kill('SIGTERM');
+    killer ??= setTimeout(() => child.kill('SIGKILL'), 5000);
+  };
   const timer = setTimeout(() => {
     timedOut = true;
-    child.kill('SIGTERM');
-    killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    stop();
   }, timeoutMs);
+  const onAbort = (): void => {
+    canceled = true;
+    stop();
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) onAbort();
   const done = new Promise<ExecResult>((resolve, reject) => {
     let startError: Error | undefined;
     child.on('error', (e) => {
@@ -163,7 +179,9 @@ export function spawnStreaming(
       settled = true;
       clearTimeout(timer);
       clearTimeout(killer);
+      opts.signal?.removeEventListener('abort', onAbort);
       const stderr = Buffer.concat(err).toString();
+      if (canceled) return reject(new CommandError(command, code ?? undefined, stderr, `interrupted (${String(opts.signal?.reason ?? 'aborted')})`));
       if (timedOut) return reject(new CommandError(command, code ?? undefined, stderr, `timed out after ${Math.round(timeoutMs / 1000)} s`));
       if (code === null) {
         const why = signal ? `killed by ${signal}` : `could not be started${startError ? `: ${startError.message}` : ''}`;
