@@ -5,8 +5,11 @@
  * is a stable interface (documented in the README): an array of volumes
  * {volume, backups, chains, newestCompleteRestorePoint, prune}, each backup
  * {id, time, kind, base, chain, status, files, bytes, archiveBytes, archive,
- * manifest} plus {needs, restorable, sizeBytes, restoreBytes, prune}. Fields
- * are only ever added.
+ * manifest} plus {needs, restorable, sizeBytes, restoreBytes, prune}, and
+ * {engine, raw}: raw is null except for a raw backup (an image of a block
+ * device), where it holds {imageBytes, chunkSize, chunks, storedChunks,
+ * zeroChunks, unchangedChunks} (files counts the image's chunks, bytes is
+ * the image's size). Fields are only ever added.
  */
 import type { Command } from 'commander';
 import { needs } from '../core/chain.js';
@@ -15,6 +18,7 @@ import { backupBytes, pruneVolume, type VolumePruneResult } from '../repo/prune.
 import type { Sidecar } from '../repo/sidecar.js';
 import { timeOfId, VolumeStore } from '../repo/volume-store.js';
 import { formatBytes, formatCount } from '../report/format.js';
+import { isRawSidecar } from '../raw/raw-layout.js';
 import { addSshOptions, openConsole, type ResolvedMedium, type SshCliOptions } from './common.js';
 import { measureRemoteBackups } from '../repo/remote-prune.js';
 import { addRuleOptions, resolveTarget, storesFor, type RuleOptions } from './prune.js';
@@ -32,6 +36,28 @@ export interface ListedBackup {
   archiveBytes: number;
   archive: string;
   manifest: string;
+  engine: Sidecar['engine'];
+  /** A raw backup's image and chunk counts; null for tar and rsync backups. */
+  raw: ListedRawImage | null;
+}
+
+export interface ListedRawImage {
+  imageBytes: number;
+  chunkSize: number;
+  /** Chunks in the image. */
+  chunks: number;
+  /** Chunks this backup's container holds (changed since its base, or every non-zero one in a full). */
+  storedChunks: number;
+  /** All-zero chunks (stored nowhere). */
+  zeroChunks: number;
+  /** Non-zero chunks an older backup of the chain holds. */
+  unchangedChunks: number;
+}
+
+function rawImageOf(s: Sidecar): ListedRawImage | null {
+  if (!isRawSidecar(s) || !s.raw) return null;
+  const r = s.raw;
+  return { imageBytes: r.imageBytes, chunkSize: r.chunkSize, chunks: r.chunks, storedChunks: r.storedChunks, zeroChunks: r.zeroChunks, unchangedChunks: r.unchangedChunks };
 }
 
 export function listVolume(store: VolumeStore): ListedBackup[] {
@@ -47,6 +73,8 @@ export function listVolume(store: VolumeStore): ListedBackup[] {
     archiveBytes: s.archiveBytes,
     archive: store.pathOf(s.archive),
     manifest: store.pathOf(s.manifest),
+    engine: s.engine ?? 'tar',
+    raw: rawImageOf(s),
   }));
 }
 
@@ -177,9 +205,10 @@ function printVolume(v: ListedVolume, write: (s: string) => void): void {
     write(`  chain of ${c.full}: ${c.backups.length} backup${c.backups.length === 1 ? '' : 's'}, ${formatBytes(c.sizeBytes)}${c.restorable ? '' : ' (its full is gone: cannot be restored)'}\n`);
     for (const b of v.backups.filter((x) => x.chain === c.full)) {
       const mark = b.kind === 'full' ? 'full' : ' incr';
-      write(
-        `  ${b.id}  ${mark.padEnd(5)} ${b.status === 'partial' ? 'PARTIAL ' : ''}${formatCount(b.files).padStart(9)} entries ${formatBytes(b.bytes).padStart(10)} -> ${formatBytes(b.archiveBytes).padStart(10)}  ${b.archive}\n`,
-      );
+      const what = b.raw
+        ? `raw image ${formatBytes(b.raw.imageBytes)}: ${formatCount(b.raw.chunks)} chunks (${formatCount(b.raw.storedChunks)} stored, ${formatCount(b.raw.zeroChunks)} zero, ${formatCount(b.raw.unchangedChunks)} unchanged)`
+        : `${formatCount(b.files).padStart(9)} entries ${formatBytes(b.bytes).padStart(10)}`;
+      write(`  ${b.id}  ${mark.padEnd(5)} ${b.status === 'partial' ? 'PARTIAL ' : ''}${what} -> ${formatBytes(b.archiveBytes).padStart(10)}  ${b.archive}\n`);
       const needText = b.restorable ? `needs ${b.needs.length === 1 ? 'only itself' : `${b.needs.length} archives from ${b.needs[0]}`} (${formatBytes(b.restoreBytes)})` : 'CANNOT BE RESTORED (chain broken)';
       const pruneText = b.prune ? `next prune: ${b.prune.action === 'keep' ? 'keep' : 'DELETE'} (${b.prune.reasons.join('; ')})` : '';
       write(`      ${needText}${pruneText ? `; ${pruneText}` : ''}\n`);

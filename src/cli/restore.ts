@@ -1,4 +1,8 @@
-/** `xenbackup restore` and `xenbackup ls`: read a volume's backups back. */
+/**
+ * `xenbackup restore` and `xenbackup ls`: read a volume's backups back. A
+ * raw backup (a block device's image, src/raw/) is restored whole to a file
+ * or onto a device (restoreRawImage); ls on it says how to get at its files.
+ */
 import type { Command } from 'commander';
 import { normaliseRequest, listDirectory, planRestore, UnsafePathError } from '../core/restore-plan.js';
 import { baseName, safeComponents, showPath } from '../core/path-order.js';
@@ -13,6 +17,11 @@ import { restoreFromRemote } from '../engine/rsync-remote-restore.js';
 import type { Logger } from '../util/log.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { initXxh } from '../util/xxh.js';
+import { isRawSidecar } from '../raw/raw-layout.js';
+import { rawLsMessage } from '../raw/raw-ls.js';
+import { RawRestoreError, restoreRawImage } from '../raw/raw-restore.js';
+import { RawManifestError } from '../raw/raw-manifest.js';
+import { RawContainerError } from '../raw/raw-container.js';
 
 function volumeStore(volume: string, medium: string, host: string): VolumeStore {
   let store: VolumeStore;
@@ -58,6 +67,37 @@ async function restoreRemote(medium: ResolvedMedium & { kind: 'remote' }, volume
   }
 }
 
+/** The newest backup at or before --at, for the CLI: no backups or none that early is a usage error. */
+function chosenBackup(store: VolumeStore, at: Date | undefined, log: Logger): Sidecar {
+  try {
+    return chooseBackup(store, at, log);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+/** restore of a raw backup: the whole image, to a file or (with --force) onto a block device. */
+async function restoreRaw(store: VolumeStore, volume: string, paths: Buffer[], o: Record<string, string | boolean | undefined>, log: Logger): Promise<void> {
+  const to = String(o.to);
+  if (paths.length) {
+    throw new CliError(`${volume}: the chosen backup is a raw image of a block device, not a file tree: it is restored whole (xenbackup restore ${volume} --to FILE_OR_DEVICE), without paths; see xenbackup ls ${volume}`);
+  }
+  try {
+    const r = await restoreRawImage({ medium: store.medium, host: store.host, volume, at: parseAt(o.at as string | undefined), to, force: !!o.force, logger: log });
+    log.info(
+      `${volume}: restored the raw image of backup ${r.backup.id} (${formatBytes(r.imageBytes)}, xxh64 ${r.imageXxh64} as recorded) to the ${r.targetKind} ${to}: ` +
+        `${r.chunksWritten} chunks written, ${r.zeroChunks} zero chunks${r.targetKind === 'file' ? ' left as holes' : ' written as zeros'}, ` +
+        `${formatBytes(r.bytesWritten)} written, from ${r.containers.length} container(s): ${r.containers.join(', ')}`,
+    );
+    for (const w of r.warnings) log.warn(`${volume}: ${w}`);
+  } catch (e) {
+    if (e instanceof RawRestoreError) throw new CliError(e.message, e.usage ? EXIT.usage : EXIT.failed);
+    // What the medium holds is damaged: one line, and the exit code of a failure.
+    if (e instanceof RawManifestError || e instanceof RawContainerError) throw new CliError(`backup of ${volume}: ${e.message}`, EXIT.failed);
+    throw e;
+  }
+}
+
 export function registerRestore(program: Command): void {
   const restoreCmd = program
     .command('restore')
@@ -65,10 +105,10 @@ export function registerRestore(program: Command): void {
     .argument('<domU/part>', 'the volume')
     .argument('[path...]', 'paths inside the volume (default: everything)')
     .requiredOption('--medium <dir>', 'the backup medium: a directory, or user@host:/path (RSYNC_TARGET) over ssh')
-    .requiredOption('--to <dir>', 'where to restore (created if missing); paths keep their place below it')
+    .requiredOption('--to <dir>', 'where to restore (a directory, created if missing; paths keep their place below it); for a raw backup: a file or block device')
     .option('--host <name>', 'host folder on the medium', defaultHost())
     .option('--at <when>', 'the newest backup at or before this ISO date/time')
-    .option('--force', 'replace files that already exist in the target')
+    .option('--force', 'replace files that already exist in the target; for a raw backup: replace the file, or write onto the block device')
     .option('-q, --quiet', 'only warnings and errors')
     .option('-v, --verbose', 'also debug lines');
   addSshOptions(restoreCmd)
@@ -78,19 +118,25 @@ Examples:
   xenbackup restore web1/root etc --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xb --to /tmp/r
   xenbackup restore web1/root var/www --at 2026-11-20 --medium /backup/guests --to /tmp/r
   xenbackup restore web1/root --medium /backup/guests --to /mnt/newdisk     (whole volume)
+  xenbackup restore win1/disk --medium /backup/guests --to /var/tmp/win1-disk.img   (raw backup)
+  xenbackup restore win1/disk --medium /backup/guests --to /dev/vg0/win1-disk --force
 
 Every file's content is checked against the checksum recorded at backup time.
 Nothing is overwritten without --force; restore never writes outside --to.
+A raw backup (fstype raw) is an image: it is restored whole, to a file (sparse;
+written as FILE.partial and renamed once every chunk and the whole-image xxh64
+matched) or onto a block device (needs --force; must not be mounted).
 Exit codes: 0 restored; 1 a file failed its checksum, or the backup is damaged or hostile
 (bad manifest checksum, unsafe names); 2 bad arguments, unknown volume or path, or a
-file in the way (without --force).`)
+file or device in the way (without --force).`)
     .action(async (volume: string, paths: string[], o: Record<string, string | boolean | undefined>) => {
       const { log } = openConsole({ quiet: !!o.quiet, verbose: !!o.verbose });
       const medium = resolveMedium(String(o.medium), o as SshCliOptions);
-      if (medium.kind === 'local') volumeStore(volume, medium.dir, String(o.host));
+      const store = medium.kind === 'local' ? volumeStore(volume, medium.dir, String(o.host)) : undefined;
       const wanted = paths.map(normaliseRequest);
       for (const w of wanted) if (!safeComponents(w)) throw new CliError(new UnsafePathError(w).message);
       if (medium.kind === 'remote') return restoreRemote(medium, volume, wanted, o, log);
+      if (isRawSidecar(chosenBackup(store!, parseAt(o.at as string | undefined), log))) return restoreRaw(store!, volume, wanted, o, log);
       try {
         const r = await restore({
           medium: String(o.medium),
@@ -146,18 +192,17 @@ Examples:
         return;
       }
       const store = volumeStore(volume, medium.dir, o.host);
-      let backup;
-      try {
-        backup = chooseBackup(store, parseAt(o.at), log);
-      } catch (e) {
-        throw new CliError((e as Error).message);
-      }
-      printListing(store, backup, volume, want, !!o.long);
+      printListing(store, chosenBackup(store, parseAt(o.at), log), volume, want, !!o.long);
     });
 }
 
 /** ls's output: the children of `want` in the backup, or `want` itself when it is not a directory. */
 function printListing(store: VolumeStore, backup: Sidecar, volume: string, want: Buffer, long: boolean): void {
+  if (isRawSidecar(backup)) {
+    // An image, not a tree: say so and how to look inside (exit 0, this is an answer, not an error).
+    for (const l of rawLsMessage(backup, volume)) process.stdout.write(l + '\n');
+    return;
+  }
   const show = (rel: Buffer, e: ManifestEntry): string => {
     const name = showPath(baseName(rel)) + (e.type === 'symlink' && e.link ? ` -> ${showPath(e.link)}` : '');
     if (!long) return name;

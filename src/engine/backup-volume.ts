@@ -124,14 +124,19 @@ async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<Pr
   const warnings: string[] = [];
   if (decision.kind === 'incremental') {
     const base = backups.find((b) => b.id === (decision as { base: string }).base)!;
-    try {
-      verifyManifest(store.pathOf(base.manifest));
-      previous = new ManifestCursor(store.pathOf(base.manifest));
-    } catch (e) {
-      const msg = `${req.volume}: the manifest of ${base.id} is unusable (${(e as Error).message}); making a full backup instead`;
-      log.warn(msg);
-      warnings.push(msg);
-      decision = { kind: 'full', reason: 'previous manifest unusable' };
+    if (base.engine === 'raw') {
+      // The fstype was changed from raw: its manifest is a chunk map, nothing a tree can build on.
+      decision = { kind: 'full', reason: `the previous backup ${base.id} is a raw image, not a file tree` };
+    } else {
+      try {
+        verifyManifest(store.pathOf(base.manifest));
+        previous = new ManifestCursor(store.pathOf(base.manifest));
+      } catch (e) {
+        const msg = `${req.volume}: the manifest of ${base.id} is unusable (${(e as Error).message}); making a full backup instead`;
+        log.warn(msg);
+        warnings.push(msg);
+        decision = { kind: 'full', reason: 'previous manifest unusable' };
+      }
     }
   }
   const kind = decision.kind;

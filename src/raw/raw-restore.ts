@@ -61,7 +61,14 @@ export interface RawRestoreResult {
 }
 
 export class RawRestoreError extends Error {
-  constructor(message: string) {
+  /**
+   * `usage`: the request cannot be done as asked (the target is in the way, too small, mounted,
+   * or the backup is not raw) and nothing was written; otherwise the backup or the write failed.
+   */
+  constructor(
+    message: string,
+    readonly usage = false,
+  ) {
     super(message);
     this.name = 'RawRestoreError';
   }
@@ -89,16 +96,16 @@ function openTarget(to: string, imageBytes: number, force: boolean, warnings: st
   try {
     lst = fs.lstatSync(to);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new RawRestoreError(`${to}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new RawRestoreError(`${to}: ${(e as Error).message}`, true);
   }
   // /dev/vg/lv and /dev/mapper names are symlinks to the device node: follow those, and only those.
   const st = lst?.isSymbolicLink() ? fs.statSync(to) : lst;
   if (st?.isBlockDevice()) {
-    if (!force) throw new RawRestoreError(`${to} is a block device: restoring onto it overwrites it; nothing was written (use --force to do so)`);
+    if (!force) throw new RawRestoreError(`${to} is a block device: restoring onto it overwrites it; nothing was written (use --force to do so)`, true);
     const size = imageSize(to, st);
-    if (size < imageBytes) throw new RawRestoreError(`${to} holds ${size} bytes, the image needs ${imageBytes}; nothing was written`);
+    if (size < imageBytes) throw new RawRestoreError(`${to} holds ${size} bytes, the image needs ${imageBytes}; nothing was written`, true);
     const numbers = `${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | (Math.floor(st.rdev / 4096) & ~0xff)}`;
-    if (mountedDevices().has(numbers)) throw new RawRestoreError(`${to} is mounted; unmount it first; nothing was written`);
+    if (mountedDevices().has(numbers)) throw new RawRestoreError(`${to} is mounted; unmount it first; nothing was written`, true);
     if (size > imageBytes) warnings.push(`${to} is ${size - imageBytes} bytes larger than the image; those bytes were left as they were`);
     // O_EXCL on a block device: fails while the kernel (a mount, a holder) uses it.
     let fd: number;
@@ -106,12 +113,12 @@ function openTarget(to: string, imageBytes: number, force: boolean, warnings: st
       fd = fs.openSync(to, fs.constants.O_WRONLY | fs.constants.O_EXCL);
     } catch (e) {
       const busy = (e as NodeJS.ErrnoException).code === 'EBUSY';
-      throw new RawRestoreError(`${to}: ${busy ? 'in use (mounted, or held by LVM or another device)' : (e as Error).message}; nothing was written`);
+      throw new RawRestoreError(`${to}: ${busy ? 'in use (mounted, or held by LVM or another device)' : (e as Error).message}; nothing was written`, true);
     }
     return { kind: 'block device', fd, writePath: to };
   }
-  if (lst && !lst.isFile()) throw new RawRestoreError(`${to} exists and is neither a regular file nor a block device; nothing was written`);
-  if (lst && !force) throw new RawRestoreError(`${to} exists; nothing was written (use --force to replace it)`);
+  if (lst && !lst.isFile()) throw new RawRestoreError(`${to} exists and is neither a regular file nor a block device; nothing was written`, true);
+  if (lst && !force) throw new RawRestoreError(`${to} exists; nothing was written (use --force to replace it)`, true);
   const writePath = to + PARTIAL_SUFFIX;
   // A ".partial" beside the target is debris of an interrupted restore, ours to replace.
   const fd = fs.openSync(writePath, 'w', 0o600);
@@ -125,7 +132,7 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
   const store = new VolumeStore(req.medium, req.host, req.volume);
   const point = chooseBackup(store, req.at, log);
   if (point.engine !== 'raw') {
-    throw new RawRestoreError(`backup ${point.id} of ${req.volume} is a ${point.engine} backup of files, not a raw image: restore paths from it into a directory`);
+    throw new RawRestoreError(`backup ${point.id} of ${req.volume} is a ${point.engine} backup of files, not a raw image: restore paths from it into a directory`, true);
   }
   const sidecar = checkRawSidecar(point, store.pathOf(point.manifest.replace(/\.manifest$/, '.json')));
   const all = store.list();

@@ -23,10 +23,14 @@ export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceF
     lines.push(`medium: none needed (every volume goes to RSYNC_TARGET ${cfg.rsyncTarget!.spec}, BACKUP_DOM0 off)`);
   }
   lines.push(`then: remove leftovers under ${cfg.snapshotMountDir} and snapshot LVs tagged xenbackup-snapshot`);
-  const kindOf = (volume: string): string => {
+  const kindOf = (volume: string, raw = false): string => {
     if (!opts.mediumMounted) return 'full or incremental (medium not mounted: chains unknown)';
     const store = new VolumeStore(cfg.backupMountpoint, cfg.hostname, volume);
-    const d = decideKind(store.list(), opts.now, { forceFull: opts.forceFull, fullIntervalDays: cfg.fullIntervalDays === 0 ? Infinity : cfg.fullIntervalDays, maxChainLength: cfg.maxChainLength, fullWeekday: cfg.fullWeekday, fullMonthday: cfg.fullMonthday }, timeOfId);
+    const backups = store.list();
+    const d = decideKind(backups, opts.now, { forceFull: opts.forceFull, fullIntervalDays: cfg.fullIntervalDays === 0 ? Infinity : cfg.fullIntervalDays, maxChainLength: cfg.maxChainLength, fullWeekday: cfg.fullWeekday, fullMonthday: cfg.fullMonthday }, timeOfId);
+    // Raw images and file trees never build on each other (the fstype was changed): the engines make a full.
+    const base = d.kind === 'incremental' ? backups.find((b) => b.id === d.base) : undefined;
+    if (base && (base.engine === 'raw') !== raw) return `full (the previous backup ${base.id} is ${raw ? `a ${base.engine} backup, not raw` : 'a raw image, not a file tree'})`;
     return `${d.kind} (${d.reason})`;
   };
   cfg.volumes.forEach((v, i) => {
@@ -34,7 +38,7 @@ export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceF
     const part = v.partition !== undefined ? `, partition ${v.partition}` : '';
     const snap = `${i + 1}. ${name}: snapshot of ${v.device} (${sizeText(v)})${part}`;
     if (v.fstype === 'raw') {
-      lines.push(`${snap}, raw image, not mounted (changed chunks stored), ${kindOf(name)} -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`);
+      lines.push(`${snap}, raw image, not mounted (changed chunks stored), ${kindOf(name, true)} -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`);
       return;
     }
     const mp = path.join(cfg.snapshotMountDir, v.domU, v.part);
