@@ -27,7 +27,8 @@ import { VolumeStore } from '../repo/volume-store.js';
 import { chooseBackup } from '../engine/restore.js';
 import { imageSize } from './image-reader.js';
 import { ImageWriter } from './image-writer.js';
-import { decodeFrames, readContainerIndex, type ContainerEntry } from './raw-container.js';
+import { CommandError } from '../host/exec.js';
+import { decodeFrames, RawContainerError, readContainerIndex, type ContainerEntry } from './raw-container.js';
 import { checkRawSidecar, type RawSidecar } from './raw-layout.js';
 import { readRawManifest } from './raw-manifest.js';
 
@@ -188,7 +189,11 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
           await writer.write(data, e.index * map.chunkSize);
         },
         { logger: log, signal: req.signal },
-      );
+      ).catch((e: unknown) => {
+        // zstd's complaint alone ("Restored data doesn't match checksum") would not say which file is damaged.
+        if (e instanceof CommandError && !req.signal?.aborted) throw new RawContainerError(file, `does not decode (${e.message}): the container is damaged`);
+        throw e;
+      });
     }
     if (target.kind === 'block device') {
       const zeros = Buffer.alloc(map.chunkSize);
