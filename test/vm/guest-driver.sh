@@ -9,7 +9,7 @@
 #   @@xenbackup-vm summary total=T passed=P failed=F
 #
 # Scenario files: NN-name.sh (bash), NN-name.mjs (node), or NN-name.ts (run as the host-compiled
-# /host/dist/test/vm/scenarios/NN-name.js). Other files in the folder are ignored.
+# $XB_HOST/dist/test/vm/scenarios/NN-name.js). Other files in the folder are ignored.
 # The contract, checked after each scenario (a breach fails it): it leaves no mount, loop device,
 # snapshot LV, device-mapper device outside a VG, or process behind. VGs and origin LVs may stay:
 # the driver wipes the scratch disk before the next scenario.

@@ -93,20 +93,24 @@ tree_sums() {
 }
 
 # start_writer DIR: a live writer appending numbered lines to DIR/writer/seq and rewriting blobs.
+# The pause is a read with a timeout on a FIFO nobody writes (a builtin: under emulation every
+# fork+exec of sleep costs tens of milliseconds of CPU); dd runs every fourth round only.
 start_writer() {
-  local d=$1
+  local d=$1 tick=/tmp/writer-tick.$$.${#_xb_cleanups[@]}
   mkdir -p "$d/writer"
+  mkfifo "$tick"
   (
+    exec 7<> "$tick"
     i=0
     while :; do
       i=$((i + 1))
       printf '%08d\n' "$i" >> "$d/writer/seq"
-      dd if=/dev/urandom of="$d/writer/blob$((i % 4))" bs=64k count=2 conv=notrunc status=none
-      sleep 0.05
+      ((i % 4)) || dd if=/dev/urandom of="$d/writer/blob$((i / 4 % 4))" bs=64k count=2 conv=notrunc status=none
+      read -r -t 0.05 -u 7 _ || true
     done
   ) &
   local pid=$!
-  on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+  on_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f '$tick'"
   echo "$pid"
 }
 

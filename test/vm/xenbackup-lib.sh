@@ -153,8 +153,8 @@ xb_body_has() {
 
 # xb_assert_clean: no snapshot LV of ours, no -real/-cow device, no mount under MNTSOURCEDIR (lib.sh),
 # the medium unmounted again (unless it was mounted before the run), and the run lock released: its
-# newest generation (src/host/lock.ts) marked .released. (Read here: a node start costs ~15 s in the
-# guest; xb_restores_verify proves it with a real acquire.)
+# newest generation marked .released: by the rule of src/host/lock.ts, a free lock. (Read from its
+# files: a node process taking it for real costs 10-40 s in the guest; `xb-helper.mjs lock PATH` does.)
 xb_assert_clean() {
   assert_released >/dev/null
   if ((XB_MEDIUM_WAS_MOUNTED == 0)) && is_mounted "$BCKMNTP"; then fail "the medium is still mounted on $BCKMNTP after run $XB_RUNS"; fi
@@ -271,21 +271,27 @@ xb_restores_verify() {
   XB_QUEUE=()
 }
 
-# xb_start_writer DIR LOG: a live writer. Record i: blob(i mod 4) <- "i" (written aside, renamed over:
-# atomic), then line i appended to DIR/writer/seq, then "i EPOCHREALTIME" to LOG (outside the volume).
+# xb_start_writer DIR LOG: a live writer. Record i: blob(i mod 4) <- "i" (one 9-byte write in place:
+# a snapshot sees the old record or the new one, never a torn one), then line i appended to
+# DIR/writer/seq, then "i EPOCHREALTIME" to LOG (outside the volume), four times a second.
+# Only bash builtins in the loop: under emulation every fork+exec costs tens of milliseconds of CPU,
+# and a writer that spawned mv and sleep took a good part of the guest's two CPUs from the run it watches.
 xb_start_writer() {
-  local d=$1 log=$2
+  local d=$1 log=$2 k
   mkdir -p "$d/writer"
+  for k in 0 1 2 3; do printf '%08d\n' 0 > "$d/writer/blob$k"; done
   : > "$log"
+  mkfifo "$XB/writer-tick.$$.${#_xb_cleanups[@]}"
   (
+    # read -t on a FIFO that nobody writes: a sleep without a process
+    exec 7<> "$XB/writer-tick.$$.${#_xb_cleanups[@]}"
     i=0
     while :; do
       i=$((i + 1))
-      printf '%08d\n' "$i" > "$d/writer/blob.new"
-      mv -f "$d/writer/blob.new" "$d/writer/blob$((i % 4))"
+      printf '%08d\n' "$i" 1<> "$d/writer/blob$((i % 4))"
       printf '%08d\n' "$i" >> "$d/writer/seq"
       echo "$i $EPOCHREALTIME" >> "$log"
-      sleep 0.25
+      read -r -t 0.25 -u 7 _ || true
     done
   ) &
   local pid=$!

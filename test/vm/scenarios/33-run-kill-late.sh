@@ -13,7 +13,7 @@ make_origin g1-root 64M ext4 /srv/g1/root
 fill_tree /srv/g1/root
 # many small files: the archive takes long enough to be caught in the middle
 mkdir /srv/g1/root/many
-(cd /srv/g1/root/many && head -c 16M /dev/urandom | split -b 8k -a 4 - f)
+(cd /srv/g1/root/many && head -c 8M /dev/urandom | split -b 8k -a 4 - f)
 xb_vol "g1|root|/dev/$VG/g1-root|ext4|ro"
 snap=$VG/g1-root-xbsnap
 mnt=$MNTSOURCEDIR/g1/root
@@ -60,9 +60,9 @@ good_run
 swept "removed leftover snapshot $snap"
 
 # SIGTERM mid-archive: released before exit, and nothing of the interrupted backup counts. Every
-# small file rewritten first, so that this incremental has 16 MiB to archive and the signal lands
-# in the middle of it (a tiny incremental is finished before the signal is seen).
-(cd /srv/g1/root/many && head -c 16M /dev/urandom | split -b 8k -a 4 - f)
+# small file is rewritten first, so that this incremental has 8 MiB (1024 files) to archive and
+# the signal lands in the middle of it (a tiny incremental is finished before the signal is seen).
+(cd /srv/g1/root/many && head -c 8M /dev/urandom | split -b 8k -a 4 - f)
 sync
 chain_before=$(xb_volume_state g1/root)
 xb_signal_mid_archive g1/root TERM
