@@ -11,7 +11,9 @@
  *             backup needing it fails with one line (exit 1);
  *   list      shows image size and chunk counts, and --json the documented
  *             engine and raw fields;
- *   run --dry-run  shows the raw volume as an image, not mounted.
+ *   run --dry-run  shows the raw volume as an image, not mounted;
+ *   check     no longer calls raw or rsync volumes "not available", and with
+ *             RSYNC_TARGET tries the ssh login (a real sshd on 127.0.0.1).
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +24,7 @@ import { prepareRawBackup } from '../../src/raw/raw-backup.js';
 import type { RawSidecar } from '../../src/raw/raw-layout.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { makeRunEnv, XENBACKUP } from '../run/run-fixtures.js';
+import { ensureRunSshd, startSshd } from '../rsync/sshd-fixture.js';
 import { attachLoop, MiB, quietLogger, saveImage, seededBytes, sh, writeAt } from './raw-fixtures.js';
 
 const VOLUME = 'win1/disk';
@@ -172,4 +175,29 @@ test('run --dry-run shows a raw volume as an image that is not mounted', async (
   assert.match(r.stdout, /1\. win1\/disk: snapshot of \/dev\/vgxen\/win1-disk \(2048 MiB\), raw image, not mounted \(changed chunks stored\), full or incremental .* -> .*\/win1\/disk/);
   assert.match(r.stdout, /2\. hvm1\/c: snapshot of \/dev\/vgxen\/hvm1-disk \(.*\), partition 2, raw image, not mounted/);
   assert.doesNotMatch(r.stdout, /mount -t raw/);
+});
+
+test('check: raw and rsync volumes are checked like the others, not "not available"; with RSYNC_TARGET the ssh login is tried', async (t) => {
+  const env = makeRunEnv(t);
+  ensureRunSshd(t);
+  const sshd = await startSshd(t);
+  const missing = '/dev/vgxen-missing/win1-disk';
+  fs.writeFileSync(env.volumes, `win1|disk|${missing}|raw|\nweb1|root|/dev/vgxen-missing/web1-root|ext4|ro|engine=rsync\n`);
+  const spec = `root@127.0.0.1:${path.join(env.dir, 'remote')}`;
+  const conf = env.writeConfig({
+    RSYNC_TARGET: spec,
+    RSYNC_SSH_KEY: sshd.ssh.identityFile!,
+    RSYNC_SSH_PORT: String(sshd.port),
+    RSYNC_SSH_KNOWN_HOSTS: sshd.ssh.knownHostsFile!,
+  });
+  const ok = await cli(['check', '-c', conf]);
+  assert.equal(ok.code, 2, 'the devices are missing');
+  assert.match(ok.stderr, new RegExp(`win1/disk \\(.*:1\\): device ${missing} does not exist`));
+  assert.doesNotMatch(ok.stderr, /not available/);
+  assert.match(ok.stdout, new RegExp(`note: RSYNC_TARGET ${spec.replace(/[.]/g, '\\.')}: ssh login works`));
+  assert.match(ok.stdout, new RegExp(`web1/root: .* dated tree -> ${spec.replace(/[.]/g, '\\.')}/testhost/web1/root \\(RSYNC_TARGET\\)`));
+  await sshd.kill();
+  const down = await cli(['check', '-c', conf]);
+  assert.equal(down.code, 2);
+  assert.match(down.stderr, new RegExp(`RSYNC_TARGET ${spec.replace(/[.]/g, '\\.')}: ssh login failed: .*Connection refused`));
 });
