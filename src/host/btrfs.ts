@@ -4,13 +4,14 @@
  * An LVM snapshot of a btrfs volume is a block-for-block copy: same fsid,
  * same device id. The kernel keys btrfs filesystems by fsid, and kernels
  * before 6.7 (Debian bookworm's 6.1 among them) cannot hold two devices with
- * one fsid apart: the snapshot's mount may fail, or find the already open
- * origin and show its live content instead of the snapshot's. `btrfstune -m`
- * gives the snapshot a new random fsid in its superblocks only (the
- * metadata_uuid feature keeps the old id in the tree blocks, so nothing else
- * is rewritten): it takes milliseconds and touches only the snapshot, which
- * is writable copy-on-write space we throw away afterwards. The origin is
- * never opened.
+ * one fsid apart: on 6.1 the snapshot's mount fails beside a mounted origin
+ * ("BTRFS warning: duplicate device", measured in the VM suite), and the
+ * kernel's device list may point the fsid at whichever copy it scanned last.
+ * `btrfstune -m` gives the snapshot a new random fsid in its superblocks only
+ * (the metadata_uuid feature keeps the old id in the tree blocks, so nothing
+ * else is rewritten): it takes milliseconds and touches only the snapshot,
+ * which is writable copy-on-write space we throw away afterwards. The origin
+ * is never opened.
  *
  * Only single-device btrfs volumes can be backed up this way (one LV = one
  * filesystem), as for every other fstype.
