@@ -12,9 +12,9 @@ import { initXxh } from '../util/xxh.js';
 import { decideKind, type KindDecision } from '../core/chain.js';
 import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
 import { writeFileAtomic } from '../repo/atomic-file.js';
-import { lockVolume } from '../repo/volume-lock.js';
+import { prepareUnderVolumeLock } from '../repo/volume-lock.js';
 import type { Sidecar } from '../repo/sidecar.js';
-import { backupIdFor, timeOfId, VolumeStore } from '../repo/volume-store.js';
+import { nextBackupId, timeOfId, VolumeStore } from '../repo/volume-store.js';
 import { ArchiveWriter } from './archive-writer.js';
 import type { Compression } from './compression.js';
 import { TreeArchiver, type ArchiveStats } from './tree-archiver.js';
@@ -72,31 +72,7 @@ export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup>
   const store = new VolumeStore(req.medium, req.host, req.volume);
   store.ensure();
   // Held until commit() or abort(): a second backup of this volume would take our .partial files for debris.
-  const lock = await lockVolume(store.dir, req.volume, log);
-  let prepared: PreparedBackup;
-  try {
-    prepared = await prepareLocked(req, store);
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
-  return {
-    ...prepared,
-    commit(): Sidecar {
-      try {
-        return prepared.commit();
-      } finally {
-        lock.release();
-      }
-    },
-    async abort(): Promise<void> {
-      try {
-        await prepared.abort();
-      } finally {
-        lock.release();
-      }
-    },
-  };
+  return prepareUnderVolumeLock(store.dir, req.volume, req.logger, () => prepareLocked(req, store));
 }
 
 async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<PreparedBackup> {
@@ -105,19 +81,7 @@ async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<Pr
   for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
   const backups = store.list((msg) => log.warn(msg));
 
-  const started = now();
-  let id = backupIdFor(started);
-  const newest = backups[backups.length - 1];
-  if (newest && newest.id > id) {
-    // Waiting for the clock to pass it could take years (a host whose clock was reset), and a backup
-    // that sorts before the newest would break every chain and --at.
-    throw new Error(`${req.volume}: the newest backup ${newest.id} in ${store.dir} is later than the clock (${id}); is the clock wrong? Nothing was written`);
-  }
-  // Two backups in the same second: wait for the next one rather than invent a second naming scheme.
-  while (backups.some((b) => b.id >= id)) {
-    await new Promise((r) => setTimeout(r, 250));
-    id = backupIdFor(now());
-  }
+  const { id, started } = await nextBackupId(backups, now, req.volume, store.dir);
 
   let decision = decideKind(backups, started, req, timeOfId);
   let previous: ManifestCursor | null = null;

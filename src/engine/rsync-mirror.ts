@@ -16,8 +16,8 @@ import { initXxh } from '../util/xxh.js';
 import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
 import { fsyncDir, writeFileAtomic } from '../repo/atomic-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
-import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
-import { lockVolume } from '../repo/volume-lock.js';
+import { nextBackupId, VolumeStore } from '../repo/volume-store.js';
+import { prepareUnderVolumeLock } from '../repo/volume-lock.js';
 import { TreeScanner, type ScanStats } from './tree-scanner.js';
 
 export interface MirrorRequest {
@@ -97,33 +97,8 @@ export async function prepareMirror(req: MirrorRequest): Promise<PreparedMirror>
   if (!fs.statSync(req.sourceDir).isDirectory()) throw new Error(`source ${req.sourceDir} is not a directory`);
   const store = new VolumeStore(req.medium, req.host, req.volume);
   store.ensure();
-  // Held until commit() or abort(), as for tar backups: a second backup of this volume would take our
-  // ".partial" tree for debris and delete it.
-  const lock = await lockVolume(store.dir, req.volume, req.logger);
-  let prepared: PreparedMirror;
-  try {
-    prepared = await prepareMirrorLocked(req, store);
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
-  return {
-    ...prepared,
-    commit(): Sidecar {
-      try {
-        return prepared.commit();
-      } finally {
-        lock.release();
-      }
-    },
-    async abort(): Promise<void> {
-      try {
-        await prepared.abort();
-      } finally {
-        lock.release();
-      }
-    },
-  };
+  // Held until commit() or abort(): a second backup of this volume would take our .partial files for debris.
+  return prepareUnderVolumeLock(store.dir, req.volume, req.logger, () => prepareMirrorLocked(req, store));
 }
 
 async function prepareMirrorLocked(req: MirrorRequest, store: VolumeStore): Promise<PreparedMirror> {
@@ -132,12 +107,7 @@ async function prepareMirrorLocked(req: MirrorRequest, store: VolumeStore): Prom
   for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
   const backups = store.list((m) => log.warn(m));
   const previous = [...backups].reverse().find((b) => b.engine === 'rsync');
-  const started = now();
-  let id = backupIdFor(started);
-  while (backups.some((b) => b.id >= id)) {
-    await new Promise((r) => setTimeout(r, 250));
-    id = backupIdFor(now());
-  }
+  const { id, started } = await nextBackupId(backups, now, req.volume, store.dir);
   const treeName = `${id}.tree`;
   const tree = store.pathOf(treeName);
   const partial = `${tree}.partial`;

@@ -16,8 +16,8 @@ import { initXxh, xxh64 } from '../util/xxh.js';
 import { decideKind, type KindDecision } from '../core/chain.js';
 import { chunkFate, checkChunkSize, DEFAULT_CHUNK_SIZE, mapImageHash, type ChunkMap, type ChunkRecord } from '../core/raw-chunks.js';
 import { writeFileAtomic } from '../repo/atomic-file.js';
-import { lockVolume } from '../repo/volume-lock.js';
-import { backupIdFor, timeOfId, VolumeStore } from '../repo/volume-store.js';
+import { prepareUnderVolumeLock } from '../repo/volume-lock.js';
+import { nextBackupId, timeOfId, VolumeStore } from '../repo/volume-store.js';
 import type { ArchiveStats } from '../engine/tree-archiver.js';
 import { compressSegment } from '../engine/compression.js';
 import { ImageReader } from './image-reader.js';
@@ -68,31 +68,7 @@ export async function prepareRawBackup(req: RawBackupRequest): Promise<PreparedR
   const store = new VolumeStore(req.medium, req.host, req.volume);
   store.ensure();
   // Held until commit() or abort(): a second backup of this volume would take our .partial files for debris.
-  const lock = await lockVolume(store.dir, req.volume, req.logger);
-  let prepared: PreparedRawBackup;
-  try {
-    prepared = await prepareLocked(req, store);
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
-  return {
-    ...prepared,
-    commit(): RawSidecar {
-      try {
-        return prepared.commit();
-      } finally {
-        lock.release();
-      }
-    },
-    async abort(): Promise<void> {
-      try {
-        await prepared.abort();
-      } finally {
-        lock.release();
-      }
-    },
-  };
+  return prepareUnderVolumeLock(store.dir, req.volume, req.logger, () => prepareLocked(req, store));
 }
 
 async function prepareLocked(req: RawBackupRequest, store: VolumeStore): Promise<PreparedRawBackup> {
@@ -101,16 +77,7 @@ async function prepareLocked(req: RawBackupRequest, store: VolumeStore): Promise
   for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
   const backups = store.list((msg) => log.warn(msg));
 
-  const started = now();
-  let id = backupIdFor(started);
-  const newest = backups[backups.length - 1];
-  if (newest && newest.id > id) {
-    throw new Error(`${req.volume}: the newest backup ${newest.id} in ${store.dir} is later than the clock (${id}); is the clock wrong? Nothing was written`);
-  }
-  while (backups.some((b) => b.id >= id)) {
-    await new Promise((r) => setTimeout(r, 250));
-    id = backupIdFor(now());
-  }
+  const { id, started } = await nextBackupId(backups, now, req.volume, store.dir);
 
   const warnings: string[] = [];
   let decision = decideKind(backups, started, req, timeOfId);

@@ -80,3 +80,42 @@ export async function lockVolume(dir: string, volume: string, log: Logger): Prom
   }
   throw new Error(`${volume}: could not take the lock ${file}`);
 }
+
+/** What a two-phase backup preparation returns: nothing counts until commit(); abort() removes it. */
+interface TwoPhase {
+  commit(): unknown;
+  abort(): Promise<void>;
+}
+
+/**
+ * Runs `prepare` holding the volume's lock, and keeps holding it until the
+ * prepared backup's commit() or abort() returns (or prepare fails): every
+ * engine's backup of a volume is one critical section.
+ */
+export async function prepareUnderVolumeLock<P extends TwoPhase>(dir: string, volume: string, log: Logger, prepare: () => Promise<P>): Promise<P> {
+  const lock = await lockVolume(dir, volume, log);
+  let prepared: P;
+  try {
+    prepared = await prepare();
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  return {
+    ...prepared,
+    commit(): ReturnType<P['commit']> {
+      try {
+        return prepared.commit() as ReturnType<P['commit']>;
+      } finally {
+        lock.release();
+      }
+    },
+    async abort(): Promise<void> {
+      try {
+        await prepared.abort();
+      } finally {
+        lock.release();
+      }
+    },
+  };
+}

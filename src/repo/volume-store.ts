@@ -30,6 +30,28 @@ export function backupIdFor(time: Date): string {
   return time.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
+/**
+ * The id of a new backup of a volume whose backups are `existing`: now, or
+ * the next second if a backup already has this one. A newest backup later
+ * than the clock is refused: waiting for the clock to pass it could take
+ * years (a host whose clock was reset), and a backup that sorts before the
+ * newest would break every chain and --at.
+ */
+export async function nextBackupId(existing: readonly { id: string }[], now: () => Date, volume: string, dir: string): Promise<{ id: string; started: Date }> {
+  const started = now();
+  let id = backupIdFor(started);
+  const newest = existing[existing.length - 1];
+  if (newest && newest.id > id) {
+    throw new Error(`${volume}: the newest backup ${newest.id} in ${dir} is later than the clock (${id}); is the clock wrong? Nothing was written`);
+  }
+  // Two backups in the same second: wait for the next one rather than invent a second naming scheme.
+  while (existing.some((b) => b.id >= id)) {
+    await new Promise((r) => setTimeout(r, 250));
+    id = backupIdFor(now());
+  }
+  return { id, started };
+}
+
 /** The time a backup id names. */
 export function timeOfId(id: string): Date {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(id);
