@@ -145,6 +145,8 @@ xb_subject_like() {
   grep -qE -- "$1" <<< "$XB_SUBJECT" || fail "run $XB_RUNS: subject '$XB_SUBJECT' does not match /$1/"
 }
 
+xb_subject_like_quiet() { grep -qE -- "$1" <<< "$XB_SUBJECT"; }
+
 # xb_body_has TEXT: the last mail's body holds TEXT (fixed string; quoted-printable soft breaks undone).
 xb_body_has() {
   sed -e ':a' -e '/=$/{N;s/=\n//;ba}' "$XB_BODY" | grep -qF -- "$1" \
