@@ -14,6 +14,7 @@ import type { Logger } from '../util/log.js';
 import type { Engine, RsyncRemoteTarget, Volume } from '../config/settings.js';
 import { attachPartition, type LoopDevice } from '../host/loop.js';
 import { prepareMirror } from '../engine/rsync-mirror.js';
+import { InterruptedError } from '../engine/tree-archiver.js';
 import { prepareRemoteMirror } from '../engine/rsync-remote.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { createSnapshot, snapshotHealth, type Snapshot, type SnapshotSize } from '../host/lvm.js';
@@ -172,6 +173,9 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
     }
     report.kind = prepared.kind;
     report.warnings.push(...prepared.warnings);
+    // A signal that came while the archive was being finished: the run is interrupted, and like a
+    // signal during the walk nothing of this volume counts (one rule, whatever the moment).
+    if (ctx.signal.aborted) throw new InterruptedError(String(ctx.signal.reason ?? 'aborted'));
     // The checks that make the archive trustworthy, before it may count.
     const problems: string[] = [];
     if (mount && !(await isStillMounted(mount))) problems.push(`the snapshot was unmounted during the backup (overflow?)`);
