@@ -19,7 +19,7 @@
 #
 # Environment:
 #   XENBACKUP_VM_CACHE     where the built guest lives (default ~/.cache/xenbackup-vm)
-#   XENBACKUP_VM_TIMEOUT   seconds before the VM is killed (default 1800 = 30 min: a loaded CI machine must not turn slowness into a failure); then its console log is shown
+#   XENBACKUP_VM_TIMEOUT   seconds before the VM is killed (default 3000 = 50 min: a loaded CI machine must not turn slowness into a failure); then its console log is shown
 #   XENBACKUP_VM_KEEP=1    keep this run's folder (scratch.img, console.log, out.log, artifacts) even on success
 #   XENBACKUP_VM_ARTIFACTS=DIR   copy what the guest left in /job/artifacts into DIR after the run
 #   XENBACKUP_VM_MEM_MB, XENBACKUP_VM_CPUS, XENBACKUP_VM_ACCEL (default tcg: KVM here is nested and hangs)
@@ -31,7 +31,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 project=$(cd "$here/../.." && pwd)
 cache=${XENBACKUP_VM_CACHE:-${HOME:-/root}/.cache/xenbackup-vm}
-limit=${XENBACKUP_VM_TIMEOUT:-1800}
+limit=${XENBACKUP_VM_TIMEOUT:-3000}
 shell=0
 if [[ ${1:-} == --shell ]]; then shell=1; shift; fi
 script=${1:?usage: run-in-vm.sh [--shell] GUEST_SCRIPT [ARGS...]}

@@ -22,7 +22,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const VM_DIR = path.join(ROOT, 'test/vm');
 const FIXTURES = path.join(ROOT, 'test/fixtures/lvm');
 /** The VM's own limit (run-in-vm.sh kills it after XENBACKUP_VM_TIMEOUT); this test waits a little longer. */
-const VM_LIMIT_S = Number(process.env.XENBACKUP_VM_TIMEOUT ?? 1800);
+const VM_LIMIT_S = Number(process.env.XENBACKUP_VM_TIMEOUT ?? 3000);
 const BUILD_LIMIT_MS = 15 * 60 * 1000;
 
 interface Finished {
