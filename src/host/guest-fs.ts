@@ -44,6 +44,13 @@ export function guestFsOptionProblem(fsType: string, options: readonly string[])
   return undefined;
 }
 
+/** The programs a volume of `fsType` needs at backup time, with the Debian package that has them. */
+export function toolsFor(fsType: string): Array<{ program: string; pkg: string }> {
+  if (ntfsMountType(fsType) === 'ntfs-3g') return [{ program: 'ntfs-3g', pkg: 'ntfs-3g' }, { program: 'ntfsinfo', pkg: 'ntfs-3g' }];
+  if (fsType === 'btrfs') return [{ program: 'btrfstune', pkg: 'btrfs-progs' }, { program: 'btrfs', pkg: 'btrfs-progs' }];
+  return [];
+}
+
 /** What was done to the unmounted snapshot before its mount, and how to undo the rest after the unmount. */
 export interface GuestFsPreparation {
   /** Lines for the volume's report. */

@@ -26,6 +26,7 @@ import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config, RsyncRemoteTarget, Volume } from '../config/settings.js';
 import { resolveDeviceSpec } from '../host/medium.js';
+import { guestFsOptionProblem, toolsFor } from '../host/guest-fs.js';
 import { inspectDevice, mountIsOfDevice, type DeviceInfo } from '../host/device.js';
 import { lockHolder } from '../host/lock.js';
 import { isSnapshotAttr, type LogicalVolume } from '../host/lvm-report.js';
@@ -87,6 +88,13 @@ const where = (v: Volume): string => `${v.file}:${v.line}`;
 
 async function statOrUndefined(p: string) {
   return stat(p).catch(() => undefined);
+}
+
+/** Whether `program` is on the PATH a run uses (the caller's plus the sbin directories, as host/exec.ts). */
+async function onSbinPath(program: string): Promise<boolean> {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/local/sbin', '/usr/sbin', '/sbin'];
+  for (const d of dirs) if (await canRun(path.join(d, program))) return true;
+  return false;
 }
 
 async function canRun(p: string): Promise<boolean> {
@@ -167,6 +175,12 @@ export async function preflight(cfg: Config, opts: { logger?: Logger } = {}): Pr
       }
     }
     if (v.fstype !== 'raw') {
+      // What would fail only at mount time, after lvcreate: a guest fstype's options and helper programs.
+      const optionProblem = guestFsOptionProblem(v.fstype, v.mountOptions);
+      if (optionProblem) problems.push(`${name} (${where(v)}): ${optionProblem}`);
+      for (const tool of toolsFor(v.fstype)) {
+        if (!(await onSbinPath(tool.program))) problems.push(`${name} (${where(v)}): fstype ${v.fstype} needs ${tool.program}, which is not installed (apt-get install ${tool.pkg})`);
+      }
       const mp = path.join(cfg.snapshotMountDir, v.domU, v.part);
       const why = await whyNotCreatable(mp, mounts);
       if (why) problems.push(`${name}: snapshot mountpoint ${mp} cannot be made: ${why}`);

@@ -146,3 +146,24 @@ test('check --help explains what is checked, with examples', async (t) => {
   assert.match(r.stdout, /Examples:\n {2}xenbackup check\n/);
   assert.match(r.stdout, /with CONCURRENCY 1: its largest snapshot/);
 });
+
+test('check names what only the mount would find: ufs without ufstype=, remove_hiberfile, a missing ntfs-3g or btrfstune', async (t) => {
+  const env = makeRunEnv(t);
+  fs.writeFileSync(
+    env.volumes,
+    ['bsd|root|/dev/xenbackup-test/bsd|ufs|ro', 'win|c|/dev/xenbackup-test/win|ntfs|ro,remove_hiberfile', 'arch|root|/dev/xenbackup-test/arch|btrfs|ro'].join('\n') + '\n',
+  );
+  const conf = env.writeConfig({ REPORT_WHEN: 'always' });
+  const r = await env.cli(['check', '-c', conf]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`bsd/root \\(${env.volumes}:1\\): ufs needs ufstype= in the mount options`));
+  assert.match(r.stderr, new RegExp(`win/c \\(${env.volumes}:2\\): remove_hiberfile would delete the hibernation file`));
+  assert.doesNotMatch(r.stderr, /which is not installed/, 'ntfs-3g and btrfs-progs are installed here (setup-host.sh)');
+  // A dom0 without those packages: a PATH of one empty folder (ntfs-3g, ntfsinfo, btrfstune live in /usr/bin).
+  const bin = path.join(env.dir, 'empty-bin');
+  fs.mkdirSync(bin);
+  const bare = await env.cli(['check', '-c', conf], { PATH: bin });
+  assert.equal(bare.code, 2, bare.stderr);
+  assert.match(bare.stderr, new RegExp(`win/c \\(${env.volumes}:2\\): fstype ntfs needs ntfs-3g, which is not installed \\(apt-get install ntfs-3g\\)`));
+  assert.match(bare.stderr, new RegExp(`arch/root \\(${env.volumes}:3\\): fstype btrfs needs btrfstune, which is not installed \\(apt-get install btrfs-progs\\)`));
+});
