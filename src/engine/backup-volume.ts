@@ -59,7 +59,6 @@ export interface PreparedBackup {
 
 export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup> {
   await initXxh();
-  const log = req.logger;
   let st: fs.Stats;
   try {
     st = fs.statSync(req.sourceDir);

@@ -198,40 +198,6 @@ export function spawnStreaming(
 }
 
 /**
- * Pipes `input` through a short-lived filter (one zstd per archive segment)
- * and returns its output. Uses child_process directly: it runs dozens of
- * times per gigabyte, where execa's per-call overhead would show.
- */
-export function runFilter(file: string, args: string[], input: Buffer, opts: ExecOptions = {}): Promise<Buffer> {
-  const log = opts.logger ?? silentLogger;
-  const command = describeCommand(file, args);
-  log.debug(`exec: ${command} (${input.length} bytes in)`);
-  const [f, a] = opts.idle ? idleWrap(file, args) : [file, args];
-  return new Promise((resolve, reject) => {
-    const child = spawn(f, a, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...BASE_ENV, ...opts.env } });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.stdin.on('error', () => {
-      /* reported through the exit status */
-    });
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new CommandError(command, undefined, '', `could not be started: ${e.message}`));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const stderr = Buffer.concat(err).toString();
-      if (code === 0) resolve(Buffer.concat(out));
-      else reject(new CommandError(command, code ?? undefined, stderr, signal ? `killed by ${signal}` : `exit ${code}${lastLine(stderr) ? `: ${lastLine(stderr)}` : ''}`));
-    });
-    child.stdin.end(input);
-  });
-}
-
-/**
  * Synchronous form for instant commands in a synchronous loop (mknod and
  * mkfifo while restoring): same logging and error shape, 10 s timeout.
  */
