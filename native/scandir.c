@@ -14,6 +14,11 @@
  * by comparing bytes with the previous manifest's line, without decoding
  * either side.
  *
+ * With `keepOpen`, the directory stays open and its fd is returned: the
+ * archiver then opens each changed child relative to it (openAt: no path
+ * walk from the root per file), reads it (readAt) and closes it (closeFd),
+ * and reads the directory's own xattrs through the fd (xbfs.c flistxattr).
+ *
  * Record layout (little endian), records back to back, each 8-aligned:
  *   0 u32 record length     4 u32 errno of fstatat (0: the stat is valid)
  *   8 u32 st_mode          12 u32 uid     16 u32 gid     20 u32 nlink
@@ -29,6 +34,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,15 +102,17 @@ static int format_key(char *out, const struct stat *st) {
                   mtl, mt, ctl, ct, (unsigned long long)st->st_ino);
 }
 
-/* scanDir(path: Buffer): Buffer of records (layout above), children sorted by name. */
+/* scanDir(path: Buffer, keepOpen?: boolean): Buffer of records (layout above), children sorted by name. */
 napi_value xbfs_scandir(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 1) {
-    napi_throw_type_error(env, NULL, "scanDir(path: Buffer)");
+    napi_throw_type_error(env, NULL, "scanDir(path: Buffer, keepOpen?: boolean)");
     return NULL;
   }
+  bool keep_open = false;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &keep_open);
   char *path = xbfs_buffer_arg(env, argv[0]);
   if (!path) return NULL;
   int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
@@ -193,14 +202,104 @@ napi_value xbfs_scandir(napi_env env, napi_callback_info info) {
     free(kids[i].name);
   }
   free(kids);
+  int kept = -1;
+  if (keep_open) {
+    /* dup: closedir() frees the DIR and closes its fd; the caller owns the copy. */
+    kept = fcntl(dirfd(dir), F_DUPFD_CLOEXEC, 0);
+    if (kept < 0) {
+      int e = errno;
+      closedir(dir);
+      return xbfs_throw_errno(env, e, "dup");
+    }
+  }
   closedir(dir);
-  /* { buffer, length, count }: the records fill `length` bytes of `buffer` (the rest is slack). */
-  napi_value out_obj, length, n;
+  /* { buffer, length, count, fd }: the records fill `length` bytes of `buffer` (the rest is slack); fd -1 unless kept open. */
+  napi_value out_obj, length, n, fdval;
   napi_create_object(env, &out_obj);
+  napi_create_int32(env, kept, &fdval);
+  napi_set_named_property(env, out_obj, "fd", fdval);
   napi_create_uint32(env, (uint32_t)off, &length);
   napi_create_uint32(env, (uint32_t)count, &n);
   napi_set_named_property(env, out_obj, "buffer", result);
   napi_set_named_property(env, out_obj, "length", length);
   napi_set_named_property(env, out_obj, "count", n);
   return out_obj;
+}
+
+/*
+ * openAt(dirFd, name: Buffer) -> fd of a regular file child, for reading.
+ * O_NOFOLLOW and O_NONBLOCK: a child swapped for a symlink or a fifo since
+ * the scan fails or is refused instead of being followed or blocking.
+ * O_NOATIME where permitted (it needs ownership or CAP_FOWNER).
+ */
+napi_value xbfs_openat(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t dfd;
+  void *data;
+  size_t len;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &dfd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "openAt(dirFd: number, name: Buffer)");
+    return NULL;
+  }
+  char namez[NAME_MAX + 1];
+  if (len == 0 || len > NAME_MAX || memchr(data, '/', len) || memchr(data, 0, len)) return xbfs_throw_errno(env, EINVAL, "openat");
+  memcpy(namez, data, len);
+  namez[len] = 0;
+  int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+  int fd = openat(dfd, namez, flags | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = openat(dfd, namez, flags);
+  if (fd < 0) return xbfs_throw_errno(env, errno, "open");
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return xbfs_throw_errno(env, e, "fstat");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return xbfs_throw_errno(env, EINVAL, "open (no longer a regular file)");
+  }
+  napi_value out;
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
+/* readAt(fd, buffer, offset, length, position) -> bytes read (0 at end of file); fs.readSync without its checks. */
+napi_value xbfs_readat(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  int64_t off, want, pos;
+  void *data;
+  size_t cap;
+  if (argc < 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &cap) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &off) != napi_ok || napi_get_value_int64(env, argv[3], &want) != napi_ok ||
+      napi_get_value_int64(env, argv[4], &pos) != napi_ok || off < 0 || want < 0 || pos < 0 || (uint64_t)off + (uint64_t)want > cap) {
+    napi_throw_range_error(env, NULL, "readAt(fd, buffer, offset, length, position): out of range");
+    return NULL;
+  }
+  ssize_t n;
+  do n = pread(fd, (char *)data + off, (size_t)want, (off_t)pos);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return xbfs_throw_errno(env, errno, "read");
+  napi_value out;
+  napi_create_int64(env, (int64_t)n, &out);
+  return out;
+}
+
+/* closeFd(fd): close(2); errors are ignored (a read-only fd has nothing to lose). */
+napi_value xbfs_closefd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "closeFd(fd: number)");
+    return NULL;
+  }
+  close(fd);
+  return NULL;
 }

@@ -4,7 +4,9 @@
  *    system.posix_acl_* xattrs) without following symlinks;
  *  - utimensat with nanoseconds: libuv truncates times to microseconds;
  *  - lseek SEEK_DATA/SEEK_HOLE: to skip holes of sparse files instead of
- *    reading a 1 TiB lastlog as zeros.
+ *    reading a 1 TiB lastlog as zeros;
+ *  - f{list,get}xattr on an fd the archiver holds already (scandir.c), and
+ *    xxh64 over bytes in place (xxh64.c): the backup's per-file hot path.
  * Paths arrive as Buffers so that names that are not valid UTF-8 survive.
  */
 #define _GNU_SOURCE
@@ -101,6 +103,66 @@ static napi_value x_llistxattr(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* flistxattr(fd): the xattr names of an open file or directory (no path lookup). */
+static napi_value x_flistxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  char stack[1024];
+  char *names = stack;
+  ssize_t size = flistxattr(fd, stack, sizeof stack);
+  for (int tries = 0; size < 0 && errno == ERANGE && tries < 5; tries++) {
+    ssize_t need = flistxattr(fd, NULL, 0);
+    if (need < 0) break;
+    if (names != stack) free(names);
+    names = malloc(need ? need : 1);
+    size = flistxattr(fd, names, need);
+  }
+  int err = errno;
+  napi_value result; napi_create_array(env, &result);
+  if (size < 0) {
+    if (names != stack) free(names);
+    if (err == ENOTSUP) return result;
+    return throw_errno(env, err, "flistxattr");
+  }
+  uint32_t i = 0;
+  for (ssize_t off = 0; off < size; ) {
+    size_t n = strlen(names + off);
+    napi_value s; napi_create_string_latin1(env, names + off, n, &s);
+    napi_set_element(env, result, i++, s);
+    off += n + 1;
+  }
+  if (names != stack) free(names);
+  return result;
+}
+
+/* fgetxattr(fd, name): one xattr's value of an open file or directory. */
+static napi_value x_fgetxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  char *name = buffer_arg(env, argv[1]);
+  if (!name) return NULL;
+  ssize_t size = fgetxattr(fd, name, NULL, 0);
+  char *value = NULL;
+  for (int tries = 0; size >= 0 && tries < 5; tries++) {
+    value = realloc(value, size ? size : 1);
+    ssize_t got = fgetxattr(fd, name, value, size);
+    if (got >= 0) { size = got; break; }
+    if (errno != ERANGE) { size = -1; break; }
+    size = fgetxattr(fd, name, NULL, 0);
+  }
+  int err = errno;
+  free(name);
+  if (size < 0) { free(value); return throw_errno(env, err, "fgetxattr"); }
+  napi_value result; void *dst;
+  napi_create_buffer_copy(env, size, value ? value : "", &dst, &result);
+  free(value);
+  return result;
+}
+
 static napi_value x_lgetxattr(napi_env env, napi_callback_info info) {
   size_t argc = 2; napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -183,6 +245,13 @@ static napi_value x_seek(napi_env env, napi_callback_info info) {
 napi_value xbfs_throw_errno(napi_env env, int err, const char *syscall) { return throw_errno(env, err, syscall); }
 char *xbfs_buffer_arg(napi_env env, napi_value v) { return buffer_arg(env, v); }
 napi_value xbfs_scandir(napi_env env, napi_callback_info info);
+napi_value xbfs_openat(napi_env env, napi_callback_info info);
+napi_value xbfs_readat(napi_env env, napi_callback_info info);
+napi_value xbfs_closefd(napi_env env, napi_callback_info info);
+napi_value xb_napi_xxh64(napi_env env, napi_callback_info info);
+napi_value xb_napi_xxh64_init(napi_env env, napi_callback_info info);
+napi_value xb_napi_xxh64_update(napi_env env, napi_callback_info info);
+napi_value xb_napi_xxh64_digest(napi_env env, napi_callback_info info);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -192,6 +261,15 @@ static napi_value init(napi_env env, napi_value exports) {
     { "lutimens", NULL, x_lutimens, NULL, NULL, NULL, napi_default, NULL },
     { "seek", NULL, x_seek, NULL, NULL, NULL, napi_default, NULL },
     { "scanDir", NULL, xbfs_scandir, NULL, NULL, NULL, napi_default, NULL },
+    { "openAt", NULL, xbfs_openat, NULL, NULL, NULL, napi_default, NULL },
+    { "readAt", NULL, xbfs_readat, NULL, NULL, NULL, napi_default, NULL },
+    { "closeFd", NULL, xbfs_closefd, NULL, NULL, NULL, napi_default, NULL },
+    { "flistxattr", NULL, x_flistxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "fgetxattr", NULL, x_fgetxattr, NULL, NULL, NULL, napi_default, NULL },
+    { "xxh64", NULL, xb_napi_xxh64, NULL, NULL, NULL, napi_default, NULL },
+    { "xxh64Init", NULL, xb_napi_xxh64_init, NULL, NULL, NULL, napi_default, NULL },
+    { "xxh64Update", NULL, xb_napi_xxh64_update, NULL, NULL, NULL, napi_default, NULL },
+    { "xxh64Digest", NULL, xb_napi_xxh64_digest, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,7 +1,9 @@
 /**
  * Typed access to the native addon (native/xbfs.c, built by node-gyp at
  * `npm ci`): extended attributes, nanosecond timestamps and SEEK_DATA/HOLE,
- * which Node's fs does not offer. Paths are Buffers so that any byte
+ * which Node's fs does not offer; and the archiver's per-file path (a
+ * directory listed with its lstat, children opened relative to it, read,
+ * hashed with xxh64 in place) without fs's per-call overhead. Paths are Buffers so that any byte
  * sequence a guest uses as a file name works.
  */
 import { createRequire } from 'node:module';
@@ -14,7 +16,16 @@ interface XbfsBinding {
   lsetxattr(path: Buffer, name: string, value: Buffer): void;
   lutimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   seek(fd: number, offset: number, whence: number): number;
-  scanDir(path: Buffer): { buffer: Buffer; length: number; count: number };
+  scanDir(path: Buffer, keepOpen?: boolean): { buffer: Buffer; length: number; count: number; fd: number };
+  openAt(dirFd: number, name: Buffer): number;
+  readAt(fd: number, buffer: Buffer, offset: number, length: number, position: number): number;
+  closeFd(fd: number): void;
+  flistxattr(fd: number): string[];
+  fgetxattr(fd: number, name: string): Buffer;
+  xxh64(data: Uint8Array): string;
+  xxh64Init(state: Buffer): void;
+  xxh64Update(state: Buffer, data: Uint8Array): void;
+  xxh64Digest(state: Buffer): string;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -73,3 +84,23 @@ export function seekHole(fd: number, offset: number): number {
 
 /** One directory's children with their lstat, sorted by name: see native/scandir.c and engine/dir-scan.ts. */
 export const scanDirRaw = binding.scanDir;
+
+/**
+ * The archiver's per-file calls: openAt (a regular file child of a directory
+ * scanDirRaw kept open: O_NOFOLLOW, O_NONBLOCK, O_NOATIME where allowed),
+ * readAt (pread), closeFd, and xattrs through an fd.
+ */
+export const openAt = binding.openAt;
+export const readAt = binding.readAt;
+export const closeFd = binding.closeFd;
+export const flistxattr = binding.flistxattr;
+export const fgetxattr = binding.fgetxattr;
+
+/** xxh64 in C over bytes in place (native/xxh64.c); util/xxh.ts is the interface the rest uses. */
+export const xxh64Native = {
+  stateSize: 80,
+  oneShot: binding.xxh64,
+  init: binding.xxh64Init,
+  update: binding.xxh64Update,
+  digest: binding.xxh64Digest,
+};

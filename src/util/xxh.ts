@@ -1,28 +1,22 @@
 /**
- * xxh64 through xxhash-wasm, initialised once. The hot loop hashes bytes it
- * already holds (the tar segment buffer), so only the raw and streaming
- * forms are exposed, as 16 hex digits.
+ * xxh64 (seed 0) as 16 hex digits, computed by the native addon
+ * (native/xxh64.c) over the caller's bytes in place: the archiver hashes
+ * every file straight from its segment buffer and every compressed frame,
+ * and xxhash-wasm copied each byte into wasm memory first. Results are
+ * identical to xxhash-wasm's (test/native/xxh64.test.ts holds them equal).
+ * The streaming state is a small Buffer owned by JavaScript.
  */
-import xxhash from 'xxhash-wasm';
+import { xxh64Native } from '../native/xbfs.js';
 
-type Api = Awaited<ReturnType<typeof xxhash>>;
-let api: Api | undefined;
-
-export async function initXxh(): Promise<void> {
-  api ??= await xxhash();
-}
-
-function ready(): Api {
-  if (!api) throw new Error('initXxh() was not awaited');
-  return api;
-}
+/** Kept for callers written for xxhash-wasm's asynchronous start; nothing to wait for now. */
+export async function initXxh(): Promise<void> {}
 
 export function hex64(v: bigint): string {
   return v.toString(16).padStart(16, '0');
 }
 
 export function xxh64(data: Uint8Array): string {
-  return hex64(ready().h64Raw(data));
+  return xxh64Native.oneShot(data);
 }
 
 export interface StreamingHash {
@@ -30,14 +24,23 @@ export interface StreamingHash {
   digest(): string;
 }
 
+class NativeXxh64 implements StreamingHash {
+  private readonly state = Buffer.alloc(xxh64Native.stateSize);
+
+  constructor() {
+    xxh64Native.init(this.state);
+  }
+
+  update(data: Uint8Array): StreamingHash {
+    xxh64Native.update(this.state, data);
+    return this;
+  }
+
+  digest(): string {
+    return xxh64Native.digest(this.state);
+  }
+}
+
 export function createXxh64(): StreamingHash {
-  const h = ready().create64();
-  const s: StreamingHash = {
-    update(data) {
-      h.update(data);
-      return s;
-    },
-    digest: () => hex64(h.digest()),
-  };
-  return s;
+  return new NativeXxh64();
 }
