@@ -25,6 +25,7 @@ import {
   type VolumeGroup,
 } from './lvm-report.js';
 import { splitDev } from './device.js';
+import type { LvmSize } from '../config/lvm-size.js';
 
 export const SNAPSHOT_TAG = 'xenbackup-snapshot';
 export const SNAPSHOT_SUFFIX = '-xbsnap';
@@ -73,41 +74,19 @@ export function snapshotNameFor(originLv: string): string {
   return originLv.slice(0, MAX_LV_NAME - SNAPSHOT_SUFFIX.length) + SNAPSHOT_SUFFIX;
 }
 
-/** A snapshot's size as configured: absolute, or a share of its origin. */
-export type SnapshotSize = { bytes: number } | { percentOfOrigin: number };
-
-const UNIT: Record<string, number> = { b: 1, s: 512, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50, e: 2 ** 60 };
-
-/**
- * Parses a size as lvcreate takes it: `-L` syntax (`512M`, `2g`, `1.5G`,
- * `4096b`; no unit = MiB, units are powers of 1024 whatever their case) or
- * `-l N%ORIGIN`. Throws with the offending text.
- */
-export function parseSnapshotSize(text: string): SnapshotSize {
-  const s = text.trim();
-  const pct = /^(\d+(?:\.\d+)?)%ORIGIN$/i.exec(s);
-  if (pct) {
-    const p = Number(pct[1]);
-    if (p <= 0 || p > 100) throw new LvmError(`snapshot size ${JSON.stringify(text)}: percentage must be above 0 and at most 100`);
-    return { percentOfOrigin: p };
-  }
-  const m = /^(\d+(?:\.\d+)?)([bskmgtpe])?$/i.exec(s);
-  if (!m) throw new LvmError(`snapshot size ${JSON.stringify(text)}: expected a size like 2G, 512M or 20%ORIGIN`);
-  const bytes = Math.ceil(Number(m[1]) * UNIT[(m[2] ?? 'm').toLowerCase()]!);
-  if (bytes <= 0) throw new LvmError(`snapshot size ${JSON.stringify(text)}: must be above zero`);
-  return { bytes };
-}
+/** A snapshot's size as configured (SNAPSIZE, `snapsize=`): absolute, or a share of its origin; parsed by config/lvm-size.ts. */
+export type SnapshotSize = LvmSize;
 
 /** The extents (and bytes) a snapshot of this size takes, rounded up as LVM does. */
 export function snapshotExtents(size: SnapshotSize, originSizeBytes: number, extentSizeBytes: number): { extents: number; bytes: number } {
-  const wanted = 'bytes' in size ? size.bytes : (originSizeBytes * size.percentOfOrigin) / 100;
+  const wanted = size.kind === 'absolute' ? size.bytes : (originSizeBytes * size.percent) / 100;
   const extents = Math.max(1, Math.ceil(wanted / extentSizeBytes));
   return { extents, bytes: extents * extentSizeBytes };
 }
 
 /** `lvcreate` arguments for a tagged snapshot of `originRef` (VG/LV or /dev path). */
 export function lvcreateSnapshotArgs(originRef: string, name: string, size: SnapshotSize, sizeBytes: number, tag = SNAPSHOT_TAG): string[] {
-  const sizeArgs = 'bytes' in size ? ['-L', `${sizeBytes}b`] : ['-l', `${size.percentOfOrigin}%ORIGIN`];
+  const sizeArgs = size.kind === 'absolute' ? ['-L', `${sizeBytes}b`] : ['-l', `${size.percent}%ORIGIN`];
   return ['-s', '-n', name, ...sizeArgs, '--addtag', tag, originRef];
 }
 

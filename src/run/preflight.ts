@@ -170,8 +170,7 @@ export async function preflight(cfg: Config, opts: { logger?: Logger } = {}): Pr
       if (lv && isSnapshotAttr(lv.attr)) {
         problems.push(`${name} (${where(v)}): ${v.device} (${lv.vg}/${lv.name}) is itself a snapshot`);
       } else if (lv) {
-        const size = v.snapshotSize.kind === 'absolute' ? { bytes: v.snapshotSize.bytes } : { percentOfOrigin: v.snapshotSize.percent };
-        needs.push({ volume: name, vg: lv.vg, bytes: snapshotExtents(size, lv.sizeBytes, lv.extentSizeBytes).bytes });
+        needs.push({ volume: name, vg: lv.vg, bytes: snapshotExtents(v.snapshotSize, lv.sizeBytes, lv.extentSizeBytes).bytes });
       }
     }
     if (v.fstype !== 'raw') {

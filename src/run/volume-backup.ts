@@ -17,7 +17,7 @@ import { prepareMirror } from '../engine/rsync-mirror.js';
 import { InterruptedError } from '../engine/tree-archiver.js';
 import { prepareRemoteMirror } from '../engine/rsync-remote.js';
 import type { Sidecar } from '../repo/sidecar.js';
-import { createSnapshot, snapshotHealth, type Snapshot, type SnapshotSize } from '../host/lvm.js';
+import { createSnapshot, snapshotHealth, type Snapshot } from '../host/lvm.js';
 import { isStillMounted, mountReadOnly, type MountHandle } from '../host/mount.js';
 import { prepareBackup } from '../engine/backup-volume.js';
 import type { Compression } from '../engine/compression.js';
@@ -51,11 +51,6 @@ function progressOf(name: string, ctx: VolumeJobContext): ((stats: ArchiveStats,
   const show = ctx.progress;
   if (!show) return undefined;
   return (stats, at) => show(`${name}: ${formatCount(stats.entries)} entries, ${formatBytes(stats.bytesRead)} read: ${at.toString()}`);
-}
-
-function snapshotSizeOf(v: Volume): SnapshotSize {
-  const s = v.snapshotSize;
-  return s.kind === 'absolute' ? { bytes: s.bytes } : { percentOfOrigin: s.percent };
 }
 
 /** What both engines hand back before the backup counts (two-phase: commit or abort). */
@@ -152,7 +147,7 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
   let mount: MountHandle | undefined;
   let prepared: EnginePrepared | undefined;
   try {
-    snapshot = await createSnapshot(v.device, { size: snapshotSizeOf(v), logger: log });
+    snapshot = await createSnapshot(v.device, { size: v.snapshotSize, logger: log });
     await debugPause('after-lvcreate');
     let device = snapshot.path;
     if (v.partition !== undefined) {

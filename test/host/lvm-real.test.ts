@@ -12,6 +12,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { LvmSize } from '../../src/config/lvm-size.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -31,6 +32,9 @@ import {
 } from '../../src/host/lvm.js';
 import { sweepLeftovers } from '../../src/host/sweep.js';
 import { attach, commandExists, scratch } from './host-fixtures.js';
+
+const absolute = (bytes: number): LvmSize => ({ kind: 'absolute', text: `${bytes}b`, bytes });
+const percentOfOrigin = (percent: number): LvmSize => ({ kind: 'origin-percent', text: `${percent}%ORIGIN`, percent });
 
 const HAVE_LVM = commandExists('lvs');
 const VG = 'xbtest-vg';
@@ -135,7 +139,7 @@ test('our tag on something that is not a snapshot: not listed, not removed, not 
 test('createSnapshot checks the VG has room before lvcreate, and names VG, needed and free bytes', { skip: !HAVE_LVM && 'lvm2 not installed' }, async (t) => {
   sandbox(t);
   const free = await vgFree(VG);
-  await assert.rejects(createSnapshot(`/dev/${VG}/web-root`, { size: { bytes: free + 1 } }), (e: unknown) => {
+  await assert.rejects(createSnapshot(`/dev/${VG}/web-root`, { size: absolute(free + 1) }), (e: unknown) => {
     assert.ok(e instanceof InsufficientSpaceError);
     assert.equal(e.vg, VG);
     assert.equal(e.freeBytes, free);
@@ -143,12 +147,12 @@ test('createSnapshot checks the VG has room before lvcreate, and names VG, neede
     return true;
   });
   assert.deepEqual((await listLogicalVolumes([VG])).map((l) => l.name).sort(), ['tagged-plain', 'web-root']);
-  await assert.rejects(createSnapshot('/srv/not/a/device', { size: { bytes: 2 ** 20 } }), { name: 'NotALogicalVolumeError' });
+  await assert.rejects(createSnapshot('/srv/not/a/device', { size: absolute(2 ** 20) }), { name: 'NotALogicalVolumeError' });
 });
 
 test('a failing lvcreate (here: no device-mapper) is a clear error and leaves no LV behind', { skip: !HAVE_LVM && 'lvm2 not installed' }, async (t) => {
   sandbox(t);
-  await assert.rejects(createSnapshot(`/dev/${VG}/web-root`, { size: { percentOfOrigin: 50 } }), (e: unknown) => {
+  await assert.rejects(createSnapshot(`/dev/${VG}/web-root`, { size: percentOfOrigin(50) }), (e: unknown) => {
     assert.ok(e instanceof LvmError);
     assert.match(e.message, new RegExp(`^cannot snapshot ${VG}/web-root: lvcreate -s -n web-root-xbsnap -l 50%ORIGIN --addtag ${SNAPSHOT_TAG} ${VG}/web-root: exit \\d+: Can't create snapshot without using device-mapper kernel driver\\.$`));
     return true;

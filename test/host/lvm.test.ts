@@ -13,6 +13,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { LvmSize } from '../../src/config/lvm-size.js';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
@@ -30,12 +31,14 @@ import {
   lvcreateSnapshotArgs,
   lvremoveArgs,
   parseLvDevicePath,
-  parseSnapshotSize,
   snapshotExtents,
   snapshotNameFor,
   InsufficientSpaceError,
   SNAPSHOT_TAG,
 } from '../../src/host/lvm.js';
+
+const absolute = (bytes: number): LvmSize => ({ kind: 'absolute', text: `${bytes}b`, bytes });
+const percentOfOrigin = (percent: number): LvmSize => ({ kind: 'origin-percent', text: `${percent}%ORIGIN`, percent });
 
 const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/lvm/', import.meta.url));
 const fixture = (name: string) => fs.readFileSync(FIXTURES + name, 'utf8');
@@ -138,33 +141,19 @@ test('malformed reports are errors that name the command', () => {
   assert.throws(() => parseLvsReport(JSON.stringify({ report: [{ lv: [{ ...row, lv_size: 'big' }] }] }), 'lvs'), { message: /field lv_size is not a number: "big"/ });
 });
 
-test('snapshot sizes: lvcreate -L syntax (MiB by default, 1024-based units) and N%ORIGIN', () => {
-  assert.deepEqual(parseSnapshotSize('2G'), { bytes: 2 * 2 ** 30 });
-  assert.deepEqual(parseSnapshotSize('2g'), { bytes: 2 * 2 ** 30 });
-  assert.deepEqual(parseSnapshotSize('512'), { bytes: 512 * 2 ** 20 });
-  assert.deepEqual(parseSnapshotSize('1.5G'), { bytes: 1.5 * 2 ** 30 });
-  assert.deepEqual(parseSnapshotSize('4096b'), { bytes: 4096 });
-  assert.deepEqual(parseSnapshotSize(' 20%ORIGIN '), { percentOfOrigin: 20 });
-  assert.deepEqual(parseSnapshotSize('20%origin'), { percentOfOrigin: 20 });
-  assert.throws(() => parseSnapshotSize('20%VG'), { message: 'snapshot size "20%VG": expected a size like 2G, 512M or 20%ORIGIN' });
-  assert.throws(() => parseSnapshotSize('lots'), { name: 'LvmError' });
-  assert.throws(() => parseSnapshotSize('0'), { message: 'snapshot size "0": must be above zero' });
-  assert.throws(() => parseSnapshotSize('150%ORIGIN'), { message: /at most 100/ });
-});
-
 test('snapshot extents round up to whole extents', () => {
   const ext = 4 * 2 ** 20;
-  assert.deepEqual(snapshotExtents({ bytes: 2 ** 30 }, 10 * 2 ** 30, ext), { extents: 256, bytes: 2 ** 30 });
-  assert.deepEqual(snapshotExtents({ bytes: 2 ** 30 + 1 }, 10 * 2 ** 30, ext), { extents: 257, bytes: 257 * ext });
-  assert.deepEqual(snapshotExtents({ percentOfOrigin: 10 }, 10 * 2 ** 30, ext), { extents: 256, bytes: 2 ** 30 });
-  assert.deepEqual(snapshotExtents({ percentOfOrigin: 1 }, 12 * 2 ** 20, ext), { extents: 1, bytes: ext });
+  assert.deepEqual(snapshotExtents(absolute(2 ** 30), 10 * 2 ** 30, ext), { extents: 256, bytes: 2 ** 30 });
+  assert.deepEqual(snapshotExtents(absolute(2 ** 30 + 1), 10 * 2 ** 30, ext), { extents: 257, bytes: 257 * ext });
+  assert.deepEqual(snapshotExtents(percentOfOrigin(10), 10 * 2 ** 30, ext), { extents: 256, bytes: 2 ** 30 });
+  assert.deepEqual(snapshotExtents(percentOfOrigin(1), 12 * 2 ** 20, ext), { extents: 1, bytes: ext });
 });
 
 test('lvcreate and lvremove command lines', () => {
-  assert.deepEqual(lvcreateSnapshotArgs('vgxen/web-root', 'web-root-xbsnap', { bytes: 2 ** 30 }, 2 ** 30), [
+  assert.deepEqual(lvcreateSnapshotArgs('vgxen/web-root', 'web-root-xbsnap', absolute(2 ** 30), 2 ** 30), [
     '-s', '-n', 'web-root-xbsnap', '-L', '1073741824b', '--addtag', 'xenbackup-snapshot', 'vgxen/web-root',
   ]);
-  assert.deepEqual(lvcreateSnapshotArgs('vgxen/web-root', 'web-root-xbsnap', { percentOfOrigin: 20 }, 123), [
+  assert.deepEqual(lvcreateSnapshotArgs('vgxen/web-root', 'web-root-xbsnap', percentOfOrigin(20), 123), [
     '-s', '-n', 'web-root-xbsnap', '-l', '20%ORIGIN', '--addtag', 'xenbackup-snapshot', 'vgxen/web-root',
   ]);
   assert.deepEqual(lvremoveArgs('vgxen/web-root-xbsnap'), ['-f', 'vgxen/web-root-xbsnap']);
