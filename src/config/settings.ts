@@ -194,6 +194,7 @@ export interface Config {
   emailTo: string[];
   sendmailPath: string;
   compression: Compression;
+  /** Days after which a chain starts over with a full; FULL_INTERVAL_DAYS=0 (no age limit) is Infinity here. */
   fullIntervalDays: number;
   /** 0-6, 0 = Sunday. */
   fullWeekday: number | undefined;
@@ -362,7 +363,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const fullWeekday = get<number | undefined>('FULL_WEEKDAY', parseWeekday, () => undefined);
   const fullMonthday = get<number | undefined>('FULL_MONTHDAY', (v) => parseWholeNumber(v, 1, 31), () => undefined);
   const monthly = fullMonthday !== undefined;
-  const fullIntervalDays = count('FULL_INTERVAL_DAYS', monthly ? 31 : 7, 0, 366);
+  const intervalDays = count('FULL_INTERVAL_DAYS', monthly ? 31 : 7, 0, 366);
+  // The chain rule is "age >= limit": no limit has to be Infinity, not 0.
+  const fullIntervalDays = intervalDays === 0 ? Infinity : intervalDays;
   const maxChainLength = count('MAX_CHAIN_LENGTH', monthly ? 31 : 14);
   const archiveTtlDays = count('ARCHIVE_TTL_DAYS', 5, 0, 3650);
   const keepLast = count('KEEP_LAST', 0);

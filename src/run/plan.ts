@@ -27,7 +27,7 @@ export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceF
     if (!opts.mediumMounted) return 'full or incremental (medium not mounted: chains unknown)';
     const store = new VolumeStore(cfg.backupMountpoint, cfg.hostname, volume);
     const backups = store.list();
-    const d = decideKind(backups, opts.now, { forceFull: opts.forceFull, fullIntervalDays: cfg.fullIntervalDays === 0 ? Infinity : cfg.fullIntervalDays, maxChainLength: cfg.maxChainLength, fullWeekday: cfg.fullWeekday, fullMonthday: cfg.fullMonthday }, timeOfId);
+    const d = decideKind(backups, opts.now, { forceFull: opts.forceFull, fullIntervalDays: cfg.fullIntervalDays, maxChainLength: cfg.maxChainLength, fullWeekday: cfg.fullWeekday, fullMonthday: cfg.fullMonthday }, timeOfId);
     // Raw images and file trees never build on each other (the fstype was changed): the engines make a full.
     const base = d.kind === 'incremental' ? backups.find((b) => b.id === d.base) : undefined;
     if (base && (base.engine === 'raw') !== raw) return `full (the previous backup ${base.id} is ${raw ? `a ${base.engine} backup, not raw` : 'a raw image, not a file tree'})`;

@@ -151,8 +151,7 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
       host: cfg.hostname,
       snapshotMountDir: cfg.snapshotMountDir,
       compression: cfg.compression,
-      // FULL_INTERVAL_DAYS=0 means no age limit (settings.ts); the chain rule takes "age >= limit"
-      fullIntervalDays: cfg.fullIntervalDays === 0 ? Infinity : cfg.fullIntervalDays,
+      fullIntervalDays: cfg.fullIntervalDays,
       maxChainLength: cfg.maxChainLength,
       fullWeekday: cfg.fullWeekday,
       fullMonthday: cfg.fullMonthday,

@@ -114,7 +114,7 @@ test('our keys, validated and normalised', (t) => {
   assert.equal(config.backupMountpoint, '/backup/guests', 'trailing / dropped so it compares with mountinfo');
   assert.equal(config.compression, 'gzip');
   assert.equal(config.fullWeekday, 6);
-  assert.equal(config.fullIntervalDays, 0);
+  assert.equal(config.fullIntervalDays, Infinity, 'FULL_INTERVAL_DAYS=0: no age limit');
   assert.equal(config.maxChainLength, 6);
   assert.equal(config.archiveTtlDays, 10);
   assert.deepEqual([config.keepLast, config.keepDaily, config.keepWeekly, config.keepMonthly], [3, 0, 0, 12]);
