@@ -11,15 +11,22 @@
  * fills the next. The nightly run compresses at nice 19 (dom0 serves the
  * guests while it backs them up, as the zstd child processes did): the
  * worker thread takes the nice value each job asks for.
+ *
+ * Decompression of one frame into a buffer the caller gives (a raw
+ * restore's chunk): the frame is read in place and the chunk written once,
+ * where JavaScript then hashes and writes it; a pipe through a `zstd -d`
+ * child copied every byte three more times and ran on one core only.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 typedef struct {
   napi_async_work work;
@@ -37,13 +44,17 @@ typedef struct {
 /* The nice value this worker thread runs at (Linux nice values are per thread). */
 static __thread int thread_nice = 0;
 
+static void take_nice(int nice) {
+  if (thread_nice != nice) {
+    /* Only this worker thread; raising priority again needs CAP_SYS_NICE, else it stays low. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) == 0) thread_nice = nice;
+  }
+}
+
 static void execute(napi_env env, void *data) {
   (void)env;
   compress_job *job = data;
-  if (thread_nice != job->nice) {
-    /* Only this worker thread; raising priority again needs CAP_SYS_NICE, else it stays low. */
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), job->nice) == 0) thread_nice = job->nice;
-  }
+  take_nice(job->nice);
   size_t bound = ZSTD_compressBound(job->input_len);
   job->output = malloc(bound ? bound : 1);
   if (!job->output) {
@@ -126,6 +137,156 @@ static napi_value x_compress(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref input_ref;
+  napi_ref output_ref;
+  const void *input;
+  size_t input_len;
+  void *output;
+  size_t output_len;
+  size_t expected;
+  int nice;
+  size_t produced;
+  char error[160];
+} decompress_job;
+
+/* One decompression context per worker thread, kept for the thread's life: creating one per frame costs more than a small frame's decoding. */
+static __thread ZSTD_DCtx *thread_dctx = NULL;
+
+static void execute_decompress(napi_env env, void *data) {
+  (void)env;
+  decompress_job *job = data;
+  take_nice(job->nice);
+  /* Exactly one frame, of the recorded size: anything else is a damaged container or index. */
+  size_t frame_len = ZSTD_findFrameCompressedSize(job->input, job->input_len);
+  if (ZSTD_isError(frame_len)) {
+    snprintf(job->error, sizeof job->error, "not a zstd frame (%s)", ZSTD_getErrorName(frame_len));
+    return;
+  }
+  if (frame_len != job->input_len) {
+    snprintf(job->error, sizeof job->error, "the frame ends after %zu of its %zu bytes", frame_len, job->input_len);
+    return;
+  }
+  unsigned long long content = ZSTD_getFrameContentSize(job->input, job->input_len);
+  if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != ZSTD_CONTENTSIZE_ERROR && content != job->expected) {
+    snprintf(job->error, sizeof job->error, "the frame holds %llu bytes, expected %zu", content, job->expected);
+    return;
+  }
+  if (!thread_dctx) thread_dctx = ZSTD_createDCtx();
+  if (!thread_dctx) {
+    snprintf(job->error, sizeof job->error, "ZSTD_createDCtx failed");
+    return;
+  }
+  /* Room for one byte more than expected: a frame without a content size that holds more is caught, not cut. */
+  size_t room = job->output_len < job->expected + 1 ? job->output_len : job->expected + 1;
+  size_t n = ZSTD_decompressDCtx(thread_dctx, job->output, room, job->input, job->input_len);
+  if (ZSTD_isError(n)) {
+    ZSTD_DCtx_reset(thread_dctx, ZSTD_reset_session_and_parameters);
+    if (ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall) {
+      snprintf(job->error, sizeof job->error, "the frame decodes to more than the expected %zu bytes", job->expected);
+    } else {
+      snprintf(job->error, sizeof job->error, "%s", ZSTD_getErrorName(n));
+    }
+    return;
+  }
+  if (n != job->expected) {
+    snprintf(job->error, sizeof job->error, "the frame decodes to %s%zu bytes, expected %zu", n > job->expected ? "more than " : "", n > job->expected ? job->expected : n, job->expected);
+    return;
+  }
+  job->produced = n;
+}
+
+static void complete_decompress(napi_env env, napi_status status, void *data) {
+  decompress_job *job = data;
+  if (status != napi_ok || job->error[0]) {
+    napi_value msg, err;
+    napi_create_string_utf8(env, job->error[0] ? job->error : "zstd decompression was cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_reject_deferred(env, job->deferred, err);
+  } else {
+    napi_value result;
+    napi_create_double(env, (double)job->produced, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  }
+  napi_delete_reference(env, job->input_ref);
+  napi_delete_reference(env, job->output_ref);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+/* decompress(frame: Buffer, output: Buffer, expected: number, nice: number): Promise<number> */
+static napi_value x_decompress(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool in_buf = false, out_buf = false;
+  double expected = -1;
+  if (argc < 3 || napi_is_buffer(env, argv[0], &in_buf) != napi_ok || !in_buf || napi_is_buffer(env, argv[1], &out_buf) != napi_ok || !out_buf ||
+      napi_get_value_double(env, argv[2], &expected) != napi_ok || !(expected >= 0)) {
+    napi_throw_type_error(env, NULL, "decompress(frame: Buffer, output: Buffer, expected: number, nice?: number)");
+    return NULL;
+  }
+  decompress_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  void *input, *output;
+  napi_get_buffer_info(env, argv[0], &input, &job->input_len);
+  napi_get_buffer_info(env, argv[1], &output, &job->output_len);
+  job->input = input;
+  job->output = output;
+  job->expected = (size_t)expected;
+  if (job->expected > job->output_len) {
+    free(job);
+    napi_throw_range_error(env, NULL, "decompress: the output buffer is smaller than the expected size");
+    return NULL;
+  }
+  int32_t nice = 0;
+  if (argc >= 4) napi_get_value_int32(env, argv[3], &nice);
+  job->nice = nice;
+  /* Both buffers stay alive (and the caller keeps its hands off them) until the promise settles. */
+  napi_create_reference(env, argv[0], 1, &job->input_ref);
+  napi_create_reference(env, argv[1], 1, &job->output_ref);
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "xenbackup:unzstd", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, execute_decompress, complete_decompress, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+/*
+ * alignedBuffer(size: number): Buffer, zero-copy memory aligned to 4 KiB
+ * (any block size up to a page): a raw restore decodes chunks into these
+ * and writes them with O_DIRECT, which refuses unaligned memory, and Node
+ * cannot ask for alignment itself.
+ */
+static napi_value x_aligned_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  double size = -1;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &size) != napi_ok || !(size >= 0) || size > (double)((size_t)1 << 40)) {
+    napi_throw_type_error(env, NULL, "alignedBuffer(size: number)");
+    return NULL;
+  }
+  void *mem = NULL;
+  if (posix_memalign(&mem, 4096, size > 0 ? (size_t)size : 1) != 0) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  napi_value result;
+  if (napi_create_external_buffer(env, (size_t)size, mem, free_output, NULL, &result) != napi_ok) {
+    free(mem);
+    napi_throw_error(env, NULL, "this runtime refuses external buffers");
+    return NULL;
+  }
+  return result;
+}
+
 static napi_value x_version(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value v;
@@ -136,6 +297,8 @@ static napi_value x_version(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "compress", NULL, x_compress, NULL, NULL, NULL, napi_default, NULL },
+    { "decompress", NULL, x_decompress, NULL, NULL, NULL, napi_default, NULL },
+    { "alignedBuffer", NULL, x_aligned_buffer, NULL, NULL, NULL, napi_default, NULL },
     { "version", NULL, x_version, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

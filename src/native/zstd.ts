@@ -1,14 +1,19 @@
 /**
  * zstd frames compressed in-process by the system's libzstd (native/xbzstd.c)
  * on libuv's worker threads: one call, one independent frame, as `zstd -1`
- * would write it (checksum and content size in the frame header).
- * Decompression stays with the `zstd` binary (engine/compression.ts):
- * restores stream whole archives, where one long-lived process is cheap.
+ * would write it (checksum and content size in the frame header), and one
+ * frame decompressed into a buffer the caller owns (raw restores and
+ * verifies: each chunk is its own frame, found through the container index).
+ * Tar archives are still decompressed by the `zstd` binary
+ * (engine/compression.ts): restores stream whole archives, where one
+ * long-lived process is cheap.
  */
 import { loadAddon } from './xbfs.js';
 
 interface ZstdBinding {
   compress(input: Buffer, level: number, nice: number): Promise<Buffer>;
+  decompress(frame: Buffer, output: Buffer, expected: number, nice: number): Promise<number>;
+  alignedBuffer(size: number): Buffer;
   version(): string;
 }
 
@@ -20,6 +25,31 @@ const binding = loadAddon<ZstdBinding>('xbzstd');
  */
 export function zstdCompressFrame(input: Buffer, level = 1, nice = 0): Promise<Buffer> {
   return binding.compress(input, level, nice);
+}
+
+/**
+ * Decompresses `frame`, exactly one zstd frame, into the start of `output`
+ * off the main thread (its checksum checked, when it has one) and resolves
+ * with `expected`; rejects with a one-line reason when the bytes are not one
+ * frame, or it holds other than `expected` bytes. Neither buffer may be
+ * touched until it settles.
+ */
+export function zstdDecompressFrame(frame: Buffer, output: Buffer, expected: number, nice = 0): Promise<number> {
+  return binding.decompress(frame, output, expected, nice);
+}
+
+/**
+ * A buffer of `size` bytes whose memory starts on a 4 KiB boundary, as
+ * O_DIRECT I/O needs (Node's own buffers are not aligned); contents undefined.
+ * Where the runtime refuses external buffers, a plain one (O_DIRECT writers
+ * then fall back to the page cache when the kernel says EINVAL).
+ */
+export function alignedBuffer(size: number): Buffer {
+  try {
+    return binding.alignedBuffer(size);
+  } catch {
+    return Buffer.allocUnsafe(size);
+  }
 }
 
 /** The libzstd version the addon runs with (for `--version` and the report). */

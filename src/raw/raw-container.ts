@@ -4,7 +4,7 @@
  * a fixed 32-byte trailer. Index and trailer are zstd *skippable* frames,
  * so the whole file is still one valid zstd stream (`zstd -d` yields the
  * stored chunks back to back, and skips the index), while a restore seeks
- * straight to the frames it needs.
+ * straight to the frames it needs (frame-decoder.ts decodes them).
  *
  *   frame 0 .. frame n-1                      zstd frames (one per stored chunk)
  *   u32le 0x184D2A5B, u32le size, payload     index: "XBRAWIX1", u32le chunk size,
@@ -17,10 +17,7 @@
  * Written as ".partial", fsynced by finish(), renamed by commit().
  */
 import fs from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
-import { spawnStreaming } from '../host/exec.js';
 import { AtomicFile, withFileName } from '../repo/atomic-file.js';
-import type { Logger } from '../util/log.js';
 import { createXxh64, xxh64 } from '../util/xxh.js';
 
 /** Compresses one chunk into one independent zstd frame. */
@@ -254,112 +251,5 @@ export function readContainerIndex(file: string): ContainerIndex {
     return { chunkSize, entries, indexOffset, fileBytes };
   } finally {
     fs.closeSync(fd);
-  }
-}
-
-/**
- * Decompresses the frames of `entries` (ascending offsets; a subset of the
- * index) with one `zstd -d` reading them in one sequential pass, and hands
- * each chunk's bytes to `onChunk` in order. Frames nobody needs are skipped
- * (a concatenation of frames is a valid zstd stream). The buffer handed to
- * `onChunk` is reused after it returns. Throws when a frame does not decode
- * to its recorded length; hashes are the caller's to check.
- */
-export async function decodeFrames(
-  file: string,
-  entries: readonly ContainerEntry[],
-  onChunk: (entry: ContainerEntry, data: Buffer) => void | Promise<void>,
-  opts: { logger?: Logger; signal?: AbortSignal } = {},
-): Promise<void> {
-  if (entries.length === 0) return;
-  const maxRaw = Math.max(...entries.map((e) => e.rawLength));
-  // A whole-image restore may read for hours: no 10-minute default.
-  const { child, done } = spawnStreaming('zstd', ['-d', '-c', '-q'], { logger: opts.logger, quiet: true, timeoutMs: 24 * 3600_000 });
-  done.catch(() => undefined); // awaited below; zstd may fail while a chunk is being handled
-  const stdin = child.stdin as Writable;
-  const stdout = child.stdout as Readable;
-  let stopped = false;
-  const stop = (): void => {
-    stopped = true;
-    child.kill();
-  };
-  opts.signal?.addEventListener('abort', stop, { once: true });
-  stdin.on('error', () => {
-    /* zstd stopped reading: reported through its exit status */
-  });
-  const feeding = feed(file, entries, stdin, () => stopped).catch((e: unknown) => {
-    stop();
-    throw e;
-  });
-  feeding.catch(() => undefined);
-  const buf = Buffer.allocUnsafe(maxRaw);
-  let k = 0;
-  let filled = 0;
-  try {
-    for await (const piece of stdout as AsyncIterable<Buffer>) {
-      let off = 0;
-      while (off < piece.length) {
-        const e = entries[k];
-        if (!e) throw new RawContainerError(file, `decodes to more bytes than its index records`);
-        const n = Math.min(piece.length - off, e.rawLength - filled);
-        piece.copy(buf, filled, off, off + n);
-        filled += n;
-        off += n;
-        if (filled === e.rawLength) {
-          await onChunk(e, buf.subarray(0, e.rawLength));
-          k++;
-          filled = 0;
-        }
-      }
-    }
-    // zstd's own complaint (a frame's checksum) says more than a feeder cut off by its exit.
-    await done;
-    await feeding;
-  } catch (e) {
-    stop();
-    await done.catch(() => undefined);
-    if (opts.signal?.aborted) throw new Error('aborted');
-    throw e;
-  } finally {
-    opts.signal?.removeEventListener('abort', stop);
-  }
-  if (k !== entries.length) {
-    const e = entries[k]!;
-    throw new RawContainerError(file, `frame of chunk ${e.index} at offset ${e.offset} decodes to ${filled} bytes, expected ${e.rawLength}`);
-  }
-}
-
-/** Streams the frames' bytes into zstd, neighbouring frames as one read, 1 MiB at a time. */
-async function feed(file: string, entries: readonly ContainerEntry[], stdin: Writable, stopped: () => boolean): Promise<void> {
-  const ranges: Array<[number, number]> = [];
-  for (const e of entries) {
-    const last = ranges[ranges.length - 1];
-    if (last && last[1] === e.offset) last[1] += e.length;
-    else ranges.push([e.offset, e.offset + e.length]);
-  }
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    for (const [start, end] of ranges) {
-      for (let pos = start; pos < end && !stopped() && !stdin.destroyed; ) {
-        const want = Math.min(1 << 20, end - pos);
-        const piece = Buffer.allocUnsafe(want);
-        const { bytesRead } = await fh.read(piece, 0, want, pos);
-        if (bytesRead === 0) throw new RawContainerError(file, `ends at ${pos}, inside the frame data its index records`);
-        pos += bytesRead;
-        if (!stdin.write(piece.subarray(0, bytesRead)) && !stdin.destroyed) {
-          // 'close' and 'error' too: a zstd that died never drains, and its exit status says why.
-          await new Promise<void>((r) => {
-            const done = (): void => {
-              for (const ev of ['drain', 'close', 'error']) stdin.off(ev, done);
-              r();
-            };
-            for (const ev of ['drain', 'close', 'error']) stdin.on(ev, done);
-          });
-        }
-      }
-    }
-  } finally {
-    await fh.close();
-    stdin.end();
   }
 }

@@ -4,7 +4,9 @@
  * backup's chunk map says which container holds the newest version of each
  * chunk (core/raw-chunks.ts planRawRestore); each container of the chain is
  * then read once, front to back, decompressing only the frames still
- * needed, and every chunk is checked against its xxh64 as it is written.
+ * needed (in-process, several at once: frame-decoder.ts), and every chunk
+ * is checked against its xxh64 as it is written, from the buffer it was
+ * decoded into.
  * Finally the whole-image hash computed from the written chunks must equal
  * the one recorded at backup time.
  *
@@ -27,8 +29,9 @@ import { VolumeStore } from '../repo/volume-store.js';
 import { chooseBackup } from '../engine/restore.js';
 import { imageSize } from './image-reader.js';
 import { ImageWriter } from './image-writer.js';
-import { CommandError } from '../host/exec.js';
-import { decodeFrames, RawContainerError, readContainerIndex, type ContainerEntry } from './raw-container.js';
+import { readContainerIndex, type ContainerEntry } from './raw-container.js';
+import { decodeFrames } from './frame-decoder.js';
+import { alignedBuffer } from '../native/zstd.js';
 import { checkRawSidecar, type RawSidecar } from './raw-layout.js';
 import { readRawManifest } from './raw-manifest.js';
 
@@ -80,6 +83,26 @@ interface Target {
   fd: number;
   /** What is written (the ".partial" of a file). */
   writePath: string;
+  /** The same, opened with O_DIRECT (image-writer.ts), where the filesystem or device allows it. */
+  directFd?: number;
+}
+
+/** A second descriptor of the target with O_DIRECT; none where it is refused (tmpfs, some filesystems). */
+function openDirect(writePath: string): number | undefined {
+  try {
+    return fs.openSync(writePath, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
+  } catch {
+    return undefined;
+  }
+}
+
+function closeQuietly(fd: number | undefined): void {
+  if (fd === undefined) return;
+  try {
+    fs.closeSync(fd);
+  } catch {
+    /* already closed */
+  }
 }
 
 /** Device numbers ("8:1") of every mounted filesystem. */
@@ -116,7 +139,7 @@ function openTarget(to: string, imageBytes: number, force: boolean, warnings: st
       const busy = (e as NodeJS.ErrnoException).code === 'EBUSY';
       throw new RawRestoreError(`${to}: ${busy ? 'in use (mounted, or held by LVM or another device)' : (e as Error).message}; nothing was written`, true);
     }
-    return { kind: 'block device', fd, writePath: to };
+    return { kind: 'block device', fd, writePath: to, directFd: openDirect(to) };
   }
   if (lst && !lst.isFile()) throw new RawRestoreError(`${to} exists and is neither a regular file nor a block device; nothing was written`, true);
   if (lst && !force) throw new RawRestoreError(`${to} exists; nothing was written (use --force to replace it)`, true);
@@ -124,7 +147,7 @@ function openTarget(to: string, imageBytes: number, force: boolean, warnings: st
   // A ".partial" beside the target is debris of an interrupted restore, ours to replace.
   const fd = fs.openSync(writePath, 'w', 0o600);
   fs.ftruncateSync(fd, imageBytes); // all holes: only non-zero chunks are written
-  return { kind: 'file', fd, writePath };
+  return { kind: 'file', fd, writePath, directFd: openDirect(writePath) };
 }
 
 export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestoreResult> {
@@ -176,33 +199,35 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
   const target = openTarget(req.to, map.imageBytes, req.force, warnings);
   log.info(`${req.volume}: restoring the raw image of backup ${sidecar.id} (${map.imageBytes} bytes, ${work.length} container(s)) to ${req.to}`);
   const written = new Map<number, string>();
-  const writer = new ImageWriter(target.fd, target.writePath, target.kind === 'file', map.chunkSize);
+  const writer = new ImageWriter(target.fd, target.writePath, target.kind === 'file', target.directFd);
   try {
     for (const { file, entries } of work) {
+      if (req.signal?.aborted) throw new Error('aborted');
       await decodeFrames(
         file,
         entries,
-        async (e, data) => {
+        async (e, data, release) => {
           const h = xxh64(data);
-          if (h !== e.hash) throw new RawRestoreError(`${file}: chunk ${e.index} decodes to xxh64 ${h}, recorded ${e.hash}: the container is damaged`);
+          if (h !== e.hash) {
+            release();
+            throw new RawRestoreError(`${file}: chunk ${e.index} decodes to xxh64 ${h}, recorded ${e.hash}: the container is damaged`);
+          }
           written.set(e.index, h);
-          await writer.write(data, e.index * map.chunkSize);
+          // Written from the decoder's buffer, which returns to it once on disk.
+          await writer.write(data, e.index * map.chunkSize, release);
         },
-        { logger: log, signal: req.signal },
-      ).catch((e: unknown) => {
-        // zstd's complaint alone ("Restored data doesn't match checksum") would not say which file is damaged.
-        if (e instanceof CommandError && !req.signal?.aborted) throw new RawContainerError(file, `does not decode (${e.message}): the container is damaged`);
-        throw e;
-      });
+        { signal: req.signal },
+      );
     }
     if (target.kind === 'block device') {
-      const zeros = Buffer.alloc(map.chunkSize);
+      const zeros = alignedBuffer(map.chunkSize).fill(0);
       for (const i of plan.zeroChunks) {
         if (req.signal?.aborted) throw new Error('aborted');
-        await writer.write(zeros.subarray(0, chunkLength(i, map.imageBytes, map.chunkSize)), i * map.chunkSize, true);
+        await writer.write(zeros.subarray(0, chunkLength(i, map.imageBytes, map.chunkSize)), i * map.chunkSize);
       }
     }
     await writer.flush();
+    closeQuietly(target.directFd);
     const imageXxh64 = wholeImageHash(map.imageBytes, map.chunkSize, (i) => written.get(i) ?? null, xxh64);
     if (imageXxh64 !== sidecar.raw.imageXxh64) {
       throw new RawRestoreError(`the restored image's xxh64 ${imageXxh64} differs from ${sidecar.raw.imageXxh64} recorded at backup ${sidecar.id}`);
@@ -227,11 +252,8 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
     };
   } catch (e) {
     await writer.flush().catch(() => undefined); // nothing may write into a closed (and reused) fd
-    try {
-      fs.closeSync(target.fd);
-    } catch {
-      /* already closed */
-    }
+    closeQuietly(target.directFd);
+    closeQuietly(target.fd);
     if (target.kind === 'file') {
       fs.rmSync(target.writePath, { force: true });
       throw e;

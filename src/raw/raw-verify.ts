@@ -19,7 +19,8 @@ import { fileXxh64 } from '../repo/manifest-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
 import { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from '../engine/verify.js';
-import { decodeFrames, readContainerIndex, type ContainerIndex } from './raw-container.js';
+import { readContainerIndex, type ContainerIndex } from './raw-container.js';
+import { decodeFrames } from './frame-decoder.js';
 import { checkRawSidecar, isRawSidecar } from './raw-layout.js';
 import { readRawManifest, type RawManifest } from './raw-manifest.js';
 
@@ -105,17 +106,19 @@ export async function checkRawBackup(
       await decodeFrames(
         archive,
         index.entries,
-        (e, data) => {
+        (e, data, release) => {
           chunks++;
           if (xxh64(data) !== e.hash) {
             if (bad++ === 0) firstBad = `chunk ${e.index} at offset ${e.offset}`;
           }
+          release();
         },
-        { logger: opts.logger, signal: opts.signal },
+        { signal: opts.signal },
       );
     } catch (e) {
       if (opts.signal?.aborted) throw e;
-      problems.push({ file: archive, what: `does not decode: ${(e as Error).message.replace(`${archive}: `, '')}` });
+      const why = (e as Error).message.replace(`${archive}: `, '');
+      problems.push({ file: archive, what: /does not decode/.test(why) ? why : `does not decode: ${why}` });
     }
     if (bad) problems.push({ file: archive, what: `${bad} chunk(s) decode to the wrong xxh64, first ${firstBad}` });
   }

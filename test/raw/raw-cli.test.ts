@@ -162,7 +162,7 @@ test('ls, restore, verify and list on raw backups; restore onto a device needs -
   }
   const damaged = await cli(['restore', VOLUME, ...on, '--to', path.join(dir, 'damaged.img')]);
   assert.equal(damaged.code, 1, damaged.stderr);
-  assert.match(damaged.stderr, new RegExp(`xenbackup: backup of ${VOLUME}: ${container.replace(/[.]/g, '\\.')}: does not decode \\(zstd .*\\): the container is damaged`));
+  assert.match(damaged.stderr, new RegExp(`xenbackup: backup of ${VOLUME}: ${container.replace(/[.]/g, '\\.')}: does not decode \\(zstd: .*, frame of chunk \\d+ at offset \\d+\\): the container is damaged`));
   assert.equal(damaged.stderr.split('\n').filter((l) => l.startsWith('xenbackup: ')).length, 1, damaged.stderr);
   assert.ok(!fs.existsSync(path.join(dir, 'damaged.img')) && !fs.existsSync(path.join(dir, 'damaged.img.partial')), 'nothing left behind');
 });
