@@ -22,7 +22,8 @@
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "xbfs: napi call failed"); return NULL; } } while (0)
 
-static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+/* An Error like Node's fs errors (code, errno, message naming the call), not thrown. */
+static napi_value errno_error(napi_env env, int err, const char *syscall) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", syscall, strerror(err));
   napi_value code, message, error, errnoval;
@@ -48,7 +49,11 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   napi_create_int32(env, -err, &errnoval);
   napi_set_named_property(env, error, "errno", errnoval);
   napi_set_named_property(env, error, "code", code);
-  napi_throw(env, error);
+  return error;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+  napi_throw(env, errno_error(env, err, syscall));
   return NULL;
 }
 
@@ -243,8 +248,10 @@ static napi_value x_seek(napi_env env, napi_callback_info info) {
 
 /* Shared with scandir.c. */
 napi_value xbfs_throw_errno(napi_env env, int err, const char *syscall) { return throw_errno(env, err, syscall); }
+napi_value xbfs_errno_error(napi_env env, int err, const char *syscall) { return errno_error(env, err, syscall); }
 char *xbfs_buffer_arg(napi_env env, napi_value v) { return buffer_arg(env, v); }
 napi_value xbfs_scandir(napi_env env, napi_callback_info info);
+napi_value xbfs_scandir_async(napi_env env, napi_callback_info info);
 napi_value xbfs_openat(napi_env env, napi_callback_info info);
 napi_value xbfs_readat(napi_env env, napi_callback_info info);
 napi_value xbfs_closefd(napi_env env, napi_callback_info info);
@@ -252,6 +259,7 @@ napi_value xb_napi_xxh64(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64_init(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64_update(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64_digest(napi_env env, napi_callback_info info);
+napi_value xb_napi_xxh64_update_async(napi_env env, napi_callback_info info);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -261,6 +269,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "lutimens", NULL, x_lutimens, NULL, NULL, NULL, napi_default, NULL },
     { "seek", NULL, x_seek, NULL, NULL, NULL, napi_default, NULL },
     { "scanDir", NULL, xbfs_scandir, NULL, NULL, NULL, napi_default, NULL },
+    { "scanDirAsync", NULL, xbfs_scandir_async, NULL, NULL, NULL, napi_default, NULL },
     { "openAt", NULL, xbfs_openat, NULL, NULL, NULL, napi_default, NULL },
     { "readAt", NULL, xbfs_readat, NULL, NULL, NULL, napi_default, NULL },
     { "closeFd", NULL, xbfs_closefd, NULL, NULL, NULL, napi_default, NULL },
@@ -270,6 +279,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "xxh64Init", NULL, xb_napi_xxh64_init, NULL, NULL, NULL, napi_default, NULL },
     { "xxh64Update", NULL, xb_napi_xxh64_update, NULL, NULL, NULL, napi_default, NULL },
     { "xxh64Digest", NULL, xb_napi_xxh64_digest, NULL, NULL, NULL, napi_default, NULL },
+    { "xxh64UpdateAsync", NULL, xb_napi_xxh64_update_async, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -13,9 +13,11 @@
  *   xxh64Init(state: Buffer(XXH64_STATE_SIZE)): void     streaming state lives in JS memory
  *   xxh64Update(state, bytes: Uint8Array): void
  *   xxh64Digest(state): string                           does not change the state
+ *   xxh64UpdateAsync(state, bytes): Promise<void>        the update on a libuv worker thread
  */
 #include <node_api.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include "xxh64.h"
 
@@ -229,4 +231,72 @@ napi_value xb_napi_xxh64_digest(napi_env env, napi_callback_info info) {
   xb_xxh64_state s;
   memcpy(&s, at, sizeof s);
   return hex(env, xb_xxh64_digest(&s));
+}
+
+/*
+ * xxh64UpdateAsync(state, bytes): Promise<void>, the update on a libuv
+ * worker thread. The archive writer hashes each compressed frame (a GiB
+ * per GiB archived, at worst) there, off the thread that reads the files.
+ * The caller must not touch the state or the bytes until it settles.
+ */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref state_ref, bytes_ref;
+  void *state_at;
+  const uint8_t *data;
+  size_t len;
+} update_job;
+
+static void update_execute(napi_env env, void *p) {
+  (void)env;
+  update_job *job = p;
+  xb_xxh64_state s;
+  memcpy(&s, job->state_at, sizeof s);
+  xb_xxh64_update(&s, job->data, job->len);
+  memcpy(job->state_at, &s, sizeof s);
+}
+
+static void update_complete(napi_env env, napi_status status, void *p) {
+  update_job *job = p;
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  if (status == napi_ok) napi_resolve_deferred(env, job->deferred, undef);
+  else {
+    napi_value msg, err;
+    napi_create_string_utf8(env, "xxh64UpdateAsync: cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_reject_deferred(env, job->deferred, err);
+  }
+  napi_delete_reference(env, job->state_ref);
+  napi_delete_reference(env, job->bytes_ref);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+napi_value xb_napi_xxh64_update_async(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *at;
+  const uint8_t *data = NULL;
+  size_t len = 0;
+  if (argc < 2 || !state_arg(env, argv[0], &at) || !bytes_arg(env, argv[1], &data, &len)) return NULL;
+  update_job *job = calloc(1, sizeof *job);
+  if (!job) {
+    napi_throw_error(env, NULL, "xxh64UpdateAsync: out of memory");
+    return NULL;
+  }
+  job->state_at = at;
+  job->data = data;
+  job->len = len;
+  /* References keep both alive (and their memory in place) until the worker is done. */
+  napi_create_reference(env, argv[0], 1, &job->state_ref);
+  napi_create_reference(env, argv[1], 1, &job->bytes_ref);
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "xenbackup:xxh64", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, update_execute, update_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
 }

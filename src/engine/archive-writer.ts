@@ -9,11 +9,12 @@
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '../util/log.js';
-import { createXxh64 } from '../util/xxh.js';
+import { createAsyncXxh64 } from '../util/xxh.js';
 import { AtomicFile, withFileName } from '../repo/atomic-file.js';
 import { compressSegment, type Compression } from './compression.js';
 import type { TarEntry } from '../tar/entry.js';
 import { encodeHeader, encodeHeaderInto } from '../tar/write.js';
+import { readAt } from '../native/xbfs.js';
 
 export const SEGMENT_SIZE = 8 << 20;
 /** Start writeback of what was written every this many bytes, so the final fsync has little left to flush. */
@@ -35,7 +36,7 @@ export interface ArchiveResult {
 
 export class ArchiveWriter {
   private readonly file: AtomicFile;
-  private readonly hash = createXxh64();
+  private readonly hash = createAsyncXxh64();
   private readonly pool: Buffer[] = [];
   private seg: Buffer;
   private segLen = 0;
@@ -111,7 +112,7 @@ export class ArchiveWriter {
   readFrom(fd: number, position: number, length: number): Buffer {
     if (this.segLen === SEGMENT_SIZE) this.rotate();
     const want = Math.min(length, SEGMENT_SIZE - this.segLen);
-    const n = fs.readSync(fd, this.seg, this.segLen, want, position);
+    const n = readAt(fd, this.seg, this.segLen, want, position);
     const view = this.seg.subarray(this.segLen, this.segLen + n);
     this.segLen += n;
     if (this.segLen === SEGMENT_SIZE) {
@@ -146,10 +147,14 @@ export class ArchiveWriter {
         if (this.failure !== undefined) return;
         const out = await compressed;
         this.frames.push([this.archiveBytes, tarOffset]);
-        this.hash.update(out);
-        // On libuv's threads: the main thread goes on reading files meanwhile.
+        // Hashing and writing on libuv's threads, side by side: the main thread goes on reading files meanwhile.
+        const hashed = this.hash.updateAsync(out);
         let off = 0;
-        while (off < out.length) off += (await write(this.file.fd, out, off, out.length - off, null)).bytesWritten;
+        try {
+          while (off < out.length) off += (await write(this.file.fd, out, off, out.length - off, null)).bytesWritten;
+        } finally {
+          await hashed; // the frame's memory (a segment with --compress none) must not be reused before
+        }
         this.archiveBytes += out.length;
         this.unsynced += out.length;
         if (this.unsynced >= WRITEBACK_EVERY) {

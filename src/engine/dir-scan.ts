@@ -6,26 +6,39 @@
  * the previous manifest's line, and no object beyond its name.
  */
 import os from 'node:os';
-import { scanDirRaw } from '../native/xbfs.js';
+import { closeFd, scanDirRaw, scanDirRawAsync } from '../native/xbfs.js';
 import type { EntryStat } from './metadata.js';
 
 const HEADER = 96;
+
+type RawScan = { buffer: Buffer; length: number; count: number; fd: number };
+
+function coded(e: unknown): Error {
+  const err = e as NodeJS.ErrnoException;
+  return Object.assign(new Error(`${err.code}: ${err.message}`), { code: err.code });
+}
 const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
 
 export class DirScan {
   readonly count: number;
+  /** The directory, open (O_RDONLY) when `keepOpen` was asked for, else -1: close() releases it. */
+  fd: number;
   private readonly buf: Buffer;
   private readonly offsets: Uint32Array;
 
-  /** Lists `abs`; throws an Error with `code` (EACCES, ENOENT, ...) when it cannot be listed. */
-  constructor(abs: Buffer) {
-    let raw: { buffer: Buffer; length: number; count: number };
+  /**
+   * Lists `abs`; throws an Error with `code` (EACCES, ENOENT, ...) when it
+   * cannot be listed. With `keepOpen` the directory stays open as `fd`, for
+   * opening children relative to it (native openAt) until close().
+   */
+  constructor(abs: Buffer, keepOpen = false, listed?: RawScan) {
+    let raw: RawScan;
     try {
-      raw = scanDirRaw(abs);
+      raw = listed ?? scanDirRaw(abs, keepOpen);
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      throw Object.assign(new Error(`${err.code}: ${err.message}`), { code: err.code });
+      throw coded(e);
     }
+    this.fd = raw.fd;
     this.buf = raw.buffer;
     this.count = raw.count;
     this.offsets = new Uint32Array(raw.count);
@@ -34,6 +47,22 @@ export class DirScan {
       this.offsets[i] = off;
       off += this.buf.readUInt32LE(off);
     }
+  }
+
+  /** The same listing made on a libuv worker thread (the main thread goes on meanwhile). */
+  static async list(abs: Buffer, keepOpen = false): Promise<DirScan> {
+    let raw: RawScan;
+    try {
+      raw = await scanDirRawAsync(abs, keepOpen);
+    } catch (e) {
+      throw coded(e);
+    }
+    return new DirScan(abs, keepOpen, raw);
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeFd(this.fd);
+    this.fd = -1;
   }
 
   name(i: number): Buffer {

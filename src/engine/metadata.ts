@@ -1,12 +1,13 @@
 /**
  * Turns what lstat and the xattr calls say about one path into a TarEntry
  * (type, mode, owner, times, device numbers, xattrs, ACLs). One lstat and
- * one llistxattr per entry; xattr values only when there are any.
+ * one llistxattr (or flistxattr on an open fd) per entry; xattr values only
+ * when there are any.
  */
 import fs from 'node:fs';
 import type { EntryType, TarEntry } from '../tar/entry.js';
 import type { ManifestEntry, ManifestType } from '../core/manifest.js';
-import { lgetxattr, llistxattr } from '../native/xbfs.js';
+import { fgetxattr, flistxattr, lgetxattr, llistxattr } from '../native/xbfs.js';
 import { aclTextFromXattr } from '../tar/acl.js';
 
 const S_IFMT = 0o170000;
@@ -34,11 +35,14 @@ export function entryTypeOfMode(mode: number): EntryType | 'socket' | undefined 
 const ACL_ACCESS = 'system.posix_acl_access';
 const ACL_DEFAULT = 'system.posix_acl_default';
 
-/** Reads xattrs and ACLs of `abs` into `e`. */
-export function readExtendedAttributes(abs: Buffer, e: TarEntry): void {
+/**
+ * Reads xattrs and ACLs of `abs` into `e`; through `fd` instead when the
+ * caller holds the file or directory open already (no path lookup).
+ */
+export function readExtendedAttributes(abs: Buffer, e: TarEntry, fd = -1): void {
   let names: string[];
   try {
-    names = llistxattr(abs);
+    names = fd >= 0 ? flistxattr(fd) : llistxattr(abs);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOTSUP') return;
     throw err;
@@ -47,7 +51,7 @@ export function readExtendedAttributes(abs: Buffer, e: TarEntry): void {
   for (const name of names.sort()) {
     let value: Buffer;
     try {
-      value = lgetxattr(abs, name);
+      value = fd >= 0 ? fgetxattr(fd, name) : lgetxattr(abs, name);
     } catch (err) {
       // Vanished between list and get: nothing to store.
       if ((err as NodeJS.ErrnoException).code === 'ENODATA') continue;

@@ -20,7 +20,7 @@ import { encodeSparseMap, padding, storedSize } from '../tar/write.js';
 import type { ManifestEntry, ManifestType, StoredEntry } from '../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../core/path-order.js';
 import type { ManifestCursor, ManifestWriter, PreviousBlock } from '../repo/manifest-file.js';
-import { seekData, seekHole } from '../native/xbfs.js';
+import { closeFd, openAt, seekData, seekHole } from '../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import { DirScan } from './dir-scan.js';
 import { DumpdirBuilder } from './dumpdir.js';
@@ -96,15 +96,26 @@ class Child {
     return (this.statCache ??= this.scan.stat(this.index));
   }
 
+  /** The open directory holding this child (DirScan kept it open), for openAt. */
+  get dirFd(): number {
+    return this.scan.fd;
+  }
+
   /** Unchanged since `prev`, judged by stat alone (no read): their keys are the same bytes. */
   sameAs(prev: StoredEntry): boolean {
     return !prev.unread && this.scan.keyEquals(this.index, prev.data, prev.keyStart, prev.keyEnd);
   }
 }
 
+/**
+ * Listings started ahead of the walk: per directory the next few
+ * subdirectories, and never more than AHEAD_MAX at once (each holds an open
+ * directory until the walk takes it), so wide or deep trees stay bounded.
+ */
+const AHEAD_PER_LEVEL = 4;
+const AHEAD_MAX = 32;
 const SPARSE_MIN_SIZE = 1 << 20;
 const SLACK = 65536n;
-const O_NOATIME = fs.constants.O_NOATIME ?? 0;
 const EMPTY = Buffer.alloc(0);
 const ROOT_NAME = Buffer.from('.');
 
@@ -118,7 +129,8 @@ export class TreeArchiver {
   /** dev:ino of hardlinked files already stored in this archive -> the member holding the data. */
   private readonly links = new Map<string, { path: Buffer; offset: number; hash: string }>();
   private rootDev = 0n;
-  private openFlags = fs.constants.O_RDONLY | O_NOATIME;
+  /** Directory listings started ahead and not yet taken (each holds a directory fd until closed). */
+  private aheadOpen = 0;
 
   constructor(
     private readonly opts: TreeArchiverOptions,
@@ -138,11 +150,57 @@ export class TreeArchiver {
     this.stats.deleted += this.previous?.skippedEntries ?? 0;
   }
 
-  private async directory(rel: Buffer, abs: Buffer, st: EntryStat): Promise<void> {
+  /** `ahead`: this directory's listing, started earlier on a worker thread (listAhead). */
+  private async directory(rel: Buffer, abs: Buffer, st: EntryStat, ahead?: Promise<DirScan>): Promise<void> {
     const previous = this.previous?.take(rel);
-    const listed = this.listChildren(rel, abs);
+    const listed = await this.listChildren(rel, abs, ahead);
     if (!listed && previous) return this.keepUnlisted(rel, abs, st, previous);
-    const children = listed ?? [];
+    let dirs: Child[];
+    try {
+      dirs = await this.directoryMembers(rel, abs, st, previous, listed?.children ?? [], listed?.scan.fd ?? -1);
+    } finally {
+      // Closed before recursing: open directories never pile up with the depth of the tree.
+      listed?.scan.close();
+    }
+    // Mount points below a --one-file-system root are kept as empty directories, never listed.
+    const foreign = (d: Child): boolean => this.opts.oneFileSystem && d.st.dev !== this.rootDev;
+    const pending: Array<Promise<DirScan> | undefined> = [];
+    try {
+      for (let i = 0; i < dirs.length; i++) {
+        // Keep the next few subdirectories being listed while this one is archived.
+        for (let k = i; k < dirs.length && k < i + AHEAD_PER_LEVEL && this.aheadOpen < AHEAD_MAX; k++) {
+          if (!pending[k] && !foreign(dirs[k]!)) pending[k] = this.listAhead(dirs[k]!.abs);
+        }
+        const d = dirs[i]!;
+        const mine = pending[i];
+        pending[i] = undefined;
+        if (foreign(d)) await this.mountpointDirectory(d);
+        else await this.directory(d.rel, d.abs, d.st, mine);
+      }
+    } finally {
+      // Interrupted or failed: listings started ahead release their directory fds when they arrive.
+      for (const p of pending) if (p) this.discardAhead(p);
+    }
+  }
+
+  /** Starts listing a directory on a libuv worker thread; the walk takes it with listChildren or discardAhead. */
+  private listAhead(abs: Buffer): Promise<DirScan> {
+    this.aheadOpen++;
+    const p = DirScan.list(abs, true);
+    p.catch(() => undefined); // a failure is reported when the walk reaches the directory
+    return p;
+  }
+
+  private discardAhead(p: Promise<DirScan>): void {
+    this.aheadOpen--;
+    p.then(
+      (scan) => scan.close(),
+      () => undefined,
+    );
+  }
+
+  /** The directory's member and its changed non-directory children's; returns the subdirectories. */
+  private async directoryMembers(rel: Buffer, abs: Buffer, st: EntryStat, previous: PreviousBlock | undefined, children: Child[], dirFd: number): Promise<Child[]> {
     const files: Child[] = [];
     const dirs: Child[] = [];
     for (const c of children) (c.type === 'dir' ? dirs : files).push(c);
@@ -173,7 +231,7 @@ export class TreeArchiver {
     this.stats.deleted += prevEntries.length - j;
 
     const self = this.baseEntry(rel, st, 'dir');
-    const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir');
+    const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir', dirFd);
     tarEntry.dumpdir = dumpdir.finish();
     self.offset = this.writer.offset;
     this.writer.writeHeader(tarEntry);
@@ -202,14 +260,7 @@ export class TreeArchiver {
       if (this.writer.backlogged) await this.writer.drain();
     }
     this.opts.onProgress?.(this.stats, rel);
-    for (const d of dirs) {
-      if (this.opts.oneFileSystem && d.st.dev !== this.rootDev) {
-        // Another filesystem mounted here (dom0's /proc, /boot, ...): keep the directory, not its content.
-        await this.mountpointDirectory(d);
-      } else {
-        await this.directory(d.rel, d.abs, d.st);
-      }
-    }
+    return dirs;
   }
 
   private checkSignal(): void {
@@ -255,14 +306,16 @@ export class TreeArchiver {
     }
   }
 
-  /** The children of a directory in name order; null when it cannot be listed. */
-  private listChildren(rel: Buffer, abs: Buffer): Child[] | null {
+  /** The children of a directory in name order, the directory kept open as scan.fd; null when it cannot be listed. */
+  private async listChildren(rel: Buffer, abs: Buffer, ahead?: Promise<DirScan>): Promise<{ scan: DirScan; children: Child[] } | null> {
     let scan: DirScan;
     try {
-      scan = new DirScan(abs);
+      scan = ahead ? await ahead : new DirScan(abs, true);
     } catch (e) {
       this.unreadableEntry(rel, e);
       return null;
+    } finally {
+      if (ahead) this.aheadOpen--;
     }
     const out: Child[] = [];
     for (let i = 0; i < scan.count; i++) {
@@ -286,7 +339,7 @@ export class TreeArchiver {
       }
       out.push(type === 'file' ? child : new Child(rel, abs, scan, i, name, type));
     }
-    return out;
+    return { scan, children: out };
   }
 
   private baseEntry(rel: Buffer, st: EntryStat, type: ManifestType): ManifestEntry {
@@ -295,7 +348,8 @@ export class TreeArchiver {
   }
 
 
-  private tarEntry(path: Buffer, abs: Buffer, st: EntryStat, type: TarEntry['type']): TarEntry {
+  /** `fd`: the entry open already (its xattrs are read through it), or -1. */
+  private tarEntry(path: Buffer, abs: Buffer, st: EntryStat, type: TarEntry['type'], fd = -1): TarEntry {
     const e: TarEntry = {
       path,
       type,
@@ -306,7 +360,7 @@ export class TreeArchiver {
       mtimeNs: st.mtimeNs,
     };
     try {
-      readExtendedAttributes(abs, e);
+      readExtendedAttributes(abs, e, fd);
     } catch (err) {
       this.warnings.push(`could not read extended attributes of ${showPath(path)}: ${(err as Error).message}`);
     }
@@ -361,14 +415,14 @@ export class TreeArchiver {
     }
     let fd: number;
     try {
-      fd = this.open(c.abs);
+      fd = openAt(c.dirFd, c.name);
     } catch (e) {
       this.unreadableEntry(c.rel, e);
       return undefined;
     }
     try {
       const size = Number(c.st.size);
-      const t = this.tarEntry(c.rel, c.abs, c.st, 'file');
+      const t = this.tarEntry(c.rel, EMPTY /* read through fd */, c.st, 'file', fd);
       if (size >= SPARSE_MIN_SIZE && c.st.blocks * 512n + SLACK < c.st.size) {
         const map = dataRegions(fd, size);
         if (map) t.sparseMap = map;
@@ -411,20 +465,7 @@ export class TreeArchiver {
       if (linkKey) this.links.set(linkKey, { path: c.rel, offset: entry.offset, hash });
       return entry;
     } finally {
-      fs.closeSync(fd);
-    }
-  }
-
-  private open(abs: Buffer): number {
-    try {
-      return fs.openSync(abs, this.openFlags);
-    } catch (e) {
-      // O_NOATIME needs ownership or CAP_FOWNER: without it, open plainly from now on.
-      if ((e as NodeJS.ErrnoException).code === 'EPERM' && this.openFlags !== fs.constants.O_RDONLY) {
-        this.openFlags = fs.constants.O_RDONLY;
-        return fs.openSync(abs, this.openFlags);
-      }
-      throw e;
+      closeFd(fd);
     }
   }
 

@@ -17,6 +17,7 @@ interface XbfsBinding {
   lutimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   seek(fd: number, offset: number, whence: number): number;
   scanDir(path: Buffer, keepOpen?: boolean): { buffer: Buffer; length: number; count: number; fd: number };
+  scanDirAsync(path: Buffer, keepOpen?: boolean): Promise<{ buffer: Buffer; length: number; count: number; fd: number }>;
   openAt(dirFd: number, name: Buffer): number;
   readAt(fd: number, buffer: Buffer, offset: number, length: number, position: number): number;
   closeFd(fd: number): void;
@@ -26,6 +27,7 @@ interface XbfsBinding {
   xxh64Init(state: Buffer): void;
   xxh64Update(state: Buffer, data: Uint8Array): void;
   xxh64Digest(state: Buffer): string;
+  xxh64UpdateAsync(state: Buffer, data: Uint8Array): Promise<void>;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -84,14 +86,34 @@ export function seekHole(fd: number, offset: number): number {
 
 /** One directory's children with their lstat, sorted by name: see native/scandir.c and engine/dir-scan.ts. */
 export const scanDirRaw = binding.scanDir;
+/** scanDirRaw on a libuv worker thread. */
+export const scanDirRawAsync = binding.scanDirAsync;
 
 /**
  * The archiver's per-file calls: openAt (a regular file child of a directory
  * scanDirRaw kept open: O_NOFOLLOW, O_NONBLOCK, O_NOATIME where allowed),
  * readAt (pread), closeFd, and xattrs through an fd.
  */
-export const openAt = binding.openAt;
-export const readAt = binding.readAt;
+export function openAt(dirFd: number, name: Buffer): number {
+  try {
+    return binding.openAt(dirFd, name);
+  } catch (e) {
+    throw withCode(e);
+  }
+}
+export function readAt(fd: number, buffer: Buffer, offset: number, length: number, position: number): number {
+  try {
+    return binding.readAt(fd, buffer, offset, length, position);
+  } catch (e) {
+    throw withCode(e);
+  }
+}
+/** "EACCES: open: Permission denied", as Node's fs words it (the code first): messages and tests rely on it. */
+function withCode(e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code && !err.message.startsWith(err.code)) err.message = `${err.code}: ${err.message}`;
+  return err;
+}
 export const closeFd = binding.closeFd;
 export const flistxattr = binding.flistxattr;
 export const fgetxattr = binding.fgetxattr;
@@ -103,4 +125,5 @@ export const xxh64Native = {
   init: binding.xxh64Init,
   update: binding.xxh64Update,
   digest: binding.xxh64Digest,
+  updateAsync: binding.xxh64UpdateAsync,
 };

@@ -24,7 +24,13 @@ export interface StreamingHash {
   digest(): string;
 }
 
-class NativeXxh64 implements StreamingHash {
+/** A StreamingHash whose updates may also run on a libuv worker thread (one at a time; see updateAsync). */
+export interface AsyncStreamingHash extends StreamingHash {
+  /** Hashes `data` off the main thread; neither the hash nor `data` may be used until it settles. */
+  updateAsync(data: Uint8Array): Promise<void>;
+}
+
+class NativeXxh64 implements AsyncStreamingHash {
   private readonly state = Buffer.alloc(xxh64Native.stateSize);
 
   constructor() {
@@ -36,11 +42,19 @@ class NativeXxh64 implements StreamingHash {
     return this;
   }
 
+  updateAsync(data: Uint8Array): Promise<void> {
+    return xxh64Native.updateAsync(this.state, data);
+  }
+
   digest(): string {
     return xxh64Native.digest(this.state);
   }
 }
 
 export function createXxh64(): StreamingHash {
+  return new NativeXxh64();
+}
+
+export function createAsyncXxh64(): AsyncStreamingHash {
   return new NativeXxh64();
 }

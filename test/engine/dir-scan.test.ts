@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { DirScan } from '../../src/engine/dir-scan.js';
+import { closeFd, fgetxattr, flistxattr, openAt, readAt } from '../../src/native/xbfs.js';
 import { manifestEntryOf, entryTypeOf } from '../../src/engine/metadata.js';
 import { encodeEntry, sliceEntryLine, type ManifestType } from '../../src/core/manifest.js';
 
@@ -65,4 +66,45 @@ test('a changed field makes the keys differ; an unread entry is never taken as u
 
 test('a directory that cannot be listed fails with its errno code', () => {
   assert.throws(() => new DirScan(Buffer.from('/nonexistent-xenbackup-dir')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && /ENOENT/.test(e.message));
+});
+
+test('DirScan.list (on a worker thread) gives the same listing; keepOpen hands over the directory for openAt, readAt and flistxattr', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-scan-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const n of ['c', 'a', 'b']) fs.writeFileSync(path.join(dir, n), `content of ${n}`);
+  fs.symlinkSync('a', path.join(dir, 'link'));
+  execFileSync('mkfifo', [path.join(dir, 'fifo')]);
+  execFileSync('setfattr', ['-n', 'user.note', '-v', 'hello', dir]);
+  const sync = new DirScan(Buffer.from(dir));
+  assert.equal(sync.fd, -1, 'not kept open unless asked');
+  const scan = await DirScan.list(Buffer.from(dir), true);
+  try {
+    assert.ok(scan.fd >= 0);
+    assert.equal(scan.count, sync.count);
+    for (let i = 0; i < scan.count; i++) {
+      assert.deepEqual(scan.name(i), sync.name(i));
+      assert.deepEqual(scan.stat(i), sync.stat(i));
+    }
+    assert.deepEqual(flistxattr(scan.fd), ['user.note']);
+    assert.equal(fgetxattr(scan.fd, 'user.note').toString(), 'hello');
+    const b = [...Array(scan.count).keys()].find((i) => scan.name(i).toString() === 'b')!;
+    const fd = openAt(scan.fd, scan.name(b));
+    try {
+      const buf = Buffer.alloc(64);
+      const n = readAt(fd, buf, 3, 60, 0);
+      assert.equal(buf.toString('utf8', 3, 3 + n), 'content of b');
+      assert.equal(readAt(fd, buf, 0, 10, n), 0, 'end of file');
+    } finally {
+      closeFd(fd);
+    }
+    // Only regular files, never followed or blocking: a symlink (O_NOFOLLOW) and a fifo (O_NONBLOCK, then refused).
+    assert.throws(() => openAt(scan.fd, Buffer.from('link')), (e: NodeJS.ErrnoException) => e.code === 'ELOOP' && /^ELOOP: /.test(e.message));
+    assert.throws(() => openAt(scan.fd, Buffer.from('fifo')), (e: NodeJS.ErrnoException) => e.code === 'EINVAL');
+    assert.throws(() => openAt(scan.fd, Buffer.from('../x')), (e: NodeJS.ErrnoException) => e.code === 'EINVAL');
+    assert.throws(() => openAt(scan.fd, Buffer.from('missing')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && /^ENOENT: open/.test(e.message));
+  } finally {
+    scan.close();
+  }
+  assert.equal(scan.fd, -1);
+  await assert.rejects(DirScan.list(Buffer.from('/nonexistent-xenbackup-dir'), true), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && /ENOENT/.test(e.message));
 });

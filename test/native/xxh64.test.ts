@@ -8,7 +8,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import xxhash from 'xxhash-wasm';
-import { createXxh64, xxh64 } from '../../src/util/xxh.js';
+import { createAsyncXxh64, createXxh64, xxh64 } from '../../src/util/xxh.js';
 
 const wasm = await xxhash();
 const ref = (b: Uint8Array): string => wasm.h64Raw(b).toString(16).padStart(16, '0');
@@ -50,6 +50,18 @@ test('streaming xxh64 equals the one-shot value whatever the piece sizes', () =>
   }
   const mixed = createXxh64().update(data.subarray(0, 5)).update(new Uint8Array(0)).update(data.subarray(5, 9000)).update(data.subarray(9000));
   assert.equal(mixed.digest(), expected);
+});
+
+test('updateAsync (on a worker thread) hashes like update, in order, mixed with synchronous updates', async () => {
+  const data = randomBytes(3 << 20);
+  const h = createAsyncXxh64();
+  await h.updateAsync(data.subarray(0, 1 << 20));
+  h.update(data.subarray(1 << 20, (1 << 20) + 7));
+  await h.updateAsync(data.subarray((1 << 20) + 7));
+  assert.equal(h.digest(), ref(data));
+  const empty = createAsyncXxh64();
+  await empty.updateAsync(new Uint8Array(0));
+  assert.equal(empty.digest(), ref(new Uint8Array(0)));
 });
 
 test('xxh64 refuses what is not bytes', () => {
