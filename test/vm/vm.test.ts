@@ -1,8 +1,9 @@
 /**
  * The VM suite: real LVM and device-mapper snapshots, which this machine's kernel cannot do, in a
- * qemu guest (TCG). Builds the guest once (test/vm/build-guest.sh, cached), boots ONE VM that runs
- * every scenario of test/vm/scenarios/ through test/vm/guest-driver.sh, then reports each scenario
- * as its own subtest with its log. See docs/TESTING.md.
+ * qemu guest (TCG). Builds the guest once (test/vm/build-guest.sh, cached), boots one VM per host
+ * core (XENBACKUP_VM_PARALLEL; a TCG guest keeps about one core busy), deals the scenarios of
+ * test/vm/scenarios/ out among them (scenario-plan.ts), each VM running its share through
+ * test/vm/guest-driver.sh, then reports each scenario as its own subtest with its log. See docs/TESTING.md.
  *
  * It never skips: a host that cannot build or boot the guest fails this test with the reason.
  * Environment: XENBACKUP_VM_SCENARIOS="10 20" runs only those; XENBACKUP_VM_UPDATE_FIXTURES=1 copies
@@ -17,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseDriverOutput, describeResult, MARKER } from './scenario-log.js';
+import { dealScenarios, scenarioNames, selectScenarios } from './scenario-plan.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const VM_DIR = path.join(ROOT, 'test/vm');
@@ -24,6 +26,13 @@ const FIXTURES = path.join(ROOT, 'test/fixtures/lvm');
 /** The VM's own limit (run-in-vm.sh kills it after XENBACKUP_VM_TIMEOUT); this test waits a little longer. */
 const VM_LIMIT_S = Number(process.env.XENBACKUP_VM_TIMEOUT ?? 3000);
 const BUILD_LIMIT_MS = 15 * 60 * 1000;
+
+/** VMs booted side by side: XENBACKUP_VM_PARALLEL, else one per host core (a TCG guest keeps about one core busy), at most 2. */
+function vmCount(): number {
+  const asked = Number(process.env.XENBACKUP_VM_PARALLEL);
+  if (Number.isInteger(asked) && asked >= 1) return asked;
+  return Math.max(1, Math.min(2, os.availableParallelism()));
+}
 
 interface Finished {
   code: number | null;
@@ -107,40 +116,63 @@ test('VM suite: real LVM snapshots in a qemu guest', { timeout: BUILD_LIMIT_MS +
     );
   }
 
+  const names = selectScenarios(
+    scenarioNames(fs.readdirSync(path.join(VM_DIR, 'scenarios'))),
+    (process.env.XENBACKUP_VM_SCENARIOS ?? '').split(/\s+/).filter(Boolean),
+  );
+  assert.ok(names.length > 0, `no scenario in test/vm/scenarios matches XENBACKUP_VM_SCENARIOS=${process.env.XENBACKUP_VM_SCENARIOS}`);
+  const groups = dealScenarios(names, vmCount());
+  const reportArgs = await productReportArgs();
   const started = Date.now();
-  const vm = await runCommand('bash', [path.join(VM_DIR, 'run-in-vm.sh'), path.join(VM_DIR, 'guest-driver.sh')], {
-    env: { ...process.env, ...(await productReportArgs()), XENBACKUP_VM_ARTIFACTS: artifacts },
-    timeoutMs: (VM_LIMIT_S + 60) * 1000,
-    echo: verbose,
-    onStdoutLine: (line) => {
-      // Progress in the test log even when not verbose: one line per finished scenario.
-      if (!verbose && line.startsWith(`${MARKER} end `)) process.stderr.write(`vm: ${line.slice(MARKER.length + 1)}\n`);
-    },
-  });
-  const output = parseDriverOutput(vm.stdout);
+  const vms = await Promise.all(
+    groups.map(async (group, i) => {
+      const vmArtifacts = path.join(artifacts, `vm${i + 1}`);
+      fs.mkdirSync(vmArtifacts);
+      process.stderr.write(`vm${i + 1}: ${group.join(' ')}\n`);
+      const run = await runCommand('bash', [path.join(VM_DIR, 'run-in-vm.sh'), path.join(VM_DIR, 'guest-driver.sh'), ...group], {
+        env: { ...process.env, ...reportArgs, XENBACKUP_VM_ARTIFACTS: vmArtifacts },
+        timeoutMs: (VM_LIMIT_S + 60) * 1000,
+        echo: verbose,
+        onStdoutLine: (line) => {
+          // Progress in the test log even when not verbose: one line per finished scenario.
+          if (!verbose && line.startsWith(`${MARKER} end `)) process.stderr.write(`vm${i + 1}: ${line.slice(MARKER.length + 1)}\n`);
+        },
+      });
+      return { name: `vm${i + 1}`, group, run, output: parseDriverOutput(run.stdout), artifacts: vmArtifacts };
+    }),
+  );
   const wall = ((Date.now() - started) / 1000).toFixed(0);
-  process.stderr.write(`vm: ${output.scenarios.length} scenario(s), VM wall time ${wall} s (exit ${vm.code ?? vm.signal})\n`);
+  const ran = vms.flatMap((vm) => vm.output.scenarios.map((scenario) => ({ vm, scenario })));
+  process.stderr.write(`vm: ${ran.length} scenario(s) in ${vms.length} VM(s), wall time ${wall} s (exit ${vms.map((vm) => vm.run.code ?? vm.run.signal).join(', ')})\n`);
 
-  if (output.scenarios.length === 0) {
-    assert.fail(`the VM ran no scenario (run-in-vm.sh exited ${vm.code ?? vm.signal}):\n${tail(vm.stdout, 30)}\n${tail(vm.stderr, 80)}`);
+  for (const vm of vms) {
+    if (vm.output.scenarios.length === 0) {
+      assert.fail(`${vm.name} ran no scenario (run-in-vm.sh exited ${vm.run.code ?? vm.run.signal}):\n${tail(vm.run.stdout, 30)}\n${tail(vm.run.stderr, 80)}`);
+    }
   }
-  for (const scenario of output.scenarios) {
+  ran.sort((a, b) => a.scenario.name.localeCompare(b.scenario.name));
+  for (const { vm, scenario } of ran) {
     await t.test(scenario.name, () => {
       if (scenario.finished && scenario.status === 0) return;
       // A scenario cut short by a dead VM: the console log (on stderr of run-in-vm.sh) says why.
-      const why = scenario.finished ? '' : `\n--- run-in-vm.sh ---\n${tail(vm.stderr, 80)}`;
+      const why = scenario.finished ? '' : `\n--- run-in-vm.sh (${vm.name}) ---\n${tail(vm.run.stderr, 80)}`;
       assert.fail(`${describeResult(scenario)}\n--- scenario log ---\n${scenario.log}${why}`);
     });
   }
-  await t.test('the VM finished and the driver reported every scenario', () => {
-    assert.ok(output.summary, `no summary from the driver (VM exit ${vm.code ?? vm.signal}):\n${tail(vm.stderr, 80)}`);
-    assert.equal(output.summary.total, output.scenarios.length);
-    assert.equal(vm.code, output.summary.failed === 0 ? 0 : 1, `run-in-vm.sh exit status:\n${tail(vm.stderr, 40)}`);
+  await t.test('every VM finished and its driver reported every scenario it was given', () => {
+    for (const vm of vms) {
+      const { summary, scenarios } = vm.output;
+      assert.ok(summary, `${vm.name}: no summary from the driver (VM exit ${vm.run.code ?? vm.run.signal}):\n${tail(vm.run.stderr, 80)}`);
+      assert.equal(summary.total, scenarios.length);
+      assert.deepEqual(scenarios.map((s) => s.name), vm.group, `${vm.name} ran other scenarios than it was given`);
+      assert.equal(vm.run.code, summary.failed === 0 ? 0 : 1, `${vm.name}: run-in-vm.sh exit status:\n${tail(vm.run.stderr, 40)}`);
+    }
   });
 
   await t.test('LVM output captured in the VM has the shape of the committed fixtures', () => {
-    const captured = path.join(artifacts, 'fixtures/lvm');
-    const names = fs.existsSync(captured) ? fs.readdirSync(captured).sort() : [];
+    // Whichever VM ran the capturing scenario holds them.
+    const captured = vms.map((vm) => path.join(vm.artifacts, 'fixtures/lvm')).find((dir) => fs.existsSync(dir)) ?? '';
+    const names = captured ? fs.readdirSync(captured).sort() : [];
     if (process.env.XENBACKUP_VM_UPDATE_FIXTURES === '1') {
       fs.mkdirSync(FIXTURES, { recursive: true });
       for (const name of names) fs.copyFileSync(path.join(captured, name), path.join(FIXTURES, name));
