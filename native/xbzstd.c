@@ -192,7 +192,11 @@ static void execute_decompress(napi_env env, void *data) {
     return;
   }
   if (n != job->expected) {
-    snprintf(job->error, sizeof job->error, "the frame decodes to %s%zu bytes, expected %zu", n > job->expected ? "more than " : "", n > job->expected ? job->expected : n, job->expected);
+    if (n > job->expected) {
+      snprintf(job->error, sizeof job->error, "the frame decodes to more than the expected %zu bytes", job->expected);
+    } else {
+      snprintf(job->error, sizeof job->error, "the frame decodes to %zu bytes, expected %zu", n, job->expected);
+    }
     return;
   }
   job->produced = n;

@@ -35,7 +35,11 @@ export interface DecodeOptions {
   nice?: number;
 }
 
-/** Receives chunk `entry`'s bytes; `data` stays the caller's until `release()` (call it exactly once, also on failure). */
+/**
+ * Receives chunk `entry`'s bytes; `data` stays the caller's until `release()`
+ * (call it once, also on failure). Decoding waits for released buffers: a
+ * sink that keeps more than the pool holds, waiting for later chunks, waits forever.
+ */
 export type ChunkSink = (entry: ContainerEntry, data: Buffer, release: () => void) => void | Promise<void>;
 
 interface Batch {
