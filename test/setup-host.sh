@@ -17,3 +17,13 @@ packages=(
 )
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+
+# The VM suite's guest (debootstrap + kernel: 2-4 minutes, mostly downloads and dpkg) is built now,
+# in the background, while npm ci and the host tests run; vm.test.ts's own call to
+# test/vm/build-guest.sh waits for it on the cache's lock, finds it built (or builds it itself if
+# this attempt failed). Nothing happens when the cached guest is current. XENBACKUP_VM_PREBUILD=0 skips it.
+if [[ ${XENBACKUP_VM_PREBUILD:-1} == 1 ]] && command -v node >/dev/null; then
+  log=/var/tmp/xenbackup-vm-build.log
+  setsid nohup bash "$(dirname "$0")/vm/build-guest.sh" > "$log" 2>&1 < /dev/null &
+  echo "setup-host: building the VM guest in the background (log: $log)"
+fi
