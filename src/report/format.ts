@@ -126,6 +126,8 @@ export function formatBody(report: RunReport): string {
   // RSYNC_TARGET volume the only place the mail names the other host.
   const stored = report.volumes.filter((v) => v.archivePath && (v.status === 'ok' || v.status === 'partial'));
   if (stored.length) sections.push(['Stored at:', ...stored.map((v) => `  ${printable(v.volume)}: ${printable(v.archivePath!)}`)]);
+  const notes = report.volumes.flatMap((v) => (v.notes ?? []).map((n) => `  ${printable(v.volume)}: ${printable(n)}`));
+  if (notes.length) sections.push(['Notes:', ...notes]);
   const errors = groupedMessages(report, 'errors');
   if (errors.length) sections.push(['Errors:', ...errors]);
   const warnings = groupedMessages(report, 'warnings');

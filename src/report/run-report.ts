@@ -31,6 +31,8 @@ export interface VolumeReport {
   sourceBytes: number;
   durationMs: number;
   archivePath?: string;
+  /** What the table cannot show about a kept backup, one line each (e.g. a raw image's chunk counts). */
+  notes?: string[];
   warnings: string[];
   errors: string[];
 }

@@ -66,6 +66,7 @@ interface EnginePrepared {
   /** The report's Source column when it is not the bytes read (raw: the image's size). */
   sourceBytes?: number;
   /** A line for the log once the backup counts. */
+  /** One line for the report's notes and the log, without the volume's name. */
   summary?: string;
 }
 
@@ -97,7 +98,7 @@ async function prepareRaw(name: string, device: string, ctx: VolumeJobContext): 
     abort: () => p.abort(),
     sourceBytes: i.imageBytes,
     summary:
-      `${name}: raw image of ${formatBytes(i.imageBytes)} in ${formatCount(i.chunks)} chunks of ${formatBytes(i.chunkSize)}: ` +
+      `raw image of ${formatBytes(i.imageBytes)} in ${formatCount(i.chunks)} chunks of ${formatBytes(i.chunkSize)}: ` +
       `${formatCount(i.storedChunks)} stored, ${formatCount(i.zeroChunks)} zero, ${formatCount(i.unchangedChunks)} unchanged`,
   };
 }
@@ -188,7 +189,10 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
     report.bytes = sidecar.archiveBytes;
     report.sourceBytes = prepared.sourceBytes ?? sidecar.stats.bytesRead;
     report.archivePath = prepared.archivePath;
-    if (prepared.summary) log.info(prepared.summary);
+    if (prepared.summary) {
+      log.info(`${name}: ${prepared.summary}`);
+      report.notes = [prepared.summary];
+    }
     if (health.percentUsed !== undefined) log.info(`${name}: snapshot copy-on-write ${health.percentUsed.toFixed(1)}% used`);
     return report;
   } catch (e) {

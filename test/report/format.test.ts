@@ -251,3 +251,12 @@ test('body names where each kept backup went (a remote rsync target included), n
   assert.match(body, /Stored at:\n {2}dom0\/root: \/media\/backup\/host\/dom0\/root\/20261127T020000Z\.incr\.tar\.zst\n {2}db\/data: backup@vault:\/srv\/xb\/host\/db\/data\/20261127T020100Z\.tree\n/);
   assert.doesNotMatch(body, /never\.full/);
 });
+
+test('body carries each kept backup\'s notes (a raw image\'s chunk counts) under Notes, printable', () => {
+  const r = okReport();
+  r.volumes[1]!.notes = ['raw image of 64.0 MiB in 16 chunks of 4.0 MiB: 3 stored, 12 zero, 1 unchanged'];
+  r.volumes[2]!.notes = ['odd\x07note'];
+  const body = formatBody(r);
+  assert.match(body, new RegExp(`^Notes:\\n  ${r.volumes[1]!.volume}: raw image of 64\\.0 MiB in 16 chunks of 4\\.0 MiB: 3 stored, 12 zero, 1 unchanged\\n  ${r.volumes[2]!.volume}: odd\\\\x07note$`, 'm'));
+  assert.doesNotMatch(formatBody(okReport()), /^Notes:/m);
+});
