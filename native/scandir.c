@@ -103,7 +103,7 @@ static int format_key(char *out, const struct stat *st) {
                   mtl, mt, ctl, ct, (unsigned long long)st->st_ino);
 }
 
-/* One listing, made on any thread (no N-API inside): records in malloc'd memory, or an errno and the failing call. */
+/* One listing, without N-API calls: records in malloc'd memory, or an errno and the failing call. */
 typedef struct {
   char *path;
   bool keep_open;
@@ -277,54 +277,6 @@ napi_value xbfs_scandir(napi_env env, napi_callback_info info) {
   free(job.path);
   if (job.err) return xbfs_throw_errno(env, job.err, job.syscall);
   return scan_result(env, &job);
-}
-
-/*
- * scanDirAsync(path, keepOpen?): Promise of the same, listed on a libuv
- * worker thread: the archiver lists the directories it reaches next while
- * the main thread archives the current one (the lstat of every entry is the
- * no-change incremental's floor; on two cores it need not wait in line).
- */
-typedef struct {
-  scan_job job;
-  napi_async_work work;
-  napi_deferred deferred;
-} async_scan;
-
-static void async_execute(napi_env env, void *data) {
-  (void)env;
-  scan_collect(&((async_scan *)data)->job);
-}
-
-static void async_complete(napi_env env, napi_status status, void *data) {
-  async_scan *a = data;
-  free(a->job.path);
-  if (status != napi_ok || a->job.err) {
-    napi_reject_deferred(env, a->deferred, xbfs_errno_error(env, a->job.err ? a->job.err : EINTR, a->job.err ? a->job.syscall : "scanDir (cancelled)"));
-  } else {
-    napi_resolve_deferred(env, a->deferred, scan_result(env, &a->job));
-  }
-  free(a->job.records);
-  napi_delete_async_work(env, a->work);
-  free(a);
-}
-
-napi_value xbfs_scandir_async(napi_env env, napi_callback_info info) {
-  async_scan *a = calloc(1, sizeof *a);
-  if (!a) {
-    napi_throw_error(env, NULL, "scanDirAsync: out of memory");
-    return NULL;
-  }
-  if (!scan_args(env, info, &a->job, "scanDirAsync(path: Buffer, keepOpen?: boolean)")) {
-    free(a);
-    return NULL;
-  }
-  napi_value promise, name;
-  napi_create_promise(env, &a->deferred, &promise);
-  napi_create_string_utf8(env, "xenbackup:scanDir", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, async_execute, async_complete, a, &a->work);
-  napi_queue_async_work(env, a->work);
-  return promise;
 }
 
 /*

@@ -251,7 +251,6 @@ napi_value xbfs_throw_errno(napi_env env, int err, const char *syscall) { return
 napi_value xbfs_errno_error(napi_env env, int err, const char *syscall) { return errno_error(env, err, syscall); }
 char *xbfs_buffer_arg(napi_env env, napi_value v) { return buffer_arg(env, v); }
 napi_value xbfs_scandir(napi_env env, napi_callback_info info);
-napi_value xbfs_scandir_async(napi_env env, napi_callback_info info);
 napi_value xbfs_openat(napi_env env, napi_callback_info info);
 napi_value xbfs_readat(napi_env env, napi_callback_info info);
 napi_value xbfs_closefd(napi_env env, napi_callback_info info);
@@ -269,7 +268,6 @@ static napi_value init(napi_env env, napi_value exports) {
     { "lutimens", NULL, x_lutimens, NULL, NULL, NULL, napi_default, NULL },
     { "seek", NULL, x_seek, NULL, NULL, NULL, napi_default, NULL },
     { "scanDir", NULL, xbfs_scandir, NULL, NULL, NULL, napi_default, NULL },
-    { "scanDirAsync", NULL, xbfs_scandir_async, NULL, NULL, NULL, napi_default, NULL },
     { "openAt", NULL, xbfs_openat, NULL, NULL, NULL, napi_default, NULL },
     { "readAt", NULL, xbfs_readat, NULL, NULL, NULL, napi_default, NULL },
     { "closeFd", NULL, xbfs_closefd, NULL, NULL, NULL, napi_default, NULL },

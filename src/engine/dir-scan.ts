@@ -6,17 +6,11 @@
  * the previous manifest's line, and no object beyond its name.
  */
 import os from 'node:os';
-import { closeFd, scanDirRaw, scanDirRawAsync } from '../native/xbfs.js';
+import { closeFd, scanDirRaw } from '../native/xbfs.js';
 import type { EntryStat } from './metadata.js';
 
 const HEADER = 96;
 
-type RawScan = { buffer: Buffer; length: number; count: number; fd: number };
-
-function coded(e: unknown): Error {
-  const err = e as NodeJS.ErrnoException;
-  return Object.assign(new Error(`${err.code}: ${err.message}`), { code: err.code });
-}
 const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
 
 export class DirScan {
@@ -31,12 +25,13 @@ export class DirScan {
    * cannot be listed. With `keepOpen` the directory stays open as `fd`, for
    * opening children relative to it (native openAt) until close().
    */
-  constructor(abs: Buffer, keepOpen = false, listed?: RawScan) {
-    let raw: RawScan;
+  constructor(abs: Buffer, keepOpen = false) {
+    let raw: { buffer: Buffer; length: number; count: number; fd: number };
     try {
-      raw = listed ?? scanDirRaw(abs, keepOpen);
+      raw = scanDirRaw(abs, keepOpen);
     } catch (e) {
-      throw coded(e);
+      const err = e as NodeJS.ErrnoException;
+      throw Object.assign(new Error(`${err.code}: ${err.message}`), { code: err.code });
     }
     this.fd = raw.fd;
     this.buf = raw.buffer;
@@ -47,17 +42,6 @@ export class DirScan {
       this.offsets[i] = off;
       off += this.buf.readUInt32LE(off);
     }
-  }
-
-  /** The same listing made on a libuv worker thread (the main thread goes on meanwhile). */
-  static async list(abs: Buffer, keepOpen = false): Promise<DirScan> {
-    let raw: RawScan;
-    try {
-      raw = await scanDirRawAsync(abs, keepOpen);
-    } catch (e) {
-      throw coded(e);
-    }
-    return new DirScan(abs, keepOpen, raw);
   }
 
   close(): void {

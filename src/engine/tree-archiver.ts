@@ -107,13 +107,6 @@ class Child {
   }
 }
 
-/**
- * Listings started ahead of the walk: per directory the next few
- * subdirectories, and never more than AHEAD_MAX at once (each holds an open
- * directory until the walk takes it), so wide or deep trees stay bounded.
- */
-const AHEAD_PER_LEVEL = 4;
-const AHEAD_MAX = 32;
 const SPARSE_MIN_SIZE = 1 << 20;
 const SLACK = 65536n;
 const EMPTY = Buffer.alloc(0);
@@ -129,8 +122,6 @@ export class TreeArchiver {
   /** dev:ino of hardlinked files already stored in this archive -> the member holding the data. */
   private readonly links = new Map<string, { path: Buffer; offset: number; hash: string }>();
   private rootDev = 0n;
-  /** Directory listings started ahead and not yet taken (each holds a directory fd until closed). */
-  private aheadOpen = 0;
 
   constructor(
     private readonly opts: TreeArchiverOptions,
@@ -150,10 +141,9 @@ export class TreeArchiver {
     this.stats.deleted += this.previous?.skippedEntries ?? 0;
   }
 
-  /** `ahead`: this directory's listing, started earlier on a worker thread (listAhead). */
-  private async directory(rel: Buffer, abs: Buffer, st: EntryStat, ahead?: Promise<DirScan>): Promise<void> {
+  private async directory(rel: Buffer, abs: Buffer, st: EntryStat): Promise<void> {
     const previous = this.previous?.take(rel);
-    const listed = await this.listChildren(rel, abs, ahead);
+    const listed = this.listChildren(rel, abs);
     if (!listed && previous) return this.keepUnlisted(rel, abs, st, previous);
     let dirs: Child[];
     try {
@@ -162,41 +152,14 @@ export class TreeArchiver {
       // Closed before recursing: open directories never pile up with the depth of the tree.
       listed?.scan.close();
     }
-    // Mount points below a --one-file-system root are kept as empty directories, never listed.
-    const foreign = (d: Child): boolean => this.opts.oneFileSystem && d.st.dev !== this.rootDev;
-    const pending: Array<Promise<DirScan> | undefined> = [];
-    try {
-      for (let i = 0; i < dirs.length; i++) {
-        // Keep the next few subdirectories being listed while this one is archived.
-        for (let k = i; k < dirs.length && k < i + AHEAD_PER_LEVEL && this.aheadOpen < AHEAD_MAX; k++) {
-          if (!pending[k] && !foreign(dirs[k]!)) pending[k] = this.listAhead(dirs[k]!.abs);
-        }
-        const d = dirs[i]!;
-        const mine = pending[i];
-        pending[i] = undefined;
-        if (foreign(d)) await this.mountpointDirectory(d);
-        else await this.directory(d.rel, d.abs, d.st, mine);
+    for (const d of dirs) {
+      if (this.opts.oneFileSystem && d.st.dev !== this.rootDev) {
+        // Another filesystem mounted here (dom0's /proc, /boot, ...): keep the directory, not its content.
+        await this.mountpointDirectory(d);
+      } else {
+        await this.directory(d.rel, d.abs, d.st);
       }
-    } finally {
-      // Interrupted or failed: listings started ahead release their directory fds when they arrive.
-      for (const p of pending) if (p) this.discardAhead(p);
     }
-  }
-
-  /** Starts listing a directory on a libuv worker thread; the walk takes it with listChildren or discardAhead. */
-  private listAhead(abs: Buffer): Promise<DirScan> {
-    this.aheadOpen++;
-    const p = DirScan.list(abs, true);
-    p.catch(() => undefined); // a failure is reported when the walk reaches the directory
-    return p;
-  }
-
-  private discardAhead(p: Promise<DirScan>): void {
-    this.aheadOpen--;
-    p.then(
-      (scan) => scan.close(),
-      () => undefined,
-    );
   }
 
   /** The directory's member and its changed non-directory children's; returns the subdirectories. */
@@ -307,15 +270,13 @@ export class TreeArchiver {
   }
 
   /** The children of a directory in name order, the directory kept open as scan.fd; null when it cannot be listed. */
-  private async listChildren(rel: Buffer, abs: Buffer, ahead?: Promise<DirScan>): Promise<{ scan: DirScan; children: Child[] } | null> {
+  private listChildren(rel: Buffer, abs: Buffer): { scan: DirScan; children: Child[] } | null {
     let scan: DirScan;
     try {
-      scan = ahead ? await ahead : new DirScan(abs, true);
+      scan = new DirScan(abs, true);
     } catch (e) {
       this.unreadableEntry(rel, e);
       return null;
-    } finally {
-      if (ahead) this.aheadOpen--;
     }
     const out: Child[] = [];
     for (let i = 0; i < scan.count; i++) {

@@ -17,7 +17,6 @@ interface XbfsBinding {
   lutimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   seek(fd: number, offset: number, whence: number): number;
   scanDir(path: Buffer, keepOpen?: boolean): { buffer: Buffer; length: number; count: number; fd: number };
-  scanDirAsync(path: Buffer, keepOpen?: boolean): Promise<{ buffer: Buffer; length: number; count: number; fd: number }>;
   openAt(dirFd: number, name: Buffer): number;
   readAt(fd: number, buffer: Buffer, offset: number, length: number, position: number): number;
   closeFd(fd: number): void;
@@ -86,8 +85,6 @@ export function seekHole(fd: number, offset: number): number {
 
 /** One directory's children with their lstat, sorted by name: see native/scandir.c and engine/dir-scan.ts. */
 export const scanDirRaw = binding.scanDir;
-/** scanDirRaw on a libuv worker thread. */
-export const scanDirRawAsync = binding.scanDirAsync;
 
 /**
  * The archiver's per-file calls: openAt (a regular file child of a directory
