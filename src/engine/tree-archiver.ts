@@ -180,12 +180,15 @@ export class TreeArchiver {
         dumpdir.add(0x44 /* D */, c.name);
         continue;
       }
-      while (j < prevEntries.length && Buffer.compare(prevEntries[j]!.name, c.name) < 0) {
+      // One comparison per step: both lists are in name order.
+      let order = j < prevEntries.length ? Buffer.compare(prevEntries[j]!.name, c.name) : 1;
+      while (order < 0) {
         j++;
         this.stats.deleted++;
+        order = j < prevEntries.length ? Buffer.compare(prevEntries[j]!.name, c.name) : 1;
       }
       let prev: StoredEntry | undefined;
-      if (j < prevEntries.length && prevEntries[j]!.name.equals(c.name)) prev = prevEntries[j++];
+      if (order === 0) prev = prevEntries[j++];
       const same = prev !== undefined && c.sameAs(prev);
       carried.push(same ? prev : undefined);
       before.push(prev);

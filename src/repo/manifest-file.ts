@@ -90,13 +90,22 @@ export class ManifestWriter {
     }
   }
 
-  /** Writes the trailer and makes the file durable under its final name. Returns the file's xxh64. */
+  /**
+   * Writes the trailer and makes the file durable under its final name.
+   * Returns the file's xxh64: the running hash of every byte written,
+   * continued over the trailer (no second read of the file).
+   */
   commit(): string {
     this.flush();
     const trailer = Buffer.from(encodeTrailer(this.count, this.hash.digest()) + '\n');
-    fs.writeSync(this.file.fd, trailer);
+    try {
+      let off = 0;
+      while (off < trailer.length) off += fs.writeSync(this.file.fd, trailer, off, trailer.length - off);
+    } catch (e) {
+      throw withFileName(e, this.file.partialPath, 'writing');
+    }
     this.file.commit();
-    return fileXxh64(this.file.finalPath);
+    return this.hash.update(trailer).digest();
   }
 
   abort(): void {

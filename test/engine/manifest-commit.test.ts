@@ -1,0 +1,37 @@
+/**
+ * ManifestWriter.commit() returns the xxh64 of the committed file (the
+ * sidecar's manifestXxh64) from its running hash, without reading the file
+ * back: it must equal the hash of the bytes on disk, for a manifest larger
+ * than the writer's 1 MiB buffer and with a name that is not UTF-8.
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileXxh64, ManifestWriter, readBlocks, verifyManifest } from '../../src/repo/manifest-file.js';
+import type { ManifestEntry } from '../../src/core/manifest.js';
+
+function entry(name: Buffer, i: number): ManifestEntry {
+  return {
+    name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: i, mtimeNs: 1700000000123456789n + BigInt(i), ctimeNs: 1700000000123456789n,
+    ino: String(1000 + i), nlink: 1, hash: '0123456789abcdef', archive: '20260101T000000Z', offset: i * 1536,
+  };
+}
+
+test('commit() returns the xxh64 of the file as written, trailer included', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-manifest-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'm.manifest');
+  const w = new ManifestWriter(file, { volume: 'd/p', backup: '20260101T000000Z', base: null, createdAt: '2026-01-01T00:00:00Z' });
+  w.beginDir(Buffer.alloc(0), { ...entry(Buffer.alloc(0), 0), type: 'dir', size: 0 });
+  for (let i = 0; i < 12_000; i++) w.entry(entry(Buffer.from(`file-${i}`), i)); // ~2 MiB: several flushes
+  w.entry(entry(Buffer.from([0x6e, 0xe9]), 1)); // Latin-1: stored base64
+  const returned = w.commit();
+  assert.equal(returned, fileXxh64(file));
+  assert.equal(verifyManifest(file).backup, '20260101T000000Z');
+  const blocks = [...readBlocks(file)];
+  assert.equal(blocks.length, 1);
+  assert.equal(blocks[0]!.entries.length, 12_001);
+  assert.deepEqual(blocks[0]!.entries[12_000]!.name, Buffer.from([0x6e, 0xe9]));
+});
