@@ -227,7 +227,7 @@ async function main(): Promise<number> {
       runShell('sync');
       rebuildRuns.push(runDriver(['restore', medium, out]));
       runShell('sync');
-      // The restore writes past the page cache (O_DIRECT): read the result once first, so the references read it from memory as before.
+      // Read once first, so the references read the result from memory whatever the restore left cached (a device restore writes past the cache).
       runShell(`cat ${sh(out)} > /dev/null`);
       catRuns.push(runShell(`cat ${sh(out)} > /dev/null`));
       // A restore must also write the image durably: a sparse copy + fsync is that floor.

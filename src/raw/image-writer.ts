@@ -4,15 +4,19 @@
  * previous chunks. Each chunk is written from the buffer it was decoded
  * into (frame-decoder.ts), which goes back to its pool once written.
  *
- * Where the target takes O_DIRECT (a second descriptor, `directFd`), the
- * chunks go from those buffers (aligned: frame-decoder.ts) straight to the
- * disk: no copy into the page cache, which on the bench machine cost more
- * CPU than decoding (1.2 CPU-s per 760 MB against 0.25 s direct), and a
- * restore does not push dom0's cache out. Pieces O_DIRECT refuses (a short
- * last chunk, unaligned memory, a filesystem without it) go through the
- * page cache instead, and for those writeback starts as they are written:
- * every 128 MiB an fdatasync runs in the background (as
- * engine/archive-writer.ts does), so the final fsync has little left.
+ * A block device target is written with O_DIRECT (a second descriptor,
+ * `directFd`), from those buffers (page-aligned: frame-decoder.ts) straight
+ * to the disk: no copy into the page cache, and a restore does not push
+ * dom0's cache out. Measured with a 4 GiB device: 9-10 s and 1 CPU-s of
+ * kernel time, against 13-14 s and 8-10 CPU-s through the page cache.
+ * A file target is written through the page cache: O_DIRECT into a sparse
+ * file's holes was slower (ext4 serialises allocating writes; the bench's
+ * rebuild took 4.4-5.0 s instead of 2.8-3.1 s). Pieces O_DIRECT refuses
+ * (a short last chunk, unaligned memory) go through the page cache too.
+ * For everything written through the cache, writeback starts as it is
+ * written: every 128 MiB an fdatasync runs in the background (as
+ * engine/archive-writer.ts does), so the final fsync has little left
+ * (64 and 256 MiB measured slower, none at all much slower).
  *
  * For a file target, all-zero 64 KiB blocks are skipped: the file was
  * created as one hole, so they stay holes and the image is about as sparse

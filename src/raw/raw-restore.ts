@@ -83,11 +83,11 @@ interface Target {
   fd: number;
   /** What is written (the ".partial" of a file). */
   writePath: string;
-  /** The same, opened with O_DIRECT (image-writer.ts), where the filesystem or device allows it. */
+  /** A block device opened again with O_DIRECT (image-writer.ts), where it allows it. */
   directFd?: number;
 }
 
-/** A second descriptor of the target with O_DIRECT; none where it is refused (tmpfs, some filesystems). */
+/** A second descriptor of the target with O_DIRECT; none where it is refused. */
 function openDirect(writePath: string): number | undefined {
   try {
     return fs.openSync(writePath, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
@@ -147,7 +147,8 @@ function openTarget(to: string, imageBytes: number, force: boolean, warnings: st
   // A ".partial" beside the target is debris of an interrupted restore, ours to replace.
   const fd = fs.openSync(writePath, 'w', 0o600);
   fs.ftruncateSync(fd, imageBytes); // all holes: only non-zero chunks are written
-  return { kind: 'file', fd, writePath, directFd: openDirect(writePath) };
+  // Buffered: O_DIRECT into a sparse file's holes was slower here (ext4 serialises allocating writes; see image-writer.ts).
+  return { kind: 'file', fd, writePath };
 }
 
 export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestoreResult> {
