@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -262,6 +263,12 @@ static napi_value x_decompress(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+static void free_aligned(napi_env env, void *data, void *hint) {
+  int64_t total;
+  napi_adjust_external_memory(env, -(int64_t)(uintptr_t)hint, &total);
+  free(data);
+}
+
 /*
  * alignedBuffer(size: number): Buffer, zero-copy memory aligned to 4 KiB
  * (any block size up to a page): a raw restore decodes chunks into these
@@ -283,11 +290,14 @@ static napi_value x_aligned_buffer(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_value result;
-  if (napi_create_external_buffer(env, (size_t)size, mem, free_output, NULL, &result) != napi_ok) {
+  if (napi_create_external_buffer(env, (size_t)size, mem, free_aligned, (void *)(uintptr_t)size, &result) != napi_ok) {
     free(mem);
     napi_throw_error(env, NULL, "this runtime refuses external buffers");
     return NULL;
   }
+  /* Tell V8 what it holds: pools of several MiB per container must not wait for a GC that sees only small objects. */
+  int64_t total;
+  napi_adjust_external_memory(env, (int64_t)size, &total);
   return result;
 }
 

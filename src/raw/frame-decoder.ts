@@ -106,7 +106,8 @@ export async function decodeFrames(file: string, entries: readonly ContainerEntr
   if (entries.length === 0) return;
   const parallel = Math.max(1, opts.parallel ?? Math.min(4, os.availableParallelism()));
   const maxRaw = Math.max(...entries.map((e) => e.rawLength));
-  const pool = new BufferPool(Math.max(parallel + 1, opts.buffers ?? parallel + 6), maxRaw, true);
+  // No more buffers than chunks: a small incremental's container needs few.
+  const pool = new BufferPool(Math.min(entries.length, Math.max(parallel + 1, opts.buffers ?? parallel + 6)), maxRaw, true);
   const batches = planReads(entries);
   let fh: fs.promises.FileHandle;
   try {
