@@ -49,15 +49,17 @@ char *xbfs_buffer_arg(napi_env env, napi_value v);
 #define HEADER 96
 #define KEY_MAX 200
 
+/* A child's name: NUL-terminated at `at` in the listing's one name arena (no allocation per child). */
 typedef struct {
-  char *name;
+  size_t at;
   unsigned short name_len;
 } child;
 
-static int by_name(const void *a, const void *b) {
+static int by_name(const void *a, const void *b, void *arena) {
   const child *x = a, *y = b;
+  const char *names = arena;
   size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
-  int c = memcmp(x->name, y->name, n);
+  int c = memcmp(names + x->at, names + y->at, n);
   if (c) return c;
   return (int)x->name_len - (int)y->name_len;
 }
@@ -77,30 +79,81 @@ static char type_code(mode_t m) {
 static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
 
-/* Nanoseconds since the epoch as decimal text, like BigInt#toString (negative before 1970). */
-static int ns_text(char *out, size_t cap, int64_t sec, long nsec) {
-  __int128 t = (__int128)sec * 1000000000 + nsec;
-  char tmp[48];
-  int i = 0, neg = t < 0;
-  unsigned __int128 u = neg ? (unsigned __int128)(-t) : (unsigned __int128)t;
+/* Decimal digits of v at out; returns the count. */
+static int put_u64_dec(char *out, uint64_t v) {
+  char tmp[20];
+  int i = 0;
   do {
-    tmp[i++] = (char)('0' + (int)(u % 10));
-    u /= 10;
-  } while (u);
-  int n = 0;
-  if (neg && (size_t)n < cap) out[n++] = '-';
-  while (i > 0 && (size_t)n < cap) out[n++] = tmp[--i];
-  return n;
+    tmp[i++] = (char)('0' + (int)(v % 10));
+    v /= 10;
+  } while (v);
+  for (int k = 0; k < i; k++) out[k] = tmp[i - 1 - k];
+  return i;
 }
 
+/* v as exactly nine digits (a nanosecond part below whole seconds). */
+static void put_nine(char *out, uint32_t v) {
+  for (int k = 8; k >= 0; k--) {
+    out[k] = (char)('0' + (int)(v % 10));
+    v /= 10;
+  }
+}
+
+/*
+ * Nanoseconds since the epoch (sec * 1e9 + nsec, 0 <= nsec < 1e9) as
+ * decimal text, like BigInt#toString (negative before 1970), without 128-bit
+ * division: the whole seconds' digits, then the nanoseconds as nine digits.
+ */
+static int ns_text(char *out, int64_t sec, long nsec) {
+  int n = 0;
+  uint64_t whole;
+  uint32_t frac;
+  if (sec >= 0) {
+    whole = (uint64_t)sec;
+    frac = (uint32_t)nsec;
+  } else {
+    /* -(|sec| * 1e9 - nsec) = -((|sec| - 1) * 1e9 + (1e9 - nsec)) when nsec > 0 */
+    out[n++] = '-';
+    whole = (uint64_t)0 - (uint64_t)sec;
+    frac = 0;
+    if (nsec > 0) {
+      whole -= 1;
+      frac = (uint32_t)(1000000000L - nsec);
+    }
+  }
+  if (whole == 0) return n + put_u64_dec(out + n, frac);
+  n += put_u64_dec(out + n, whole);
+  put_nine(out + n, frac);
+  return n + 9;
+}
+
+#define PUT_LITERAL(lit) do { memcpy(out + n, lit, sizeof(lit) - 1); n += sizeof(lit) - 1; } while (0)
+
+/*
+ * The change key, byte for byte what core/manifest.ts encodeEntry writes:
+ *   "t":"f","m":420,"u":0,"g":0,"s":5,"mt":"<ns>","ct":"<ns>","i":"<ino>"
+ * (at most ~150 bytes: well inside KEY_MAX).
+ */
 static int format_key(char *out, const struct stat *st) {
-  char mt[48], ct[48];
-  int mtl = ns_text(mt, sizeof mt, st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
-  int ctl = ns_text(ct, sizeof ct, st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
-  unsigned long long size = S_ISREG(st->st_mode) ? (unsigned long long)st->st_size : 0;
-  return snprintf(out, KEY_MAX, "\"t\":\"%c\",\"m\":%u,\"u\":%u,\"g\":%u,\"s\":%llu,\"mt\":\"%.*s\",\"ct\":\"%.*s\",\"i\":\"%llu\"",
-                  type_code(st->st_mode), (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid, (unsigned)st->st_gid, size,
-                  mtl, mt, ctl, ct, (unsigned long long)st->st_ino);
+  int n = 0;
+  PUT_LITERAL("\"t\":\"");
+  out[n++] = type_code(st->st_mode);
+  PUT_LITERAL("\",\"m\":");
+  n += put_u64_dec(out + n, (unsigned)(st->st_mode & 07777));
+  PUT_LITERAL(",\"u\":");
+  n += put_u64_dec(out + n, (unsigned)st->st_uid);
+  PUT_LITERAL(",\"g\":");
+  n += put_u64_dec(out + n, (unsigned)st->st_gid);
+  PUT_LITERAL(",\"s\":");
+  n += put_u64_dec(out + n, S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0);
+  PUT_LITERAL(",\"mt\":\"");
+  n += ns_text(out + n, st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+  PUT_LITERAL("\",\"ct\":\"");
+  n += ns_text(out + n, st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
+  PUT_LITERAL("\",\"i\":\"");
+  n += put_u64_dec(out + n, (uint64_t)st->st_ino);
+  out[n++] = '"';
+  return n;
 }
 
 /* One listing, without N-API calls: records in malloc'd memory, or an errno and the failing call. */
@@ -135,8 +188,9 @@ static void scan_collect(scan_job *job) {
     return;
   }
 
-  size_t count = 0, cap = 64, names_bytes = 0;
+  size_t count = 0, cap = 64, names_bytes = 0, arena_cap = 4096;
   child *kids = malloc(cap * sizeof *kids);
+  char *arena = malloc(arena_cap);
   struct dirent *d;
   errno = 0;
   while ((d = readdir(dir)) != NULL) {
@@ -146,43 +200,45 @@ static void scan_collect(scan_job *job) {
       kids = realloc(kids, cap * sizeof *kids);
     }
     size_t len = strlen(d->d_name);
-    kids[count].name = malloc(len);
-    memcpy(kids[count].name, d->d_name, len);
+    if (names_bytes + len + 1 > arena_cap) {
+      while (names_bytes + len + 1 > arena_cap) arena_cap *= 2;
+      arena = realloc(arena, arena_cap);
+    }
+    memcpy(arena + names_bytes, d->d_name, len + 1);
+    kids[count].at = names_bytes;
     kids[count].name_len = (unsigned short)len;
-    names_bytes += len;
+    names_bytes += len + 1;
     count++;
   }
   int read_errno = errno;
-  if (read_errno) {
-    for (size_t i = 0; i < count; i++) free(kids[i].name);
+  if (read_errno || !kids || !arena) {
     free(kids);
+    free(arena);
     closedir(dir);
-    job->err = read_errno;
-    job->syscall = "readdir";
+    job->err = read_errno ? read_errno : ENOMEM;
+    job->syscall = read_errno ? "readdir" : "scanDir";
     return;
   }
-  qsort(kids, count, sizeof *kids, by_name);
+  qsort_r(kids, count, sizeof *kids, by_name, arena);
 
   size_t total = count * (HEADER + KEY_MAX + 8) + names_bytes;
   unsigned char *out = malloc(total ? total : 1);
   if (!out) {
-    for (size_t i = 0; i < count; i++) free(kids[i].name);
     free(kids);
+    free(arena);
     closedir(dir);
     job->err = ENOMEM;
     job->syscall = "scanDir";
     return;
   }
   size_t off = 0;
-  char namez[256];
   for (size_t i = 0; i < count; i++) {
     unsigned char *r = out + off;
+    const char *name = arena + kids[i].at;
     memset(r, 0, HEADER);
-    memcpy(namez, kids[i].name, kids[i].name_len);
-    namez[kids[i].name_len] = 0;
     struct stat st;
     int key_len = 0;
-    if (fstatat(dirfd(dir), namez, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       put_u32(r + 4, (uint32_t)errno);
     } else {
       put_u32(r + 8, (uint32_t)st.st_mode);
@@ -205,13 +261,13 @@ static void scan_collect(scan_job *job) {
     r[89] = kids[i].name_len >> 8;
     r[90] = key_len & 0xff;
     r[91] = key_len >> 8;
-    memcpy(r + HEADER, kids[i].name, kids[i].name_len);
+    memcpy(r + HEADER, name, kids[i].name_len);
     size_t len = (HEADER + kids[i].name_len + key_len + 7) & ~(size_t)7;
     put_u32(r, (uint32_t)len);
     off += len;
-    free(kids[i].name);
   }
   free(kids);
+  free(arena);
   if (job->keep_open) {
     /* dup: closedir() frees the DIR and closes its fd; the caller owns the copy. */
     job->fd = fcntl(dirfd(dir), F_DUPFD_CLOEXEC, 0);

@@ -107,3 +107,23 @@ test('keepOpen hands over the listed directory for openAt, readAt and flistxattr
   }
   assert.equal(scan.fd, -1);
 });
+
+test('change keys of times around the epoch (whole seconds, before and after 1970) equal the manifest text', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-scan-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const times = ['1969-12-31T23:59:59.000Z', '1969-12-31T23:59:58.999Z', '1970-01-01T00:00:00.000Z', '1970-01-01T00:00:00.500Z', '1901-12-13T20:45:52.001Z', '2262-04-11T23:47:16.000Z'];
+  times.forEach((when, i) => {
+    const f = path.join(dir, `t${i}`);
+    fs.writeFileSync(f, String(i));
+    fs.utimesSync(f, new Date(when), new Date(when));
+  });
+  const scan = new DirScan(Buffer.from(dir));
+  assert.equal(scan.count, times.length);
+  for (let i = 0; i < scan.count; i++) {
+    const st = fs.lstatSync(Buffer.concat([Buffer.from(dir + '/'), scan.name(i)]), { bigint: true });
+    const line = Buffer.from(encodeEntry({ ...manifestEntryOf(scan.name(i), st, 'file', 'X'), hash: '0123456789abcdef' }));
+    const stored = sliceEntryLine(line, 0, line.length)!;
+    assert.ok(scan.keyEquals(i, line, stored.keyStart, stored.keyEnd), `${times[i]}: ${line.toString('utf8', stored.keyStart, stored.keyEnd)}`);
+    assert.equal(scan.stat(i).mtimeNs, st.mtimeNs);
+  }
+});
