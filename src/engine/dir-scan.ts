@@ -75,7 +75,10 @@ export class DirScan {
     const keyStart = o + HEADER + this.buf.readUInt16LE(o + 88);
     const keyLen = this.buf.readUInt16LE(o + 90);
     if (keyLen === 0 || keyLen !== end - start) return false;
-    return this.buf.compare(line, start, end, keyStart, keyStart + keyLen) === 0;
+    // A byte loop: ~100 bytes, once per child; cheaper than the native compare's call.
+    const b = this.buf;
+    for (let i = 0; i < keyLen; i++) if (b[keyStart + i] !== line[start + i]) return false;
+    return true;
   }
 
   /** Child i's lstat with the fields (as BigInts) that the rest of the engine reads from fs.BigIntStats. */

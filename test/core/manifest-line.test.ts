@@ -38,3 +38,27 @@ test('encodeEntry is byte-identical to JSON.stringify(entryToJson(e)) and decode
     assert.equal(stored.unread, e.unread === true);
   }
 });
+
+test('sliceEntryLine finds name, key and flags of lines inside a larger buffer, and refuses malformed ones', () => {
+  const lines = entries().map((e) => encodeEntry(e));
+  const data = Buffer.from(['{"d":"","t":"d"}', ...lines, '{"end":1,"xxh64":"0"}'].join('\n') + '\n');
+  let start = data.indexOf(0x0a) + 1;
+  for (const [i, e] of entries().entries()) {
+    const end = data.indexOf(0x0a, start);
+    const stored = sliceEntryLine(data, start, end)!;
+    assert.ok(stored, `line ${i}`);
+    assert.deepEqual(stored.name, e.name);
+    assert.equal(stored.unread, e.unread === true);
+    const key = data.toString('utf8', stored.keyStart, stored.keyEnd);
+    assert.equal(key, `"t":"${lines[i]!.split('"t":"')[1]!.split('"')[0]}","m":${e.mode},"u":${e.uid},"g":${e.gid},"s":${e.size},"mt":"${e.mtimeNs}","ct":"${e.ctimeNs}","i":"${e.ino}"`);
+    assert.deepEqual(stored.line.toString(), lines[i]);
+    start = end + 1;
+  }
+  assert.equal(sliceEntryLine(data, 0, data.indexOf(0x0a)), undefined, 'a directory line is not a child entry');
+  const end = data.length - 1;
+  assert.equal(sliceEntryLine(data, data.lastIndexOf(0x0a, end - 1) + 1, end), undefined, 'nor the trailer');
+  const noType = Buffer.from('{"n":"x","m":1}\n{"n":"y","t":"f","i":"1"}');
+  assert.throws(() => sliceEntryLine(noType, 0, noType.indexOf(0x0a)), /without a type/);
+  const noInode = Buffer.from('{"n":"x","t":"f","m":1}\n{"n":"y","t":"f","i":"1"}');
+  assert.throws(() => sliceEntryLine(noInode, 0, noInode.indexOf(0x0a)), /without an inode/);
+});
