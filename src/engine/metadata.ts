@@ -28,8 +28,26 @@ export function entryTypeOf(st: Pick<EntryStat, 'mode'>): EntryType | 'socket' |
   return TYPE_OF[Number(st.mode) & S_IFMT];
 }
 
+/** entryTypeOf for a mode as a number (once per child listed): a switch, not a lookup in a sparse table. */
 export function entryTypeOfMode(mode: number): EntryType | 'socket' | undefined {
-  return TYPE_OF[mode & S_IFMT];
+  switch (mode & S_IFMT) {
+    case 0o100000:
+      return 'file';
+    case 0o040000:
+      return 'dir';
+    case 0o120000:
+      return 'symlink';
+    case 0o020000:
+      return 'char';
+    case 0o060000:
+      return 'block';
+    case 0o010000:
+      return 'fifo';
+    case 0o140000:
+      return 'socket';
+    default:
+      return undefined;
+  }
 }
 
 const ACL_ACCESS = 'system.posix_acl_access';

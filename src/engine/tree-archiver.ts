@@ -181,11 +181,11 @@ export class TreeArchiver {
         continue;
       }
       // One comparison per step: both lists are in name order.
-      let order = j < prevEntries.length ? Buffer.compare(prevEntries[j]!.name, c.name) : 1;
+      let order = j < prevEntries.length ? compareNames(prevEntries[j]!.name, c.name) : 1;
       while (order < 0) {
         j++;
         this.stats.deleted++;
-        order = j < prevEntries.length ? Buffer.compare(prevEntries[j]!.name, c.name) : 1;
+        order = j < prevEntries.length ? compareNames(prevEntries[j]!.name, c.name) : 1;
       }
       let prev: StoredEntry | undefined;
       if (order === 0) prev = prevEntries[j++];
@@ -484,6 +484,16 @@ export class TreeArchiver {
     if (!into && !h && length === 0) hash = xxh64(EMPTY);
     return { hash, complete: true };
   }
+}
+
+/** Buffer.compare for file names (short: a byte loop is cheaper than the native call). */
+function compareNames(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
 }
 
 /** The data regions of a sparse file via SEEK_DATA/SEEK_HOLE; undefined where the filesystem cannot say. */
