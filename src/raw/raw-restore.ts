@@ -229,12 +229,15 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
     }
     await writer.flush();
     closeQuietly(target.directFd);
+    target.directFd = undefined; // its number may be reused by the time a failure below closes what is left
     const imageXxh64 = wholeImageHash(map.imageBytes, map.chunkSize, (i) => written.get(i) ?? null, xxh64);
     if (imageXxh64 !== sidecar.raw.imageXxh64) {
       throw new RawRestoreError(`the restored image's xxh64 ${imageXxh64} differs from ${sidecar.raw.imageXxh64} recorded at backup ${sidecar.id}`);
     }
     fs.fsyncSync(target.fd);
-    fs.closeSync(target.fd);
+    const fd = target.fd;
+    target.fd = -1;
+    fs.closeSync(fd);
     if (target.kind === 'file') {
       fs.renameSync(target.writePath, req.to);
       fsyncDir(path.dirname(path.resolve(req.to)));
@@ -254,7 +257,7 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
   } catch (e) {
     await writer.flush().catch(() => undefined); // nothing may write into a closed (and reused) fd
     closeQuietly(target.directFd);
-    closeQuietly(target.fd);
+    if (target.fd >= 0) closeQuietly(target.fd);
     if (target.kind === 'file') {
       fs.rmSync(target.writePath, { force: true });
       throw e;
