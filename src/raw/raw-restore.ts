@@ -58,6 +58,8 @@ export interface RawRestoreResult {
   zeroChunks: number;
   /** Bytes written to the target (a file's zero blocks are holes and not counted). */
   bytesWritten: number;
+  /** Of those, bytes written past the page cache (O_DIRECT: whole blocks onto a block device). */
+  bytesDirect: number;
   /** Containers read, oldest first. */
   containers: string[];
   imageXxh64: string;
@@ -250,6 +252,7 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
       chunksWritten: written.size,
       zeroChunks: plan.zeroChunks.length,
       bytesWritten: writer.bytesWritten,
+      bytesDirect: writer.bytesDirect,
       containers: work.map((w) => path.basename(w.file)),
       imageXxh64,
       warnings,
