@@ -49,6 +49,8 @@ export interface PreparedBackup {
   stats: ArchiveStats;
   warnings: string[];
   unreadable: string[];
+  /** Directories of another filesystem that were kept empty (oneFileSystem), e.g. nested btrfs subvolumes. */
+  otherFilesystems: string[];
   archivePath: string;
   archiveBytes: number;
   /** Makes the backup durable and visible; returns its sidecar. */
@@ -143,6 +145,7 @@ async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<Pr
       stats: archiver.stats,
       warnings,
       unreadable: archiver.unreadable,
+      otherFilesystems: archiver.otherFilesystems,
       archivePath: files.archive,
       archiveBytes: archive.archiveBytes,
       commit(): Sidecar {

@@ -117,6 +117,8 @@ export class TreeArchiver {
   readonly warnings: string[] = [];
   /** Paths whose content or listing could not be read (the backup is partial). */
   readonly unreadable: string[] = [];
+  /** Directories of another filesystem kept empty (oneFileSystem): mount points, btrfs subvolumes. Printable paths. */
+  readonly otherFilesystems: string[] = [];
   private readonly sourceAbs: Buffer;
   private readonly excludes: Set<string>;
   /** dev:ino of hardlinked files already stored in this archive -> the member holding the data. */
@@ -235,6 +237,7 @@ export class TreeArchiver {
   }
 
   private async mountpointDirectory(d: Child): Promise<void> {
+    this.otherFilesystems.push(showPath(d.rel));
     this.previous?.take(d.rel);
     const self = this.baseEntry(d.rel, d.st, 'dir');
     const tarEntry = this.tarEntry(d.rel, d.abs, d.st, 'dir');

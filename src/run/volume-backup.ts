@@ -53,6 +53,18 @@ function progressOf(name: string, ctx: VolumeJobContext): ((stats: ArchiveStats,
   return (stats, at) => show(`${name}: ${formatCount(stats.entries)} entries, ${formatBytes(stats.bytesRead)} read: ${at.toString()}`);
 }
 
+/** The report's notes on a kept backup: the engine's summary, and the directories left empty because they were another filesystem. */
+function notesOf(prepared: EnginePrepared, fstype: string): string[] {
+  const notes = prepared.summary ? [prepared.summary] : [];
+  const other = prepared.otherFilesystems ?? [];
+  if (other.length) {
+    const shown = other.slice(0, 5).map((p) => p || '/').join(', ') + (other.length > 5 ? `, ... (${other.length} in all)` : '');
+    const hint = fstype === 'btrfs' ? ': nested btrfs subvolumes; a volume line of its own with subvol= backs one up' : '';
+    notes.push(`kept ${other.length === 1 ? '1 directory' : `${other.length} directories`} of another filesystem empty (one filesystem per volume): ${shown}${hint}`);
+  }
+  return notes;
+}
+
 /** What both engines hand back before the backup counts (two-phase: commit or abort). */
 interface EnginePrepared {
   kind: 'full' | 'incremental' | 'mirror';
@@ -68,6 +80,8 @@ interface EnginePrepared {
   /** A line for the log once the backup counts. */
   /** One line for the report's notes and the log, without the volume's name. */
   summary?: string;
+  /** Directories of another filesystem kept empty (one filesystem per volume). */
+  otherFilesystems?: string[];
 }
 
 /** A raw volume: the snapshot's block device (or its partition's loop device) read in chunks, never mounted. */
@@ -135,7 +149,15 @@ async function prepareWithEngine(
     signal: ctx.signal,
     onProgress: progressOf(name, ctx),
   });
-  return { kind: p.decision.kind, warnings: p.warnings, unreadable: p.unreadable, archivePath: p.archivePath, commit: () => p.commit(), abort: () => p.abort() };
+  return {
+    kind: p.decision.kind,
+    warnings: p.warnings,
+    unreadable: p.unreadable,
+    otherFilesystems: p.otherFilesystems,
+    archivePath: p.archivePath,
+    commit: () => p.commit(),
+    abort: () => p.abort(),
+  };
 }
 
 export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promise<VolumeReport> {
@@ -189,10 +211,8 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
     report.bytes = sidecar.archiveBytes;
     report.sourceBytes = prepared.sourceBytes ?? sidecar.stats.bytesRead;
     report.archivePath = prepared.archivePath;
-    if (prepared.summary) {
-      log.info(`${name}: ${prepared.summary}`);
-      report.notes = [prepared.summary];
-    }
+    report.notes = notesOf(prepared, v.fstype);
+    for (const note of report.notes) log.info(`${name}: ${note}`);
     if (health.percentUsed !== undefined) log.info(`${name}: snapshot copy-on-write ${health.percentUsed.toFixed(1)}% used`);
     return report;
   } catch (e) {
@@ -249,6 +269,8 @@ export async function backupDom0Root(ctx: Dom0Context): Promise<VolumeReport> {
     report.bytes = sidecar.archiveBytes;
     report.sourceBytes = sidecar.stats.bytesRead;
     report.archivePath = prepared.archivePath;
+    report.notes = notesOf(prepared, '');
+    for (const note of report.notes) log.info(`${name}: ${note}`);
   } catch (e) {
     await prepared?.abort().catch(() => undefined);
     report.status = ctx.signal.aborted ? 'interrupted' : 'failed';

@@ -52,6 +52,25 @@ test('a run mounts the medium, backs up DOM0_ROOT, unmounts; the archive restore
   });
 });
 
+test('another filesystem mounted inside DOM0_ROOT is kept as an empty directory, and the report says so', async (t) => {
+  const env = makeRunEnv(t);
+  // A separate /boot, as many dom0s have: one filesystem per volume, so it is not descended into.
+  const boot = path.join(env.root, 'boot');
+  fs.mkdirSync(boot);
+  sh('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'xenbackup-test-boot', boot]);
+  fs.writeFileSync(path.join(boot, 'vmlinuz'), 'a kernel\n');
+  const r = await env.cli(['run', '-c', env.writeConfig()]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(fs.readFileSync(env.logFile, 'utf8'), /dom0\/root: kept 1 directory of another filesystem empty \(one filesystem per volume\): boot\n/);
+  await env.inspectMedium(async (mnt) => {
+    const to = path.join(env.dir, 'restored');
+    const restored = await env.cli(['restore', 'dom0/root', '--medium', mnt, '--host', HOST, '--to', to]);
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.deepEqual(fs.readdirSync(path.join(to, 'boot')), []);
+    assert.ok(fs.existsSync(path.join(to, 'etc/hostname')));
+  });
+});
+
 test('a medium already mounted on BCKMNTP is used and left mounted; dry-run then reads its chains', async (t) => {
   const env = makeRunEnv(t);
   const conf = env.writeConfig();
