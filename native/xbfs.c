@@ -142,6 +142,32 @@ static napi_value x_flistxattr(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Where an xattr's value is read from: an open fd, or a path (not followed). */
+typedef struct { int fd; const char *path; } xattr_target;
+
+static ssize_t get_value(const xattr_target *t, const char *name, void *buf, size_t size) {
+  return t->path ? lgetxattr(t->path, name, buf, size) : fgetxattr(t->fd, name, buf, size);
+}
+
+/* One xattr's value as a new Buffer; retries while the value grows between the size query and the read. */
+static napi_value xattr_value(napi_env env, const xattr_target *t, char *name, const char *syscall) {
+  ssize_t size = get_value(t, name, NULL, 0);
+  char *value = NULL;
+  for (int tries = 0; size >= 0 && tries < 5; tries++) {
+    value = realloc(value, size ? size : 1);
+    ssize_t got = get_value(t, name, value, size);
+    if (got >= 0) { size = got; break; }
+    if (errno != ERANGE) { size = -1; break; }
+    size = get_value(t, name, NULL, 0);
+  }
+  int err = errno;
+  if (size < 0) { free(value); return throw_errno(env, err, syscall); }
+  napi_value result; void *dst;
+  napi_create_buffer_copy(env, size, value ? value : "", &dst, &result);
+  free(value);
+  return result;
+}
+
 /* fgetxattr(fd, name): one xattr's value of an open file or directory. */
 static napi_value x_fgetxattr(napi_env env, napi_callback_info info) {
   size_t argc = 2; napi_value argv[2];
@@ -150,21 +176,9 @@ static napi_value x_fgetxattr(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[0], &fd));
   char *name = buffer_arg(env, argv[1]);
   if (!name) return NULL;
-  ssize_t size = fgetxattr(fd, name, NULL, 0);
-  char *value = NULL;
-  for (int tries = 0; size >= 0 && tries < 5; tries++) {
-    value = realloc(value, size ? size : 1);
-    ssize_t got = fgetxattr(fd, name, value, size);
-    if (got >= 0) { size = got; break; }
-    if (errno != ERANGE) { size = -1; break; }
-    size = fgetxattr(fd, name, NULL, 0);
-  }
-  int err = errno;
+  xattr_target t = { fd, NULL };
+  napi_value result = xattr_value(env, &t, name, "fgetxattr");
   free(name);
-  if (size < 0) { free(value); return throw_errno(env, err, "fgetxattr"); }
-  napi_value result; void *dst;
-  napi_create_buffer_copy(env, size, value ? value : "", &dst, &result);
-  free(value);
   return result;
 }
 
@@ -175,21 +189,9 @@ static napi_value x_lgetxattr(napi_env env, napi_callback_info info) {
   if (!path) return NULL;
   char *name = buffer_arg(env, argv[1]);
   if (!name) { free(path); return NULL; }
-  ssize_t size = lgetxattr(path, name, NULL, 0);
-  char *value = NULL;
-  for (int tries = 0; size >= 0 && tries < 5; tries++) {
-    value = realloc(value, size ? size : 1);
-    ssize_t got = lgetxattr(path, name, value, size);
-    if (got >= 0) { size = got; break; }
-    if (errno != ERANGE) { size = -1; break; }
-    size = lgetxattr(path, name, NULL, 0);
-  }
-  int err = errno;
+  xattr_target t = { -1, path };
+  napi_value result = xattr_value(env, &t, name, "lgetxattr");
   free(path); free(name);
-  if (size < 0) { free(value); return throw_errno(env, err, "lgetxattr"); }
-  napi_value result; void *dst;
-  napi_create_buffer_copy(env, size, value ? value : "", &dst, &result);
-  free(value);
   return result;
 }
 
