@@ -1,11 +1,11 @@
 /**
- * Which VM runs which scenario. Under TCG a guest runs mostly one thing at a time (a node start, an
- * LVM command), so one VM keeps about one host core busy; the suite boots one VM per core instead
- * and deals the scenarios out by how long each took when last measured (longest first, each to the
- * least loaded VM), so that the VMs finish at about the same time.
+ * Which VM runs which scenario. The suite boots one VM per host core, each with one vCPU (on 2 cores
+ * two 1-vCPU VMs ran the suite in 841 s, one 2-vCPU VM in 1158 s; see vm.test.ts), and deals the
+ * scenarios out by how long each took when measured (longest first, each to the least loaded VM),
+ * so that the VMs finish at about the same time.
  */
 
-/** Seconds each scenario took in one VM on a 2-core host (docs/TESTING.md); a new one counts as 120. */
+/** Seconds each scenario took in one 2-vCPU VM on an idle 2-core host (docs/TESTING.md): weights for the dealing; a new one counts as 120. */
 export const MEASURED_SECONDS: Readonly<Record<string, number>> = {
   '10-snapshot-ext4-xfs': 54,
   '20-snapshot-overflow': 26,

@@ -1,7 +1,7 @@
 /**
  * The VM suite: real LVM and device-mapper snapshots, which this machine's kernel cannot do, in a
  * qemu guest (TCG). Builds the guest once (test/vm/build-guest.sh, cached), boots one VM per host
- * core (XENBACKUP_VM_PARALLEL; a TCG guest keeps about one core busy), deals the scenarios of
+ * core (XENBACKUP_VM_PARALLEL), one vCPU each, deals the scenarios of
  * test/vm/scenarios/ out among them (scenario-plan.ts), each VM running its share through
  * test/vm/guest-driver.sh, then reports each scenario as its own subtest with its log. See docs/TESTING.md.
  *
