@@ -16,7 +16,6 @@ import { fetchRemoteManifest, withRemoteIndex } from './remote-medium.js';
 import { restoreFromRemote } from '../engine/rsync-remote-restore.js';
 import type { Logger } from '../util/log.js';
 import type { Sidecar } from '../repo/sidecar.js';
-import { initXxh } from '../util/xxh.js';
 import { isRawSidecar } from '../raw/raw-layout.js';
 import { rawLsMessage } from '../raw/raw-ls.js';
 import { RawRestoreError, restoreRawImage } from '../raw/raw-restore.js';
@@ -177,7 +176,6 @@ Examples:
   xenbackup ls web1/root var/log/syslog --at 2026-11-20T06:00:00Z --medium /backup/guests -l
   xenbackup ls web1/root etc --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xb`)
     .action(async (volume: string, p: string, o: SshCliOptions & { medium: string; host: string; at?: string; long?: boolean }) => {
-      await initXxh();
       const { log } = openConsole({});
       const medium = resolveMedium(o.medium, o);
       const want = normaliseRequest(p);

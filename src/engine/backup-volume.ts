@@ -8,7 +8,6 @@
  */
 import fs from 'node:fs';
 import type { Logger } from '../util/log.js';
-import { initXxh } from '../util/xxh.js';
 import { decideKind, type KindDecision } from '../core/chain.js';
 import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
 import { writeFileAtomic } from '../repo/atomic-file.js';
@@ -60,7 +59,6 @@ export interface PreparedBackup {
 }
 
 export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup> {
-  await initXxh();
   let st: fs.Stats;
   try {
     st = fs.statSync(req.sourceDir);

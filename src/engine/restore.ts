@@ -6,7 +6,6 @@
  * the RestoreWriter. A single file costs one frame, not the whole chain.
  */
 import type { Logger } from '../util/log.js';
-import { initXxh } from '../util/xxh.js';
 import { restorePointAt } from '../core/chain.js';
 import { planRestore, type PlannedItem } from '../core/restore-plan.js';
 import { showPath } from '../core/path-order.js';
@@ -57,7 +56,6 @@ export function loadPlanBlocks(store: VolumeStore, backup: Sidecar): ReturnType<
 }
 
 export async function restore(req: RestoreRequest): Promise<RestoreResult> {
-  await initXxh();
   const log = req.logger;
   const store = new VolumeStore(req.medium, req.host, req.volume);
   const backup = chooseBackup(store, req.at, log);

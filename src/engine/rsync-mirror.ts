@@ -12,7 +12,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../host/exec.js';
 import type { Logger } from '../util/log.js';
-import { initXxh } from '../util/xxh.js';
 import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
 import { fsyncDir, writeFileAtomic } from '../repo/atomic-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
@@ -93,7 +92,6 @@ export function rsyncArgs(source: string, target: string, linkDest: string | und
 }
 
 export async function prepareMirror(req: MirrorRequest): Promise<PreparedMirror> {
-  await initXxh();
   if (!fs.statSync(req.sourceDir).isDirectory()) throw new Error(`source ${req.sourceDir} is not a directory`);
   const store = new VolumeStore(req.medium, req.host, req.volume);
   store.ensure();

@@ -23,7 +23,7 @@ import { fileXxh64, readBlocks, verifyManifest } from '../repo/manifest-file.js'
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor } from '../repo/volume-store.js';
 import type { Logger } from '../util/log.js';
-import { createXxh64, initXxh } from '../util/xxh.js';
+import { createXxh64 } from '../util/xxh.js';
 import { RestoreError } from './restore-writer.js';
 import { RemoteVolume, type RemoteMedium } from '../repo/remote-volume.js';
 
@@ -128,7 +128,6 @@ function hashFile(file: Buffer): { hash: string; bytes: number } {
 
 /** Restores paths (or everything) of one volume from the remote tree as of `at` (default: the newest). */
 export async function restoreFromRemote(req: RemoteRestoreRequest): Promise<RemoteRestoreResult> {
-  await initXxh();
   const log = req.logger;
   // Before any connection; planRestore checks them again, and the manifest's names.
   for (const p of req.paths) if (!safeComponents(p)) throw new UnsafePathError(p);

@@ -22,7 +22,6 @@ import path from 'node:path';
 import { run } from '../host/exec.js';
 import { rsyncSshArgs } from '../host/ssh.js';
 import type { Logger } from '../util/log.js';
-import { initXxh } from '../util/xxh.js';
 import { PARTIAL_SUFFIX } from '../repo/atomic-file.js';
 import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
 import { RemoteVolume, type RemoteMedium } from '../repo/remote-volume.js';
@@ -59,7 +58,6 @@ export interface PreparedRemoteMirror {
 }
 
 export async function prepareRemoteMirror(req: RemoteMirrorRequest): Promise<PreparedRemoteMirror> {
-  await initXxh();
   const log = req.logger;
   const now = req.now ?? (() => new Date());
   if (!fs.statSync(req.sourceDir).isDirectory()) throw new Error(`source ${req.sourceDir} is not a directory`);

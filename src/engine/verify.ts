@@ -21,7 +21,7 @@
  */
 import fs from 'node:fs';
 import type { Logger } from '../util/log.js';
-import { createXxh64, initXxh } from '../util/xxh.js';
+import { createXxh64 } from '../util/xxh.js';
 import { restorePointAt } from '../core/chain.js';
 import { verifyManifest } from '../repo/manifest-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
@@ -101,7 +101,6 @@ class Findings {
 const PLAIN_NAME = /^[^/\0]+$/;
 
 export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerification> {
-  await initXxh();
   const store = new VolumeStore(req.medium, req.host, req.volume);
   const findings = new Findings();
   const all = store.list((msg) => {

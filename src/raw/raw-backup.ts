@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
-import { initXxh, xxh64 } from '../util/xxh.js';
+import { xxh64 } from '../util/xxh.js';
 import { decideKind, type KindDecision } from '../core/chain.js';
 import { chunkFate, checkChunkSize, DEFAULT_CHUNK_SIZE, mapImageHash, type ChunkMap, type ChunkRecord } from '../core/raw-chunks.js';
 import { writeFileAtomic } from '../repo/atomic-file.js';
@@ -64,7 +64,6 @@ export interface PreparedRawBackup {
 }
 
 export async function prepareRawBackup(req: RawBackupRequest): Promise<PreparedRawBackup> {
-  await initXxh();
   const store = new VolumeStore(req.medium, req.host, req.volume);
   store.ensure();
   // Held until commit() or abort(): a second backup of this volume would take our .partial files for debris.

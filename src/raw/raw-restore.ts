@@ -21,7 +21,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
-import { initXxh, xxh64 } from '../util/xxh.js';
+import { xxh64 } from '../util/xxh.js';
 import { needs } from '../core/chain.js';
 import { chunkLength, mapImageHash, planRawRestore, wholeImageHash } from '../core/raw-chunks.js';
 import { fsyncDir, PARTIAL_SUFFIX } from '../repo/atomic-file.js';
@@ -154,7 +154,6 @@ function openTarget(to: string, imageBytes: number, force: boolean, warnings: st
 }
 
 export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestoreResult> {
-  await initXxh();
   const log = req.logger;
   const store = new VolumeStore(req.medium, req.host, req.volume);
   const point = chooseBackup(store, req.at, log);

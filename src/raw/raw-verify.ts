@@ -12,7 +12,7 @@
  */
 import fs from 'node:fs';
 import type { Logger } from '../util/log.js';
-import { initXxh, xxh64 } from '../util/xxh.js';
+import { xxh64 } from '../util/xxh.js';
 import { restorePointAt } from '../core/chain.js';
 import { mapImageHash } from '../core/raw-chunks.js';
 import { fileXxh64 } from '../repo/manifest-file.js';
@@ -50,7 +50,6 @@ export async function checkRawBackup(
   depth: VerifyDepth,
   opts: { logger?: Logger; signal?: AbortSignal } = {},
 ): Promise<RawBackupCheck> {
-  await initXxh();
   const problems: VerifyProblem[] = [];
   const sidecarFile = store.pathOf(sc.manifest.replace(/\.manifest$/, '.json'));
   let raw;

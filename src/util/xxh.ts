@@ -8,9 +8,6 @@
  */
 import { xxh64Native } from '../native/xbfs.js';
 
-/** Kept for callers written for xxhash-wasm's asynchronous start; nothing to wait for now. */
-export async function initXxh(): Promise<void> {}
-
 export function hex64(v: bigint): string {
   return v.toString(16).padStart(16, '0');
 }

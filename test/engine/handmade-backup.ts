@@ -13,7 +13,7 @@ import type { TarEntry } from '../../src/tar/entry.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../../src/tar/write.js';
 import { fileXxh64, ManifestWriter } from '../../src/repo/manifest-file.js';
 import type { Sidecar } from '../../src/repo/sidecar.js';
-import { initXxh, xxh64 } from '../../src/util/xxh.js';
+import { xxh64 } from '../../src/util/xxh.js';
 import { HOST, volumeDir } from './engine-fixtures.js';
 
 export interface HandEntry {
@@ -39,7 +39,6 @@ const MTIME = 1_700_000_000_000_000_000n;
 
 /** Writes one full backup `id` of `volume` made of `blocks`; returns its sidecar. */
 export async function writeHandmadeBackup(medium: string, volume: string, id: string, blocks: HandBlock[]): Promise<Sidecar> {
-  await initXxh();
   const dir = volumeDir(medium, volume);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const archiveName = `${id}.full.tar`;

@@ -15,7 +15,6 @@ import { makeScratchDir } from '../helpers/scratch.js';
 import { snapshotTree } from '../helpers/tree-snapshot.js';
 import { assertTreesEqual } from '../helpers/tree-compare.js';
 import { fileXxh64 } from '../../src/repo/manifest-file.js';
-import { initXxh } from '../../src/util/xxh.js';
 import {
   backupsOf,
   cliBackup,
@@ -31,7 +30,6 @@ import { writeHandmadeBackup, type HandBlock } from './handmade-backup.js';
 const VOLUME = 'db1/data';
 
 test('a byte changed inside an archive is caught by the content check, naming the file', async (t) => {
-  await initXxh();
   const scratch = makeScratchDir(t, 'engine-corrupt');
   const source = path.join(scratch, 'source');
   const medium = path.join(scratch, 'medium');

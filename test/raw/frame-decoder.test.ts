@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { zstdCompressFrame } from '../../src/native/zstd.js';
-import { initXxh, xxh64 } from '../../src/util/xxh.js';
+import { xxh64 } from '../../src/util/xxh.js';
 import { RawContainerWriter, readContainerIndex } from '../../src/raw/raw-container.js';
 import { decodeFrames } from '../../src/raw/frame-decoder.js';
 
@@ -28,7 +28,6 @@ function chunkBytes(i: number, len = CHUNK): Buffer {
 }
 
 async function makeContainer(dir: string, indexes: number[]): Promise<string> {
-  await initXxh();
   const file = path.join(dir, 'c.full.raw.zst');
   const w = new RawContainerWriter(file, CHUNK, (d) => zstdCompressFrame(d, 1));
   for (const i of indexes) {

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import type { Compression } from '../../src/engine/compression.js';
 import { verifyVolume, type VerifyDepth, type VolumeVerification } from '../../src/engine/verify.js';
 import type { Sidecar } from '../../src/repo/sidecar.js';
-import { createXxh64, initXxh, xxh64, type StreamingHash } from '../../src/util/xxh.js';
+import { createXxh64, xxh64, type StreamingHash } from '../../src/util/xxh.js';
 import { readTar } from '../../src/tar/read-tar.js';
 import { makeScratchDir, type CleanupContext } from '../helpers/scratch.js';
 import { randomBytes } from '../helpers/torture-tree.js';
@@ -67,7 +67,6 @@ export function buildTree(root: string): void {
 
 /** A full and two incrementals (files changed, added and deleted in between) of buildTree's tree. */
 export async function makeChain(t: CleanupContext, compression: Compression, volume = `vm1/${compression}`): Promise<Chain> {
-  await initXxh();
   const scratch = makeScratchDir(t, `verify-${compression}`);
   const source = path.join(scratch, 'source');
   const medium = path.join(scratch, 'medium');
