@@ -25,8 +25,11 @@
  *  24 u64 size             32 i64 mtime s 40 i64 ctime s
  *  48 u32 mtime ns         52 u32 ctime ns
  *  56 u64 ino              64 u64 dev     72 u64 rdev    80 u64 blocks
- *  88 u16 name length      90 u16 key length
- *  96 name bytes, then key bytes
+ *  88 u16 name length      90 u16 key length     92 u32 (unused)
+ *  96 16 bytes: the xxh64 (hex) of the content, when prefetched (walker.c)
+ * 112 u32 offset of the prefetched content in the listing's data buffer
+ * 116 u32 1 when the content was prefetched (walker.c), else 0
+ * 120 name bytes, then key bytes
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -41,13 +44,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "scandir.h"
 
 napi_value xbfs_throw_errno(napi_env env, int err, const char *syscall);
 napi_value xbfs_errno_error(napi_env env, int err, const char *syscall);
 char *xbfs_buffer_arg(napi_env env, napi_value v);
 
-#define HEADER 96
-#define KEY_MAX 200
 
 /* A child's name: NUL-terminated at `at` in the listing's one name arena (no allocation per child). */
 typedef struct {
@@ -156,19 +158,8 @@ static int format_key(char *out, const struct stat *st) {
   return n;
 }
 
-/* One listing, without N-API calls: records in malloc'd memory, or an errno and the failing call. */
-typedef struct {
-  char *path;
-  bool keep_open;
-  unsigned char *records;
-  size_t length;
-  size_t count;
-  int fd;
-  int err;
-  const char *syscall;
-} scan_job;
 
-static void scan_collect(scan_job *job) {
+void scan_collect(scan_job *job) {
   job->records = NULL;
   job->length = job->count = 0;
   job->fd = -1;
@@ -292,7 +283,7 @@ static void free_records(napi_env env, void *data, void *hint) {
 }
 
 /* { buffer, length, count, fd }: the records fill `length` bytes of `buffer`; fd -1 unless kept open. Takes the records. */
-static napi_value scan_result(napi_env env, scan_job *job) {
+napi_value scan_result(napi_env env, scan_job *job) {
   napi_value out_obj, buffer, length, n, fdval;
   if (napi_create_external_buffer(env, job->length, job->records, free_records, NULL, &buffer) != napi_ok) {
     void *copy;

@@ -256,6 +256,9 @@ napi_value xbfs_scandir(napi_env env, napi_callback_info info);
 napi_value xbfs_openat(napi_env env, napi_callback_info info);
 napi_value xbfs_readat(napi_env env, napi_callback_info info);
 napi_value xbfs_closefd(napi_env env, napi_callback_info info);
+napi_value xbfs_walker_start(napi_env env, napi_callback_info info);
+napi_value xbfs_walker_next(napi_env env, napi_callback_info info);
+napi_value xbfs_walker_stop(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64_init(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64_update(napi_env env, napi_callback_info info);
@@ -273,6 +276,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "openAt", NULL, xbfs_openat, NULL, NULL, NULL, napi_default, NULL },
     { "readAt", NULL, xbfs_readat, NULL, NULL, NULL, napi_default, NULL },
     { "closeFd", NULL, xbfs_closefd, NULL, NULL, NULL, napi_default, NULL },
+    { "walkerStart", NULL, xbfs_walker_start, NULL, NULL, NULL, napi_default, NULL },
+    { "walkerNext", NULL, xbfs_walker_next, NULL, NULL, NULL, napi_default, NULL },
+    { "walkerStop", NULL, xbfs_walker_stop, NULL, NULL, NULL, napi_default, NULL },
     { "flistxattr", NULL, x_flistxattr, NULL, NULL, NULL, napi_default, NULL },
     { "fgetxattr", NULL, x_fgetxattr, NULL, NULL, NULL, napi_default, NULL },
     { "xxh64", NULL, xb_napi_xxh64, NULL, NULL, NULL, napi_default, NULL },

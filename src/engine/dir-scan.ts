@@ -3,13 +3,16 @@
  * order with their lstat, packed in one Buffer. Fields are read on demand;
  * an unchanged child costs the archiver one byte comparison of its key
  * (the manifest's text for type, mode, owner, size, times and inode) with
- * the previous manifest's line, and no object beyond its name.
+ * the previous manifest's line, and no object beyond its name. A listing
+ * made by the walker (dir-walker.ts) may also hold small files' content,
+ * read and hashed ahead (prefetched).
  */
 import os from 'node:os';
-import { closeFd, scanDirRaw } from '../native/xbfs.js';
+import { closeFd, scanDirRaw, type RawListing } from '../native/xbfs.js';
 import type { EntryStat } from './metadata.js';
 
-const HEADER = 96;
+/** Bytes before a record's name (native/scandir.h). */
+const HEADER = 120;
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
 
@@ -19,22 +22,25 @@ export class DirScan {
   fd: number;
   private readonly buf: Buffer;
   private readonly offsets: Uint32Array;
+  private readonly data: Buffer | undefined;
 
   /**
    * Lists `abs`; throws an Error with `code` (EACCES, ENOENT, ...) when it
    * cannot be listed. With `keepOpen` the directory stays open as `fd`, for
    * opening children relative to it (native openAt) until close().
    */
-  constructor(abs: Buffer, keepOpen = false) {
-    let raw: { buffer: Buffer; length: number; count: number; fd: number };
+  static list(abs: Buffer, keepOpen = false): DirScan {
     try {
-      raw = scanDirRaw(abs, keepOpen);
+      return new DirScan(scanDirRaw(abs, keepOpen));
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      throw Object.assign(new Error(`${err.code}: ${err.message}`), { code: err.code });
+      throw listingError(e as NodeJS.ErrnoException);
     }
+  }
+
+  constructor(raw: RawListing) {
     this.fd = raw.fd;
     this.buf = raw.buffer;
+    this.data = raw.data;
     this.count = raw.count;
     this.offsets = new Uint32Array(raw.count);
     let off = 0;
@@ -69,6 +75,15 @@ export class DirScan {
     return this.buf.readUInt32LE(o + 24) + this.buf.readUInt32LE(o + 28) * 2 ** 32;
   }
 
+  /** Child i's content when the walker read it ahead (a small plain file), with its xxh64; else undefined. */
+  prefetched(i: number): { content: Buffer; hash: string } | undefined {
+    const o = this.offsets[i]!;
+    const b = this.buf;
+    if (!this.data || b.readUInt32LE(o + 116) !== 1) return undefined;
+    const at = b.readUInt32LE(o + 112);
+    return { content: this.data.subarray(at, at + this.size(i)), hash: b.toString('latin1', o + 96, o + 112) };
+  }
+
   /** Does child i's key equal bytes [start, end) of `line`? */
   keyEquals(i: number, line: Buffer, start: number, end: number): boolean {
     const o = this.offsets[i]!;
@@ -100,4 +115,9 @@ export class DirScan {
       blocks: b.readBigUInt64LE(o + 80),
     };
   }
+}
+
+/** "EACCES: scandir ...": an Error with the errno code first, as Node's fs words it. */
+export function listingError(err: NodeJS.ErrnoException): Error {
+  return Object.assign(new Error(`${err.code}: ${err.message}`), { code: err.code });
 }

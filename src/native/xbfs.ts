@@ -10,13 +10,32 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
+/** One directory's records (native/scandir.h layout); fd: the directory kept open, or -1. */
+export interface RawListing {
+  buffer: Buffer;
+  length: number;
+  count: number;
+  fd: number;
+  /** Prefetched file contents (walker.c), addressed by the records. */
+  data?: Buffer;
+}
+
+declare const walkerBrand: unique symbol;
+export type WalkerHandle = { readonly [walkerBrand]: true };
+
+/** A listing the walker made: `rel` is the directory's path from the root; `error` when it could not be listed. */
+export type WalkedListing = { rel: Buffer } & ({ error: NodeJS.ErrnoException } | (RawListing & { error?: undefined }));
+
 interface XbfsBinding {
   llistxattr(path: Buffer): string[];
   lgetxattr(path: Buffer, name: string): Buffer;
   lsetxattr(path: Buffer, name: string, value: Buffer): void;
   lutimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   seek(fd: number, offset: number, whence: number): number;
-  scanDir(path: Buffer, keepOpen?: boolean): { buffer: Buffer; length: number; count: number; fd: number };
+  scanDir(path: Buffer, keepOpen?: boolean): RawListing;
+  walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean): WalkerHandle;
+  walkerNext(handle: WalkerHandle): WalkedListing | null;
+  walkerStop(handle: WalkerHandle): void;
   openAt(dirFd: number, name: Buffer): number;
   readAt(fd: number, buffer: Buffer, offset: number, length: number, position: number): number;
   closeFd(fd: number): void;
@@ -85,6 +104,9 @@ export function seekHole(fd: number, offset: number): number {
 
 /** One directory's children with their lstat, sorted by name: see native/scandir.c and engine/dir-scan.ts. */
 export const scanDirRaw = binding.scanDir;
+
+/** Directory listings made ahead on a thread (native/walker.c); engine/dir-walker.ts is the interface. */
+export const walkerNative = { start: binding.walkerStart, next: binding.walkerNext, stop: binding.walkerStop };
 
 /**
  * The archiver's per-file calls: openAt (a regular file child of a directory

@@ -1,0 +1,29 @@
+/* One directory listing in the record layout of scandir.c, shared with walker.c. */
+#ifndef XB_SCANDIR_H
+#define XB_SCANDIR_H
+#include <node_api.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HEADER 120
+#define KEY_MAX 200
+
+/* One listing, without N-API calls: records in malloc'd memory, or an errno and the failing call. */
+typedef struct {
+  char *path;
+  bool keep_open;
+  unsigned char *records;
+  size_t length;
+  size_t count;
+  int fd;
+  int err;
+  const char *syscall;
+} scan_job;
+
+/* Lists job->path (records sorted by name, each child fstatat'd); job->err set on failure. */
+void scan_collect(scan_job *job);
+
+/* { buffer, length, count, fd } for JavaScript; takes job->records. */
+napi_value scan_result(napi_env env, scan_job *job);
+
+#endif

@@ -1,0 +1,445 @@
+/*
+ * walker: the archiver's directory listings (scandir.c), made ahead of it on
+ * a thread of its own.
+ *
+ * A backup visits a tree in one order (core/path-order.ts: depth first,
+ * children by name bytes), and which directories it enters follows from the
+ * listings alone: every child directory that lstat could read, that is not
+ * excluded and, with one-file-system, that lies on the root's device. So a
+ * second thread can list the directories in that very order while the main
+ * thread archives the ones before: the fstatat of every entry (the walk's
+ * floor, ~5 us each) leaves the archiver's critical path.
+ *
+ * With `prefetchMax` > 0 (a full backup: every file will be read) the thread
+ * also reads small regular files: content into the listing's data buffer,
+ * its xxh64 into the record (scandir.h layout). A file is prefetched only
+ * when that is the whole story: one link, no extended attributes, and the
+ * same inode, size and mtime after the read as the listing saw; otherwise
+ * the archiver reads it itself, as without prefetching.
+ *
+ * Memory and open descriptors stay bounded: at most MAX_QUEUED listings
+ * (each holds its directory open for the archiver's openAt) and about
+ * MAX_BYTES of records and content wait at once; the thread sleeps until the
+ * archiver takes one. walkerStop joins the thread and releases whatever is
+ * still queued; a walker the archiver dropped without stopping is stopped by
+ * its finalizer.
+ *
+ *   walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean) -> handle
+ *   walkerNext(handle) -> { rel, buffer, length, count, fd, data? } or { rel, error } | null at the end (blocks until ready)
+ *   walkerStop(handle)
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include "scandir.h"
+#include "xxh64.h"
+
+char *xbfs_buffer_arg(napi_env env, napi_value v);
+napi_value xbfs_errno_error(napi_env env, int err, const char *syscall);
+
+#define MAX_QUEUED 64
+#define MAX_BYTES (16u << 20)
+/* Content prefetched per listing at most: a directory of 10,000 large-ish files must not hold them all. */
+#define MAX_DATA_PER_LISTING (8u << 20)
+
+typedef struct listing {
+  struct listing *next;
+  char *rel;
+  size_t rel_len;
+  scan_job job;
+  unsigned char *data;
+  size_t data_len;
+} listing;
+
+typedef struct {
+  char *rel;
+  size_t len;
+} pending;
+
+typedef struct {
+  pthread_t thread;
+  pthread_mutex_t mu;
+  pthread_cond_t ready, space;
+  char *root;
+  size_t root_len;
+  char **excludes;
+  size_t *exclude_lens;
+  size_t n_excludes;
+  bool one_fs;
+  size_t prefetch_max;
+  bool verify_after_read;
+  listing *head, *tail;
+  size_t queued, queued_bytes;
+  bool done, stopping, joined;
+} walker;
+
+static uint32_t get_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static void set_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+
+static void free_listing(listing *l) {
+  if (l->job.fd >= 0) close(l->job.fd);
+  free(l->job.records);
+  free(l->data);
+  free(l->rel);
+  free(l);
+}
+
+static bool excluded(const walker *w, const char *rel, size_t len) {
+  for (size_t i = 0; i < w->n_excludes; i++)
+    if (w->exclude_lens[i] == len && memcmp(w->excludes[i], rel, len) == 0) return true;
+  return false;
+}
+
+/* rel + "/" + name (or name at the root), malloc'd. */
+static char *join(const char *rel, size_t rel_len, const char *name, size_t name_len, size_t *out_len) {
+  size_t n = rel_len ? rel_len + 1 + name_len : name_len;
+  char *p = malloc(n + 1);
+  if (!p) return NULL;
+  size_t at = 0;
+  if (rel_len) {
+    memcpy(p, rel, rel_len);
+    p[rel_len] = '/';
+    at = rel_len + 1;
+  }
+  memcpy(p + at, name, name_len);
+  p[n] = 0;
+  *out_len = n;
+  return p;
+}
+
+/* The directory's path: the root, or root + "/" + rel (just "/" + rel when the root is "/"). */
+static char *absolute(const walker *w, const char *rel, size_t rel_len) {
+  size_t base = w->root_len == 1 && w->root[0] == '/' ? 0 : w->root_len;
+  char *p = malloc(base + 1 + rel_len + 1);
+  if (!p) return NULL;
+  if (rel_len == 0) {
+    memcpy(p, w->root, w->root_len + 1);
+    return p;
+  }
+  memcpy(p, w->root, base);
+  p[base] = '/';
+  memcpy(p + base + 1, rel, rel_len);
+  p[base + 1 + rel_len] = 0;
+  return p;
+}
+
+static const char hex[] = "0123456789abcdef";
+
+/* Reads the small, plain regular files of one listing into l->data (see the top of this file). */
+static void prefetch(walker *w, listing *l) {
+  scan_job *job = &l->job;
+  size_t total = 0;
+  for (size_t off = 0; off < job->length; off += get_u32(job->records + off)) {
+    const unsigned char *r = job->records + off;
+    uint64_t size = get_u64(r + 24);
+    if (get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= w->prefetch_max) total += size;
+    if (total >= MAX_DATA_PER_LISTING) break;
+  }
+  if (total > MAX_DATA_PER_LISTING) total = MAX_DATA_PER_LISTING;
+  l->data = malloc(total ? total : 1);
+  if (!l->data) return;
+  size_t used = 0;
+  for (size_t off = 0; off < job->length; off += get_u32(job->records + off)) {
+    unsigned char *r = job->records + off;
+    uint64_t size = get_u64(r + 24);
+    if (!(get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= w->prefetch_max)) continue;
+    if (used + size > total) break;
+    unsigned short name_len = (unsigned short)(r[88] | r[89] << 8);
+    char name[NAME_MAX + 1];
+    memcpy(name, r + HEADER, name_len);
+    name[name_len] = 0;
+    int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+    int fd = openat(job->fd, name, flags | O_NOATIME);
+    if (fd < 0 && errno == EPERM) fd = openat(job->fd, name, flags);
+    if (fd < 0) continue; /* the archiver opens it again and reports why it cannot */
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_ino == get_u64(r + 56) && (uint64_t)st.st_size == size &&
+              flistxattr(fd, NULL, 0) == 0;
+    size_t got = 0;
+    while (ok && got < size) {
+      ssize_t n = pread(fd, l->data + used + got, size - got, (off_t)got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) ok = false;
+      else got += (size_t)n;
+    }
+    if (ok && w->verify_after_read) {
+      /* A live source: a file written while read is left to the archiver, which warns about it. */
+      struct stat after;
+      ok = fstat(fd, &after) == 0 && after.st_size == st.st_size && after.st_mtim.tv_sec == (time_t)get_u64(r + 32) &&
+           after.st_mtim.tv_nsec == (long)get_u32(r + 48);
+    }
+    close(fd);
+    if (!ok) continue;
+    uint64_t h = xb_xxh64(l->data + used, size);
+    for (int k = 15; k >= 0; k--, h >>= 4) r[96 + k] = (unsigned char)hex[h & 15];
+    set_u32(r + 112, (uint32_t)used);
+    set_u32(r + 116, 1);
+    used += size;
+  }
+  l->data_len = used;
+}
+
+static void *walk(void *arg) {
+  walker *w = arg;
+  size_t cap = 64, depth = 0;
+  pending *stack = malloc(cap * sizeof *stack);
+  dev_t root_dev = 0;
+  struct stat rst;
+  if (lstat(w->root, &rst) == 0) root_dev = rst.st_dev;
+  if (stack) stack[depth++] = (pending){ strdup(""), 0 };
+  while (depth > 0) {
+    pending next = stack[--depth];
+    pthread_mutex_lock(&w->mu);
+    bool stopping = w->stopping;
+    pthread_mutex_unlock(&w->mu);
+    listing *l = stopping || !next.rel ? NULL : calloc(1, sizeof *l);
+    if (!l) {
+      free(next.rel);
+      continue; /* stopping: drain the stack */
+    }
+    l->rel = next.rel;
+    l->rel_len = next.len;
+    char *abs = absolute(w, next.rel, next.len);
+    l->job.path = abs;
+    l->job.keep_open = true;
+    l->job.fd = -1;
+    if (abs) scan_collect(&l->job);
+    else {
+      l->job.err = ENOMEM;
+      l->job.syscall = "walker";
+    }
+    free(abs);
+    l->job.path = NULL;
+    if (!l->job.err) {
+      /* Children to enter, pushed last first so the first pops next: depth first, by name. */
+      size_t first_new = depth;
+      for (size_t off = 0; off < l->job.length; off += get_u32(l->job.records + off)) {
+        const unsigned char *r = l->job.records + off;
+        if (get_u32(r + 4) != 0 || !S_ISDIR(get_u32(r + 8))) continue;
+        if (w->one_fs && (dev_t)get_u64(r + 64) != root_dev) continue;
+        size_t len = 0;
+        unsigned short name_len = (unsigned short)(r[88] | r[89] << 8);
+        char *rel = join(l->rel, l->rel_len, (const char *)r + HEADER, name_len, &len);
+        if (!rel) continue; /* out of memory: the archiver finds the walk out of step and fails */
+        if (excluded(w, rel, len)) {
+          free(rel);
+          continue;
+        }
+        if (depth == cap) {
+          pending *bigger = realloc(stack, cap * 2 * sizeof *stack);
+          if (!bigger) {
+            free(rel);
+            continue;
+          }
+          stack = bigger;
+          cap *= 2;
+        }
+        stack[depth++] = (pending){ rel, len };
+      }
+      for (size_t a = first_new, b = depth; a + 1 < b; a++, b--) {
+        pending t = stack[a];
+        stack[a] = stack[b - 1];
+        stack[b - 1] = t;
+      }
+      if (w->prefetch_max) prefetch(w, l);
+    }
+    size_t bytes = l->job.length + l->data_len;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stopping && w->queued > 0 && (w->queued >= MAX_QUEUED || w->queued_bytes + bytes > MAX_BYTES))
+      pthread_cond_wait(&w->space, &w->mu);
+    if (w->stopping) {
+      pthread_mutex_unlock(&w->mu);
+      free_listing(l);
+      continue;
+    }
+    if (w->tail) w->tail->next = l;
+    else w->head = l;
+    w->tail = l;
+    w->queued++;
+    w->queued_bytes += bytes;
+    pthread_cond_signal(&w->ready);
+    pthread_mutex_unlock(&w->mu);
+  }
+  free(stack);
+  pthread_mutex_lock(&w->mu);
+  w->done = true;
+  pthread_cond_broadcast(&w->ready);
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+static void stop_walker(walker *w) {
+  if (w->joined) return;
+  pthread_mutex_lock(&w->mu);
+  w->stopping = true;
+  pthread_cond_broadcast(&w->space);
+  pthread_mutex_unlock(&w->mu);
+  pthread_join(w->thread, NULL);
+  w->joined = true;
+  for (listing *l = w->head, *n; l; l = n) {
+    n = l->next;
+    free_listing(l);
+  }
+  w->head = w->tail = NULL;
+  w->queued = w->queued_bytes = 0;
+}
+
+static void free_walker(walker *w) {
+  free(w->root);
+  for (size_t i = 0; i < w->n_excludes; i++) free(w->excludes[i]);
+  free(w->excludes);
+  free(w->exclude_lens);
+  pthread_mutex_destroy(&w->mu);
+  pthread_cond_destroy(&w->ready);
+  pthread_cond_destroy(&w->space);
+  free(w);
+}
+
+static void finalize_walker(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  walker *w = data;
+  stop_walker(w);
+  free_walker(w);
+}
+
+static walker *walker_arg(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *w = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_external(env, argv[0], &w) != napi_ok || !w) {
+    napi_throw_type_error(env, NULL, "expected a walker handle");
+    return NULL;
+  }
+  return w;
+}
+
+napi_value xbfs_walker_start(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_array = false;
+  double prefetch_max = 0;
+  if (argc < 5 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_value_double(env, argv[3], &prefetch_max) != napi_ok) {
+    napi_throw_type_error(env, NULL, "walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean)");
+    return NULL;
+  }
+  walker *w = calloc(1, sizeof *w);
+  if (!w) {
+    napi_throw_error(env, "ENOMEM", "walkerStart: out of memory");
+    return NULL;
+  }
+  w->root = xbfs_buffer_arg(env, argv[0]);
+  if (!w->root) {
+    free(w);
+    return NULL;
+  }
+  w->root_len = strlen(w->root);
+  while (w->root_len > 1 && w->root[w->root_len - 1] == '/') w->root[--w->root_len] = 0;
+  uint32_t n = 0;
+  napi_get_array_length(env, argv[1], &n);
+  w->excludes = calloc(n ? n : 1, sizeof *w->excludes);
+  w->exclude_lens = calloc(n ? n : 1, sizeof *w->exclude_lens);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value item;
+    void *data;
+    size_t len;
+    napi_get_element(env, argv[1], i, &item);
+    if (napi_get_buffer_info(env, item, &data, &len) != napi_ok) continue;
+    w->excludes[w->n_excludes] = malloc(len ? len : 1);
+    memcpy(w->excludes[w->n_excludes], data, len);
+    w->exclude_lens[w->n_excludes++] = len;
+  }
+  napi_get_value_bool(env, argv[2], &w->one_fs);
+  w->prefetch_max = prefetch_max > 0 ? (size_t)prefetch_max : 0;
+  napi_get_value_bool(env, argv[4], &w->verify_after_read);
+  pthread_mutex_init(&w->mu, NULL);
+  pthread_cond_init(&w->ready, NULL);
+  pthread_cond_init(&w->space, NULL);
+  int err = pthread_create(&w->thread, NULL, walk, w);
+  if (err) {
+    w->joined = true;
+    free_walker(w);
+    napi_throw_error(env, NULL, "walkerStart: cannot start a thread");
+    return NULL;
+  }
+  napi_value handle;
+  if (napi_create_external(env, w, finalize_walker, NULL, &handle) != napi_ok) {
+    stop_walker(w);
+    free_walker(w);
+    return NULL;
+  }
+  return handle;
+}
+
+static void free_data(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+napi_value xbfs_walker_next(napi_env env, napi_callback_info info) {
+  walker *w = walker_arg(env, info);
+  if (!w) return NULL;
+  napi_value result;
+  if (w->joined) {
+    napi_get_null(env, &result);
+    return result;
+  }
+  pthread_mutex_lock(&w->mu);
+  while (!w->head && !w->done) pthread_cond_wait(&w->ready, &w->mu);
+  listing *l = w->head;
+  if (l) {
+    w->head = l->next;
+    if (!w->head) w->tail = NULL;
+    w->queued--;
+    w->queued_bytes -= l->job.length + l->data_len;
+    pthread_cond_signal(&w->space);
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (!l) {
+    napi_get_null(env, &result);
+    return result;
+  }
+  napi_value rel, data;
+  void *copy;
+  napi_create_buffer_copy(env, l->rel_len, l->rel_len ? l->rel : "", &copy, &rel);
+  if (l->job.err) {
+    napi_create_object(env, &result);
+    napi_set_named_property(env, result, "error", xbfs_errno_error(env, l->job.err, l->job.syscall ? l->job.syscall : "scandir"));
+    free(l->job.records);
+    l->job.records = NULL;
+  } else {
+    result = scan_result(env, &l->job); /* takes the records */
+    l->job.fd = -1;                     /* the archiver owns the open directory now */
+    if (l->data_len) {
+      if (napi_create_external_buffer(env, l->data_len, l->data, free_data, NULL, &data) != napi_ok) {
+        napi_create_buffer_copy(env, l->data_len, l->data, &copy, &data);
+        free(l->data);
+      }
+      l->data = NULL;
+      napi_set_named_property(env, result, "data", data);
+    }
+  }
+  napi_set_named_property(env, result, "rel", rel);
+  free_listing(l);
+  return result;
+}
+
+napi_value xbfs_walker_stop(napi_env env, napi_callback_info info) {
+  walker *w = walker_arg(env, info);
+  if (w) stop_walker(w);
+  return NULL;
+}
