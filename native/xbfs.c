@@ -257,6 +257,8 @@ napi_value xbfs_openat(napi_env env, napi_callback_info info);
 napi_value xbfs_readat(napi_env env, napi_callback_info info);
 napi_value xbfs_closefd(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_start(napi_env env, napi_callback_info info);
+napi_value xbfs_manifest_index(napi_env env, napi_callback_info info);
+napi_value xbfs_merge_block(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_next(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_stop(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64(napi_env env, napi_callback_info info);
@@ -276,6 +278,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "openAt", NULL, xbfs_openat, NULL, NULL, NULL, napi_default, NULL },
     { "readAt", NULL, xbfs_readat, NULL, NULL, NULL, napi_default, NULL },
     { "closeFd", NULL, xbfs_closefd, NULL, NULL, NULL, napi_default, NULL },
+    { "manifestIndex", NULL, xbfs_manifest_index, NULL, NULL, NULL, napi_default, NULL },
+    { "mergeBlock", NULL, xbfs_merge_block, NULL, NULL, NULL, napi_default, NULL },
     { "walkerStart", NULL, xbfs_walker_start, NULL, NULL, NULL, napi_default, NULL },
     { "walkerNext", NULL, xbfs_walker_next, NULL, NULL, NULL, napi_default, NULL },
     { "walkerStop", NULL, xbfs_walker_stop, NULL, NULL, NULL, napi_default, NULL },

@@ -227,11 +227,12 @@ export function statUnchanged(
 }
 
 /**
- * An entry line of a previous manifest kept as its bytes: the archiver
- * compares its change-detection key (the text from `"t":` through the inode
- * value, which entryToJson always writes in that order) with the live file's
- * (engine/dir-scan.ts) and copies the line unchanged into the new manifest;
- * only entries that changed are ever decoded.
+ * An entry line of a previous manifest kept as its bytes. Its
+ * change-detection key is the text from `"t":` through the inode value,
+ * which entryToJson always writes in that order; the archiver compares it
+ * with the live file's (native/manifest-merge.c, which locates lines the
+ * way this module's sliceEntryLine does) and copies unchanged lines into the
+ * new manifest; only entries that changed are ever decoded.
  */
 export class StoredEntry {
   private decoded: ManifestEntry | undefined;

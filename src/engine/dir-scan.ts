@@ -1,14 +1,15 @@
 /**
  * One directory's children as native/scandir.c lists them: names in walk
- * order with their lstat, packed in one Buffer. Fields are read on demand;
- * an unchanged child costs the archiver one byte comparison of its key
- * (the manifest's text for type, mode, owner, size, times and inode) with
- * the previous manifest's line, and no object beyond its name. A listing
+ * order with their lstat, packed in one Buffer. Fields are read on demand.
+ * merge() joins the listing with the previous manifest's block in C: an
+ * unchanged child costs a byte comparison of its key (the manifest's text
+ * for type, mode, owner, size, times and inode) with the old line, and no
+ * JavaScript object. A listing
  * made by the walker (dir-walker.ts) may also hold small files' content,
  * read and hashed ahead (prefetched).
  */
 import os from 'node:os';
-import { closeFd, scanDirRaw, type RawListing } from '../native/xbfs.js';
+import { closeFd, mergeBlockRaw, scanDirRaw, type RawListing } from '../native/xbfs.js';
 import type { EntryStat } from './metadata.js';
 
 /** Bytes before a record's name (native/scandir.h). */
@@ -75,6 +76,18 @@ export class DirScan {
     return this.buf.readUInt32LE(o + 24) + this.buf.readUInt32LE(o + 28) * 2 ** 32;
   }
 
+  /**
+   * Joins the children marked in `keep` with the previous manifest's block
+   * for this directory (native/manifest-merge.c): match[i] = line * 2 + same
+   * (same: its change key and the line's are the same bytes), or -1; and the
+   * directory's GNU.dumpdir ('D' directories, 'N' same, 'Y' the rest).
+   */
+  merge(keep: Uint8Array, previous: { data: Buffer; index: Int32Array; first: number; end: number } | undefined): { match: Int32Array; dumpdir: Buffer } {
+    return previous
+      ? mergeBlockRaw(this.buf, this.count, keep, previous.data, previous.index, previous.first, previous.end)
+      : mergeBlockRaw(this.buf, this.count, keep, null, null, 0, 0);
+  }
+
   /** Child i's content when the walker read it ahead (a small plain file), with its xxh64; else undefined. */
   prefetched(i: number): { content: Buffer; hash: string } | undefined {
     const o = this.offsets[i]!;
@@ -82,18 +95,6 @@ export class DirScan {
     if (!this.data || b.readUInt32LE(o + 116) !== 1) return undefined;
     const at = b.readUInt32LE(o + 112);
     return { content: this.data.subarray(at, at + this.size(i)), hash: b.toString('latin1', o + 96, o + 112) };
-  }
-
-  /** Does child i's key equal bytes [start, end) of `line`? */
-  keyEquals(i: number, line: Buffer, start: number, end: number): boolean {
-    const o = this.offsets[i]!;
-    const keyStart = o + HEADER + this.buf.readUInt16LE(o + 88);
-    const keyLen = this.buf.readUInt16LE(o + 90);
-    if (keyLen === 0 || keyLen !== end - start) return false;
-    // A byte loop: ~100 bytes, once per child; cheaper than the native compare's call.
-    const b = this.buf;
-    for (let i = 0; i < keyLen; i++) if (b[keyStart + i] !== line[start + i]) return false;
-    return true;
   }
 
   /** Child i's lstat with the fields (as BigInts) that the rest of the engine reads from fs.BigIntStats. */

@@ -1,30 +1,29 @@
 /**
  * The backup pass over one tree: walks it in walk order (core/path-order),
  * compares each directory's children with the previous manifest's block for
- * that directory (core/manifest statUnchanged: no read when size, mtime,
- * ctime and inode match), and writes, for each directory, a member whose
+ * that directory (DirScan.merge: no read when the change key, i.e. type,
+ * mode, owner, size, mtime, ctime and inode, is the same), and writes, for each directory, a member whose
  * GNU.dumpdir lists every child ('Y' stored here, 'N' unchanged, 'D'
  * directory) followed by the members of its changed children, then recurses.
  * Changed files are read once, straight into the archive's segment buffer,
  * and hashed from there. The new manifest is written alongside.
  *
- * Parts: ArchiveWriter (segments, compression, .partial file), ManifestWriter
- * (the new manifest), ManifestCursor (the old one), metadata.ts (stat and
- * xattrs to TarEntry). This file decides what goes in, in which order.
+ * Parts: DirWalker (listings made ahead on a thread), ArchiveWriter
+ * (segments, compression, .partial file), ManifestWriter (the new manifest),
+ * ManifestCursor (the old one), metadata.ts (stat and xattrs to TarEntry). This file decides what goes in, in which order.
  */
 import fs from 'node:fs';
 import type { Logger } from '../util/log.js';
 import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
 import type { TarEntry } from '../tar/entry.js';
 import { encodeSparseMap, padding, storedSize } from '../tar/write.js';
-import type { ManifestEntry, ManifestType, StoredEntry } from '../core/manifest.js';
+import type { ManifestEntry, ManifestType } from '../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../core/path-order.js';
-import type { ManifestCursor, ManifestWriter, PreviousBlock } from '../repo/manifest-file.js';
+import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBlock } from '../repo/manifest-file.js';
 import { closeFd, openAt, seekData, seekHole } from '../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import type { DirScan } from './dir-scan.js';
 import { DirWalker, WalkOutOfStep } from './dir-walker.js';
-import { DumpdirBuilder } from './dumpdir.js';
 import { devMajor, devMinor, entryTypeOfMode, readExtendedAttributes, manifestEntryOf, type EntryStat } from './metadata.js';
 
 export interface ArchiveStats {
@@ -107,10 +106,13 @@ class Child {
     return this.scan.fd;
   }
 
-  /** Unchanged since `prev`, judged by stat alone (no read): their keys are the same bytes. */
-  sameAs(prev: StoredEntry): boolean {
-    return !prev.unread && this.scan.keyEquals(this.index, prev.data, prev.keyStart, prev.keyEnd);
-  }
+}
+
+/** A directory's listing and the children the archive takes (listChildren). */
+interface Listing {
+  scan: DirScan;
+  types: Array<ManifestType | undefined>;
+  keep: Uint8Array;
 }
 
 const SPARSE_MIN_SIZE = 1 << 20;
@@ -164,11 +166,11 @@ export class TreeArchiver {
 
   private async directory(rel: Buffer, abs: Buffer, st: EntryStat): Promise<void> {
     const previous = this.previous?.take(rel);
-    const listed = this.listChildren(rel, abs);
+    const listed = this.listChildren(rel);
     if (!listed && previous) return this.keepUnlisted(rel, abs, st, previous);
     let dirs: Child[];
     try {
-      dirs = await this.directoryMembers(rel, abs, st, previous, listed?.children ?? [], listed?.scan.fd ?? -1);
+      dirs = await this.directoryMembers(rel, abs, st, previous, listed);
     } finally {
       // Closed before recursing: open directories never pile up with the depth of the tree.
       listed?.scan.close();
@@ -183,69 +185,57 @@ export class TreeArchiver {
     }
   }
 
-  /** The directory's member and its changed non-directory children's; returns the subdirectories. */
-  private async directoryMembers(rel: Buffer, abs: Buffer, st: EntryStat, previous: PreviousBlock | undefined, children: Child[], dirFd: number): Promise<Child[]> {
-    const files: Child[] = [];
+  /**
+   * The directory's member and its changed non-directory children's; returns
+   * the subdirectories. The listing is joined with the previous manifest's
+   * block in C (mergeBlock): per child, the matching line and whether its key
+   * is the same, and the dumpdir. An unchanged child then costs a copy of its
+   * old line, and no object.
+   */
+  private async directoryMembers(rel: Buffer, abs: Buffer, st: EntryStat, previous: PreviousBlock | undefined, listed: Listing | null): Promise<Child[]> {
     const dirs: Child[] = [];
-    for (const c of children) (c.type === 'dir' ? dirs : files).push(c);
-
-    // Decide, before writing the directory's member, which children it stores.
-    const prevEntries = previous?.entries ?? [];
-    const carried: Array<StoredEntry | undefined> = [];
-    /** The previous version of each non-directory child, changed or not. */
-    const before: Array<StoredEntry | undefined> = [];
-    let j = 0;
-    const dumpdir = new DumpdirBuilder();
-    for (const c of children) {
-      if (c.type === 'dir') {
-        dumpdir.add(0x44 /* D */, c.name);
-        continue;
-      }
-      // One comparison per step: both lists are in name order.
-      let order = j < prevEntries.length ? compareNames(prevEntries[j]!.name, c.name) : 1;
-      while (order < 0) {
-        j++;
-        this.stats.deleted++;
-        order = j < prevEntries.length ? compareNames(prevEntries[j]!.name, c.name) : 1;
-      }
-      let prev: StoredEntry | undefined;
-      if (order === 0) prev = prevEntries[j++];
-      const same = prev !== undefined && c.sameAs(prev);
-      carried.push(same ? prev : undefined);
-      before.push(prev);
-      dumpdir.add(same ? 0x4e /* N */ : 0x59 /* Y */, c.name);
-    }
-    this.stats.deleted += prevEntries.length - j;
+    const scan = listed?.scan;
+    const types = listed?.types ?? [];
+    const merged = scan ? scan.merge(listed!.keep, previous) : { match: new Int32Array(0), dumpdir: Buffer.from([0]) };
 
     const self = this.baseEntry(rel, st, 'dir');
-    const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir', dirFd);
-    tarEntry.dumpdir = dumpdir.finish();
+    const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir', scan?.fd ?? -1);
+    tarEntry.dumpdir = merged.dumpdir;
     self.offset = this.writer.offset;
     this.writer.writeHeader(tarEntry);
     this.stats.stored++;
     this.stats.entries++;
     this.manifest.beginDir(rel, self);
 
-    let k = 0;
-    for (const c of children) {
-      if (c.type === 'dir') continue;
-      const last = before[k];
-      const prev = carried[k++];
-      this.checkSignal();
-      this.stats.entries++;
-      if (c.type === 'file') this.stats.sourceBytes += c.size;
-      if (prev) {
-        this.stats.unchanged++;
-        this.manifest.copy(prev);
+    const match = merged.match;
+    const lines = previous?.index;
+    let matched = 0;
+    for (let i = 0; i < types.length; i++) {
+      const type = types[i];
+      if (type === undefined) continue;
+      if (type === 'dir') {
+        dirs.push(new Child(rel, abs, scan!, i, scan!.name(i), type));
         continue;
       }
-      const stored = await this.store(c);
+      this.checkSignal();
+      this.stats.entries++;
+      if (type === 'file') this.stats.sourceBytes += scan!.size(i);
+      const m = match[i]!;
+      if (m >= 0) matched++;
+      if (m >= 0 && (m & 1) === 1) {
+        this.stats.unchanged++;
+        const r = (m >> 1) * INDEX_STRIDE;
+        this.manifest.copyLine(previous!.data, lines![r]!, lines![r + 1]!);
+        continue;
+      }
+      const stored = await this.store(new Child(rel, abs, scan!, i, scan!.name(i), type));
       if (stored) this.manifest.entry(stored);
       // Unreadable now: its last good version stays, as GNU tar -x -G keeps it (the dumpdir says 'Y'
       // but no member follows); marked unread so the next run reads it again.
-      else if (last) this.manifest.entry({ ...last.entry, unread: true });
+      else if (m >= 0) this.manifest.entry({ ...previous!.storedAt(m >> 1).entry, unread: true });
       if (this.writer.backlogged) await this.writer.drain();
     }
+    this.stats.deleted += (previous?.childCount ?? 0) - matched;
     this.opts.onProgress?.(this.stats, rel);
     return dirs;
   }
@@ -294,8 +284,12 @@ export class TreeArchiver {
     }
   }
 
-  /** The children of a directory in name order, the directory kept open as scan.fd; null when it cannot be listed. */
-  private listChildren(rel: Buffer, abs: Buffer): { scan: DirScan; children: Child[] } | null {
+  /**
+   * The listing of a directory (its fd kept open for openAt) and which
+   * children the archive takes, with their types (undefined: left out, e.g.
+   * excluded, a socket, vanished); null when it cannot be listed.
+   */
+  private listChildren(rel: Buffer): Listing | null {
     let scan: DirScan;
     try {
       scan = this.walker!.next(rel);
@@ -304,29 +298,29 @@ export class TreeArchiver {
       this.unreadableEntry(rel, e);
       return null;
     }
-    const out: Child[] = [];
+    const types: Array<ManifestType | undefined> = new Array(scan.count);
+    const keep = new Uint8Array(scan.count);
     for (let i = 0; i < scan.count; i++) {
-      const name = scan.name(i);
       const failed = scan.errorCode(i);
       if (failed === 'ENOENT') continue; // vanished (live source)
-      const child = new Child(rel, abs, scan, i, name, 'file');
-      if (this.excludes.size && this.excludes.has(child.rel.toString('latin1'))) continue;
+      if (this.excludes.size && this.excludes.has(joinRel(rel, scan.name(i)).toString('latin1'))) continue;
       if (failed) {
-        this.unreadableEntry(child.rel, new Error(`${failed}: lstat failed`));
+        this.unreadableEntry(joinRel(rel, scan.name(i)), new Error(`${failed}: lstat failed`));
         continue;
       }
       const type = entryTypeOfMode(scan.mode(i));
       if (type === 'socket') {
-        this.warnings.push(`skipped socket ${showPath(child.rel)} (sockets cannot be archived; programs recreate them)`);
+        this.warnings.push(`skipped socket ${showPath(joinRel(rel, scan.name(i)))} (sockets cannot be archived; programs recreate them)`);
         continue;
       }
       if (type === undefined || type === 'hardlink') {
-        this.warnings.push(`skipped ${showPath(child.rel)}: unknown file type`);
+        this.warnings.push(`skipped ${showPath(joinRel(rel, scan.name(i)))}: unknown file type`);
         continue;
       }
-      out.push(type === 'file' ? child : new Child(rel, abs, scan, i, name, type));
+      types[i] = type;
+      keep[i] = 1;
     }
-    return { scan, children: out };
+    return { scan, types, keep };
   }
 
   private baseEntry(rel: Buffer, st: EntryStat, type: ManifestType): ManifestEntry {
@@ -522,16 +516,6 @@ export class TreeArchiver {
     if (!into && !h && length === 0) hash = xxh64(EMPTY);
     return { hash, complete: true };
   }
-}
-
-/** Buffer.compare for file names (short: a byte loop is cheaper than the native call). */
-function compareNames(a: Buffer, b: Buffer): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[i]!;
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
 }
 
 /** The data regions of a sparse file via SEEK_DATA/SEEK_HOLE; undefined where the filesystem cannot say. */

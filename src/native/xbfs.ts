@@ -33,6 +33,8 @@ interface XbfsBinding {
   lutimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   seek(fd: number, offset: number, whence: number): number;
   scanDir(path: Buffer, keepOpen?: boolean): RawListing;
+  manifestIndex(data: Buffer): Int32Array;
+  mergeBlock(records: Buffer, count: number, keep: Uint8Array, data: Buffer | null, index: Int32Array | null, first: number, end: number): { match: Int32Array; dumpdir: Buffer };
   walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean): WalkerHandle;
   walkerNext(handle: WalkerHandle): WalkedListing | null;
   walkerStop(handle: WalkerHandle): void;
@@ -104,6 +106,14 @@ export function seekHole(fd: number, offset: number): number {
 
 /** One directory's children with their lstat, sorted by name: see native/scandir.c and engine/dir-scan.ts. */
 export const scanDirRaw = binding.scanDir;
+
+/**
+ * A manifest's lines located (8 ints per line) and a listing joined with a
+ * block of them, in C (native/manifest-merge.c): see repo/manifest-file.ts
+ * (ManifestCursor) and engine/tree-archiver.ts.
+ */
+export const manifestIndex = binding.manifestIndex;
+export const mergeBlockRaw = binding.mergeBlock;
 
 /** Directory listings made ahead on a thread (native/walker.c); engine/dir-walker.ts is the interface. */
 export const walkerNative = { start: binding.walkerStart, next: binding.walkerNext, stop: binding.walkerStop };

@@ -24,6 +24,7 @@ import {
 import { comparePaths, isWithin } from '../core/path-order.js';
 import { createXxh64, type StreamingHash } from '../util/xxh.js';
 import { AtomicFile, withFileName } from './atomic-file.js';
+import { manifestIndex } from '../native/xbfs.js';
 
 const FLUSH_AT = 1 << 20;
 
@@ -52,11 +53,16 @@ export class ManifestWriter {
 
   /** Carries an entry of the previous manifest over byte for byte (it is unchanged). */
   copy(e: StoredEntry): void {
+    this.copyLine(e.data, e.start, e.end);
+  }
+
+  /** Carries the entry line [start, end) of a previous manifest's bytes over as it is. */
+  copyLine(data: Buffer, start: number, end: number): void {
     this.count++;
-    const n = e.end - e.start;
+    const n = end - start;
     if (this.used + n + 1 > this.buf.length) this.flush();
-    if (n + 1 > this.buf.length) return this.line(e.data.toString('utf8', e.start, e.end));
-    this.used += e.data.copy(this.buf, this.used, e.start, e.end);
+    if (n + 1 > this.buf.length) return this.line(data.toString('utf8', start, end));
+    this.used += data.copy(this.buf, this.used, start, end);
     this.buf[this.used++] = 0x0a;
     if (this.used >= FLUSH_AT) this.flush();
   }
@@ -214,36 +220,97 @@ export function* readBlocks(file: string): Generator<ManifestBlock> {
   if (current) yield current;
 }
 
-/** A block of a previous manifest as the next backup reads it: children kept as bytes. */
-export interface PreviousBlock {
-  dir: Buffer;
-  self: ManifestEntry;
-  entries: StoredEntry[];
+/** Ints per line of manifestIndex (native/manifest-merge.c): start, end, kind | encoding << 4 | bad << 8, name start/end, key start/end. */
+export const INDEX_STRIDE = 8;
+const KIND_CHILD = 0;
+const KIND_DIR = 1;
+const KIND_OTHER = 2;
+
+/**
+ * A block of a previous manifest as the next backup reads it: the located
+ * lines of one directory in the manifest's bytes. Its children's lines are
+ * joined with the new listing in C (engine/tree-archiver.ts, mergeBlock);
+ * `entries` (StoredEntry objects) and `self` are built only when asked for.
+ */
+export class PreviousBlock {
+  private selfEntry: ManifestEntry | undefined;
+  private stored: StoredEntry[] | undefined;
+
+  constructor(
+    readonly data: Buffer,
+    readonly index: Int32Array,
+    private readonly dirLine: number,
+    readonly dir: Buffer,
+    /** The block's child lines: [first, end) of the index. */
+    readonly first: number,
+    readonly end: number,
+  ) {}
+
+  get childCount(): number {
+    return this.end - this.first;
+  }
+
+  /** The directory's own entry (name = its path from the root). */
+  get self(): ManifestEntry {
+    if (!this.selfEntry) {
+      const o = JSON.parse(this.lineText(this.dirLine)) as Record<string, unknown>;
+      this.selfEntry = decodeDirLine(o)!.self;
+    }
+    return this.selfEntry;
+  }
+
+  /** Its children that are not directories, in name order. */
+  get entries(): StoredEntry[] {
+    return (this.stored ??= Array.from({ length: this.childCount }, (_, k) => this.storedAt(this.first + k)));
+  }
+
+  /** The child line `line` of the index (within [first, end)) as a StoredEntry. */
+  storedAt(line: number): StoredEntry {
+    const r = line * INDEX_STRIDE;
+    return sliceEntryLine(this.data, this.index[r]!, this.index[r + 1]!)!;
+  }
+
+  private lineText(line: number): string {
+    const r = line * INDEX_STRIDE;
+    return this.data.toString('utf8', this.index[r]!, this.index[r + 1]!);
+  }
 }
 
-/** The blocks of a manifest already checked by verifyManifest, children as StoredEntry (no JSON decoding). */
+/** The bytes a located name stands for: as they are, JSON-unescaped, or base64-decoded. */
+function locatedName(data: Buffer, index: Int32Array, line: number): Buffer {
+  const r = line * INDEX_STRIDE;
+  const start = index[r + 3]!;
+  const end = index[r + 4]!;
+  switch ((index[r + 2]! >> 4) & 15) {
+    case 0:
+      return data.subarray(start, end);
+    case 1:
+      return Buffer.from(JSON.parse(data.toString('utf8', start - 1, end + 1)) as string, 'utf8');
+    default:
+      return Buffer.from(data.toString('latin1', start, end), 'base64');
+  }
+}
+
+/** The blocks of a manifest already checked by verifyManifest, located by one native pass (no JSON decoding). */
 export function* readStoredBlocks(file: string): Generator<PreviousBlock> {
   const data = fs.readFileSync(file);
-  let current: PreviousBlock | undefined;
-  let start = data.indexOf(0x0a) + 1; // after the header line
-  while (start > 0 && start < data.length) {
-    let end = data.indexOf(0x0a, start);
-    if (end < 0) end = data.length;
-    const stored = sliceEntryLine(data, start, end);
-    if (stored) {
-      if (!current) throw new ManifestFormatError(`${file}: entry before any directory block`);
-      current.entries.push(stored);
-    } else {
-      const o = JSON.parse(data.toString('utf8', start, end)) as Record<string, unknown>;
-      if (typeof o.end === 'number') break;
-      const opened = decodeDirLine(o);
-      if (!opened) throw new ManifestFormatError(`${file}: line neither entry nor directory: ${data.toString('utf8', start, Math.min(end, start + 80))}`);
-      if (current) yield current;
-      current = { dir: opened.dir, self: opened.self, entries: [] };
+  const index = manifestIndex(data);
+  const lines = index.length / INDEX_STRIDE;
+  const show = (line: number): string => data.toString('utf8', index[line * INDEX_STRIDE]!, Math.min(index[line * INDEX_STRIDE + 1]!, index[line * INDEX_STRIDE]! + 80));
+  let line = 1; // after the header line
+  while (line < lines) {
+    const kind = index[line * INDEX_STRIDE + 2]! & 15;
+    if (kind === KIND_OTHER) break; // the trailer
+    if (kind === KIND_CHILD) throw new ManifestFormatError(`${file}: entry before any directory block`);
+    if (kind !== KIND_DIR) throw new ManifestFormatError(`${file}: line neither entry nor directory: ${show(line)}`);
+    const dirLine = line++;
+    const first = line;
+    while (line < lines && (index[line * INDEX_STRIDE + 2]! & 15) === KIND_CHILD) line++;
+    if (line < lines && (index[line * INDEX_STRIDE + 2]! & 15) > KIND_OTHER) {
+      throw new ManifestFormatError(`${file}: line neither entry nor directory: ${show(line)}`);
     }
-    start = end + 1;
+    yield new PreviousBlock(data, index, dirLine, locatedName(data, index, dirLine), first, line);
   }
-  if (current) yield current;
 }
 
 /**
@@ -269,7 +336,7 @@ export class ManifestCursor {
 
   take(dir: Buffer): PreviousBlock | undefined {
     while (this.head && comparePaths(this.head.dir, dir) < 0) {
-      this.skippedEntries += 1 + this.head.entries.length;
+      this.skippedEntries += 1 + this.head.childCount;
       this.advance();
     }
     if (this.head && this.head.dir.equals(dir)) {
