@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include "scandir.h"
 
@@ -163,6 +164,7 @@ void scan_collect(scan_job *job) {
   job->records = NULL;
   job->length = job->count = 0;
   job->fd = -1;
+  job->dir_xattrs = -1;
   job->err = 0;
   int dfd = open(job->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
   if (dfd < 0 && errno == EPERM) dfd = open(job->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -211,6 +213,8 @@ void scan_collect(scan_job *job) {
     return;
   }
   qsort_r(kids, count, sizeof *kids, by_name, arena);
+  /* The directory's own xattrs, while it is open: most have none, and then the archiver need not ask again. */
+  job->dir_xattrs = flistxattr(dirfd(dir), NULL, 0);
 
   size_t total = count * (HEADER + KEY_MAX + 8) + names_bytes;
   unsigned char *out = malloc(total ? total : 1);
@@ -284,7 +288,7 @@ static void free_records(napi_env env, void *data, void *hint) {
 
 /* { buffer, length, count, fd }: the records fill `length` bytes of `buffer`; fd -1 unless kept open. Takes the records. */
 napi_value scan_result(napi_env env, scan_job *job) {
-  napi_value out_obj, buffer, length, n, fdval;
+  napi_value out_obj, buffer, length, n, fdval, xattrs;
   if (napi_create_external_buffer(env, job->length, job->records, free_records, NULL, &buffer) != napi_ok) {
     void *copy;
     napi_create_buffer_copy(env, job->length, job->records, &copy, &buffer);
@@ -299,6 +303,8 @@ napi_value scan_result(napi_env env, scan_job *job) {
   napi_set_named_property(env, out_obj, "length", length);
   napi_set_named_property(env, out_obj, "count", n);
   napi_set_named_property(env, out_obj, "fd", fdval);
+  napi_create_int64(env, job->dir_xattrs, &xattrs);
+  napi_set_named_property(env, out_obj, "dirXattrs", xattrs);
   return out_obj;
 }
 

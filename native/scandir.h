@@ -16,6 +16,8 @@ typedef struct {
   size_t length;
   size_t count;
   int fd;
+  /* flistxattr's size for the directory itself: 0 none, > 0 some, < 0 unknown (read them by path). */
+  long dir_xattrs;
   int err;
   const char *syscall;
 } scan_job;

@@ -1,31 +1,34 @@
 /*
  * walker: the archiver's directory listings (scandir.c), made ahead of it on
- * a thread of its own.
+ * threads of their own.
  *
  * A backup visits a tree in one order (core/path-order.ts: depth first,
  * children by name bytes), and which directories it enters follows from the
  * listings alone: every child directory that lstat could read, that is not
- * excluded and, with one-file-system, that lies on the root's device. So a
- * second thread can list the directories in that very order while the main
+ * excluded and, with one-file-system, that lies on the root's device. So
+ * other threads can list the directories in that very order while the main
  * thread archives the ones before: the fstatat of every entry (the walk's
- * floor, ~5 us each) leaves the archiver's critical path.
+ * floor, ~5 us each) leaves the archiver's critical path. With more than one
+ * thread, each lists the first directory of the walk not yet taken; the
+ * archiver still receives them in walk order (the slot list below).
  *
- * With `prefetchMax` > 0 (a full backup: every file will be read) the thread
- * also reads small regular files: content into the listing's data buffer,
- * its xxh64 into the record (scandir.h layout). A file is prefetched only
- * when that is the whole story: one link, no extended attributes, and the
- * same inode, size and mtime after the read as the listing saw; otherwise
- * the archiver reads it itself, as without prefetching.
+ * With `prefetchMax` > 0 (a full backup: every file will be read) the
+ * threads also read small regular files: content into the listing's data
+ * buffer, its xxh64 into the record (scandir.h layout). A file is prefetched
+ * only when that is the whole story: one link, no extended attributes, and
+ * the same inode, size and mtime after the read as the listing saw (that
+ * last check with `verifyAfterRead`, a live source); otherwise the archiver
+ * reads it itself, as without prefetching. Such a listing keeps its
+ * directory open for the archiver's openAt of the other files.
  *
- * Memory and open descriptors stay bounded: at most MAX_QUEUED listings
- * (each holds its directory open for the archiver's openAt) and about
- * MAX_BYTES of records and content wait at once; the thread sleeps until the
- * archiver takes one. walkerStop joins the thread and releases whatever is
- * still queued; a walker the archiver dropped without stopping is stopped by
- * its finalizer.
+ * Memory and open descriptors stay bounded: at most MAX_OPEN listings hold
+ * their directory open, and about MAX_BYTES_* of records and content wait at
+ * once; the threads sleep until the archiver takes one. walkerStop joins the
+ * threads and releases whatever is still queued; a walker the archiver
+ * dropped without stopping is stopped by its finalizer.
  *
- *   walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean) -> handle
- *   walkerNext(handle) -> { rel, buffer, length, count, fd, data? } or { rel, error } | null at the end (blocks until ready)
+ *   walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean, threads: number) -> handle
+ *   walkerNext(handle) -> { rel, buffer, length, count, fd, dirXattrs, data? } or { rel, error } | null at the end (blocks until ready)
  *   walkerStop(handle)
  */
 #define _GNU_SOURCE
@@ -47,13 +50,25 @@
 char *xbfs_buffer_arg(napi_env env, napi_value v);
 napi_value xbfs_errno_error(napi_env env, int err, const char *syscall);
 
-#define MAX_QUEUED 64
-#define MAX_BYTES (16u << 20)
+/* Listings that hold their directory open (prefetching), at most. */
+#define MAX_OPEN 64
+/* Records and content waiting, at most: with prefetching; and listing only (~250 bytes per entry). */
+#define MAX_BYTES_PREFETCH (16u << 20)
+#define MAX_BYTES_LISTING (32u << 20)
 /* Content prefetched per listing at most: a directory of 10,000 large-ish files must not hold them all. */
 #define MAX_DATA_PER_LISTING (8u << 20)
 
+/*
+ * One directory of the walk. Slots sit in one list in walk order: a
+ * directory's subdirectories are inserted right after it when it has been
+ * listed, so the list always reads depth first. Threads claim the first
+ * PENDING slot; the archiver takes the head once it is DONE.
+ */
+enum { PENDING, LISTING, DONE };
+
 typedef struct listing {
   struct listing *next;
+  int state;
   char *rel;
   size_t rel_len;
   scan_job job;
@@ -61,26 +76,26 @@ typedef struct listing {
   size_t data_len;
 } listing;
 
-typedef struct {
-  char *rel;
-  size_t len;
-} pending;
+#define MAX_THREADS 4
 
 typedef struct {
-  pthread_t thread;
+  pthread_t threads[MAX_THREADS];
+  int n_threads;
   pthread_mutex_t mu;
-  pthread_cond_t ready, space;
+  pthread_cond_t ready, work;
   char *root;
   size_t root_len;
+  dev_t root_dev;
   char **excludes;
   size_t *exclude_lens;
   size_t n_excludes;
   bool one_fs;
   size_t prefetch_max;
   bool verify_after_read;
-  listing *head, *tail;
-  size_t queued, queued_bytes;
-  bool done, stopping, joined;
+  listing *head;
+  /* Slots claimed and not yet taken by the archiver (LISTING or DONE), and their bytes. */
+  size_t claimed, claimed_bytes;
+  bool stopping, joined;
 } walker;
 
 static uint32_t get_u32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -190,91 +205,88 @@ static void prefetch(walker *w, listing *l) {
   l->data_len = used;
 }
 
-static void *walk(void *arg) {
-  walker *w = arg;
-  size_t cap = 64, depth = 0;
-  pending *stack = malloc(cap * sizeof *stack);
-  dev_t root_dev = 0;
-  struct stat rst;
-  if (lstat(w->root, &rst) == 0) root_dev = rst.st_dev;
-  if (stack) stack[depth++] = (pending){ strdup(""), 0 };
-  while (depth > 0) {
-    pending next = stack[--depth];
-    pthread_mutex_lock(&w->mu);
-    bool stopping = w->stopping;
-    pthread_mutex_unlock(&w->mu);
-    listing *l = stopping || !next.rel ? NULL : calloc(1, sizeof *l);
-    if (!l) {
-      free(next.rel);
-      continue; /* stopping: drain the stack */
-    }
-    l->rel = next.rel;
-    l->rel_len = next.len;
-    char *abs = absolute(w, next.rel, next.len);
-    l->job.path = abs;
-    l->job.keep_open = true;
-    l->job.fd = -1;
-    if (abs) scan_collect(&l->job);
-    else {
-      l->job.err = ENOMEM;
-      l->job.syscall = "walker";
-    }
-    free(abs);
-    l->job.path = NULL;
-    if (!l->job.err) {
-      /* Children to enter, pushed last first so the first pops next: depth first, by name. */
-      size_t first_new = depth;
-      for (size_t off = 0; off < l->job.length; off += get_u32(l->job.records + off)) {
-        const unsigned char *r = l->job.records + off;
-        if (get_u32(r + 4) != 0 || !S_ISDIR(get_u32(r + 8))) continue;
-        if (w->one_fs && (dev_t)get_u64(r + 64) != root_dev) continue;
-        size_t len = 0;
-        unsigned short name_len = (unsigned short)(r[88] | r[89] << 8);
-        char *rel = join(l->rel, l->rel_len, (const char *)r + HEADER, name_len, &len);
-        if (!rel) continue; /* out of memory: the archiver finds the walk out of step and fails */
-        if (excluded(w, rel, len)) {
-          free(rel);
-          continue;
-        }
-        if (depth == cap) {
-          pending *bigger = realloc(stack, cap * 2 * sizeof *stack);
-          if (!bigger) {
-            free(rel);
-            continue;
-          }
-          stack = bigger;
-          cap *= 2;
-        }
-        stack[depth++] = (pending){ rel, len };
-      }
-      for (size_t a = first_new, b = depth; a + 1 < b; a++, b--) {
-        pending t = stack[a];
-        stack[a] = stack[b - 1];
-        stack[b - 1] = t;
-      }
-      if (w->prefetch_max) prefetch(w, l);
-    }
-    size_t bytes = l->job.length + l->data_len;
-    pthread_mutex_lock(&w->mu);
-    while (!w->stopping && w->queued > 0 && (w->queued >= MAX_QUEUED || w->queued_bytes + bytes > MAX_BYTES))
-      pthread_cond_wait(&w->space, &w->mu);
-    if (w->stopping) {
-      pthread_mutex_unlock(&w->mu);
-      free_listing(l);
+static listing *new_slot(char *rel, size_t len) {
+  listing *l = calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->rel = rel;
+  l->rel_len = len;
+  l->job.fd = -1;
+  return l;
+}
+
+/* Lists one claimed slot (no lock held); returns its subdirectories to enter as a chain of PENDING slots, in name order. */
+static listing *list_slot(walker *w, listing *l) {
+  char *abs = absolute(w, l->rel, l->rel_len);
+  l->job.path = abs;
+  /* Kept open only for the archiver's openAt of the files not prefetched; without prefetching it opens the
+     directory itself in the rare case a child changed, and lookahead is then bounded by memory alone. */
+  l->job.keep_open = w->prefetch_max > 0;
+  if (abs) scan_collect(&l->job);
+  else {
+    l->job.err = ENOMEM;
+    l->job.syscall = "walker";
+  }
+  free(abs);
+  l->job.path = NULL;
+  if (l->job.err) return NULL;
+  listing *first = NULL, **tail = &first;
+  for (size_t off = 0; off < l->job.length; off += get_u32(l->job.records + off)) {
+    const unsigned char *r = l->job.records + off;
+    if (get_u32(r + 4) != 0 || !S_ISDIR(get_u32(r + 8))) continue;
+    if (w->one_fs && (dev_t)get_u64(r + 64) != w->root_dev) continue;
+    size_t len = 0;
+    unsigned short name_len = (unsigned short)(r[88] | r[89] << 8);
+    char *rel = join(l->rel, l->rel_len, (const char *)r + HEADER, name_len, &len);
+    listing *child = rel && !excluded(w, rel, len) ? new_slot(rel, len) : NULL;
+    if (!child) {
+      /* excluded; or out of memory, and then the archiver finds the walk out of step and fails */
+      free(rel);
       continue;
     }
-    if (w->tail) w->tail->next = l;
-    else w->head = l;
-    w->tail = l;
-    w->queued++;
-    w->queued_bytes += bytes;
-    pthread_cond_signal(&w->ready);
-    pthread_mutex_unlock(&w->mu);
+    *tail = child;
+    tail = &child->next;
   }
-  free(stack);
+  if (w->prefetch_max) prefetch(w, l);
+  return first;
+}
+
+/* The first slot to list, or NULL when none may be claimed now. Called with the lock held. */
+static listing *claimable(walker *w) {
+  if (w->prefetch_max && w->claimed >= MAX_OPEN) return NULL;
+  if (w->claimed > 0 && w->claimed_bytes >= (w->prefetch_max ? MAX_BYTES_PREFETCH : MAX_BYTES_LISTING)) return NULL;
+  for (listing *l = w->head; l; l = l->next)
+    if (l->state == PENDING) return l;
+  return NULL;
+}
+
+static void *walk(void *arg) {
+  walker *w = arg;
   pthread_mutex_lock(&w->mu);
-  w->done = true;
+  for (;;) {
+    listing *l;
+    while (!w->stopping && !(l = claimable(w))) {
+      if (!w->head) break; /* the walk is over */
+      pthread_cond_wait(&w->work, &w->mu);
+    }
+    if (w->stopping || !w->head) break;
+    l->state = LISTING;
+    w->claimed++;
+    pthread_mutex_unlock(&w->mu);
+    listing *children = list_slot(w, l);
+    pthread_mutex_lock(&w->mu);
+    if (children) {
+      listing *last = children;
+      while (last->next) last = last->next;
+      last->next = l->next;
+      l->next = children;
+    }
+    l->state = DONE;
+    w->claimed_bytes += l->job.length + l->data_len;
+    pthread_cond_broadcast(&w->ready);
+    pthread_cond_broadcast(&w->work);
+  }
   pthread_cond_broadcast(&w->ready);
+  pthread_cond_broadcast(&w->work);
   pthread_mutex_unlock(&w->mu);
   return NULL;
 }
@@ -283,16 +295,16 @@ static void stop_walker(walker *w) {
   if (w->joined) return;
   pthread_mutex_lock(&w->mu);
   w->stopping = true;
-  pthread_cond_broadcast(&w->space);
+  pthread_cond_broadcast(&w->work);
   pthread_mutex_unlock(&w->mu);
-  pthread_join(w->thread, NULL);
+  for (int i = 0; i < w->n_threads; i++) pthread_join(w->threads[i], NULL);
   w->joined = true;
   for (listing *l = w->head, *n; l; l = n) {
     n = l->next;
     free_listing(l);
   }
-  w->head = w->tail = NULL;
-  w->queued = w->queued_bytes = 0;
+  w->head = NULL;
+  w->claimed = w->claimed_bytes = 0;
 }
 
 static void free_walker(walker *w) {
@@ -302,7 +314,7 @@ static void free_walker(walker *w) {
   free(w->exclude_lens);
   pthread_mutex_destroy(&w->mu);
   pthread_cond_destroy(&w->ready);
-  pthread_cond_destroy(&w->space);
+  pthread_cond_destroy(&w->work);
   free(w);
 }
 
@@ -327,13 +339,13 @@ static walker *walker_arg(napi_env env, napi_callback_info info) {
 }
 
 napi_value xbfs_walker_start(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   bool is_array = false;
   double prefetch_max = 0;
   if (argc < 5 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_value_double(env, argv[3], &prefetch_max) != napi_ok) {
-    napi_throw_type_error(env, NULL, "walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean)");
+    napi_throw_type_error(env, NULL, "walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean, threads?: number)");
     return NULL;
   }
   walker *w = calloc(1, sizeof *w);
@@ -365,12 +377,23 @@ napi_value xbfs_walker_start(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[2], &w->one_fs);
   w->prefetch_max = prefetch_max > 0 ? (size_t)prefetch_max : 0;
   napi_get_value_bool(env, argv[4], &w->verify_after_read);
+  int32_t threads = 1;
+  if (argc >= 6) napi_get_value_int32(env, argv[5], &threads);
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  struct stat rst;
+  if (lstat(w->root, &rst) == 0) w->root_dev = rst.st_dev;
+  w->head = new_slot(strdup(""), 0);
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->ready, NULL);
-  pthread_cond_init(&w->space, NULL);
-  int err = pthread_create(&w->thread, NULL, walk, w);
+  pthread_cond_init(&w->work, NULL);
+  int err = w->head && w->head->rel ? 0 : ENOMEM;
+  for (int i = 0; i < threads && !err; i++) {
+    err = pthread_create(&w->threads[i], NULL, walk, w);
+    if (!err) w->n_threads++;
+  }
   if (err) {
-    w->joined = true;
+    stop_walker(w);
     free_walker(w);
     napi_throw_error(env, NULL, "walkerStart: cannot start a thread");
     return NULL;
@@ -399,14 +422,13 @@ napi_value xbfs_walker_next(napi_env env, napi_callback_info info) {
     return result;
   }
   pthread_mutex_lock(&w->mu);
-  while (!w->head && !w->done) pthread_cond_wait(&w->ready, &w->mu);
+  while (w->head && w->head->state != DONE) pthread_cond_wait(&w->ready, &w->mu);
   listing *l = w->head;
   if (l) {
     w->head = l->next;
-    if (!w->head) w->tail = NULL;
-    w->queued--;
-    w->queued_bytes -= l->job.length + l->data_len;
-    pthread_cond_signal(&w->space);
+    w->claimed--;
+    w->claimed_bytes -= l->job.length + l->data_len;
+    pthread_cond_broadcast(&w->work);
   }
   pthread_mutex_unlock(&w->mu);
   if (!l) {

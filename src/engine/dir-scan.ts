@@ -8,6 +8,7 @@
  * made by the walker (dir-walker.ts) may also hold small files' content,
  * read and hashed ahead (prefetched).
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import { closeFd, mergeBlockRaw, scanDirRaw, type RawListing } from '../native/xbfs.js';
 import type { EntryStat } from './metadata.js';
@@ -19,8 +20,10 @@ const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).m
 
 export class DirScan {
   readonly count: number;
-  /** The directory, open (O_RDONLY) when `keepOpen` was asked for, else -1: close() releases it. */
+  /** The directory, open (O_RDONLY) when `keepOpen` was asked for or openDirectory() opened it, else -1: close() releases it. */
   fd: number;
+  /** The directory has no extended attributes (nor ACLs) of its own, as listed. */
+  readonly dirWithoutXattrs: boolean;
   private readonly buf: Buffer;
   private readonly offsets: Uint32Array;
   private readonly data: Buffer | undefined;
@@ -40,6 +43,7 @@ export class DirScan {
 
   constructor(raw: RawListing) {
     this.fd = raw.fd;
+    this.dirWithoutXattrs = raw.dirXattrs === 0;
     this.buf = raw.buffer;
     this.data = raw.data;
     this.count = raw.count;
@@ -49,6 +53,16 @@ export class DirScan {
       this.offsets[i] = off;
       off += this.buf.readUInt32LE(off);
     }
+  }
+
+  /**
+   * The directory open for openAt: the listing's fd, or `abs` opened now
+   * (O_NOFOLLOW: a directory swapped for a symlink since it was listed is
+   * refused). Throws the open's error.
+   */
+  openDirectory(abs: Buffer): number {
+    if (this.fd < 0) this.fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+    return this.fd;
   }
 
   close(): void {

@@ -23,6 +23,8 @@ export interface DirWalkerOptions {
   prefetchMax: number;
   /** A live source: a prefetched file must still have the listed size and mtime after it was read. */
   verifyAfterRead: boolean;
+  /** Threads listing at once (1-4; default 1). */
+  threads?: number;
 }
 
 /** The walker listed another directory than the archiver entered: a bug, never to be taken for an unreadable directory. */
@@ -37,7 +39,7 @@ export class DirWalker {
   private handle: WalkerHandle | undefined;
 
   constructor(root: Buffer, opts: DirWalkerOptions) {
-    this.handle = walkerNative.start(root, opts.excludes, opts.oneFileSystem, opts.prefetchMax, opts.verifyAfterRead);
+    this.handle = walkerNative.start(root, opts.excludes, opts.oneFileSystem, opts.prefetchMax, opts.verifyAfterRead, opts.threads ?? 1);
   }
 
   /**

@@ -101,9 +101,9 @@ class Child {
     return this.scan.prefetched(this.index);
   }
 
-  /** The open directory holding this child (DirScan kept it open), for openAt. */
+  /** The open directory holding this child, for openAt (opened now when the listing did not keep it open). */
   get dirFd(): number {
-    return this.scan.fd;
+    return this.scan.openDirectory(this.parentAbs);
   }
 
 }
@@ -199,7 +199,7 @@ export class TreeArchiver {
     const merged = scan ? scan.merge(listed!.keep, previous) : { match: new Int32Array(0), dumpdir: Buffer.from([0]) };
 
     const self = this.baseEntry(rel, st, 'dir');
-    const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir', scan?.fd ?? -1);
+    const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir', scan?.fd ?? -1, !scan?.dirWithoutXattrs);
     tarEntry.dumpdir = merged.dumpdir;
     self.offset = this.writer.offset;
     this.writer.writeHeader(tarEntry);

@@ -16,6 +16,8 @@ export interface RawListing {
   length: number;
   count: number;
   fd: number;
+  /** flistxattr's answer for the directory itself: 0 none, > 0 some, < 0 unknown. */
+  dirXattrs: number;
   /** Prefetched file contents (walker.c), addressed by the records. */
   data?: Buffer;
 }
@@ -35,7 +37,7 @@ interface XbfsBinding {
   scanDir(path: Buffer, keepOpen?: boolean): RawListing;
   manifestIndex(data: Buffer): Int32Array;
   mergeBlock(records: Buffer, count: number, keep: Uint8Array, data: Buffer | null, index: Int32Array | null, first: number, end: number): { match: Int32Array; dumpdir: Buffer };
-  walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean): WalkerHandle;
+  walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean, threads: number): WalkerHandle;
   walkerNext(handle: WalkerHandle): WalkedListing | null;
   walkerStop(handle: WalkerHandle): void;
   openAt(dirFd: number, name: Buffer): number;

@@ -170,7 +170,8 @@ test('stopping a walker early closes every directory it held open and ends its t
   const root = tempDir(t);
   for (let i = 0; i < 200; i++) fs.mkdirSync(path.join(root, `d${i}`, 'sub'), { recursive: true });
   const before = openFds();
-  const walker = new DirWalker(Buffer.from(root), { excludes: [], oneFileSystem: true, prefetchMax: 0, verifyAfterRead: false });
+  // Prefetching listings hold their directory open (for the archiver's openAt of the files not read ahead).
+  const walker = new DirWalker(Buffer.from(root), { excludes: [], oneFileSystem: true, prefetchMax: 64 * 1024, verifyAfterRead: false, threads: 2 });
   walker.next(Buffer.alloc(0)).close();
   // Let the thread fill its queue (up to 64 listings, each holding its directory open).
   const deadline = Date.now() + 2000;
@@ -180,4 +181,53 @@ test('stopping a walker early closes every directory it held open and ends its t
   walker.stop();
   assert.equal(openFds(), before, 'nothing left open');
   assert.throws(() => walker.next(Buffer.from('d0')), /after stop/);
+});
+
+test('without prefetching, listings hold no directory open; the archiver opens one when a child needs it, and closes it', (t) => {
+  const root = tempDir(t);
+  fs.mkdirSync(path.join(root, 'd'));
+  fs.writeFileSync(path.join(root, 'd', 'f'), 'content');
+  execFileSync('setfattr', ['-n', 'user.note', '-v', 'x', path.join(root, 'd')]);
+  const before = openFds();
+  const walker = new DirWalker(Buffer.from(root), { excludes: [], oneFileSystem: true, prefetchMax: 0, verifyAfterRead: false, threads: 2 });
+  try {
+    const top = walker.next(Buffer.alloc(0));
+    assert.equal(top.fd, -1);
+    assert.equal(top.dirWithoutXattrs, true, 'the root has no xattrs');
+    top.close();
+    const d = walker.next(Buffer.from('d'));
+    assert.equal(d.fd, -1);
+    assert.equal(d.dirWithoutXattrs, false, 'd has one');
+    const fd = d.openDirectory(Buffer.from(path.join(root, 'd')));
+    assert.ok(fd >= 0 && d.openDirectory(Buffer.from('/elsewhere')) === fd, 'opened once');
+    d.close();
+    assert.equal(d.fd, -1);
+  } finally {
+    walker.stop();
+  }
+  assert.equal(openFds(), before);
+});
+
+test('with two threads the walk order and the listings are the same as with one', (t) => {
+  const root = tempDir(t);
+  for (let i = 0; i < 40; i++) {
+    for (let j = 0; j < (i % 5) + 1; j++) fs.mkdirSync(path.join(root, `d${i}`, `s${j}`, 'x'), { recursive: true });
+    fs.writeFileSync(path.join(root, `d${i}`, 'file'), String(i));
+  }
+  const runs = [1, 2, 4].map((threads) => {
+    const walker = new DirWalker(Buffer.from(root), { excludes: [Buffer.from('d3/s0')], oneFileSystem: true, prefetchMax: 0, verifyAfterRead: false, threads });
+    try {
+      const names: string[] = [];
+      const seen = walkAll(root, walker, (rel, scan, i) => {
+        names.push(`${rel}/${scan.name(i)}`);
+        return joinRel(rel, scan.name(i)).toString() !== 'd3/s0';
+      });
+      return { seen: seen.map(String), names };
+    } finally {
+      walker.stop();
+    }
+  });
+  assert.deepEqual(runs[1], runs[0]);
+  assert.deepEqual(runs[2], runs[0]);
+  assert.ok(!runs[0]!.seen.includes('d3/s0/x') && runs[0]!.seen.includes('d3/s1/x'));
 });
