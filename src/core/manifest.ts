@@ -97,6 +97,20 @@ export function entryToJson(e: ManifestEntry): Record<string, unknown> {
   return o;
 }
 
+/** Printable ASCII without '"' or '\\': JSON.stringify leaves such a name as it is, so its bytes can be copied into a line. */
+export function isPlainJsonName(name: Buffer): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i]!;
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+}
+
+/** The archive member of an entry line, `"a":"<backup id>"`, as bytes (ManifestWriter.plainFileLine). */
+export function archiveMember(archive: string): Buffer {
+  return Buffer.from(`"a":${JSON.stringify(archive)}`);
+}
+
 /** A name as its JSON member: "key":"text" when valid UTF-8, else "b64key":"base64" (as putBytes). */
 function bytesMember(key: string, b64key: string, v: Buffer): string {
   const s = v.toString('utf8');

@@ -111,6 +111,13 @@ export class DirScan {
     return { content: this.data.subarray(at, at + this.size(i)), hash: b.toString('latin1', o + 96, o + 112) };
   }
 
+  /** Child i's change key: the manifest's text from "t" through the inode (native/scandir.c format_key); empty if none. */
+  key(i: number): Buffer {
+    const o = this.offsets[i]!;
+    const start = o + HEADER + this.buf.readUInt16LE(o + 88);
+    return this.buf.subarray(start, start + this.buf.readUInt16LE(o + 90));
+  }
+
   /** Child i's lstat with the fields (as BigInts) that the rest of the engine reads from fs.BigIntStats. */
   stat(i: number): EntryStat {
     const b = this.buf;

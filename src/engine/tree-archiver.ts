@@ -17,7 +17,7 @@ import type { Logger } from '../util/log.js';
 import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
 import type { TarEntry } from '../tar/entry.js';
 import { encodeSparseMap, padding, storedSize } from '../tar/write.js';
-import type { ManifestEntry, ManifestType } from '../core/manifest.js';
+import { archiveMember, type ManifestEntry, type ManifestType } from '../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../core/path-order.js';
 import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBlock } from '../repo/manifest-file.js';
 import { closeFd, openAt, seekData, seekHole } from '../native/xbfs.js';
@@ -96,6 +96,11 @@ class Child {
     return (this.statCache ??= this.scan.stat(this.index));
   }
 
+  /** The listing's change key (manifest text from "t" through the inode). */
+  get key(): Buffer {
+    return this.scan.key(this.index);
+  }
+
   /** Content and hash the walker read ahead, if it did. */
   get prefetched(): { content: Buffer; hash: string } | undefined {
     return this.scan.prefetched(this.index);
@@ -135,6 +140,8 @@ export class TreeArchiver {
   private readonly links = new Map<string, { path: Buffer; offset: number; hash: string }>();
   private rootDev = 0n;
   private walker: DirWalker | undefined;
+  /** `"a":"<backup id>"`, the archive member of every manifest line this backup writes. */
+  private readonly archiveMember: Buffer;
 
   constructor(
     private readonly opts: TreeArchiverOptions,
@@ -144,6 +151,7 @@ export class TreeArchiver {
   ) {
     this.sourceAbs = Buffer.from(opts.sourceDir.replace(/\/+$/, '') || '/');
     this.excludes = new Set(opts.excludes.map((p) => p.toString('latin1')));
+    this.archiveMember = archiveMember(opts.backupId);
   }
 
   async run(): Promise<void> {
@@ -155,6 +163,7 @@ export class TreeArchiver {
       oneFileSystem: this.opts.oneFileSystem,
       prefetchMax: this.previous ? 0 : PREFETCH_MAX,
       verifyAfterRead: this.opts.liveSource,
+      threads: Number(process.env.XB_WT ?? 1),
     });
     try {
       await this.directory(EMPTY, this.sourceAbs, st);
@@ -228,7 +237,9 @@ export class TreeArchiver {
         this.manifest.copyLine(previous!.data, lines![r]!, lines![r + 1]!);
         continue;
       }
-      const stored = await this.store(new Child(rel, abs, scan!, i, scan!.name(i), type));
+      const child = new Child(rel, abs, scan!, i, scan!.name(i), type);
+      if (type === 'file' && this.storePrefetched(child)) continue;
+      const stored = await this.store(child);
       if (stored) this.manifest.entry(stored);
       // Unreadable now: its last good version stays, as GNU tar -x -G keeps it (the dumpdir says 'Y'
       // but no member follows); marked unread so the next run reads it again.
@@ -355,6 +366,32 @@ export class TreeArchiver {
     this.opts.logger.error(msg);
   }
 
+  /**
+   * A file the walker read and hashed ahead (no xattrs, one link, unchanged
+   * while read): its member from the listing's bytes and its manifest line
+   * from the listing's change key. False when it was not read ahead.
+   */
+  private storePrefetched(c: Child): boolean {
+    const ahead = c.prefetched;
+    if (!ahead) return false;
+    const t = this.tarEntry(c.rel, EMPTY, c.st, 'file', -1, false);
+    const offset = this.writer.offset;
+    this.writer.writeHeader(t);
+    this.writer.write(ahead.content);
+    this.writer.zeros(padding(storedSize(t)));
+    this.stats.stored++;
+    this.stats.filesRead++;
+    this.stats.bytesRead += ahead.content.length;
+    if (!this.manifest.plainFileLine(c.name, c.key, ahead.hash, this.archiveMember, offset)) {
+      const entry = this.baseEntry(c.rel, c.st, 'file');
+      entry.name = c.name;
+      entry.offset = offset;
+      entry.hash = ahead.hash;
+      this.manifest.entry(entry);
+    }
+    return true;
+  }
+
   /** Writes the member(s) of one changed non-directory child; returns its new manifest entry (or none if unreadable). */
   private async store(c: Child): Promise<ManifestEntry | undefined> {
     const entry = this.baseEntry(c.rel, c.st, c.type);
@@ -393,20 +430,6 @@ export class TreeArchiver {
       entry.hash = first.hash;
       this.writer.writeHeader(t);
       this.stats.stored++;
-      return entry;
-    }
-    const ahead = c.prefetched;
-    if (ahead) {
-      // Read and hashed by the walker (dir-walker.ts): no xattrs, one link, unchanged while read.
-      const t = this.tarEntry(c.rel, EMPTY, c.st, 'file', -1, false);
-      entry.offset = this.writer.offset;
-      this.writer.writeHeader(t);
-      this.writer.write(ahead.content);
-      this.writer.zeros(padding(storedSize(t)));
-      this.stats.stored++;
-      this.stats.filesRead++;
-      this.stats.bytesRead += ahead.content.length;
-      entry.hash = ahead.hash;
       return entry;
     }
     let fd: number;

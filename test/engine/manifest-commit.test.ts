@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileXxh64, ManifestWriter, readBlocks, verifyManifest } from '../../src/repo/manifest-file.js';
-import type { ManifestEntry } from '../../src/core/manifest.js';
+import { archiveMember, encodeEntry, type ManifestEntry } from '../../src/core/manifest.js';
 
 function entry(name: Buffer, i: number): ManifestEntry {
   return {
@@ -34,4 +34,30 @@ test('commit() returns the xxh64 of the file as written, trailer included', (t) 
   assert.equal(blocks.length, 1);
   assert.equal(blocks[0]!.entries.length, 12_001);
   assert.deepEqual(blocks[0]!.entries[12_000]!.name, Buffer.from([0x6e, 0xe9]));
+});
+
+test('plainFileLine writes, byte for byte, the line entry() writes; names needing escapes are left to entry()', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-manifest-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const names = ['plain.txt', 'with space ~!', 'a'.repeat(255)].map((n) => Buffer.from(n));
+  const viaEntry = path.join(dir, 'a.manifest');
+  const viaKey = path.join(dir, 'b.manifest');
+  const header = { volume: 'd/p', backup: '20260101T000000Z', base: null, createdAt: '2026-01-01T00:00:00Z' };
+  const a = new ManifestWriter(viaEntry, header);
+  const b = new ManifestWriter(viaKey, header);
+  for (const w of [a, b]) w.beginDir(Buffer.alloc(0), { ...entry(Buffer.alloc(0), 0), type: 'dir', size: 0 });
+  names.forEach((name, i) => {
+    const e = entry(name, i + 1);
+    a.entry(e);
+    // The key as the listing formats it (native/scandir.c; test/engine/dir-scan.test.ts holds them equal).
+    const line = encodeEntry(e);
+    const key = Buffer.from(line.slice(line.indexOf('"t":'), line.indexOf(',"h":')));
+    assert.ok(b.plainFileLine(name, key, e.hash!, archiveMember(e.archive), e.offset));
+  });
+  for (const odd of [Buffer.from('quote"'), Buffer.from('back\\slash'), Buffer.from('new\nline'), Buffer.from('caf\u00e9'), Buffer.from([0x6e, 0xe9])]) {
+    assert.equal(b.plainFileLine(odd, Buffer.from('"t":"f"'), '0123456789abcdef', archiveMember('x'), 0), false, `${JSON.stringify(odd.toString('latin1'))} is not plain`);
+  }
+  a.commit();
+  b.commit();
+  assert.equal(fs.readFileSync(viaKey, 'utf8'), fs.readFileSync(viaEntry, 'utf8'));
 });
