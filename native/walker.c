@@ -29,6 +29,7 @@
  *
  *   walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean, threads: number) -> handle
  *   walkerNext(handle) -> { rel, buffer, length, count, fd, dirXattrs, data? } or { rel, error } | null at the end (blocks until ready)
+ *   walkerPrefetch(handle, prefetchMax)   (listings claimed from now on; the walk may start before the kind of backup is known)
  *   walkerStop(handle)
  */
 #define _GNU_SOURCE
@@ -74,6 +75,8 @@ typedef struct listing {
   scan_job job;
   unsigned char *data;
   size_t data_len;
+  /* The walker's prefetchMax when this slot was claimed (it may be set after the walk started). */
+  size_t prefetch_max;
 } listing;
 
 #define MAX_THREADS 4
@@ -158,7 +161,7 @@ static void prefetch(walker *w, listing *l) {
   for (size_t off = 0; off < job->length; off += get_u32(job->records + off)) {
     const unsigned char *r = job->records + off;
     uint64_t size = get_u64(r + 24);
-    if (get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= w->prefetch_max) total += size;
+    if (get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= l->prefetch_max) total += size;
     if (total >= MAX_DATA_PER_LISTING) break;
   }
   if (total > MAX_DATA_PER_LISTING) total = MAX_DATA_PER_LISTING;
@@ -168,7 +171,7 @@ static void prefetch(walker *w, listing *l) {
   for (size_t off = 0; off < job->length; off += get_u32(job->records + off)) {
     unsigned char *r = job->records + off;
     uint64_t size = get_u64(r + 24);
-    if (!(get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= w->prefetch_max)) continue;
+    if (!(get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= l->prefetch_max)) continue;
     if (used + size > total) break;
     unsigned short name_len = (unsigned short)(r[88] | r[89] << 8);
     char name[NAME_MAX + 1];
@@ -220,7 +223,7 @@ static listing *list_slot(walker *w, listing *l) {
   l->job.path = abs;
   /* Kept open only for the archiver's openAt of the files not prefetched; without prefetching it opens the
      directory itself in the rare case a child changed, and lookahead is then bounded by memory alone. */
-  l->job.keep_open = w->prefetch_max > 0;
+  l->job.keep_open = l->prefetch_max > 0;
   if (abs) scan_collect(&l->job);
   else {
     l->job.err = ENOMEM;
@@ -246,7 +249,7 @@ static listing *list_slot(walker *w, listing *l) {
     *tail = child;
     tail = &child->next;
   }
-  if (w->prefetch_max) prefetch(w, l);
+  if (l->prefetch_max) prefetch(w, l);
   return first;
 }
 
@@ -270,6 +273,7 @@ static void *walk(void *arg) {
     }
     if (w->stopping || !w->head) break;
     l->state = LISTING;
+    l->prefetch_max = w->prefetch_max;
     w->claimed++;
     pthread_mutex_unlock(&w->mu);
     listing *children = list_slot(w, l);
@@ -458,6 +462,24 @@ napi_value xbfs_walker_next(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, result, "rel", rel);
   free_listing(l);
   return result;
+}
+
+/* walkerPrefetch(handle, prefetchMax): from now on, listings also read small files (see the top). */
+napi_value xbfs_walker_prefetch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *p = NULL;
+  double max = 0;
+  if (argc < 2 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p || napi_get_value_double(env, argv[1], &max) != napi_ok) {
+    napi_throw_type_error(env, NULL, "walkerPrefetch(handle, prefetchMax: number)");
+    return NULL;
+  }
+  walker *w = p;
+  pthread_mutex_lock(&w->mu);
+  w->prefetch_max = max > 0 ? (size_t)max : 0;
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
 }
 
 napi_value xbfs_walker_stop(napi_env env, napi_callback_info info) {

@@ -257,6 +257,7 @@ napi_value xbfs_openat(napi_env env, napi_callback_info info);
 napi_value xbfs_readat(napi_env env, napi_callback_info info);
 napi_value xbfs_closefd(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_start(napi_env env, napi_callback_info info);
+napi_value xbfs_walker_prefetch(napi_env env, napi_callback_info info);
 napi_value xbfs_manifest_index(napi_env env, napi_callback_info info);
 napi_value xbfs_merge_block(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_next(napi_env env, napi_callback_info info);
@@ -281,6 +282,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "manifestIndex", NULL, xbfs_manifest_index, NULL, NULL, NULL, napi_default, NULL },
     { "mergeBlock", NULL, xbfs_merge_block, NULL, NULL, NULL, napi_default, NULL },
     { "walkerStart", NULL, xbfs_walker_start, NULL, NULL, NULL, napi_default, NULL },
+    { "walkerPrefetch", NULL, xbfs_walker_prefetch, NULL, NULL, NULL, napi_default, NULL },
     { "walkerNext", NULL, xbfs_walker_next, NULL, NULL, NULL, napi_default, NULL },
     { "walkerStop", NULL, xbfs_walker_stop, NULL, NULL, NULL, napi_default, NULL },
     { "flistxattr", NULL, x_flistxattr, NULL, NULL, NULL, napi_default, NULL },

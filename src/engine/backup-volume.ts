@@ -17,6 +17,7 @@ import { nextBackupId, timeOfId, VolumeStore } from '../repo/volume-store.js';
 import { ArchiveWriter } from './archive-writer.js';
 import type { Compression } from './compression.js';
 import { TreeArchiver, type ArchiveStats } from './tree-archiver.js';
+import { DirWalker, PREFETCH_MAX } from './dir-walker.js';
 import path from 'node:path';
 
 export interface BackupRequest {
@@ -82,7 +83,34 @@ async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<Pr
 
   const { id, started } = await nextBackupId(backups, now, req.volume, store.dir);
 
-  let decision = decideKind(backups, started, req, timeOfId);
+  const decision = decideKind(backups, started, req, timeOfId);
+  // The source's listings start now, on their own thread, while the previous manifest is read and checked:
+  // they need nothing from it. Stopped once the archive is written, or on any failure.
+  const walker = new DirWalker(Buffer.from(req.sourceDir), {
+    excludes: req.excludes,
+    oneFileSystem: req.oneFileSystem,
+    prefetchMax: decision.kind === 'full' ? PREFETCH_MAX : 0,
+    verifyAfterRead: req.liveSource,
+  });
+  try {
+    return await prepareWalking(req, store, backups, id, started, decision, walker);
+  } finally {
+    walker.stop();
+  }
+}
+
+async function prepareWalking(
+  req: BackupRequest,
+  store: VolumeStore,
+  backups: ReturnType<VolumeStore['list']>,
+  id: string,
+  started: Date,
+  decided: KindDecision,
+  walker: DirWalker,
+): Promise<PreparedBackup> {
+  const log = req.logger;
+  const now = req.now ?? (() => new Date());
+  let decision = decided;
   let previous: ManifestCursor | null = null;
   const warnings: string[] = [];
   if (decision.kind === 'incremental') {
@@ -131,6 +159,7 @@ async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<Pr
       writer,
       manifest,
       previous,
+      walker,
     );
     await archiver.run();
     const archive = await writer.finish();

@@ -14,12 +14,15 @@ import { walkerNative, type WalkerHandle } from '../native/xbfs.js';
 import { showPath } from '../core/path-order.js';
 import { DirScan, listingError } from './dir-scan.js';
 
+/** Files up to this size are read ahead in a full backup (most of a system's files are smaller). */
+export const PREFETCH_MAX = 64 * 1024;
+
 export interface DirWalkerOptions {
   /** Paths relative to the root that are not entered (the archiver leaves them out). */
   excludes: Buffer[];
   /** Directories on another device than the root are not entered. */
   oneFileSystem: boolean;
-  /** Read regular files up to this size ahead (0: none). Only worth it when every file will be read: a full backup. */
+  /** Read regular files up to this size ahead (0: none; see prefetch()). Only worth it when every file will be read: a full backup. */
   prefetchMax: number;
   /** A live source: a prefetched file must still have the listed size and mtime after it was read. */
   verifyAfterRead: boolean;
@@ -58,6 +61,14 @@ export class DirWalker {
     }
     if (l.error) throw listingError(l.error);
     return new DirScan(l);
+  }
+
+  /**
+   * Reads small files ahead from now on (listings not yet made), or stops
+   * doing so (0). The walk can start before the backup knows it is a full.
+   */
+  prefetch(max: number): void {
+    if (this.handle) walkerNative.prefetch(this.handle, max);
   }
 
   /** Ends the thread and releases what it still holds (queued listings, their open directories). Idempotent. */

@@ -23,7 +23,7 @@ import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBl
 import { closeFd, openAt, seekData, seekHole } from '../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import type { DirScan } from './dir-scan.js';
-import { DirWalker, WalkOutOfStep } from './dir-walker.js';
+import { PREFETCH_MAX, WalkOutOfStep, type DirWalker } from './dir-walker.js';
 import { devMajor, devMinor, entryTypeOfMode, readExtendedAttributes, manifestEntryOf, type EntryStat } from './metadata.js';
 
 export interface ArchiveStats {
@@ -121,8 +121,6 @@ interface Listing {
 }
 
 const SPARSE_MIN_SIZE = 1 << 20;
-/** Files up to this size are read ahead by the walker in a full backup (most of a system's files are smaller). */
-const PREFETCH_MAX = 64 * 1024;
 const SLACK = 65536n;
 const EMPTY = Buffer.alloc(0);
 const ROOT_NAME = Buffer.from('.');
@@ -139,7 +137,6 @@ export class TreeArchiver {
   /** dev:ino of hardlinked files already stored in this archive -> the member holding the data. */
   private readonly links = new Map<string, { path: Buffer; offset: number; hash: string }>();
   private rootDev = 0n;
-  private walker: DirWalker | undefined;
   /** `"a":"<backup id>"`, the archive member of every manifest line this backup writes. */
   private readonly archiveMember: Buffer;
 
@@ -148,6 +145,8 @@ export class TreeArchiver {
     private readonly writer: ArchiveWriter,
     private readonly manifest: ManifestWriter,
     private readonly previous: ManifestCursor | null,
+    /** The source's listings, made ahead (started by the caller, which stops it; it may have started before the kind of backup was known). */
+    private readonly walker: DirWalker,
   ) {
     this.sourceAbs = Buffer.from(opts.sourceDir.replace(/\/+$/, '') || '/');
     this.excludes = new Set(opts.excludes.map((p) => p.toString('latin1')));
@@ -158,18 +157,9 @@ export class TreeArchiver {
     const st = fs.lstatSync(this.sourceAbs, { bigint: true });
     if (!st.isDirectory()) throw new Error(`${this.opts.sourceDir} is not a directory`);
     this.rootDev = st.dev;
-    this.walker = new DirWalker(this.sourceAbs, {
-      excludes: this.opts.excludes,
-      oneFileSystem: this.opts.oneFileSystem,
-      prefetchMax: this.previous ? 0 : PREFETCH_MAX,
-      verifyAfterRead: this.opts.liveSource,
-      threads: Number(process.env.XB_WT ?? 1),
-    });
-    try {
-      await this.directory(EMPTY, this.sourceAbs, st);
-    } finally {
-      this.walker.stop();
-    }
+    // Only a full reads every file: then the walker reads the small ones ahead too.
+    if (!this.previous) this.walker.prefetch(PREFETCH_MAX);
+    await this.directory(EMPTY, this.sourceAbs, st);
     this.stats.deleted += this.previous?.skippedEntries ?? 0;
   }
 
@@ -303,7 +293,7 @@ export class TreeArchiver {
   private listChildren(rel: Buffer): Listing | null {
     let scan: DirScan;
     try {
-      scan = this.walker!.next(rel);
+      scan = this.walker.next(rel);
     } catch (e) {
       if (e instanceof WalkOutOfStep) throw e;
       this.unreadableEntry(rel, e);

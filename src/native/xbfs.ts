@@ -39,6 +39,7 @@ interface XbfsBinding {
   mergeBlock(records: Buffer, count: number, keep: Uint8Array, data: Buffer | null, index: Int32Array | null, first: number, end: number): { match: Int32Array; dumpdir: Buffer };
   walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean, threads: number): WalkerHandle;
   walkerNext(handle: WalkerHandle): WalkedListing | null;
+  walkerPrefetch(handle: WalkerHandle, prefetchMax: number): void;
   walkerStop(handle: WalkerHandle): void;
   openAt(dirFd: number, name: Buffer): number;
   readAt(fd: number, buffer: Buffer, offset: number, length: number, position: number): number;
@@ -118,7 +119,7 @@ export const manifestIndex = binding.manifestIndex;
 export const mergeBlockRaw = binding.mergeBlock;
 
 /** Directory listings made ahead on a thread (native/walker.c); engine/dir-walker.ts is the interface. */
-export const walkerNative = { start: binding.walkerStart, next: binding.walkerNext, stop: binding.walkerStop };
+export const walkerNative = { start: binding.walkerStart, next: binding.walkerNext, prefetch: binding.walkerPrefetch, stop: binding.walkerStop };
 
 /**
  * The archiver's per-file calls: openAt (a regular file child of a directory
