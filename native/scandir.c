@@ -280,20 +280,34 @@ void scan_collect(scan_job *job) {
   job->count = count;
 }
 
+/*
+ * Records and prefetched content live outside V8's heap: they are counted as
+ * external memory (and uncounted when freed), so that V8 collects their
+ * Buffers as soon as that memory adds up instead of letting them pile up.
+ */
 static void free_records(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
+  int64_t ignored;
+  napi_adjust_external_memory(env, -(int64_t)(uintptr_t)hint, &ignored);
   free(data);
+}
+
+napi_value xbfs_external_buffer(napi_env env, void *data, size_t length) {
+  napi_value buffer;
+  int64_t ignored;
+  if (napi_create_external_buffer(env, length, data, free_records, (void *)(uintptr_t)length, &buffer) == napi_ok) {
+    napi_adjust_external_memory(env, (int64_t)length, &ignored);
+    return buffer;
+  }
+  void *copy;
+  napi_create_buffer_copy(env, length, data, &copy, &buffer);
+  free(data);
+  return buffer;
 }
 
 /* { buffer, length, count, fd }: the records fill `length` bytes of `buffer`; fd -1 unless kept open. Takes the records. */
 napi_value scan_result(napi_env env, scan_job *job) {
   napi_value out_obj, buffer, length, n, fdval, xattrs;
-  if (napi_create_external_buffer(env, job->length, job->records, free_records, NULL, &buffer) != napi_ok) {
-    void *copy;
-    napi_create_buffer_copy(env, job->length, job->records, &copy, &buffer);
-    free(job->records);
-  }
+  buffer = xbfs_external_buffer(env, job->records, job->length);
   job->records = NULL;
   napi_create_object(env, &out_obj);
   napi_create_uint32(env, (uint32_t)job->length, &length);

@@ -25,7 +25,10 @@ typedef struct {
 /* Lists job->path (records sorted by name, each child fstatat'd); job->err set on failure. */
 void scan_collect(scan_job *job);
 
-/* { buffer, length, count, fd } for JavaScript; takes job->records. */
+/* A Buffer over malloc'd `data` (taken: freed with the Buffer), counted as V8 external memory. */
+napi_value xbfs_external_buffer(napi_env env, void *data, size_t length);
+
+/* { buffer, length, count, fd, dirXattrs } for JavaScript; takes job->records. */
 napi_value scan_result(napi_env env, scan_job *job);
 
 #endif

@@ -411,12 +411,6 @@ napi_value xbfs_walker_start(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-static void free_data(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
 napi_value xbfs_walker_next(napi_env env, napi_callback_info info) {
   walker *w = walker_arg(env, info);
   if (!w) return NULL;
@@ -451,10 +445,7 @@ napi_value xbfs_walker_next(napi_env env, napi_callback_info info) {
     result = scan_result(env, &l->job); /* takes the records */
     l->job.fd = -1;                     /* the archiver owns the open directory now */
     if (l->data_len) {
-      if (napi_create_external_buffer(env, l->data_len, l->data, free_data, NULL, &data) != napi_ok) {
-        napi_create_buffer_copy(env, l->data_len, l->data, &copy, &data);
-        free(l->data);
-      }
+      data = xbfs_external_buffer(env, l->data, l->data_len);
       l->data = NULL;
       napi_set_named_property(env, result, "data", data);
     }
