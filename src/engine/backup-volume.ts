@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import type { Logger } from '../util/log.js';
 import { decideKind, type KindDecision } from '../core/chain.js';
-import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
+import { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
 import { writeFileAtomic } from '../repo/atomic-file.js';
 import { prepareUnderVolumeLock } from '../repo/volume-lock.js';
 import type { Sidecar } from '../repo/sidecar.js';
@@ -120,8 +120,7 @@ async function prepareWalking(
       decision = { kind: 'full', reason: `the previous backup ${base.id} is a raw image, not a file tree` };
     } else {
       try {
-        verifyManifest(store.pathOf(base.manifest));
-        previous = new ManifestCursor(store.pathOf(base.manifest));
+        previous = new ManifestCursor(store.pathOf(base.manifest)); // checks it (checksum, count)
       } catch (e) {
         const msg = `${req.volume}: the manifest of ${base.id} is unusable (${(e as Error).message}); making a full backup instead`;
         log.warn(msg);

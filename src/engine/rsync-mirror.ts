@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../host/exec.js';
 import type { Logger } from '../util/log.js';
-import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
+import { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
 import { fsyncDir, writeFileAtomic } from '../repo/atomic-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { nextBackupId, VolumeStore } from '../repo/volume-store.js';
@@ -36,6 +36,8 @@ export interface PreparedMirror {
   id: string;
   treePath: string;
   unreadable: string[];
+  /** Directories of another filesystem kept empty (rsync --one-file-system), e.g. nested btrfs subvolumes. */
+  otherFilesystems: string[];
   stats: { entries: number; hashed: number; unchanged: number; bytesRead: number; sourceBytes: number };
   commit(): Sidecar;
   abort(): Promise<void>;
@@ -123,8 +125,7 @@ async function prepareMirrorLocked(req: MirrorRequest, store: VolumeStore): Prom
     let cursor: ManifestCursor | null = null;
     if (previous) {
       try {
-        verifyManifest(store.pathOf(previous.manifest));
-        cursor = new ManifestCursor(store.pathOf(previous.manifest));
+        cursor = new ManifestCursor(store.pathOf(previous.manifest)); // checks it (checksum, count)
       } catch (e) {
         log.warn(`${req.volume}: the manifest of ${previous.id} is unusable (${(e as Error).message}); hashing every file`);
       }
@@ -138,6 +139,7 @@ async function prepareMirrorLocked(req: MirrorRequest, store: VolumeStore): Prom
       id,
       treePath: tree,
       unreadable: scanner.unreadable,
+      otherFilesystems: scanner.otherFilesystems,
       stats: scanner.stats,
       commit(): Sidecar {
         if (done) throw new Error('mirror already committed or aborted');

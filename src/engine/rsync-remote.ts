@@ -23,7 +23,7 @@ import { run } from '../host/exec.js';
 import { rsyncSshArgs } from '../host/ssh.js';
 import type { Logger } from '../util/log.js';
 import { PARTIAL_SUFFIX } from '../repo/atomic-file.js';
-import { ManifestCursor, ManifestWriter, verifyManifest } from '../repo/manifest-file.js';
+import { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
 import { RemoteVolume, type RemoteMedium } from '../repo/remote-volume.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor } from '../repo/volume-store.js';
@@ -51,6 +51,8 @@ export interface PreparedRemoteMirror {
   /** The tree once committed, as rsync names it: user@host:/path/<host>/<domU>/<part>/<id>.tree */
   treePath: string;
   unreadable: string[];
+  /** Directories of another filesystem kept empty (rsync --one-file-system), e.g. nested btrfs subvolumes. */
+  otherFilesystems: string[];
   stats: ScanStats;
   /** Network steps: asynchronous, unlike the local engine's commit. */
   commit(): Promise<Sidecar>;
@@ -102,8 +104,7 @@ export async function prepareRemoteMirror(req: RemoteMirrorRequest): Promise<Pre
       const prevManifest = path.join(temp, 'previous.manifest');
       try {
         await remote.fetch(previous.manifest, prevManifest);
-        verifyManifest(prevManifest);
-        cursor = new ManifestCursor(prevManifest);
+        cursor = new ManifestCursor(prevManifest); // checks it (checksum, count)
       } catch (e) {
         log.warn(`${req.volume}: the manifest of ${previous.id} is unusable (${(e as Error).message}); hashing every file`);
       }
@@ -133,6 +134,7 @@ export async function prepareRemoteMirror(req: RemoteMirrorRequest): Promise<Pre
       id: backupId,
       treePath: remote.rsyncPath(treeName),
       unreadable: scanner.unreadable,
+      otherFilesystems: scanner.otherFilesystems,
       stats: scanner.stats,
       async commit(): Promise<Sidecar> {
         if (done) throw new Error('mirror already committed or aborted');

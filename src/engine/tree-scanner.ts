@@ -29,6 +29,8 @@ const CHUNK = 1 << 20;
 export class TreeScanner {
   readonly stats: ScanStats = { entries: 0, hashed: 0, unchanged: 0, bytesRead: 0, sourceBytes: 0 };
   readonly unreadable: string[] = [];
+  /** Directories of another filesystem kept empty (rsync -x does the same): printable paths, for the report. */
+  readonly otherFilesystems: string[] = [];
   private readonly buf = Buffer.allocUnsafe(CHUNK);
   private rootDev = 0n;
 
@@ -102,6 +104,7 @@ export class TreeScanner {
     }
     for (const [childRel, cst] of dirs) {
       if (cst.dev !== this.rootDev) {
+        this.otherFilesystems.push(showPath(childRel));
         this.previous?.take(childRel);
         this.manifest.beginDir(childRel, this.entry(childRel, cst, 'dir'));
         this.stats.entries++;

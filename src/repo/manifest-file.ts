@@ -192,9 +192,16 @@ function* lines(file: string): Generator<string> {
 
 /** Checks the trailer checksum; returns the header. Throws ManifestFormatError naming the problem. */
 export function verifyManifest(file: string): ManifestHeader {
+  return verifyManifestBytes(file, fs.readFileSync(file));
+}
+
+/**
+ * verifyManifest on the file's bytes already read; `entryLines`, when the
+ * caller has counted the lines already (manifestIndex), spares counting them.
+ */
+function verifyManifestBytes(file: string, data: Buffer, entryLines?: number): ManifestHeader {
   // Hash the raw bytes and count newlines: no JSON is parsed but the header's
   // and the trailer's (this runs before every incremental and every restore).
-  const data = fs.readFileSync(file);
   if (data.length === 0) throw new ManifestFormatError(`${file}: empty`);
   if (data[data.length - 1] !== 0x0a) throw new ManifestFormatError(`${file}: no trailer (truncated)`);
   const trailerStart = data.lastIndexOf(0x0a, data.length - 2) + 1;
@@ -216,8 +223,10 @@ export function verifyManifest(file: string): ManifestHeader {
   } catch (e) {
     throw new ManifestFormatError(`${file}: bad header (${(e as Error).message})`);
   }
-  let newlines = 0;
-  for (let i = data.indexOf(0x0a, firstEnd + 1); i !== -1 && i < trailerStart; i = data.indexOf(0x0a, i + 1)) newlines++;
+  let newlines = entryLines ?? 0;
+  if (entryLines === undefined) {
+    for (let i = data.indexOf(0x0a, firstEnd + 1); i !== -1 && i < trailerStart; i = data.indexOf(0x0a, i + 1)) newlines++;
+  }
   if (trailer.end !== newlines) throw new ManifestFormatError(`${file}: ${newlines} entries, trailer says ${trailer.end}`);
   return header;
 }
@@ -324,11 +333,15 @@ function locatedName(data: Buffer, index: Int32Array, line: number): Buffer {
   }
 }
 
-/** The blocks of a manifest already checked by verifyManifest, located by one native pass (no JSON decoding). */
+/**
+ * The blocks of a manifest, located by one native pass (no JSON decoding),
+ * after checking it as verifyManifest does (from the same read).
+ */
 export function* readStoredBlocks(file: string): Generator<PreviousBlock> {
   const data = fs.readFileSync(file);
   const index = manifestIndex(data);
   const lines = index.length / INDEX_STRIDE;
+  verifyManifestBytes(file, data, lines - 2); // all lines but the header and the trailer
   const show = (line: number): string => data.toString('utf8', index[line * INDEX_STRIDE]!, Math.min(index[line * INDEX_STRIDE + 1]!, index[line * INDEX_STRIDE]! + 80));
   let line = 1; // after the header line
   while (line < lines) {
@@ -349,7 +362,8 @@ export function* readStoredBlocks(file: string): Generator<PreviousBlock> {
 /**
  * Walks a previous manifest alongside a new walk: `take(dir)` returns the
  * block of `dir` if the old tree had it, skipping blocks of directories that
- * no longer exist. Calls must come in walk order.
+ * no longer exist. Calls must come in walk order. Opening it checks the
+ * manifest as verifyManifest does: a damaged one throws ManifestFormatError.
  */
 export class ManifestCursor {
   private readonly it: Iterator<PreviousBlock>;

@@ -127,11 +127,11 @@ async function prepareWithEngine(
   if (engine === 'rsync' && ctx.rsyncTarget) {
     const r = ctx.rsyncTarget;
     const m = await prepareRemoteMirror({ target: r.target, ssh: r.ssh, compress: r.compress, sourceDir, host: ctx.host, volume: name, logger: ctx.logger, signal: ctx.signal });
-    return { kind: 'mirror', warnings: [], unreadable: m.unreadable, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
+    return { kind: 'mirror', warnings: [], unreadable: m.unreadable, otherFilesystems: m.otherFilesystems, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
   }
   if (engine === 'rsync') {
     const m = await prepareMirror({ sourceDir, medium: ctx.medium, host: ctx.host, volume: name, logger: ctx.logger, signal: ctx.signal });
-    return { kind: 'mirror', warnings: [], unreadable: m.unreadable, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
+    return { kind: 'mirror', warnings: [], unreadable: m.unreadable, otherFilesystems: m.otherFilesystems, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
   }
   const p = await prepareBackup({
     sourceDir,

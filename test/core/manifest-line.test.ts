@@ -2,28 +2,8 @@
 // entryToJson (the format's definition) and decode back to the same entry.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeEntry, encodeEntry, entryToJson, sliceEntryLine, type ManifestEntry } from '../../src/core/manifest.js';
-
-function entries(): ManifestEntry[] {
-  const base: ManifestEntry = {
-    name: Buffer.from('passwd'), type: 'file', mode: 0o644, uid: 0, gid: 0, size: 1234,
-    mtimeNs: 1795754920715386673n, ctimeNs: 1795754920715386673n, ino: '5308438', nlink: 1,
-    hash: '0123456789abcdef', archive: '20261127T020000Z', offset: 1536,
-  };
-  const names = [
-    'plain', 'with space', 'quote"and\\backslash', 'new\nline', 'tab\there', 'é-utf8', '日本語', '\u0001ctl', '',
-  ].map((n) => Buffer.from(n));
-  names.push(Buffer.from([0x6e, 0xe9, 0xff])); // not UTF-8: base64
-  names.push(Buffer.from('\ufffd literal replacement char'));
-  const out: ManifestEntry[] = names.map((name) => ({ ...base, name }));
-  out.push({ ...base, type: 'symlink', size: 0, hash: undefined, link: Buffer.from('../target "x"') });
-  out.push({ ...base, type: 'symlink', size: 0, hash: undefined, link: Buffer.from([0xc3, 0x28]) });
-  out.push({ ...base, type: 'char', size: 0, hash: undefined, rdev: [1, 3] });
-  out.push({ ...base, nlink: 3, dataOffset: 512 });
-  out.push({ ...base, sparse: true, unread: true, mtimeNs: -123456789n, ctimeNs: 0n, uid: 4294967294, gid: 65534 });
-  out.push({ ...base, type: 'fifo', size: 0, hash: undefined, mode: 0o7777 });
-  return out;
-}
+import { decodeDirLine, decodeEntry, encodeDirLine, encodeEntry, entryToJson, sliceEntryLine, type ManifestEntry } from '../../src/core/manifest.js';
+import { entries } from '../helpers/manifest-entries.js';
 
 test('encodeEntry is byte-identical to JSON.stringify(entryToJson(e)) and decodes back', () => {
   for (const e of entries()) {
@@ -61,4 +41,23 @@ test('sliceEntryLine finds name, key and flags of lines inside a larger buffer, 
   assert.throws(() => sliceEntryLine(noType, 0, noType.indexOf(0x0a)), /without a type/);
   const noInode = Buffer.from('{"n":"x","t":"f","m":1}\n{"n":"y","t":"f","i":"1"}');
   assert.throws(() => sliceEntryLine(noInode, 0, noInode.indexOf(0x0a)), /without an inode/);
+});
+
+test('encodeDirLine is byte-identical to the JSON of the entry without its name and with "d" (or "db") last', () => {
+  const dirs = ['', 'etc', 'home/alice', 'quote"dir', 'new\nline'].map((d) => Buffer.from(d));
+  dirs.push(Buffer.from([0x6e, 0xe9])); // not UTF-8: "db", base64
+  for (const e of entries()) {
+    for (const dir of dirs) {
+      const self: ManifestEntry = { ...e, type: 'dir', size: 0, hash: undefined, link: undefined, rdev: undefined };
+      const o = entryToJson(self);
+      delete o.n;
+      delete o.nb;
+      const s = dir.toString('utf8');
+      if (Buffer.byteLength(s) === dir.length && !s.includes('\ufffd')) o.d = s;
+      else o.db = dir.toString('base64');
+      assert.equal(encodeDirLine(dir, self), JSON.stringify(o));
+      const back = decodeDirLine(JSON.parse(encodeDirLine(dir, self)) as Record<string, unknown>)!;
+      assert.deepEqual(back.dir, dir);
+    }
+  }
 });

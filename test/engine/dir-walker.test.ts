@@ -5,18 +5,16 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { DirWalker, WalkOutOfStep } from '../../src/engine/dir-walker.js';
 import { DirScan } from '../../src/engine/dir-scan.js';
 import { comparePaths, joinRel } from '../../src/core/path-order.js';
 import { xxh64 } from '../../src/util/xxh.js';
+import { makeScratchDir, type CleanupContext } from '../helpers/scratch.js';
 
-function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-walk-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
+function tempDir(t: CleanupContext): string {
+  return makeScratchDir(t, 'xb-walk');
 }
 
 function openFds(): number {
@@ -71,13 +69,9 @@ test('the walker lists every directory in walk order (depth first, by name bytes
 });
 
 test('the walker skips excluded directories and, with one filesystem, other mounts; the archiver is told when out of step', (t) => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-walk-'));
+  const root = makeScratchDir(t, 'xb-walk'); // unmounts what is mounted inside at cleanup
   for (const d of ['keep/sub', 'skip/inner', 'mnt', 'z']) fs.mkdirSync(path.join(root, d), { recursive: true });
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'xb-walk', path.join(root, 'mnt')]);
-  t.after(() => {
-    execFileSync('umount', [path.join(root, 'mnt')]);
-    fs.rmSync(root, { recursive: true, force: true });
-  });
   fs.mkdirSync(path.join(root, 'mnt/inside'));
   const rootDev = fs.statSync(root).dev;
   const walker = new DirWalker(Buffer.from(root), { excludes: [Buffer.from('skip')], oneFileSystem: true, prefetchMax: 0, verifyAfterRead: false });

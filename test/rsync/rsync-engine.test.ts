@@ -8,6 +8,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { prepareMirror } from '../../src/engine/rsync-mirror.js';
 import { restore } from '../../src/engine/restore.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
@@ -112,4 +113,23 @@ test('a failed rsync (medium full) leaves no tree that looks complete, and the e
   const target = path.join(dir, 'restored');
   await restore({ medium: small.dir, host: HOST, volume: VOLUME, paths: [Buffer.from('small')], targetDir: target, force: false, logger: log });
   assert.equal(fs.readFileSync(path.join(target, 'small'), 'utf8'), 'fits\n');
+});
+
+test('another filesystem inside the source is kept as an empty directory, and the mirror says which (for the report)', async (t) => {
+  const dir = makeScratchDir(t, 'rsync-onefs');
+  const src = path.join(dir, 'src');
+  const medium = path.join(dir, 'medium');
+  fs.mkdirSync(path.join(src, 'boot'), { recursive: true });
+  fs.mkdirSync(medium);
+  fs.writeFileSync(path.join(src, 'kept'), 'on the source filesystem\n');
+  // A separate /boot, as many systems have: rsync --one-file-system leaves it empty; so does the manifest.
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'xenbackup-test-boot', path.join(src, 'boot')]);
+  fs.writeFileSync(path.join(src, 'boot', 'vmlinuz'), 'a kernel\n');
+  const { log } = logger();
+  const prepared = await prepareMirror({ sourceDir: src, medium, host: HOST, volume: VOLUME, logger: log, now: steppingClock() });
+  assert.deepEqual(prepared.otherFilesystems, ['boot']);
+  const sc = prepared.commit();
+  const tree = new VolumeStore(medium, HOST, VOLUME).pathOf(sc.archive);
+  assert.deepEqual(fs.readdirSync(path.join(tree, 'boot')), []);
+  assert.equal(fs.readFileSync(path.join(tree, 'kept'), 'utf8'), 'on the source filesystem\n');
 });
