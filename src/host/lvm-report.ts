@@ -24,6 +24,9 @@ export const LV_FIELDS = [
   'lv_tags',
   'lv_time',
   'vg_extent_size',
+  // The VG's free space with each LV: creating a snapshot then needs no vgs of its own (one LVM
+  // command less per volume, ~1 s each under emulation).
+  'vg_free',
 ] as const;
 
 export const VG_FIELDS = [
@@ -73,6 +76,8 @@ export interface LogicalVolume {
   tags: string[];
   /** Creation time as LVM prints it ("2026-11-27 01:45:16 +0000"). */
   created: string;
+  /** Free bytes in the LV's volume group when listed (undefined in reports without vg_free). */
+  vgFreeBytes?: number;
   extentSizeBytes: number;
 }
 
@@ -169,6 +174,7 @@ export function parseLvsReport(json: string, command = 'lvs'): LogicalVolume[] {
     tags: tags(text(row, 'lv_tags', command)),
     created: text(row, 'lv_time', command),
     extentSizeBytes: number(row, 'vg_extent_size', command),
+    ...(row.vg_free === undefined ? {} : { vgFreeBytes: number(row, 'vg_free', command) }),
   }));
 }
 

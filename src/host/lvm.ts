@@ -238,7 +238,7 @@ export async function createSnapshot(originPath: string, opts: CreateSnapshotOpt
   const name = opts.name ?? snapshotNameFor(origin.name);
   const ref = `${origin.vg}/${name}`;
   const { bytes } = snapshotExtents(opts.size, origin.sizeBytes, origin.extentSizeBytes);
-  const free = await vgFree(origin.vg, opts);
+  const free = origin.vgFreeBytes ?? (await vgFree(origin.vg, opts));
   if (bytes > free) throw new InsufficientSpaceError(origin.vg, bytes, free, ref);
 
   const args = lvcreateSnapshotArgs(`${origin.vg}/${origin.name}`, name, opts.size, bytes, opts.tag ?? SNAPSHOT_TAG);

@@ -31,6 +31,7 @@ import {
   SNAPSHOT_TAG,
 } from '../../src/host/lvm.js';
 import { sweepLeftovers } from '../../src/host/sweep.js';
+import { createLogger } from '../../src/util/log.js';
 import { attach, commandExists, scratch } from './host-fixtures.js';
 
 const absolute = (bytes: number): LvmSize => ({ kind: 'absolute', text: `${bytes}b`, bytes });
@@ -106,6 +107,7 @@ test('device paths resolve to logical volumes; other paths do not', { skip: !HAV
   assert.equal(lv.name, 'web-root');
   assert.equal(lv.sizeBytes, 12 * 2 ** 20);
   assert.equal(lv.dmPath, '/dev/mapper/xbtest--vg-web--root');
+  assert.equal(lv.vgFreeBytes, await vgFree(VG), 'the VG\'s free space comes with the LV (createSnapshot needs no vgs)');
   assert.equal((await resolveLogicalVolume('/dev/mapper/xbtest--vg-web--root')).uuid, lv.uuid);
   assert.equal(await isLogicalVolume(`/dev/${VG}/web-root`), true);
   assert.equal(await isLogicalVolume(`/dev/${VG}/nope`), false);
@@ -139,13 +141,17 @@ test('our tag on something that is not a snapshot: not listed, not removed, not 
 test('createSnapshot checks the VG has room before lvcreate, and names VG, needed and free bytes', { skip: !HAVE_LVM && 'lvm2 not installed' }, async (t) => {
   sandbox(t);
   const free = await vgFree(VG);
-  await assert.rejects(createSnapshot(`/dev/${VG}/web-root`, { size: absolute(free + 1) }), (e: unknown) => {
+  const calls: string[] = [];
+  const log = createLogger([(rec) => calls.push(rec.message)], 'debug');
+  await assert.rejects(createSnapshot(`/dev/${VG}/web-root`, { size: absolute(free + 1), logger: log }), (e: unknown) => {
     assert.ok(e instanceof InsufficientSpaceError);
     assert.equal(e.vg, VG);
     assert.equal(e.freeBytes, free);
     assert.equal(e.neededBytes, free + 4 * 2 ** 20, 'rounded up to whole extents');
     return true;
   });
+  const commands = calls.filter((m) => /^exec: (lvs|vgs|lvcreate) /.test(m) && !m.includes(' finished in '));
+  assert.deepEqual(commands.map((m) => m.split(' ')[1]), ['lvs'], 'one lvs, no vgs, no lvcreate');
   assert.deepEqual((await listLogicalVolumes([VG])).map((l) => l.name).sort(), ['tagged-plain', 'web-root']);
   await assert.rejects(createSnapshot('/srv/not/a/device', { size: absolute(2 ** 20) }), { name: 'NotALogicalVolumeError' });
 });

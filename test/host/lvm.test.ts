@@ -46,7 +46,7 @@ const fixture = (name: string) => fs.readFileSync(FIXTURES + name, 'utf8');
 test('lvs and vgs are asked for JSON, bytes without suffix, binary flags, and our fields', () => {
   assert.deepEqual(lvsArgs(['@xenbackup-snapshot']), [
     '--reportformat', 'json', '--units', 'b', '--nosuffix', '--binary',
-    '-o', 'lv_name,vg_name,lv_uuid,lv_path,lv_dm_path,lv_attr,lv_size,origin,origin_size,snap_percent,lv_snapshot_invalid,lv_tags,lv_time,vg_extent_size',
+    '-o', 'lv_name,vg_name,lv_uuid,lv_path,lv_dm_path,lv_attr,lv_size,origin,origin_size,snap_percent,lv_snapshot_invalid,lv_tags,lv_time,vg_extent_size,vg_free',
     '@xenbackup-snapshot',
   ]);
   assert.deepEqual(vgsArgs(['vgxen']).slice(-3), ['-o', 'vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,lv_count,snap_count,vg_tags', 'vgxen']);

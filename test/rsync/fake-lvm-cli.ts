@@ -78,7 +78,12 @@ function lvRow(s: FakeLvmState, lv: FakeLv): Record<string, string> {
     lv_tags: lv.tags.join(','),
     lv_time: '2026-11-27 01:00:00 +0000',
     vg_extent_size: String(s.extentBytes),
+    vg_free: String(vgFree(s)),
   };
+}
+
+function vgFree(s: FakeLvmState): number {
+  return s.vgBytes - s.lvs.reduce((n, lv) => n + lv.sizeBytes, 0);
 }
 
 function findLv(s: FakeLvmState, ref: string): FakeLv | undefined {
@@ -106,7 +111,7 @@ function main(): void {
     }
     process.stdout.write(JSON.stringify({ report: [{ lv: rows }] }) + '\n');
   } else if (command === 'vgs') {
-    const used = s.lvs.reduce((n, lv) => n + lv.sizeBytes, 0);
+    const used = s.vgBytes - vgFree(s);
     const row = {
       vg_name: s.vg,
       vg_uuid: 'fake-vg',
