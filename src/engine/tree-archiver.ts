@@ -2,15 +2,16 @@
  * The backup pass over one tree: walks it in walk order (core/path-order),
  * compares each directory's children with the previous manifest's block for
  * that directory (DirScan.merge: no read when the change key, i.e. type,
- * mode, owner, size, mtime, ctime and inode, is the same), and writes, for each directory, a member whose
- * GNU.dumpdir lists every child ('Y' stored here, 'N' unchanged, 'D'
+ * mode, owner, size, mtime, ctime and inode, is the same), and writes, for
+ * each directory, a member whose GNU.dumpdir lists every child ('Y' stored here, 'N' unchanged, 'D'
  * directory) followed by the members of its changed children, then recurses.
  * Changed files are read once, straight into the archive's segment buffer,
  * and hashed from there. The new manifest is written alongside.
  *
  * Parts: DirWalker (listings made ahead on a thread), ArchiveWriter
  * (segments, compression, .partial file), ManifestWriter (the new manifest),
- * ManifestCursor (the old one), metadata.ts (stat and xattrs to TarEntry). This file decides what goes in, in which order.
+ * ManifestCursor (the old one), metadata.ts (stat and xattrs to TarEntry).
+ * This file decides what goes in, in which order.
  */
 import fs from 'node:fs';
 import type { Logger } from '../util/log.js';
@@ -110,13 +111,11 @@ class Child {
   get dirFd(): number {
     return this.scan.openDirectory(this.parentAbs);
   }
-
 }
 
-/** A directory's listing and the children the archive takes (listChildren). */
+/** A directory's listing and the children the archive takes (keep[i] = 1; listChildren). */
 interface Listing {
   scan: DirScan;
-  types: Array<ManifestType | undefined>;
   keep: Uint8Array;
 }
 
@@ -194,8 +193,8 @@ export class TreeArchiver {
   private async directoryMembers(rel: Buffer, abs: Buffer, st: EntryStat, previous: PreviousBlock | undefined, listed: Listing | null): Promise<Child[]> {
     const dirs: Child[] = [];
     const scan = listed?.scan;
-    const types = listed?.types ?? [];
-    const merged = scan ? scan.merge(listed!.keep, previous) : { match: new Int32Array(0), dumpdir: Buffer.from([0]) };
+    const keep = listed?.keep ?? new Uint8Array(0);
+    const merged = scan ? scan.merge(keep, previous) : { match: new Int32Array(0), dumpdir: Buffer.from([0]) };
 
     const self = this.baseEntry(rel, st, 'dir');
     const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir', scan?.fd ?? -1, !scan?.dirWithoutXattrs);
@@ -209,9 +208,9 @@ export class TreeArchiver {
     const match = merged.match;
     const lines = previous?.index;
     let matched = 0;
-    for (let i = 0; i < types.length; i++) {
-      const type = types[i];
-      if (type === undefined) continue;
+    for (let i = 0; i < keep.length; i++) {
+      if (!keep[i]) continue;
+      const type = entryTypeOfMode(scan!.mode(i)) as ManifestType; // kept: one of the archived types
       if (type === 'dir') {
         dirs.push(new Child(rel, abs, scan!, i, scan!.name(i), type));
         continue;
@@ -286,9 +285,9 @@ export class TreeArchiver {
   }
 
   /**
-   * The listing of a directory (its fd kept open for openAt) and which
-   * children the archive takes, with their types (undefined: left out, e.g.
-   * excluded, a socket, vanished); null when it cannot be listed.
+   * The listing of a directory and which children the archive takes (not:
+   * excluded, sockets, vanished, unknown types); null when it cannot be
+   * listed.
    */
   private listChildren(rel: Buffer): Listing | null {
     let scan: DirScan;
@@ -299,7 +298,6 @@ export class TreeArchiver {
       this.unreadableEntry(rel, e);
       return null;
     }
-    const types: Array<ManifestType | undefined> = new Array(scan.count);
     const keep = new Uint8Array(scan.count);
     for (let i = 0; i < scan.count; i++) {
       const failed = scan.errorCode(i);
@@ -318,10 +316,9 @@ export class TreeArchiver {
         this.warnings.push(`skipped ${showPath(joinRel(rel, scan.name(i)))}: unknown file type`);
         continue;
       }
-      types[i] = type;
       keep[i] = 1;
     }
-    return { scan, types, keep };
+    return { scan, keep };
   }
 
   private baseEntry(rel: Buffer, st: EntryStat, type: ManifestType): ManifestEntry {

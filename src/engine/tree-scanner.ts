@@ -12,7 +12,8 @@ import { joinRel, showPath } from '../core/path-order.js';
 import type { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
 import { createXxh64 } from '../util/xxh.js';
 import type { Logger } from '../util/log.js';
-import { devMajor, devMinor, entryTypeOf, manifestEntryOf } from './metadata.js';
+import { devMajor, devMinor, entryTypeOf, manifestEntryOf, type EntryStat } from './metadata.js';
+import { DirScan } from './dir-scan.js';
 import { dataRegions } from './tree-archiver.js';
 
 export interface ScanStats {
@@ -52,32 +53,28 @@ export class TreeScanner {
     return rel.length ? Buffer.concat([Buffer.from(this.root.replace(/\/+$/, '') + '/'), rel]) : Buffer.from(this.root);
   }
 
-  private entry(name: Buffer, st: fs.BigIntStats, type: ManifestType): ManifestEntry {
+  private entry(name: Buffer, st: EntryStat, type: ManifestType): ManifestEntry {
     return manifestEntryOf(name, st, type, this.backupId);
   }
 
-
-  private directory(rel: Buffer, st: fs.BigIntStats): void {
+  private directory(rel: Buffer, st: EntryStat): void {
     const prev = this.previous?.take(rel);
     const prevByName = new Map((prev?.entries ?? []).map((e) => [e.name.toString('latin1'), e.entry]));
-    let names: Buffer[] = [];
+    let scan: DirScan | undefined;
     try {
-      names = fs.readdirSync(this.abs(rel), { encoding: 'buffer' });
+      // One native call: the children sorted in walk order, each with its lstat.
+      scan = DirScan.list(this.abs(rel));
     } catch (e) {
       this.unreadable.push(`cannot list ${showPath(rel) || '/'}: ${(e as Error).message}`);
     }
-    names.sort(Buffer.compare);
     this.manifest.beginDir(rel, this.entry(rel, st, 'dir'));
     this.stats.entries++;
-    const dirs: Array<[Buffer, fs.BigIntStats]> = [];
-    for (const name of names) {
+    const dirs: Array<[Buffer, EntryStat]> = [];
+    for (let i = 0; i < (scan?.count ?? 0); i++) {
+      if (scan!.errorCode(i) !== undefined) continue; // vanished, or lstat failed (as before: skipped)
+      const name = scan!.name(i);
       const childRel = joinRel(rel, name);
-      let cst: fs.BigIntStats;
-      try {
-        cst = fs.lstatSync(this.abs(childRel), { bigint: true });
-      } catch {
-        continue;
-      }
+      const cst = scan!.stat(i);
       const type = entryTypeOf(cst);
       if (type === undefined || type === 'socket' || type === 'hardlink') continue;
       if (type === 'dir') {
