@@ -21,7 +21,7 @@ import type { Sidecar } from '../repo/sidecar.js';
 import { TarParser, type TarMemberInfo } from '../tar/read.js';
 import type { TarEntry } from '../tar/entry.js';
 import { openDecompressed } from './compression.js';
-import type { VerifyProblem } from './verify.js';
+import type { VerifyProblem } from './verify-result.js';
 
 /** What a full check of one backup's content found. */
 export interface ContentCheck {

@@ -29,10 +29,11 @@ import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
 import { checkArchive, type ContentCheck } from './verify-archive.js';
 import { checkTree } from './verify-tree.js';
-// A cycle (raw-verify.ts takes VerifyProblem and problemLine from here), harmless: neither uses the other at load time.
 import { checkRawBackup } from '../raw/raw-verify.js';
+import { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from './verify-result.js';
 
-export type VerifyDepth = 'quick' | 'full';
+// The result types, for the CLI and the run (raw/raw-verify.ts takes them from verify-result.ts: no import cycle).
+export { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from './verify-result.js';
 
 export interface VerifyRequest {
   medium: string;
@@ -43,43 +44,6 @@ export interface VerifyRequest {
   at?: Date;
   logger: Logger;
   signal?: AbortSignal;
-}
-
-export interface VerifyProblem {
-  /** The file on the medium that is damaged or missing (archive, manifest or sidecar). */
-  file: string;
-  /** What is wrong, in words. */
-  what: string;
-  /** Path inside the volume of the first bad member, when one is known. */
-  member?: string;
-}
-
-export interface VolumeVerification {
-  volume: string;
-  depth: VerifyDepth;
-  /** Backups checked, and the chains they belong to. */
-  backups: number;
-  chains: number;
-  /** Bytes of archive files (and, full, of rsync tree files) read; members or tree entries read (full only). */
-  archiveBytes: number;
-  members: number;
-  problems: VerifyProblem[];
-  /** What could not be checked and is not damage (e.g. sparse files in rsync trees). */
-  notes: string[];
-  /** For the run report: a summary line, one line per problem, then the notes. */
-  lines: string[];
-}
-
-/** The request cannot be answered (no backups, --at before the first): not damage. */
-export class VerifyUsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'VerifyUsageError';
-  }
-}
-
-export function problemLine(p: VerifyProblem): string {
-  return `${p.file}: ${p.what}${p.member !== undefined ? `; first bad member: ${p.member || '/'}` : ''}`;
 }
 
 /** Findings per file, merged into one problem per file at the end. */

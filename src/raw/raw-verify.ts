@@ -18,7 +18,7 @@ import { mapImageHash } from '../core/raw-chunks.js';
 import { fileXxh64 } from '../repo/manifest-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
-import { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from '../engine/verify.js';
+import { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from '../engine/verify-result.js';
 import { readContainerIndex, type ContainerIndex } from './raw-container.js';
 import { decodeFrames } from './frame-decoder.js';
 import { checkRawSidecar, isRawSidecar } from './raw-layout.js';
