@@ -11,6 +11,7 @@ import type { Logger } from '../util/log.js';
 import { decideKind, type KindDecision } from '../core/chain.js';
 import { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
 import { writeFileAtomic } from '../repo/atomic-file.js';
+import { openBase } from '../repo/chain-base.js';
 import { prepareUnderVolumeLock } from '../repo/volume-lock.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { nextBackupId, timeOfId, VolumeStore } from '../repo/volume-store.js';
@@ -110,25 +111,16 @@ async function prepareWalking(
 ): Promise<PreparedBackup> {
   const log = req.logger;
   const now = req.now ?? (() => new Date());
-  let decision = decided;
-  let previous: ManifestCursor | null = null;
-  const warnings: string[] = [];
-  if (decision.kind === 'incremental') {
-    const base = backups.find((b) => b.id === (decision as { base: string }).base)!;
-    if (base.engine === 'raw') {
-      // The fstype was changed from raw: its manifest is a chunk map, nothing a tree can build on.
-      decision = { kind: 'full', reason: `the previous backup ${base.id} is a raw image, not a file tree` };
-    } else {
-      try {
-        previous = new ManifestCursor(store.pathOf(base.manifest)); // checks it (checksum, count)
-      } catch (e) {
-        const msg = `${req.volume}: the manifest of ${base.id} is unusable (${(e as Error).message}); making a full backup instead`;
-        log.warn(msg);
-        warnings.push(msg);
-        decision = { kind: 'full', reason: 'previous manifest unusable' };
-      }
-    }
-  }
+  const { decision, previous, warning } = openBase(
+    decided,
+    backups,
+    req.volume,
+    // A raw backup's manifest is a chunk map (the fstype was changed from raw): nothing a tree can build on.
+    (base) => (base.engine === 'raw' ? `the previous backup ${base.id} is a raw image, not a file tree` : undefined),
+    (base) => new ManifestCursor(store.pathOf(base.manifest)), // checks it (checksum, count)
+    log,
+  );
+  const warnings: string[] = warning ? [warning] : [];
   const kind = decision.kind;
   const base = decision.kind === 'incremental' ? decision.base : null;
   const chain = base ? backups.find((b) => b.id === base)!.chain : id;

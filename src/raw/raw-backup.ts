@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { Logger } from '../util/log.js';
 import { xxh64 } from '../util/xxh.js';
 import { decideKind, type KindDecision } from '../core/chain.js';
+import { openBase } from '../repo/chain-base.js';
 import { chunkFate, checkChunkSize, DEFAULT_CHUNK_SIZE, mapImageHash, type ChunkMap, type ChunkRecord } from '../core/raw-chunks.js';
 import { writeFileAtomic } from '../repo/atomic-file.js';
 import { prepareUnderVolumeLock } from '../repo/volume-lock.js';
@@ -78,24 +79,15 @@ async function prepareLocked(req: RawBackupRequest, store: VolumeStore): Promise
 
   const { id, started } = await nextBackupId(backups, now, req.volume, store.dir);
 
-  const warnings: string[] = [];
-  let decision = decideKind(backups, started, req, timeOfId);
-  let previous: ChunkMap | null = null;
-  if (decision.kind === 'incremental') {
-    const base = backups.find((b) => b.id === (decision as { base: string }).base)!;
-    if (base.engine !== 'raw') {
-      decision = { kind: 'full', reason: `the previous backup ${base.id} is a ${base.engine} backup, not raw` };
-    } else {
-      try {
-        previous = readRawManifest(store.pathOf(base.manifest)).map;
-      } catch (e) {
-        const msg = `${req.volume}: the manifest of ${base.id} is unusable (${(e as Error).message}); making a full backup instead`;
-        log.warn(msg);
-        warnings.push(msg);
-        decision = { kind: 'full', reason: 'previous manifest unusable' };
-      }
-    }
-  }
+  const { decision, previous, warning } = openBase(
+    decideKind(backups, started, req, timeOfId),
+    backups,
+    req.volume,
+    (base) => (base.engine !== 'raw' ? `the previous backup ${base.id} is a ${base.engine} backup, not raw` : undefined),
+    (base): ChunkMap => readRawManifest(store.pathOf(base.manifest)).map,
+    log,
+  );
+  const warnings: string[] = warning ? [warning] : [];
   const kind = decision.kind;
   const base = decision.kind === 'incremental' ? decision.base : null;
   const chain = base ? backups.find((b) => b.id === base)!.chain : id;
