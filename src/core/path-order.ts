@@ -7,10 +7,6 @@
  */
 const SLASH = 0x2f;
 
-export function compareNames(a: Buffer, b: Buffer): number {
-  return Buffer.compare(a, b);
-}
-
 export function comparePaths(a: Buffer, b: Buffer): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {

@@ -13,7 +13,7 @@ import { prepareMirror } from '../../src/engine/rsync-mirror.js';
 import { restore } from '../../src/engine/restore.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
-import { makeScratchDir, withLoopFs } from '../helpers/scratch.js';
+import { makeScratchDir, withLoopFs, type CleanupContext } from '../helpers/scratch.js';
 import { buildTortureTree } from '../helpers/torture-tree.js';
 import { snapshotTree } from '../helpers/tree-snapshot.js';
 import { assertTreesEqual } from '../helpers/tree-compare.js';
@@ -27,17 +27,24 @@ function steppingClock(start = Date.UTC(2026, 10, 1, 3, 0, 0)): () => Date {
   return () => new Date((t += 60_000));
 }
 
+/** A scratch folder holding an empty source tree and an empty medium. */
+function sourceAndMedium(t: CleanupContext, prefix: string): { dir: string; src: string; medium: string } {
+  const dir = makeScratchDir(t, prefix);
+  const src = path.join(dir, 'src');
+  const medium = path.join(dir, 'medium');
+  fs.mkdirSync(src);
+  fs.mkdirSync(medium);
+  return { dir, src, medium };
+}
+
 function logger(): { sink: MemorySink; log: ReturnType<typeof createLogger> } {
   const sink = new MemorySink();
   return { sink, log: createLogger([sink.sink], 'debug') };
 }
 
 test('unchanged files of the second tree are hardlinks into the first; changed and new ones are not', async (t) => {
-  const dir = makeScratchDir(t, 'rsync-links');
-  const src = path.join(dir, 'src');
-  const medium = path.join(dir, 'medium');
-  fs.mkdirSync(path.join(src, 'etc'), { recursive: true });
-  fs.mkdirSync(medium);
+  const { dir, src, medium } = sourceAndMedium(t, 'rsync-links');
+  fs.mkdirSync(path.join(src, 'etc'));
   fs.writeFileSync(path.join(src, 'etc/keep'), 'same\n');
   fs.writeFileSync(path.join(src, 'etc/change'), 'one\n');
   fs.writeFileSync(path.join(src, 'gone'), 'bye\n');
@@ -68,11 +75,7 @@ test('unchanged files of the second tree are hardlinks into the first; changed a
 });
 
 test('a torture tree restores exactly from an rsync tree', async (t) => {
-  const dir = makeScratchDir(t, 'rsync-torture');
-  const src = path.join(dir, 'src');
-  const medium = path.join(dir, 'medium');
-  fs.mkdirSync(src);
-  fs.mkdirSync(medium);
+  const { dir, src, medium } = sourceAndMedium(t, 'rsync-torture');
   // rsync reads a sparse file's holes as zeros: keep its apparent size small here.
   await buildTortureTree(src, { bigFileSize: 8 << 20, sparseApparentSize: 256 << 20, socket: false });
   const { log } = logger();
@@ -116,11 +119,8 @@ test('a failed rsync (medium full) leaves no tree that looks complete, and the e
 });
 
 test('another filesystem inside the source is kept as an empty directory, and the mirror says which (for the report)', async (t) => {
-  const dir = makeScratchDir(t, 'rsync-onefs');
-  const src = path.join(dir, 'src');
-  const medium = path.join(dir, 'medium');
-  fs.mkdirSync(path.join(src, 'boot'), { recursive: true });
-  fs.mkdirSync(medium);
+  const { src, medium } = sourceAndMedium(t, 'rsync-onefs');
+  fs.mkdirSync(path.join(src, 'boot'));
   fs.writeFileSync(path.join(src, 'kept'), 'on the source filesystem\n');
   // A separate /boot, as many systems have: rsync --one-file-system leaves it empty; so does the manifest.
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'xenbackup-test-boot', path.join(src, 'boot')]);
