@@ -7,7 +7,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import type { Config } from '../config/settings.js';
-import { formatRemoteTarget, isRemoteTarget, parseRemoteTarget, RemoteTargetError } from '../host/ssh.js';
+import { formatRemoteTarget, isRemoteTarget, parseRemoteTarget, RemoteTargetError } from '../host/remote-target.js';
 import type { RemoteMedium } from '../repo/remote-volume.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { createTerminalSink, minLevelFor, type TerminalSink, type Verbosity } from '../report/sinks.js';

@@ -4,7 +4,7 @@
  * the documented code.
  */
 import { Command, CommanderError } from 'commander';
-import { CommandError } from '../host/exec.js';
+import { CommandError } from '../host/command-error.js';
 import { CliError, EXIT } from './common.js';
 import { EXIT_CODES_HELP } from './exit-codes.js';
 

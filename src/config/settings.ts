@@ -80,7 +80,7 @@ import {
   parseWholeNumber,
   parseYesNo,
 } from './value-parsers.js';
-import { parseRemoteTarget, RemoteTargetError, type RemoteTarget, type SshOptions } from '../host/ssh.js';
+import { parseRemoteTarget, RemoteTargetError, type RemoteTarget, type SshOptions } from '../host/remote-target.js';
 import { ENGINES, readVolumeTable, type Engine, type VolumeEntry } from './volume-table.js';
 
 export { ConfigError } from './config-error.js';

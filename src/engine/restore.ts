@@ -15,7 +15,7 @@ import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
 import { TarParser } from '../tar/read.js';
 import type { TarEntry } from '../tar/entry.js';
 import type { ManifestEntry } from '../core/manifest.js';
-import { openDecompressed } from './compression.js';
+import { openDecompressed } from './decompression.js';
 import { RestoreError, RestoreWriter } from './restore-writer.js';
 import { readTreeMembers } from './tree-reader.js';
 

@@ -18,7 +18,7 @@ import { restorePointAt } from '../core/chain.js';
 import { planRestore, UnsafePathError, type PlannedItem } from '../core/restore-plan.js';
 import { safeComponents, showPath } from '../core/path-order.js';
 import { run } from '../host/exec.js';
-import { rsyncRemotePath, rsyncSshArgs } from '../host/ssh.js';
+import { rsyncRemotePath, rsyncSshArgs } from '../host/remote-target.js';
 import { fileXxh64, readBlocks, verifyManifest } from '../repo/manifest-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor } from '../repo/volume-store.js';

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { restorePointAt } from '../core/chain.js';
 import { run } from '../host/exec.js';
-import { rsyncSshArgs } from '../host/ssh.js';
+import { rsyncSshArgs } from '../host/remote-target.js';
 import { RemoteVolume, type RemoteMedium } from '../repo/remote-volume.js';
 import { backupIdFor, parseVolumeName } from '../repo/volume-store.js';
 import type { Logger } from '../util/log.js';

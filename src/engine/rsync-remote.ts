@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from '../host/exec.js';
-import { rsyncSshArgs } from '../host/ssh.js';
+import { rsyncSshArgs } from '../host/remote-target.js';
 import type { Logger } from '../util/log.js';
 import { PARTIAL_SUFFIX } from '../repo/atomic-file.js';
 import { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';

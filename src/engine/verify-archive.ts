@@ -20,7 +20,7 @@ import { readBlocks } from '../repo/manifest-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { TarParser, type TarMemberInfo } from '../tar/read.js';
 import type { TarEntry } from '../tar/entry.js';
-import { openDecompressed } from './compression.js';
+import { openDecompressed } from './decompression.js';
 import type { VerifyProblem } from './verify-result.js';
 
 /** What a full check of one backup's content found. */

@@ -8,6 +8,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
+import { CommandError } from './command-error.js';
 
 export interface ExecOptions {
   /** Milliseconds before the command is killed (SIGTERM, then SIGKILL 5 s later). Default 10 minutes. */
@@ -36,17 +37,7 @@ export interface ExecResult {
   durationMs: number;
 }
 
-export class CommandError extends Error {
-  constructor(
-    readonly command: string,
-    readonly exitCode: number | undefined,
-    readonly stderr: string,
-    readonly reason: string,
-  ) {
-    super(`${command}: ${reason}`);
-    this.name = 'CommandError';
-  }
-}
+export { CommandError } from './command-error.js';
 
 /**
  * Always set: LVM tools warn about every inherited fd otherwise; C locale so

@@ -25,7 +25,6 @@
 import { link, mkdir, readdir, readFile, unlink, open, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
 
@@ -154,6 +153,8 @@ async function highestGeneration(dir: string): Promise<number> {
 
 /** Creates `gen-N` atomically with `holder` in it; false when it already exists. */
 async function claim(dir: string, n: number, holder: LockHolder): Promise<boolean> {
+  // crypto loaded here, not at the top: it is a dozen modules every command's start would load.
+  const { randomBytes } = await import('node:crypto');
   const tmp = join(dir, `tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   const fh = await open(tmp, 'wx', 0o600);
   try {

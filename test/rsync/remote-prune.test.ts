@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { prepareRemoteMirror } from '../../src/engine/rsync-remote.js';
-import { parseRemoteTarget } from '../../src/host/ssh.js';
+import { parseRemoteTarget } from '../../src/host/remote-target.js';
 import { pruneRemoteVolume } from '../../src/repo/remote-prune.js';
 import { listRemote, remoteVolumeDir, type RemoteMedium } from '../../src/repo/remote-volume.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';

@@ -15,7 +15,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { SshOptions } from '../../src/host/ssh.js';
+import type { SshOptions } from '../../src/host/remote-target.js';
 import { makeScratchDir, type CleanupContext } from '../helpers/scratch.js';
 
 /**
