@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { datasetPaths, ensureDataset, FULL_SPEC, QUICK_SPEC, revertChange } from './dataset.js';
-import { firstLine, runShell } from './measure.js';
+import { CRON_LIKE_ENV, firstLine, runShell, runTimed } from './measure.js';
 import { benchFull, benchNoChange, benchOnePercent, benchRestore, type BenchContext, type WorkResult } from './scenarios.js';
 import { renderTable, verdicts } from './table.js';
 import { formatSummary } from './cpuprofile.js';
@@ -30,6 +30,24 @@ const HELP = `usage: npm run bench -- [options]   (or: node dist/bench/bench.js 
 
 Needs GNU tar, zstd and /usr/bin/time (apt-get install -y tar zstd time), and a built tree (npm run build).
 Results: <cache>/<full|quick>/results/latest.json`;
+
+/**
+ * What the caller's environment would add to each node start (e.g.
+ * NODE_EXTRA_CA_CERTS), as a line for the output; undefined when it adds
+ * nothing measurable. Timed commands run with CRON_LIKE_ENV either way.
+ */
+function environmentNote(): string | undefined {
+  const extra = Object.keys(process.env).filter((k) => k.startsWith('NODE_') && !(k in CRON_LIKE_ENV));
+  if (!extra.length) return undefined;
+  const median = (env: NodeJS.ProcessEnv): number => {
+    const s = Array.from({ length: 5 }, () => runTimed(process.execPath, ['-e', '0'], { env }).seconds).sort((a, b) => a - b);
+    return s[2]!;
+  };
+  const cron = median(CRON_LIKE_ENV);
+  const caller = median(process.env);
+  return `Every command ran with a cron-like environment (${Object.keys(CRON_LIKE_ENV).join(', ')}), as the nightly job does. ` +
+    `This shell also sets ${extra.join(', ')}: with it, an empty node start takes ${(caller * 1000).toFixed(0)} ms instead of ${(cron * 1000).toFixed(0)} ms.`;
+}
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -142,6 +160,7 @@ async function main(): Promise<number> {
   }
 
   host.loadAtEnd = os.loadavg()[0]!;
+  const envNote = environmentNote();
   const rows = verdicts(results);
   const fullFacts = results[0]?.facts ?? {};
   const compressed = Number(fullFacts.gnuArchiveBytes) / dataset.plan.totalBytes;
@@ -156,6 +175,7 @@ async function main(): Promise<number> {
     '',
     renderTable(rows),
     'Times are wall-clock medians; peak RSS is GNU time\'s %M (the largest single process of the command), the highest of the repetitions.',
+    ...(envNote ? [envNote] : []),
     '',
     'CPU seconds (user + system, child processes included), medians:',
     '',
