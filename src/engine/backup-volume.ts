@@ -79,21 +79,22 @@ export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup>
 async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<PreparedBackup> {
   const log = req.logger;
   const now = req.now ?? (() => new Date());
-  for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
-  const backups = store.list((msg) => log.warn(msg));
-
-  const { id, started } = await nextBackupId(backups, now, req.volume, store.dir);
-
-  const decision = decideKind(backups, started, req, timeOfId);
-  // The source's listings start now, on their own thread, while the previous manifest is read and checked:
-  // they need nothing from it. Stopped once the archive is written, or on any failure.
+  // The source's listings start first, on their own thread, while the medium is tidied, the backup id
+  // chosen (which may wait for the next second) and the previous manifest read and checked: they need
+  // nothing from any of it. Small files are read ahead too once the backup is known to be a full.
+  // Stopped once the archive is written, or on any failure.
   const walker = new DirWalker(Buffer.from(req.sourceDir), {
     excludes: req.excludes,
     oneFileSystem: req.oneFileSystem,
-    prefetchMax: decision.kind === 'full' ? PREFETCH_MAX : 0,
+    prefetchMax: req.forceFull ? PREFETCH_MAX : 0,
     verifyAfterRead: req.liveSource,
   });
   try {
+    for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
+    const backups = store.list((msg) => log.warn(msg));
+    const { id, started } = await nextBackupId(backups, now, req.volume, store.dir);
+    const decision = decideKind(backups, started, req, timeOfId);
+    if (decision.kind === 'full') walker.prefetch(PREFETCH_MAX);
     return await prepareWalking(req, store, backups, id, started, decision, walker);
   } finally {
     walker.stop();
