@@ -18,6 +18,16 @@ const HEADER = 120;
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
 
+/**
+ * Where merge() writes, reused from one directory to the next by one
+ * archiver: a fresh ArrayBuffer and Buffer per directory cost more than the
+ * join itself. Grown as a directory needs.
+ */
+export class MergeBuffers {
+  match = new Int32Array(1024);
+  dumpdir = Buffer.allocUnsafe(64 * 1024);
+}
+
 export class DirScan {
   readonly count: number;
   /** The directory, open (O_RDONLY) when `keepOpen` was asked for or openDirectory() opened it, else -1: close() releases it. */
@@ -94,12 +104,19 @@ export class DirScan {
    * Joins the children marked in `keep` with the previous manifest's block
    * for this directory (native/manifest-merge.c): match[i] = line * 2 + same
    * (same: its change key and the line's are the same bytes), or -1; and the
-   * directory's GNU.dumpdir ('D' directories, 'N' same, 'Y' the rest).
+   * directory's GNU.dumpdir ('D' directories, 'N' same, 'Y' the rest). Both
+   * are views of `into`'s buffers, valid until its next merge.
    */
-  merge(keep: Uint8Array, previous: { data: Buffer; index: Int32Array; first: number; end: number } | undefined): { match: Int32Array; dumpdir: Buffer } {
-    return previous
-      ? mergeBlockRaw(this.buf, this.count, keep, previous.data, previous.index, previous.first, previous.end)
-      : mergeBlockRaw(this.buf, this.count, keep, null, null, 0, 0);
+  merge(keep: Uint8Array, previous: { data: Buffer; index: Int32Array; first: number; end: number } | undefined, into: MergeBuffers): { match: Int32Array; dumpdir: Buffer } {
+    if (into.match.length < this.count) into.match = new Int32Array(Math.max(this.count, 2 * into.match.length));
+    for (;;) {
+      const n = previous
+        ? mergeBlockRaw(this.buf, this.count, keep, previous.data, previous.index, previous.first, previous.end, into.match, into.dumpdir)
+        : mergeBlockRaw(this.buf, this.count, keep, null, null, 0, 0, into.match, into.dumpdir);
+      if (n >= 0) return { match: into.match, dumpdir: into.dumpdir.subarray(0, n) };
+      if (n === -(2 ** 31)) throw new RangeError('a directory whose dumpdir exceeds 2 GiB');
+      into.dumpdir = Buffer.allocUnsafe(Math.max(-n, 2 * into.dumpdir.length));
+    }
   }
 
   /** Child i's content when the walker read it ahead (a small plain file), with its xxh64; else undefined. */

@@ -23,7 +23,7 @@ import { baseName, joinRel, parentOf, showPath } from '../core/path-order.js';
 import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBlock } from '../repo/manifest-file.js';
 import { closeFd, openAt, seekData, seekHole } from '../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
-import type { DirScan } from './dir-scan.js';
+import { MergeBuffers, type DirScan } from './dir-scan.js';
 import { PREFETCH_MAX, WalkOutOfStep, type DirWalker } from './dir-walker.js';
 import { devMajor, devMinor, entryTypeOfMode, readExtendedAttributes, manifestEntryOf, type EntryStat } from './metadata.js';
 
@@ -136,6 +136,8 @@ export class TreeArchiver {
   /** dev:ino of hardlinked files already stored in this archive -> the member holding the data. */
   private readonly links = new Map<string, { path: Buffer; offset: number; hash: string }>();
   private rootDev = 0n;
+  /** merge()'s output, reused for every directory (its dumpdir is copied into the archive at once). */
+  private readonly mergeBuffers = new MergeBuffers();
   /** `"a":"<backup id>"`, the archive member of every manifest line this backup writes. */
   private readonly archiveMember: Buffer;
 
@@ -194,7 +196,7 @@ export class TreeArchiver {
     const dirs: Child[] = [];
     const scan = listed?.scan;
     const keep = listed?.keep ?? new Uint8Array(0);
-    const merged = scan ? scan.merge(keep, previous) : { match: new Int32Array(0), dumpdir: Buffer.from([0]) };
+    const merged = scan ? scan.merge(keep, previous, this.mergeBuffers) : { match: new Int32Array(0), dumpdir: Buffer.from([0]) };
 
     const self = this.baseEntry(rel, st, 'dir');
     const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir', scan?.fd ?? -1, !scan?.dirWithoutXattrs);

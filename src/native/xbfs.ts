@@ -36,7 +36,7 @@ interface XbfsBinding {
   seek(fd: number, offset: number, whence: number): number;
   scanDir(path: Buffer, keepOpen?: boolean): RawListing;
   manifestIndex(data: Buffer): Int32Array;
-  mergeBlock(records: Buffer, count: number, keep: Uint8Array, data: Buffer | null, index: Int32Array | null, first: number, end: number): { match: Int32Array; dumpdir: Buffer };
+  mergeBlock(records: Buffer, count: number, keep: Uint8Array, data: Buffer | null, index: Int32Array | null, first: number, end: number, match: Int32Array, dumpdir: Buffer): number;
   walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean, threads: number): WalkerHandle;
   walkerNext(handle: WalkerHandle): WalkedListing | null;
   walkerPrefetch(handle: WalkerHandle, prefetchMax: number): void;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { DirScan } from '../../src/engine/dir-scan.js';
+import { DirScan, MergeBuffers } from '../../src/engine/dir-scan.js';
 import { closeFd, fgetxattr, flistxattr, manifestIndex, openAt, readAt } from '../../src/native/xbfs.js';
 import { manifestEntryOf, entryTypeOf } from '../../src/engine/metadata.js';
 import { encodeEntry, sliceEntryLine, type ManifestType } from '../../src/core/manifest.js';
@@ -18,7 +18,7 @@ import { encodeEntry, sliceEntryLine, type ManifestType } from '../../src/core/m
 function joined(scan: DirScan, i: number, line: Buffer): 'same' | 'changed' | 'absent' {
   const keep = new Uint8Array(scan.count);
   keep[i] = 1;
-  const m = scan.merge(keep, { data: line, index: manifestIndex(line), first: 0, end: 1 }).match[i]!;
+  const m = scan.merge(keep, { data: line, index: manifestIndex(line), first: 0, end: 1 }, new MergeBuffers()).match[i]!;
   return m < 0 ? 'absent' : m === 1 ? 'same' : 'changed';
 }
 
@@ -142,4 +142,31 @@ test('change keys of times around the epoch (whole seconds, before and after 197
     assert.equal(joined(scan, i, line), 'same', `${times[i]}: ${line.toString('utf8', stored.keyStart, stored.keyEnd)}`);
     assert.equal(scan.stat(i).mtimeNs, st.mtimeNs);
   }
+});
+
+test('merge reuses its buffers across directories and grows them for a large one; results match the listing', (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-merge-'));
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const small = path.join(root, 'small');
+  const large = path.join(root, 'large');
+  fs.mkdirSync(small);
+  fs.mkdirSync(large);
+  for (const n of ['a', 'b', 'c']) fs.writeFileSync(path.join(small, n), n);
+  fs.mkdirSync(path.join(small, 'd'));
+  // 1,500 children of ~120-byte names: more than the 1,024 matches and the 64 KiB dumpdir it starts with.
+  for (let i = 0; i < 1500; i++) fs.writeFileSync(path.join(large, `${String(i).padStart(5, '0')}-${'x'.repeat(114)}`), '');
+  const into = new MergeBuffers();
+  const expectDumpdir = (scan: DirScan): Buffer =>
+    Buffer.concat([
+      ...Array.from({ length: scan.count }, (_, i) => [Buffer.from((scan.mode(i) & 0o170000) === 0o040000 ? 'D' : 'Y'), scan.name(i), Buffer.from([0])]).flat(),
+      Buffer.from([0]),
+    ]);
+  for (const dir of [small, large, small]) {
+    const scan = DirScan.list(Buffer.from(dir));
+    const keep = new Uint8Array(scan.count).fill(1);
+    const merged = scan.merge(keep, undefined, into);
+    assert.deepEqual(merged.dumpdir, expectDumpdir(scan), dir);
+    assert.deepEqual([...merged.match.subarray(0, scan.count)], new Array(scan.count).fill(-1));
+  }
+  assert.ok(into.match.length >= 1500 && into.dumpdir.length >= 1500 * 122, 'grown for the large directory');
 });
