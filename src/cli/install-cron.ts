@@ -13,9 +13,9 @@
  */
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync, chmodSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { quoteArg } from '../host/exec.js';
+import { installRoot } from '../util/install-root.js';
 import { CliError, EXIT } from './common.js';
 
 export const DEFAULT_CONFIG = '/etc/xenbackup.conf';
@@ -103,9 +103,9 @@ WantedBy=timers.target
   ];
 }
 
-/** This installation's bin/xenbackup (this file is dist/src/cli/install-cron.js). */
+/** This installation's bin/xenbackup. */
 export function installedProgram(): string {
-  const bin = fileURLToPath(new URL('../../../bin/xenbackup', import.meta.url));
+  const bin = path.join(installRoot(), 'bin', 'xenbackup');
   if (!existsSync(bin)) throw new CliError(`cannot find this installation's bin/xenbackup (looked at ${bin})`, EXIT.failed);
   return realpathSync(bin);
 }

@@ -7,8 +7,8 @@
  * sequence a guest uses as a file name works.
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { installRoot } from '../util/install-root.js';
 
 /** One directory's records (native/scandir.h layout); fd: the directory kept open, or -1. */
 export interface RawListing {
@@ -53,25 +53,15 @@ interface XbfsBinding {
   xxh64UpdateAsync(state: Buffer, data: Uint8Array): Promise<void>;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** dist/src/native -> project root (three up); src/native when run from source would be two up. */
+/** An addon built by node-gyp into build/Release of the installation (util/install-root.ts finds it from dist/src or dist/bundle). */
 export function loadAddon<T>(name: string): T {
   const require = createRequire(import.meta.url);
-  const candidates = [
-    path.resolve(here, `../../../build/Release/${name}.node`),
-    path.resolve(here, `../../build/Release/${name}.node`),
-  ];
-  let lastError: unknown;
-  for (const c of candidates) {
-    try {
-      return require(c) as T;
-    } catch (e) {
-      lastError = e;
-    }
+  const file = path.join(installRoot(), 'build', 'Release', `${name}.node`);
+  try {
+    return require(file) as T;
+  } catch (e) {
+    throw new Error(`xenbackup's native helper (${file}) is missing or broken: run "npm ci" (needs make, g++, python3, libzstd-dev). ${String(e)}`);
   }
-  throw new Error(
-    `xenbackup's native helper (build/Release/${name}.node) is missing or broken: run "npm ci" (needs make, g++, python3, libzstd-dev). ${String(lastError)}`,
-  );
 }
 
 const binding = loadAddon<XbfsBinding>('xbfs');

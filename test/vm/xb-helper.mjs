@@ -46,7 +46,11 @@ if (cmd === 'smtp') {
   });
 } else if (cmd === 'cli') {
   const { readFileSync } = await import('node:fs');
-  const { main } = await import(join(host, 'dist/src/cli/main.js'));
+  // The bundle when it is current, as bin/xenbackup runs it (a start of the modules costs more here).
+  const { statSync } = await import('node:fs');
+  const mtime = (rel) => statSync(join(host, rel), { throwIfNoEntry: false })?.mtimeMs ?? -1;
+  const entry = mtime('dist/bundle/main.js') >= mtime('dist/src/cli/main.js') ? 'dist/bundle/main.js' : 'dist/src/cli/main.js';
+  const { main } = await import(join(host, entry));
   const lines = readFileSync(arg, 'utf8').split('\n').filter((l) => l);
   for (const [i, line] of lines.entries()) {
     process.exitCode = undefined;
