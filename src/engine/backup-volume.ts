@@ -154,7 +154,12 @@ async function prepareWalking(
       walker,
     );
     await archiver.run();
-    const archive = await writer.finish();
+    // The manifest's bytes reach the disk while the archive's last segments are compressed and synced.
+    // Both settle before anything is aborted: no fsync may still run on a file being closed.
+    const [finished, synced] = await Promise.allSettled([writer.finish(), manifest.flushToDisk()]);
+    if (finished.status === 'rejected') throw finished.reason;
+    if (synced.status === 'rejected') throw synced.reason;
+    const archive = finished.value;
     warnings.push(...archiver.warnings);
     const m = manifest;
     let done = false;

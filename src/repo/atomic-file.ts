@@ -23,6 +23,14 @@ export class AtomicFile {
     fs.fchmodSync(this.fd, 0o600);
   }
 
+  /**
+   * fsync on libuv's thread pool: the caller's other work overlaps the
+   * disk's, and commit()'s own fsync then finds little left to write.
+   */
+  syncAsync(): Promise<void> {
+    return new Promise((resolve, reject) => fs.fsync(this.fd, (e) => (e ? reject(e) : resolve())));
+  }
+
   /** fsync + close + rename + fsync of the directory. */
   commit(): void {
     fs.fsyncSync(this.fd);

@@ -36,6 +36,23 @@ test('commit() returns the xxh64 of the file as written, trailer included', (t) 
   assert.deepEqual(blocks[0]!.entries[12_000]!.name, Buffer.from([0x6e, 0xe9]));
 });
 
+test('flushToDisk() puts every line written so far into the partial file; writing and commit() go on as before', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-manifest-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'm.manifest');
+  const w = new ManifestWriter(file, { volume: 'd/p', backup: '20260101T000000Z', base: null, createdAt: '2026-01-01T00:00:00Z' });
+  w.beginDir(Buffer.alloc(0), { ...entry(Buffer.alloc(0), 0), type: 'dir', size: 0 });
+  for (let i = 0; i < 100; i++) w.entry(entry(Buffer.from(`file-${i}`), i)); // far below the 1 MiB buffer
+  await w.flushToDisk();
+  const partial = fs.readFileSync(`${file}.partial`, 'utf8');
+  assert.equal(partial.split('\n').length - 1, 102, 'header, directory line and 100 entries, each ending in a newline');
+  assert.ok(!fs.existsSync(file), 'not committed: still only the .partial');
+  w.entry(entry(Buffer.from('file-late'), 100));
+  const returned = w.commit();
+  assert.equal(returned, fileXxh64(file));
+  assert.equal([...readBlocks(file)][0]!.entries.length, 101);
+});
+
 test('plainFileLine writes, byte for byte, the line entry() writes; names needing escapes are left to entry()', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-manifest-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
