@@ -17,6 +17,7 @@ import { CRON_LIKE_ENV, firstLine, runShell, runTimed } from './measure.js';
 import { benchFull, benchNoChange, benchOnePercent, benchRestore, type BenchContext, type WorkResult } from './scenarios.js';
 import { renderTable, verdicts } from './table.js';
 import { formatSummary } from './cpuprofile.js';
+import { describeOtherLoad, watchOtherLoad, type OtherLoad } from './other-load.js';
 
 const HELP = `usage: npm run bench -- [options]   (or: node dist/bench/bench.js [options])
 
@@ -67,6 +68,8 @@ interface Machine {
   /** 1-minute load average when the bench started and when it ended: other work on the machine skews every number. */
   loadAtStart: number;
   loadAtEnd?: number;
+  /** What other processes used while the bench ran (other-load.ts). */
+  otherLoad?: OtherLoad;
 }
 
 function machine(cacheDir: string): Machine {
@@ -144,6 +147,7 @@ async function main(): Promise<number> {
 
   const results: WorkResult[] = [];
   const started = Date.now();
+  const otherLoad = watchOtherLoad();
   try {
     for (const [name, bench] of [
       ['full backup', benchFull],
@@ -160,6 +164,7 @@ async function main(): Promise<number> {
   }
 
   host.loadAtEnd = os.loadavg()[0]!;
+  host.otherLoad = otherLoad();
   const envNote = environmentNote();
   const rows = verdicts(results);
   const fullFacts = results[0]?.facts ?? {};
@@ -171,7 +176,7 @@ async function main(): Promise<number> {
       `zstd -1 keeps ${(100 * compressed).toFixed(0)}%; median of ${reps}, warm cache)`,
     `machine: nproc ${host.nproc}, ${host.cpu}, ${host.memoryGiB} GiB RAM, ${host.kernel}, node ${host.node}, ${host.tar}, zstd ${host.zstd}, ${host.filesystem}; ` +
       `load average ${host.loadAtStart.toFixed(1)} at start, ${host.loadAtEnd.toFixed(1)} at end`,
-    ...(Math.max(host.loadAtStart, host.loadAtEnd) > host.nproc / 2 ? ['WARNING: the machine was busy with other work; these numbers are not comparable'] : []),
+    describeOtherLoad(host.otherLoad),
     '',
     renderTable(rows),
     'Times are wall-clock medians; peak RSS is GNU time\'s %M (the largest single process of the command), the highest of the repetitions.',

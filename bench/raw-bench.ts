@@ -19,6 +19,7 @@
  * Changes are written at chunk offsets through the loop device and reverted
  * afterwards (originals saved first), so the cached image stays as generated.
  */
+import { describeOtherLoad, watchOtherLoad } from './other-load.js';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -149,6 +150,7 @@ async function main(): Promise<number> {
   fs.mkdirSync(work, { recursive: true });
   const medium = path.join(work, 'medium');
   const loadAtStart = os.loadavg()[0]!;
+  const otherLoad = watchOtherLoad();
 
   const device = execFileSync('losetup', ['--find', '--show', image], { encoding: 'utf8' }).trim();
   const detach = (): void => {
@@ -274,13 +276,13 @@ async function main(): Promise<number> {
       { work: 'raw rebuild', xenbackup: secs(median(rebuildRuns.map((x) => x.cpuSeconds))), references: `cat: ${secs(median(catRuns.map((x) => x.cpuSeconds)))}`, ratio: '', target: '', pass: undefined },
     ];
     const loadAtEnd = os.loadavg()[0]!;
-    const busy = Math.max(loadAtStart, loadAtEnd) > os.availableParallelism() / 2;
+    const others = otherLoad();
     process.stdout.write(
       [
         '',
         `xenbackup raw bench (4 GiB sparse image, ${REGIONS} x 16 MiB data regions, half random, half text; chunks of 4 MiB; median of ${reps}, warm cache)`,
         `machine: nproc ${os.availableParallelism()}, ${os.cpus()[0]?.model}, node ${process.version}; load average ${loadAtStart.toFixed(1)} at start, ${loadAtEnd.toFixed(1)} at end`,
-        ...(busy ? ['WARNING: the machine was busy with other work; these numbers are not comparable'] : []),
+        describeOtherLoad(others),
         '',
         renderTable(rows),
         '',
@@ -295,7 +297,7 @@ async function main(): Promise<number> {
     fs.mkdirSync(resultsDir, { recursive: true });
     fs.writeFileSync(
       path.join(resultsDir, 'latest.json'),
-      JSON.stringify({ format: 'xenbackup-raw-bench', version: 1, at: new Date().toISOString(), reps, loadAtStart, loadAtEnd, rows, cpuRows, fullRuns, zstdRuns, incrRuns, rebuildRuns, catRuns, copyRuns }, null, 1) + '\n',
+      JSON.stringify({ format: 'xenbackup-raw-bench', version: 1, at: new Date().toISOString(), reps, loadAtStart, loadAtEnd, otherLoad: others, rows, cpuRows, fullRuns, zstdRuns, incrRuns, rebuildRuns, catRuns, copyRuns }, null, 1) + '\n',
     );
     return 0;
   } finally {
