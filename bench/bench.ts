@@ -33,12 +33,13 @@ Needs GNU tar, zstd and /usr/bin/time (apt-get install -y tar zstd time), and a 
 Results: <cache>/<full|quick>/results/latest.json`;
 
 /**
- * What the caller's environment would add to each node start (e.g.
- * NODE_EXTRA_CA_CERTS), as a line for the output; undefined when it adds
- * nothing measurable. Timed commands run with CRON_LIKE_ENV either way.
+ * What the caller's environment adds to each node start, as a line for the
+ * output, when it sets NODE_* variables (e.g. NODE_EXTRA_CA_CERTS; the
+ * cron-like one has none); undefined otherwise. Timed commands run with
+ * CRON_LIKE_ENV either way.
  */
 function environmentNote(): string | undefined {
-  const extra = Object.keys(process.env).filter((k) => k.startsWith('NODE_') && !(k in CRON_LIKE_ENV));
+  const extra = Object.keys(process.env).filter((k) => k.startsWith('NODE_'));
   if (!extra.length) return undefined;
   const median = (env: NodeJS.ProcessEnv): number => {
     const s = Array.from({ length: 5 }, () => runTimed(process.execPath, ['-e', '0'], { env }).seconds).sort((a, b) => a - b);

@@ -26,7 +26,8 @@
  *   least `count`; dumpdir: a Buffer), reused for every directory: a new
  *   ArrayBuffer and an external Buffer per call cost ~10 us, more than the
  *   join of a directory of thirty files. Returns the dumpdir's length, or
- *   minus the length it needs when the Buffer is too small (nothing written).
+ *   minus the length it needs when the Buffer is too small (nothing written),
+ *   or INT32_MIN when it would exceed 2 GiB.
  */
 #define _GNU_SOURCE
 #include <node_api.h>

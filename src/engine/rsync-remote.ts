@@ -1,6 +1,6 @@
 /**
  * The rsync engine with its trees on another host, reached over ssh
- * (host/ssh.ts): `user@host:/path` holds the same layout as a local medium,
+ * (host/ssh.ts runs commands there; host/remote-target.ts parses the target and holds ssh's options): `user@host:/path` holds the same layout as a local medium,
  *   <path>/<host>/<domU>/<part>/<id>.tree/  .tree.manifest  .tree.json
  * so a remote volume folder copied onto a disk reads with the local code.
  *

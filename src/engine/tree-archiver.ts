@@ -136,7 +136,11 @@ export class TreeArchiver {
   /** dev:ino of hardlinked files already stored in this archive -> the member holding the data. */
   private readonly links = new Map<string, { path: Buffer; offset: number; hash: string }>();
   private rootDev = 0n;
-  /** merge()'s output, reused for every directory (its dumpdir is copied into the archive at once). */
+  /**
+   * merge()'s output, reused for every directory: its dumpdir is copied into the archive at once, and its
+   * matches are read across the awaits of directoryMembers, which is safe because the next merge comes
+   * only after directoryMembers has returned (directories are archived one at a time).
+   */
   private readonly mergeBuffers = new MergeBuffers();
   /** `"a":"<backup id>"`, the archive member of every manifest line this backup writes. */
   private readonly archiveMember: Buffer;

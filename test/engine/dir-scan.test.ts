@@ -169,4 +169,22 @@ test('merge reuses its buffers across directories and grows them for a large one
     assert.deepEqual([...merged.match.subarray(0, scan.count)], new Array(scan.count).fill(-1));
   }
   assert.ok(into.match.length >= 1500 && into.dumpdir.length >= 1500 * 122, 'grown for the large directory');
+
+  // The small one again, now against a previous block holding its files: the reused buffers give its
+  // own matches and dumpdir, nothing left over from the large one.
+  const scan = DirScan.list(Buffer.from(small));
+  const files = Array.from({ length: scan.count }, (_, i) => i).filter((i) => (scan.mode(i) & 0o170000) !== 0o040000);
+  const block = Buffer.from(
+    files
+      .map((i) => encodeEntry({ ...manifestEntryOf(scan.name(i), fs.lstatSync(Buffer.concat([Buffer.from(small + '/'), scan.name(i)]), { bigint: true }), 'file', 'X'), hash: '0123456789abcdef' }))
+      .join('\n'),
+  );
+  const merged = scan.merge(new Uint8Array(scan.count).fill(1), { data: block, index: manifestIndex(block), first: 0, end: files.length }, into);
+  const expectMatch = Array.from({ length: scan.count }, (_, i) => (files.includes(i) ? files.indexOf(i) * 2 + 1 : -1));
+  assert.deepEqual([...merged.match.subarray(0, scan.count)], expectMatch, 'files: their line, the same key; the directory: none');
+  const expectDump = Buffer.concat([
+    ...Array.from({ length: scan.count }, (_, i) => [Buffer.from(files.includes(i) ? 'N' : 'D'), scan.name(i), Buffer.from([0])]).flat(),
+    Buffer.from([0]),
+  ]);
+  assert.deepEqual(merged.dumpdir, expectDump);
 });

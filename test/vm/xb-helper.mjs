@@ -45,9 +45,8 @@ if (cmd === 'smtp') {
     renameSync(join(arg, '.port'), join(arg, 'port'));
   });
 } else if (cmd === 'cli') {
-  const { readFileSync } = await import('node:fs');
+  const { readFileSync, statSync } = await import('node:fs');
   // The bundle when it is current, as bin/xenbackup runs it (a start of the modules costs more here).
-  const { statSync } = await import('node:fs');
   const mtime = (rel) => statSync(join(host, rel), { throwIfNoEntry: false })?.mtimeMs ?? -1;
   const entry = mtime('dist/bundle/main.js') >= mtime('dist/src/cli/main.js') ? 'dist/bundle/main.js' : 'dist/src/cli/main.js';
   const { main } = await import(join(host, entry));
