@@ -43,8 +43,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 #include "scandir.h"
 
 napi_value xbfs_throw_errno(napi_env env, int err, const char *syscall);
@@ -160,14 +162,34 @@ static int format_key(char *out, const struct stat *st) {
 }
 
 
+/*
+ * `rel` beneath `base` as a directory, no symlink followed anywhere on the way: a directory
+ * of a live source swapped for a symlink after its parent was listed fails (ELOOP) instead
+ * of taking the walk elsewhere, into another tree or round in a loop. -1 with errno; ENOSYS
+ * on kernels before 5.6.
+ */
+static int open_beneath(int base, const char *rel, int flags) {
+  if (!*rel) return openat(base, ".", flags);
+  struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH };
+  return (int)syscall(SYS_openat2, base, rel, &how, sizeof how);
+}
+
+static int open_directory(const scan_job *job, int flags) {
+  if (job->base_fd >= 0) {
+    int fd = open_beneath(job->base_fd, job->rel, flags);
+    if (fd >= 0 || errno != ENOSYS) return fd;
+  }
+  return open(job->path, flags);
+}
+
 void scan_collect(scan_job *job) {
   job->records = NULL;
   job->length = job->count = 0;
   job->fd = -1;
   job->dir_xattrs = -1;
   job->err = 0;
-  int dfd = open(job->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
-  if (dfd < 0 && errno == EPERM) dfd = open(job->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dfd = open_directory(job, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+  if (dfd < 0 && errno == EPERM) dfd = open_directory(job, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) {
     job->err = errno;
     job->syscall = "opendir";
@@ -331,6 +353,8 @@ static int scan_args(napi_env env, napi_callback_info info, scan_job *job, const
     return 0;
   }
   job->keep_open = false;
+  job->base_fd = -1;
+  job->rel = NULL;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &job->keep_open);
   job->path = xbfs_buffer_arg(env, argv[0]);
   return job->path != NULL;

@@ -11,6 +11,13 @@
 /* One listing, without N-API calls: records in malloc'd memory, or an errno and the failing call. */
 typedef struct {
   char *path;
+  /*
+   * When base_fd >= 0: the directory is `rel` beneath base_fd, opened without following
+   * a symlink in any component (openat2 RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH; ELOOP if one
+   * is met). `path` then only names it in messages, and is opened when the kernel has no openat2.
+   */
+  int base_fd;
+  const char *rel;
   bool keep_open;
   unsigned char *records;
   size_t length;

@@ -88,6 +88,8 @@ typedef struct {
   pthread_cond_t ready, work;
   char *root;
   size_t root_len;
+  /* The root, open: every directory of the walk is opened beneath it, no symlink followed (scandir.h). */
+  int root_fd;
   dev_t root_dev;
   char **excludes;
   size_t *exclude_lens;
@@ -221,6 +223,8 @@ static listing *new_slot(char *rel, size_t len) {
 static listing *list_slot(walker *w, listing *l) {
   char *abs = absolute(w, l->rel, l->rel_len);
   l->job.path = abs;
+  l->job.base_fd = w->root_fd;
+  l->job.rel = l->rel;
   /* Kept open only for the archiver's openAt of the files not prefetched; without prefetching it opens the
      directory itself in the rare case a child changed, and lookahead is then bounded by memory alone. */
   l->job.keep_open = l->prefetch_max > 0;
@@ -309,6 +313,8 @@ static void stop_walker(walker *w) {
   }
   w->head = NULL;
   w->claimed = w->claimed_bytes = 0;
+  if (w->root_fd >= 0) close(w->root_fd);
+  w->root_fd = -1;
 }
 
 static void free_walker(walker *w) {
@@ -357,6 +363,7 @@ napi_value xbfs_walker_start(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "walkerStart: out of memory");
     return NULL;
   }
+  w->root_fd = -1;
   w->root = xbfs_buffer_arg(env, argv[0]);
   if (!w->root) {
     free(w);
@@ -387,6 +394,9 @@ napi_value xbfs_walker_start(napi_env env, napi_callback_info info) {
   if (threads > MAX_THREADS) threads = MAX_THREADS;
   struct stat rst;
   if (lstat(w->root, &rst) == 0) w->root_dev = rst.st_dev;
+  /* The root itself as given (the admin's path may pass through symlinks); below it, none. If it cannot
+     be opened, its listing reports why (by path). */
+  w->root_fd = open(w->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   w->head = new_slot(strdup(""), 0);
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->ready, NULL);

@@ -225,3 +225,50 @@ test('with two threads the walk order and the listings are the same as with one'
   assert.deepEqual(runs[2], runs[0]);
   assert.ok(!runs[0]!.seen.includes('d3/s0/x') && runs[0]!.seen.includes('d3/s1/x'));
 });
+
+test('a directory swapped for a symlink after its parent was listed is not followed: its listing fails with ELOOP', (t) => {
+  const root = tempDir(t);
+  const outside = tempDir(t);
+  fs.writeFileSync(path.join(outside, 'secret'), 'not part of the tree');
+  const names = Array.from({ length: 70 }, (_, i) => `d${String(i).padStart(2, '0')}`);
+  for (const n of names) fs.mkdirSync(path.join(root, n, 'sub'), { recursive: true });
+  const before = openFds();
+  // Prefetching listings hold their directory open, at most 64: the walk stops well before d69.
+  const walker = new DirWalker(Buffer.from(root), { excludes: [], oneFileSystem: true, prefetchMax: 64 * 1024, verifyAfterRead: false, threads: 1 });
+  try {
+    walker.next(Buffer.alloc(0)).close();
+    const deadline = Date.now() + 5000;
+    while (openFds() < before + 65 && Date.now() < deadline) execFileSync('sleep', ['0.01']);
+    assert.ok(openFds() >= before + 65, 'the walker holds 64 listings and waits');
+    // A live source changes under the walk: d69, listed as a directory in the root, becomes a symlink.
+    fs.renameSync(path.join(root, 'd69'), path.join(root, 'moved'));
+    fs.symlinkSync(outside, path.join(root, 'd69'));
+    for (const n of names.slice(0, 69)) {
+      walker.next(Buffer.from(n)).close();
+      walker.next(Buffer.from(`${n}/sub`)).close();
+    }
+    assert.throws(() => walker.next(Buffer.from('d69')), (e: NodeJS.ErrnoException) => e.code === 'ELOOP', 'd69 is not listed through the symlink');
+  } finally {
+    walker.stop();
+  }
+  assert.equal(openFds(), before, 'nothing left open');
+});
+
+test('the root may be given through a symlink: only below it are symlinks never followed', (t) => {
+  const real = tempDir(t);
+  fs.mkdirSync(path.join(real, 'a'));
+  fs.writeFileSync(path.join(real, 'a', 'f'), 'x');
+  const via = path.join(tempDir(t), 'link-to-root');
+  fs.symlinkSync(real, via);
+  const walker = new DirWalker(Buffer.from(via), { excludes: [], oneFileSystem: true, prefetchMax: 0, verifyAfterRead: false });
+  try {
+    const top = walker.next(Buffer.alloc(0));
+    assert.deepEqual(Array.from({ length: top.count }, (_, i) => top.name(i).toString()), ['a']);
+    top.close();
+    const a = walker.next(Buffer.from('a'));
+    assert.deepEqual(Array.from({ length: a.count }, (_, i) => a.name(i).toString()), ['f']);
+    a.close();
+  } finally {
+    walker.stop();
+  }
+});
