@@ -168,7 +168,7 @@ static int format_key(char *out, const struct stat *st) {
  * of taking the walk elsewhere, into another tree or round in a loop. -1 with errno; ENOSYS
  * on kernels before 5.6.
  */
-static int open_beneath(int base, const char *rel, int flags) {
+int xb_open_beneath(int base, const char *rel, int flags) {
   if (!*rel) return openat(base, ".", flags);
   struct open_how how = { .flags = (uint64_t)flags, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH };
   return (int)syscall(SYS_openat2, base, rel, &how, sizeof how);
@@ -176,7 +176,7 @@ static int open_beneath(int base, const char *rel, int flags) {
 
 static int open_directory(const scan_job *job, int flags) {
   if (job->base_fd >= 0) {
-    int fd = open_beneath(job->base_fd, job->rel, flags);
+    int fd = xb_open_beneath(job->base_fd, job->rel, flags);
     if (fd >= 0 || errno != ENOSYS) return fd;
   }
   return open(job->path, flags);

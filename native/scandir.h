@@ -29,6 +29,9 @@ typedef struct {
   const char *syscall;
 } scan_job;
 
+/* `rel` ("" for base itself) opened beneath `base` without following any symlink; -1 with errno (ENOSYS before Linux 5.6). */
+int xb_open_beneath(int base, const char *rel, int flags);
+
 /* Lists job->path (records sorted by name, each child fstatat'd); job->err set on failure. */
 void scan_collect(scan_job *job);
 

@@ -465,6 +465,44 @@ napi_value xbfs_walker_next(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * walkerOpenDir(handle, rel: Buffer) -> fd: the directory `rel` of the walk opened again, beneath the
+ * root as the listings are (no symlink followed), for the archiver's openAt of a changed child when the
+ * listing did not keep it open. Throws the open's errno (ELOOP: swapped for a symlink meanwhile).
+ */
+napi_value xbfs_walker_open_dir(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *p = NULL;
+  if (argc < 2 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p) {
+    napi_throw_type_error(env, NULL, "walkerOpenDir(handle, rel: Buffer)");
+    return NULL;
+  }
+  walker *w = p;
+  char *rel = xbfs_buffer_arg(env, argv[1]);
+  if (!rel) return NULL;
+  int fd = -1, err = EBADF; /* a stopped walker has no root any more */
+  if (w->root_fd >= 0) {
+    fd = xb_open_beneath(w->root_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOSYS) {
+      char *abs = absolute(w, rel, strlen(rel));
+      fd = abs ? open(abs, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW) : -1;
+      if (!abs) errno = ENOMEM;
+      free(abs);
+    }
+    err = errno;
+  }
+  free(rel);
+  if (fd < 0) {
+    napi_throw(env, xbfs_errno_error(env, err, "open"));
+    return NULL;
+  }
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
+}
+
 /* walkerPrefetch(handle, prefetchMax): from now on, listings also read small files (see the top). */
 napi_value xbfs_walker_prefetch(napi_env env, napi_callback_info info) {
   size_t argc = 2;

@@ -263,6 +263,7 @@ napi_value xbfs_manifest_index(napi_env env, napi_callback_info info);
 napi_value xbfs_merge_block(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_next(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_stop(napi_env env, napi_callback_info info);
+napi_value xbfs_walker_open_dir(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64_init(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64_update(napi_env env, napi_callback_info info);
@@ -294,6 +295,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "walkerPrefetch", NULL, xbfs_walker_prefetch, NULL, NULL, NULL, napi_default, NULL },
     { "walkerNext", NULL, xbfs_walker_next, NULL, NULL, NULL, napi_default, NULL },
     { "walkerStop", NULL, xbfs_walker_stop, NULL, NULL, NULL, napi_default, NULL },
+    { "walkerOpenDir", NULL, xbfs_walker_open_dir, NULL, NULL, NULL, napi_default, NULL },
     { "flistxattr", NULL, x_flistxattr, NULL, NULL, NULL, napi_default, NULL },
     { "fgetxattr", NULL, x_fgetxattr, NULL, NULL, NULL, napi_default, NULL },
     { "xxh64", NULL, xb_napi_xxh64, NULL, NULL, NULL, napi_default, NULL },

@@ -51,7 +51,14 @@ export class DirScan {
     }
   }
 
-  constructor(raw: RawListing) {
+  /**
+   * `reopen`: opens this directory again the way it was listed (the walker's: beneath the root, no
+   * symlink followed; dir-walker.ts); without it openDirectory() opens the path it is given.
+   */
+  constructor(
+    raw: RawListing,
+    private readonly reopen?: () => number,
+  ) {
     this.fd = raw.fd;
     this.dirWithoutXattrs = raw.dirXattrs === 0;
     this.buf = raw.buffer;
@@ -66,12 +73,13 @@ export class DirScan {
   }
 
   /**
-   * The directory open for openAt: the listing's fd, or `abs` opened now
-   * (O_NOFOLLOW: a directory swapped for a symlink since it was listed is
-   * refused). Throws the open's error.
+   * The directory open for openAt: the listing's fd, or opened now: as the
+   * walker listed it (a directory swapped for a symlink since, at any level,
+   * is refused with ELOOP), or else `abs` with O_NOFOLLOW (the last component
+   * only). Throws the open's error.
    */
   openDirectory(abs: Buffer): number {
-    if (this.fd < 0) this.fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+    if (this.fd < 0) this.fd = this.reopen ? this.reopen() : fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
     return this.fd;
   }
 

@@ -60,7 +60,15 @@ export class DirWalker {
       throw new WalkOutOfStep(`directory walker out of step: listed ${showPath(l.rel) || '/'}, the archiver entered ${showPath(rel) || '/'}`);
     }
     if (l.error) throw listingError(l.error);
-    return new DirScan(l);
+    const rel0 = Buffer.from(rel);
+    return new DirScan(l, () => {
+      if (!this.handle) throw new Error('directory walker used after stop()');
+      try {
+        return walkerNative.openDir(this.handle, rel0);
+      } catch (e) {
+        throw listingError(e as NodeJS.ErrnoException);
+      }
+    });
   }
 
   /**

@@ -41,6 +41,7 @@ interface XbfsBinding {
   walkerNext(handle: WalkerHandle): WalkedListing | null;
   walkerPrefetch(handle: WalkerHandle, prefetchMax: number): void;
   walkerStop(handle: WalkerHandle): void;
+  walkerOpenDir(handle: WalkerHandle, rel: Buffer): number;
   openAt(dirFd: number, name: Buffer): number;
   readAt(fd: number, buffer: Buffer, offset: number, length: number, position: number): number;
   closeFd(fd: number): void;
@@ -109,7 +110,7 @@ export const manifestIndex = binding.manifestIndex;
 export const mergeBlockRaw = binding.mergeBlock;
 
 /** Directory listings made ahead on a thread (native/walker.c); engine/dir-walker.ts is the interface. */
-export const walkerNative = { start: binding.walkerStart, next: binding.walkerNext, prefetch: binding.walkerPrefetch, stop: binding.walkerStop };
+export const walkerNative = { start: binding.walkerStart, next: binding.walkerNext, prefetch: binding.walkerPrefetch, stop: binding.walkerStop, openDir: binding.walkerOpenDir };
 
 /**
  * The archiver's per-file calls: openAt (a regular file child of a directory

@@ -272,3 +272,26 @@ test('the root may be given through a symlink: only below it are symlinks never 
     walker.stop();
   }
 });
+
+test('a listed directory opened again for a changed child is opened as it was listed: a parent swapped for a symlink is refused', (t) => {
+  const root = tempDir(t);
+  const outside = tempDir(t);
+  fs.mkdirSync(path.join(root, 'a', 'b'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'a', 'b', 'f'), 'in the tree');
+  fs.mkdirSync(path.join(outside, 'b'));
+  fs.writeFileSync(path.join(outside, 'b', 'f'), 'not part of the tree');
+  const walker = new DirWalker(Buffer.from(root), { excludes: [], oneFileSystem: true, prefetchMax: 0, verifyAfterRead: false });
+  try {
+    walker.next(Buffer.alloc(0)).close();
+    walker.next(Buffer.from('a')).close();
+    const b = walker.next(Buffer.from('a/b'));
+    assert.equal(b.fd, -1, 'listed without keeping it open');
+    // 'a' (not 'b' itself: O_NOFOLLOW on the last component would catch that) becomes a symlink.
+    fs.renameSync(path.join(root, 'a'), path.join(root, 'a-moved'));
+    fs.symlinkSync(outside, path.join(root, 'a'));
+    assert.throws(() => b.openDirectory(Buffer.from(path.join(root, 'a', 'b'))), (e: NodeJS.ErrnoException) => e.code === 'ELOOP');
+    b.close();
+  } finally {
+    walker.stop();
+  }
+});
