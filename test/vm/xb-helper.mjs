@@ -45,11 +45,9 @@ if (cmd === 'smtp') {
     renameSync(join(arg, '.port'), join(arg, 'port'));
   });
 } else if (cmd === 'cli') {
-  const { readFileSync, statSync } = await import('node:fs');
-  // The bundle when it is current, as bin/xenbackup runs it (a start of the modules costs more here).
-  const mtime = (rel) => statSync(join(host, rel), { throwIfNoEntry: false })?.mtimeMs ?? -1;
-  const entry = mtime('dist/bundle/main.js') >= mtime('dist/src/cli/main.js') ? 'dist/bundle/main.js' : 'dist/src/cli/main.js';
-  const { main } = await import(join(host, entry));
+  const { readFileSync } = await import('node:fs');
+  // The build bin/xenbackup runs (the bundle when current: a start of the modules costs more here).
+  const main = await (await import(join(host, 'bin/program.mjs'))).loadMain();
   const lines = readFileSync(arg, 'utf8').split('\n').filter((l) => l);
   for (const [i, line] of lines.entries()) {
     process.exitCode = undefined;
