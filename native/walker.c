@@ -84,6 +84,8 @@ typedef struct listing {
 typedef struct {
   pthread_t threads[MAX_THREADS];
   int n_threads;
+  /* Threads asked for, set before any starts (n_threads counts the ones started). */
+  int threads_wanted;
   pthread_mutex_t mu;
   pthread_cond_t ready, work;
   char *root;
@@ -98,6 +100,12 @@ typedef struct {
   size_t prefetch_max;
   bool verify_after_read;
   listing *head;
+  /*
+   * Where claimable() starts looking: no PENDING slot lies before it (NULL: the head). Without it every
+   * claim walked the listed-but-not-taken slots from the head, thousands of them when the walk runs far
+   * ahead of a no-change incremental: ~50 ms of the walker's CPU on 5,000 directories.
+   */
+  listing *scan_from;
   /* Slots claimed and not yet taken by the archiver (LISTING or DONE), and their bytes. */
   size_t claimed, claimed_bytes;
   bool stopping, joined;
@@ -261,8 +269,8 @@ static listing *list_slot(walker *w, listing *l) {
 static listing *claimable(walker *w) {
   if (w->prefetch_max && w->claimed >= MAX_OPEN) return NULL;
   if (w->claimed > 0 && w->claimed_bytes >= (w->prefetch_max ? MAX_BYTES_PREFETCH : MAX_BYTES_LISTING)) return NULL;
-  for (listing *l = w->head; l; l = l->next)
-    if (l->state == PENDING) return l;
+  for (listing *l = w->scan_from ? w->scan_from : w->head; l; l = l->next)
+    if (l->state == PENDING) return w->scan_from = l;
   return NULL;
 }
 
@@ -287,6 +295,9 @@ static void *walk(void *arg) {
       while (last->next) last = last->next;
       last->next = l->next;
       l->next = children;
+      /* One thread: l was the first PENDING slot when claimed, and is still where claimable() starts, so its
+         children come after that point. With more, l may lie before another thread's claim: start over. */
+      if (w->threads_wanted > 1) w->scan_from = NULL;
     }
     l->state = DONE;
     w->claimed_bytes += l->job.length + l->data_len;
@@ -311,7 +322,7 @@ static void stop_walker(walker *w) {
     n = l->next;
     free_listing(l);
   }
-  w->head = NULL;
+  w->head = w->scan_from = NULL;
   w->claimed = w->claimed_bytes = 0;
   if (w->root_fd >= 0) close(w->root_fd);
   w->root_fd = -1;
@@ -401,6 +412,7 @@ napi_value xbfs_walker_start(napi_env env, napi_callback_info info) {
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->ready, NULL);
   pthread_cond_init(&w->work, NULL);
+  w->threads_wanted = threads;
   int err = w->head && w->head->rel ? 0 : ENOMEM;
   for (int i = 0; i < threads && !err; i++) {
     err = pthread_create(&w->threads[i], NULL, walk, w);
@@ -434,6 +446,7 @@ napi_value xbfs_walker_next(napi_env env, napi_callback_info info) {
   listing *l = w->head;
   if (l) {
     w->head = l->next;
+    if (w->scan_from == l) w->scan_from = l->next;
     w->claimed--;
     w->claimed_bytes -= l->job.length + l->data_len;
     pthread_cond_broadcast(&w->work);
