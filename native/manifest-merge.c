@@ -38,8 +38,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "scandir.h"
+#include "manifest-merge.h"
 
-#define STRIDE 8
+
 
 static bool at(const unsigned char *d, size_t i, size_t end, const char *lit) {
   size_t n = strlen(lit);
@@ -228,6 +229,63 @@ static int compare_bytes(const unsigned char *a, size_t an, const unsigned char 
   return an < bn ? -1 : an > bn ? 1 : 0;
 }
 
+size_t xb_dumpdir_length(const unsigned char *rec, uint32_t count, const unsigned char *keep) {
+  size_t need = 1, off = 0;
+  for (uint32_t i = 0; i < count; i++, off += *(const uint32_t *)(rec + off))
+    if (!keep || keep[i]) need += (size_t)(rec[off + 88] | rec[off + 89] << 8) + 2;
+  return need;
+}
+
+size_t xb_merge_join(const unsigned char *rec, uint32_t count, const unsigned char *keep, const unsigned char *data, const int32_t *index,
+                     int32_t first, int32_t end, int32_t *m, unsigned char *dump) {
+  unsigned char namebuf[4 * 256 + 16];
+  int32_t line = first;
+  size_t used = 0, off = 0;
+  for (uint32_t i = 0; i < count; i++, off += *(const uint32_t *)(rec + off)) {
+    const unsigned char *r = rec + off;
+    m[i] = -1;
+    if (keep && !keep[i]) continue;
+    uint32_t mode;
+    memcpy(&mode, r + 8, 4);
+    unsigned short name_len = (unsigned short)(r[88] | r[89] << 8);
+    unsigned short key_len = (unsigned short)(r[90] | r[91] << 8);
+    const unsigned char *name = r + HEADER;
+    bool dir = S_ISDIR(mode);
+    char code = dir ? 'D' : 'Y';
+    if (!dir && data) {
+      /* Advance through the block's lines (sorted by name) to this name. */
+      while (line < end) {
+        const int32_t *row = index + (size_t)line * STRIDE;
+        if ((row[2] & 15) != 0) {
+          line++;
+          continue;
+        }
+        const unsigned char *ln;
+        long n = line_name(data, row, namebuf, sizeof namebuf, &ln);
+        int c = n < 0 ? -1 : compare_bytes(ln, (size_t)n, name, name_len);
+        if (c < 0) {
+          line++;
+          continue;
+        }
+        if (c == 0) {
+          bool unread = row[2] >> 8 & 1;
+          bool same = !unread && key_len > 0 && row[6] - row[5] == key_len && memcmp(data + row[5], name + name_len, key_len) == 0;
+          m[i] = line * 2 + (same ? 1 : 0);
+          if (same) code = 'N';
+          line++;
+        }
+        break;
+      }
+    }
+    dump[used++] = (unsigned char)code;
+    memcpy(dump + used, name, name_len);
+    used += name_len;
+    dump[used++] = 0;
+  }
+  dump[used++] = 0;
+  return used;
+}
+
 napi_value xbfs_manifest_index(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -296,60 +354,12 @@ napi_value xbfs_merge_block(napi_env env, napi_callback_info info) {
   napi_value result;
 
   /* The dumpdir's length first: the caller's buffer is reused for every directory and grown when too small. */
-  size_t need = 1, off = 0;
-  for (uint32_t i = 0; i < count; i++, off += *(const uint32_t *)(rec + off))
-    if (keep[i]) need += (size_t)(rec[off + 88] | rec[off + 89] << 8) + 2;
+  size_t need = xb_dumpdir_length(rec, count, keep);
   if (need > dump_cap || need > INT32_MAX) {
     napi_create_int32(env, need > INT32_MAX ? INT32_MIN : -(int32_t)need, &result);
     return result;
   }
-
-  unsigned char namebuf[4 * 256 + 16];
-  int32_t line = first;
-  size_t used = 0;
-  off = 0;
-  for (uint32_t i = 0; i < count; i++, off += *(const uint32_t *)(rec + off)) {
-    const unsigned char *r = rec + off;
-    m[i] = -1;
-    if (!keep[i]) continue;
-    uint32_t mode;
-    memcpy(&mode, r + 8, 4);
-    unsigned short name_len = (unsigned short)(r[88] | r[89] << 8);
-    unsigned short key_len = (unsigned short)(r[90] | r[91] << 8);
-    const unsigned char *name = r + HEADER;
-    bool dir = S_ISDIR(mode);
-    char code = dir ? 'D' : 'Y';
-    if (!dir && data) {
-      /* Advance through the block's lines (sorted by name) to this name. */
-      while (line < end) {
-        const int32_t *row = index + (size_t)line * STRIDE;
-        if ((row[2] & 15) != 0) {
-          line++;
-          continue;
-        }
-        const unsigned char *ln;
-        long n = line_name(data, row, namebuf, sizeof namebuf, &ln);
-        int c = n < 0 ? -1 : compare_bytes(ln, (size_t)n, name, name_len);
-        if (c < 0) {
-          line++;
-          continue;
-        }
-        if (c == 0) {
-          bool unread = row[2] >> 8 & 1;
-          bool same = !unread && key_len > 0 && row[6] - row[5] == key_len && memcmp(data + row[5], name + name_len, key_len) == 0;
-          m[i] = line * 2 + (same ? 1 : 0);
-          if (same) code = 'N';
-          line++;
-        }
-        break;
-      }
-    }
-    dump[used++] = (unsigned char)code;
-    memcpy(dump + used, name, name_len);
-    used += name_len;
-    dump[used++] = 0;
-  }
-  dump[used++] = 0;
+  size_t used = xb_merge_join(rec, count, keep, data, index, first, end, m, dump);
   napi_create_int32(env, (int32_t)used, &result);
   return result;
 }

@@ -261,6 +261,7 @@ napi_value xbfs_walker_start(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_prefetch(napi_env env, napi_callback_info info);
 napi_value xbfs_manifest_index(napi_env env, napi_callback_info info);
 napi_value xbfs_merge_block(napi_env env, napi_callback_info info);
+napi_value xbfs_archive_unchanged_dir(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_next(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_stop(napi_env env, napi_callback_info info);
 napi_value xbfs_walker_open_dir(napi_env env, napi_callback_info info);
@@ -291,6 +292,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "closeFd", NULL, xbfs_closefd, NULL, NULL, NULL, napi_default, NULL },
     { "manifestIndex", NULL, xbfs_manifest_index, NULL, NULL, NULL, napi_default, NULL },
     { "mergeBlock", NULL, xbfs_merge_block, NULL, NULL, NULL, napi_default, NULL },
+    { "archiveUnchangedDir", NULL, xbfs_archive_unchanged_dir, NULL, NULL, NULL, napi_default, NULL },
     { "walkerStart", NULL, xbfs_walker_start, NULL, NULL, NULL, napi_default, NULL },
     { "walkerPrefetch", NULL, xbfs_walker_prefetch, NULL, NULL, NULL, napi_default, NULL },
     { "walkerNext", NULL, xbfs_walker_next, NULL, NULL, NULL, napi_default, NULL },

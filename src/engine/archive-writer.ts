@@ -94,6 +94,21 @@ export class ArchiveWriter {
     if (this.segLen === SEGMENT_SIZE) this.rotate();
   }
 
+  /**
+   * The rest of the current segment, for a caller that encodes a member in
+   * place (engine/unchanged-dir.ts) and then reports its length with wrote().
+   */
+  room(): Buffer {
+    if (this.segLen === SEGMENT_SIZE) this.rotate();
+    return this.seg.subarray(this.segLen);
+  }
+
+  /** `n` bytes were written at the start of room(). */
+  wrote(n: number): void {
+    this.segLen += n;
+    if (this.segLen === SEGMENT_SIZE) this.rotate();
+  }
+
   zeros(n: number): void {
     while (n > 0) {
       const k = Math.min(n, SEGMENT_SIZE - this.segLen);

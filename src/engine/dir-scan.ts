@@ -88,6 +88,21 @@ export class DirScan {
     this.fd = -1;
   }
 
+  /** The packed records (native/scandir.h), for native code that reads a listing whole. */
+  get records(): Buffer {
+    return this.buf;
+  }
+
+  /** Where child i's record starts in `records`. */
+  recordOffset(i: number): number {
+    return this.offsets[i]!;
+  }
+
+  /** Child i's device, without the rest of its stat. */
+  dev(i: number): bigint {
+    return this.buf.readBigUInt64LE(this.offsets[i]! + 64);
+  }
+
   name(i: number): Buffer {
     const o = this.offsets[i]!;
     return this.buf.subarray(o + HEADER, o + HEADER + this.buf.readUInt16LE(o + 88));

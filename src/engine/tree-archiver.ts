@@ -24,6 +24,7 @@ import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBl
 import { closeFd, openAt, seekData, seekHole } from '../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import { MergeBuffers, type DirScan } from './dir-scan.js';
+import { UnchangedDirArchiver } from './unchanged-dir.js';
 import { PREFETCH_MAX, WalkOutOfStep, type DirWalker } from './dir-walker.js';
 import { devMajor, devMinor, entryTypeOfMode, readExtendedAttributes, manifestEntryOf, type EntryStat } from './metadata.js';
 
@@ -74,7 +75,8 @@ class Child {
   constructor(
     private readonly parentRel: Buffer,
     private readonly parentAbs: Buffer,
-    private readonly scan: DirScan,
+    /** The listing it is a child of. */
+    readonly scan: DirScan,
     readonly index: number,
     readonly name: Buffer,
     readonly type: ManifestType,
@@ -95,6 +97,10 @@ class Child {
 
   get st(): EntryStat {
     return (this.statCache ??= this.scan.stat(this.index));
+  }
+
+  get dev(): bigint {
+    return this.statCache?.dev ?? this.scan.dev(this.index);
   }
 
   /** The listing's change key (manifest text from "t" through the inode). */
@@ -133,6 +139,8 @@ export class TreeArchiver {
   readonly otherFilesystems: string[] = [];
   private readonly sourceAbs: Buffer;
   private readonly excludes: Set<string>;
+  /** The directories holding an excluded path (latin1 keys, as `excludes`). */
+  private readonly excludeParents: Set<string>;
   /** dev:ino of hardlinked files already stored in this archive -> the member holding the data. */
   private readonly links = new Map<string, { path: Buffer; offset: number; hash: string }>();
   private rootDev = 0n;
@@ -142,6 +150,7 @@ export class TreeArchiver {
    * only after directoryMembers has returned (directories are archived one at a time).
    */
   private readonly mergeBuffers = new MergeBuffers();
+  private readonly unchangedDirs: UnchangedDirArchiver;
   /** `"a":"<backup id>"`, the archive member of every manifest line this backup writes. */
   private readonly archiveMember: Buffer;
 
@@ -155,7 +164,9 @@ export class TreeArchiver {
   ) {
     this.sourceAbs = Buffer.from(opts.sourceDir.replace(/\/+$/, '') || '/');
     this.excludes = new Set(opts.excludes.map((p) => p.toString('latin1')));
+    this.excludeParents = new Set(opts.excludes.map((p) => parentOf(p).toString('latin1')));
     this.archiveMember = archiveMember(opts.backupId);
+    this.unchangedDirs = new UnchangedDirArchiver(writer, manifest, this.archiveMember);
   }
 
   async run(): Promise<void> {
@@ -168,25 +179,54 @@ export class TreeArchiver {
     this.stats.deleted += this.previous?.skippedEntries ?? 0;
   }
 
-  private async directory(rel: Buffer, abs: Buffer, st: EntryStat): Promise<void> {
+  /** `self`: the directory as its parent listed it (every directory but the root, whose stat is `st`). */
+  private async directory(rel: Buffer, abs: Buffer, st: EntryStat | undefined, self?: Child): Promise<void> {
     const previous = this.previous?.take(rel);
-    const listed = this.listChildren(rel);
-    if (!listed && previous) return this.keepUnlisted(rel, abs, st, previous);
+    const scan = this.nextListing(rel);
+    if (!scan) {
+      if (previous) return this.keepUnlisted(rel, abs, st ?? self!.st, previous);
+      await this.directoryMembers(rel, abs, st ?? self!.st, previous, null);
+      return;
+    }
     let dirs: Child[];
     try {
-      dirs = await this.directoryMembers(rel, abs, st, previous, listed);
+      dirs =
+        (self && previous && this.unchangedDirectory(rel, abs, self, scan, previous)) ||
+        (await this.directoryMembers(rel, abs, st ?? self!.st, previous, this.keptChildren(rel, scan)));
     } finally {
       // Closed before recursing: open directories never pile up with the depth of the tree.
-      listed?.scan.close();
+      scan.close();
     }
     for (const d of dirs) {
-      if (this.opts.oneFileSystem && d.st.dev !== this.rootDev) {
+      if (this.opts.oneFileSystem && d.dev !== this.rootDev) {
         // Another filesystem mounted here (dom0's /proc, /boot, ...): keep the directory, not its content.
         await this.mountpointDirectory(d);
       } else {
-        await this.directory(d.rel, d.abs, d.st);
+        await this.directory(d.rel, d.abs, undefined, d);
       }
     }
+  }
+
+  /**
+   * A directory whose children are all as the previous backup has them, archived by native code in one
+   * call (engine/unchanged-dir.ts); undefined, nothing written, when it declines (then directoryMembers).
+   */
+  private unchangedDirectory(rel: Buffer, abs: Buffer, self: Child, scan: DirScan, previous: PreviousBlock): Child[] | undefined {
+    // Its own extended attributes, and children left out by an exclude, are the general path's work.
+    if (!scan.dirWithoutXattrs || (this.excludeParents.size > 0 && this.excludeParents.has(rel.toString('latin1')))) return undefined;
+    this.checkSignal();
+    const done = this.unchangedDirs.archive(rel, self.scan, self.index, scan, previous);
+    if (!done) return undefined;
+    const s = this.stats;
+    s.stored++;
+    s.entries += 1 + done.children;
+    s.unchanged += done.children;
+    s.sourceBytes += done.sourceBytes;
+    s.deleted += done.deleted;
+    const dirs: Child[] = [];
+    for (const i of done.subdirs) dirs.push(new Child(rel, abs, scan, i, scan.name(i), 'dir'));
+    this.opts.onProgress?.(this.stats, rel);
+    return dirs;
   }
 
   /**
@@ -290,20 +330,19 @@ export class TreeArchiver {
     }
   }
 
-  /**
-   * The listing of a directory and which children the archive takes (not:
-   * excluded, sockets, vanished, unknown types); null when it cannot be
-   * listed.
-   */
-  private listChildren(rel: Buffer): Listing | null {
-    let scan: DirScan;
+  /** The walker's listing of `rel`; null, reported, when it cannot be listed. */
+  private nextListing(rel: Buffer): DirScan | null {
     try {
-      scan = this.walker.next(rel);
+      return this.walker.next(rel);
     } catch (e) {
       if (e instanceof WalkOutOfStep) throw e;
       this.unreadableEntry(rel, e);
       return null;
     }
+  }
+
+  /** Which children of a listing the archive takes (not: excluded, sockets, vanished, unknown types). */
+  private keptChildren(rel: Buffer, scan: DirScan): Listing {
     const keep = new Uint8Array(scan.count);
     for (let i = 0; i < scan.count; i++) {
       const failed = scan.errorCode(i);

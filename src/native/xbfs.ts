@@ -37,6 +37,10 @@ interface XbfsBinding {
   scanDir(path: Buffer, keepOpen?: boolean): RawListing;
   manifestIndex(data: Buffer): Int32Array;
   mergeBlock(records: Buffer, count: number, keep: Uint8Array, data: Buffer | null, index: Int32Array | null, first: number, end: number, match: Int32Array, dumpdir: Buffer): number;
+  archiveUnchangedDir(
+    parent: Buffer, at: number, records: Buffer, count: number, data: Buffer, index: Int32Array, first: number, end: number,
+    rel: Buffer, member: Buffer, offset: number, seg: Buffer, man: Buffer, match: Int32Array, out: Float64Array, dirs: Int32Array,
+  ): boolean;
   walkerStart(root: Buffer, excludes: Buffer[], oneFileSystem: boolean, prefetchMax: number, verifyAfterRead: boolean, threads: number): WalkerHandle;
   walkerNext(handle: WalkerHandle): WalkedListing | null;
   walkerPrefetch(handle: WalkerHandle, prefetchMax: number): void;
@@ -108,6 +112,7 @@ export const scanDirRaw = binding.scanDir;
  */
 export const manifestIndex = binding.manifestIndex;
 export const mergeBlockRaw = binding.mergeBlock;
+export const archiveUnchangedDirRaw = binding.archiveUnchangedDir;
 
 /** Directory listings made ahead on a thread (native/walker.c); engine/dir-walker.ts is the interface. */
 export const walkerNative = { start: binding.walkerStart, next: binding.walkerNext, prefetch: binding.walkerPrefetch, stop: binding.walkerStop, openDir: binding.walkerOpenDir };

@@ -84,6 +84,23 @@ export class ManifestWriter {
     return true;
   }
 
+  /**
+   * At least `n` bytes of buffer to write lines into (flushing what is
+   * buffered first if needed), or undefined when n is more than the buffer
+   * holds; wrote() then says how much was written.
+   */
+  room(n: number): Buffer | undefined {
+    if (this.used + n > this.buf.length) this.flush();
+    return this.used + n > this.buf.length ? undefined : this.buf.subarray(this.used);
+  }
+
+  /** `bytes` of whole lines (each ending in "\n"), `lines` of them, were written at the start of room(). */
+  wrote(bytes: number, lines: number): void {
+    this.used += bytes;
+    this.count += lines;
+    if (this.used >= FLUSH_AT) this.flush();
+  }
+
   /** Carries an entry of the previous manifest over byte for byte (it is unchanged). */
   copy(e: StoredEntry): void {
     this.copyLine(e.data, e.start, e.end);
@@ -306,6 +323,11 @@ export class PreviousBlock {
 
   get childCount(): number {
     return this.end - this.first;
+  }
+
+  /** Bytes of its child lines, newlines included. */
+  get childBytes(): number {
+    return this.end > this.first ? this.index[(this.end - 1) * INDEX_STRIDE + 1]! + 1 - this.index[this.first * INDEX_STRIDE]! : 0;
   }
 
   /** The directory's own entry (name = its path from the root). */
