@@ -84,8 +84,6 @@ typedef struct listing {
 typedef struct {
   pthread_t threads[MAX_THREADS];
   int n_threads;
-  /* Threads asked for, set before any starts (n_threads counts the ones started). */
-  int threads_wanted;
   pthread_mutex_t mu;
   pthread_cond_t ready, work;
   char *root;
@@ -265,6 +263,17 @@ static listing *list_slot(walker *w, listing *l) {
   return first;
 }
 
+/* Walk order of two paths (core/path-order.ts comparePaths): by bytes, '/' before any other byte. */
+static int walk_order(const char *a, size_t an, const char *b, size_t bn) {
+  size_t n = an < bn ? an : bn;
+  for (size_t i = 0; i < n; i++) {
+    if (a[i] == b[i]) continue;
+    unsigned ca = a[i] == '/' ? 0 : (unsigned char)a[i], cb = b[i] == '/' ? 0 : (unsigned char)b[i];
+    return ca < cb ? -1 : 1;
+  }
+  return an < bn ? -1 : an > bn ? 1 : 0;
+}
+
 /* The first slot to list, or NULL when none may be claimed now. Called with the lock held. */
 static listing *claimable(walker *w) {
   if (w->prefetch_max && w->claimed >= MAX_OPEN) return NULL;
@@ -295,9 +304,9 @@ static void *walk(void *arg) {
       while (last->next) last = last->next;
       last->next = l->next;
       l->next = children;
-      /* One thread: l was the first PENDING slot when claimed, and is still where claimable() starts, so its
-         children come after that point. With more, l may lie before another thread's claim: start over. */
-      if (w->threads_wanted > 1) w->scan_from = NULL;
+      /* One thread: l was the first PENDING slot when claimed and is still where claimable() starts, so its
+         children come after that point. With more, another thread may have claimed a later slot since. */
+      if (w->scan_from && walk_order(l->rel, l->rel_len, w->scan_from->rel, w->scan_from->rel_len) < 0) w->scan_from = l;
     }
     l->state = DONE;
     w->claimed_bytes += l->job.length + l->data_len;
@@ -412,7 +421,6 @@ napi_value xbfs_walker_start(napi_env env, napi_callback_info info) {
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->ready, NULL);
   pthread_cond_init(&w->work, NULL);
-  w->threads_wanted = threads;
   int err = w->head && w->head->rel ? 0 : ENOMEM;
   for (int i = 0; i < threads && !err; i++) {
     err = pthread_create(&w->threads[i], NULL, walk, w);

@@ -19,7 +19,15 @@ import { ArchiveWriter } from './archive-writer.js';
 import type { Compression } from './compression.js';
 import { TreeArchiver, type ArchiveStats } from './tree-archiver.js';
 import { DirWalker, PREFETCH_MAX } from './dir-walker.js';
+import os from 'node:os';
 import path from 'node:path';
+
+/**
+ * Threads listing the source. The stat walk is what an incremental cannot skip; once unchanged
+ * directories cost the main thread next to nothing (engine/unchanged-dir.ts), it waited on one
+ * walker thread most of the pass, and a second one uses the other core.
+ */
+const WALKER_THREADS = Math.min(2, os.availableParallelism());
 
 export interface BackupRequest {
   sourceDir: string;
@@ -88,6 +96,7 @@ async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<Pr
     oneFileSystem: req.oneFileSystem,
     prefetchMax: req.forceFull ? PREFETCH_MAX : 0,
     verifyAfterRead: req.liveSource,
+    threads: WALKER_THREADS,
   });
   try {
     for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
