@@ -9,6 +9,7 @@ import type { EntryType, TarEntry } from '../tar/entry.js';
 import type { ManifestEntry, ManifestType } from '../core/manifest.js';
 import { fgetxattr, flistxattr, lgetxattr, llistxattr } from '../native/xbfs.js';
 import { aclTextFromXattr } from '../tar/acl.js';
+import { showPath } from '../core/path-order.js';
 
 const S_IFMT = 0o170000;
 const TYPE_OF: Record<number, EntryType | 'socket'> = {
@@ -106,4 +107,28 @@ export function manifestEntryOf(name: Buffer, st: EntryStat, type: ManifestType,
     archive,
     offset: 0,
   };
+}
+
+/**
+ * The TarEntry of one path from its stat, its xattrs and ACLs read too (by `abs`, or through `fd` when
+ * the entry is open already, -1 if not); `xattrs` false: known to have none. A failure to read them is
+ * a warning in `warnings`, and the entry goes without.
+ */
+export function tarEntryOf(path: Buffer, abs: Buffer, st: EntryStat, type: TarEntry['type'], warnings: string[], fd = -1, xattrs = true): TarEntry {
+  const e: TarEntry = {
+    path,
+    type,
+    mode: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: type === 'file' ? Number(st.size) : 0,
+    mtimeNs: st.mtimeNs,
+  };
+  if (!xattrs) return e;
+  try {
+    readExtendedAttributes(abs, e, fd);
+  } catch (err) {
+    warnings.push(`could not read extended attributes of ${showPath(path)}: ${(err as Error).message}`);
+  }
+  return e;
 }

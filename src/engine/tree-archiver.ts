@@ -8,25 +8,25 @@
  * Changed files are read once, straight into the archive's segment buffer,
  * and hashed from there. The new manifest is written alongside.
  *
- * Parts: DirWalker (listings made ahead on a thread), ArchiveWriter
- * (segments, compression, .partial file), ManifestWriter (the new manifest),
- * ManifestCursor (the old one), metadata.ts (stat and xattrs to TarEntry).
- * This file decides what goes in, in which order.
+ * Parts: DirWalker (listings made ahead on a thread), UnchangedDirArchiver
+ * (a directory whose children are all unchanged, in one native call),
+ * ChildSaver (the members of a changed child that is not a directory),
+ * ArchiveWriter (segments, compression, .partial file), ManifestWriter (the
+ * new manifest), ManifestCursor (the old one), metadata.ts (stat and xattrs
+ * to TarEntry). This file decides what goes in, in which order.
  */
 import fs from 'node:fs';
 import type { Logger } from '../util/log.js';
-import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
-import type { TarEntry } from '../tar/entry.js';
-import { encodeSparseMap, padding, storedSize } from '../tar/write.js';
 import { archiveMember, type ManifestEntry, type ManifestType } from '../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../core/path-order.js';
 import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBlock } from '../repo/manifest-file.js';
-import { closeFd, openAt, seekData, seekHole } from '../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
+import { Child } from './child.js';
+import { ChildSaver, type ArchivePass } from './child-saver.js';
 import { MergeBuffers, type DirScan } from './dir-scan.js';
 import { UnchangedDirArchiver } from './unchanged-dir.js';
 import { PREFETCH_MAX, WalkOutOfStep, type DirWalker } from './dir-walker.js';
-import { devMajor, devMinor, entryTypeOfMode, readExtendedAttributes, manifestEntryOf, type EntryStat } from './metadata.js';
+import { entryTypeOfMode, manifestEntryOf, tarEntryOf, type EntryStat } from './metadata.js';
 
 export interface ArchiveStats {
   /** Entries in the tree (the new manifest). */
@@ -66,67 +66,12 @@ export class InterruptedError extends Error {
   }
 }
 
-/** A child of the directory being archived; path and stat are built only when something needs them. */
-class Child {
-  private relPath: Buffer | undefined;
-  private absPath: Buffer | undefined;
-  private statCache: EntryStat | undefined;
-
-  constructor(
-    private readonly parentRel: Buffer,
-    private readonly parentAbs: Buffer,
-    /** The listing it is a child of. */
-    readonly scan: DirScan,
-    readonly index: number,
-    readonly name: Buffer,
-    readonly type: ManifestType,
-  ) {}
-
-  get rel(): Buffer {
-    return (this.relPath ??= joinRel(this.parentRel, this.name));
-  }
-
-  get abs(): Buffer {
-    return (this.absPath ??= this.parentAbs.length === 1 && this.parentAbs[0] === 0x2f ? Buffer.concat([this.parentAbs, this.name]) : joinRel(this.parentAbs, this.name));
-  }
-
-  /** Apparent size, without building the BigInt stat (an unchanged file needs only this). */
-  get size(): number {
-    return this.scan.size(this.index);
-  }
-
-  get st(): EntryStat {
-    return (this.statCache ??= this.scan.stat(this.index));
-  }
-
-  get dev(): bigint {
-    return this.statCache?.dev ?? this.scan.dev(this.index);
-  }
-
-  /** The listing's change key (manifest text from "t" through the inode). */
-  get key(): Buffer {
-    return this.scan.key(this.index);
-  }
-
-  /** Content and hash the walker read ahead, if it did. */
-  get prefetched(): { content: Buffer; hash: string } | undefined {
-    return this.scan.prefetched(this.index);
-  }
-
-  /** The open directory holding this child, for openAt (opened now when the listing did not keep it open). */
-  get dirFd(): number {
-    return this.scan.openDirectory(this.parentAbs);
-  }
-}
-
-/** A directory's listing and the children the archive takes (keep[i] = 1; listChildren). */
+/** A directory's listing and the children the archive takes (keep[i] = 1; keptChildren). */
 interface Listing {
   scan: DirScan;
   keep: Uint8Array;
 }
 
-const SPARSE_MIN_SIZE = 1 << 20;
-const SLACK = 65536n;
 const EMPTY = Buffer.alloc(0);
 const ROOT_NAME = Buffer.from('.');
 
@@ -141,8 +86,6 @@ export class TreeArchiver {
   private readonly excludes: Set<string>;
   /** The directories holding an excluded path (latin1 keys, as `excludes`). */
   private readonly excludeParents: Set<string>;
-  /** dev:ino of hardlinked files already stored in this archive -> the member holding the data. */
-  private readonly links = new Map<string, { path: Buffer; offset: number; hash: string }>();
   private rootDev = 0n;
   /**
    * merge()'s output, reused for every directory: its dumpdir is copied into the archive at once, and its
@@ -151,6 +94,7 @@ export class TreeArchiver {
    */
   private readonly mergeBuffers = new MergeBuffers();
   private readonly unchangedDirs: UnchangedDirArchiver;
+  private readonly saver: ChildSaver;
   /** `"a":"<backup id>"`, the archive member of every manifest line this backup writes. */
   private readonly archiveMember: Buffer;
 
@@ -167,6 +111,14 @@ export class TreeArchiver {
     this.excludeParents = new Set(opts.excludes.map((p) => parentOf(p).toString('latin1')));
     this.archiveMember = archiveMember(opts.backupId);
     this.unchangedDirs = new UnchangedDirArchiver(writer, manifest, this.archiveMember);
+    const pass: ArchivePass = {
+      stats: this.stats,
+      warnings: this.warnings,
+      unreadable: this.unreadable,
+      unreadableEntry: (rel, e) => this.unreadableEntry(rel, e),
+      checkSignal: () => this.checkSignal(),
+    };
+    this.saver = new ChildSaver(pass, writer, manifest, opts.backupId, this.archiveMember, opts.liveSource);
   }
 
   async run(): Promise<void> {
@@ -243,7 +195,7 @@ export class TreeArchiver {
     const merged = scan ? scan.merge(keep, previous, this.mergeBuffers) : { match: new Int32Array(0), dumpdir: Buffer.from([0]) };
 
     const self = this.baseEntry(rel, st, 'dir');
-    const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir', scan?.fd ?? -1, !scan?.dirWithoutXattrs);
+    const tarEntry = tarEntryOf(rel.length ? rel : ROOT_NAME, abs, st, 'dir', this.warnings, scan?.fd ?? -1, !scan?.dirWithoutXattrs);
     tarEntry.dumpdir = merged.dumpdir;
     self.offset = this.writer.offset;
     this.writer.writeHeader(tarEntry);
@@ -273,8 +225,8 @@ export class TreeArchiver {
         continue;
       }
       const child = new Child(rel, abs, scan!, i, scan!.name(i), type);
-      if (type === 'file' && this.storePrefetched(child)) continue;
-      const stored = await this.store(child);
+      if (type === 'file' && this.saver.storePrefetched(child)) continue;
+      const stored = await this.saver.store(child);
       if (stored) this.manifest.entry(stored);
       // Unreadable now: its last good version stays, as GNU tar -x -G keeps it (the dumpdir says 'Y'
       // but no member follows); marked unread so the next run reads it again.
@@ -295,7 +247,7 @@ export class TreeArchiver {
     this.otherFilesystems.push(showPath(d.rel));
     this.previous?.take(d.rel);
     const self = this.baseEntry(d.rel, d.st, 'dir');
-    const tarEntry = this.tarEntry(d.rel, d.abs, d.st, 'dir');
+    const tarEntry = tarEntryOf(d.rel, d.abs, d.st, 'dir', this.warnings);
     tarEntry.dumpdir = Buffer.from([0]);
     self.offset = this.writer.offset;
     this.writer.writeHeader(tarEntry);
@@ -316,7 +268,7 @@ export class TreeArchiver {
       ...previous.entries.map((e) => ({ code: 'N', name: e.name })),
       ...below.filter((b) => parentOf(b.dir).equals(rel)).map((b) => ({ code: 'D', name: baseName(b.dir) })),
     ].sort((a, b) => Buffer.compare(a.name, b.name));
-    const tarEntry = this.tarEntry(rel.length ? rel : ROOT_NAME, abs, st, 'dir');
+    const tarEntry = tarEntryOf(rel.length ? rel : ROOT_NAME, abs, st, 'dir', this.warnings);
     tarEntry.dumpdir = Buffer.concat([...names.flatMap((n) => [Buffer.from(n.code), n.name, Buffer.from([0])]), Buffer.from([0])]);
     const self = this.baseEntry(rel, st, 'dir');
     self.offset = this.writer.offset;
@@ -371,223 +323,9 @@ export class TreeArchiver {
     return manifestEntryOf(name, st, type, this.opts.backupId);
   }
 
-
-  /** `fd`: the entry open already (its xattrs are read through it), or -1; `xattrs` false: known to have none. */
-  private tarEntry(path: Buffer, abs: Buffer, st: EntryStat, type: TarEntry['type'], fd = -1, xattrs = true): TarEntry {
-    const e: TarEntry = {
-      path,
-      type,
-      mode: Number(st.mode) & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: type === 'file' ? Number(st.size) : 0,
-      mtimeNs: st.mtimeNs,
-    };
-    if (!xattrs) return e;
-    try {
-      readExtendedAttributes(abs, e, fd);
-    } catch (err) {
-      this.warnings.push(`could not read extended attributes of ${showPath(path)}: ${(err as Error).message}`);
-    }
-    return e;
-  }
-
   private unreadableEntry(rel: Buffer, e: unknown): void {
     const msg = `cannot read ${showPath(rel) || '/'}: ${(e as Error).message}`;
     this.unreadable.push(msg);
     this.opts.logger.error(msg);
   }
-
-  /**
-   * A file the walker read and hashed ahead (no xattrs, one link, unchanged
-   * while read): its member from the listing's bytes and its manifest line
-   * from the listing's change key. False when it was not read ahead.
-   */
-  private storePrefetched(c: Child): boolean {
-    const ahead = c.prefetched;
-    if (!ahead) return false;
-    const t = this.tarEntry(c.rel, EMPTY, c.st, 'file', -1, false);
-    const offset = this.writer.offset;
-    this.writer.writeHeader(t);
-    this.writer.write(ahead.content);
-    this.writer.zeros(padding(storedSize(t)));
-    this.stats.stored++;
-    this.stats.filesRead++;
-    this.stats.bytesRead += ahead.content.length;
-    if (!this.manifest.plainFileLine(c.name, c.key, ahead.hash, this.archiveMember, offset)) {
-      const entry = this.baseEntry(c.rel, c.st, 'file');
-      entry.name = c.name;
-      entry.offset = offset;
-      entry.hash = ahead.hash;
-      this.manifest.entry(entry);
-    }
-    return true;
-  }
-
-  /** Writes the member(s) of one changed non-directory child; returns its new manifest entry (or none if unreadable). */
-  private async store(c: Child): Promise<ManifestEntry | undefined> {
-    const entry = this.baseEntry(c.rel, c.st, c.type);
-    entry.name = c.name;
-    if (c.type === 'file') return this.storeFile(c, entry);
-    const t = this.tarEntry(c.rel, c.abs, c.st, c.type);
-    if (c.type === 'symlink') {
-      try {
-        t.linkTarget = fs.readlinkSync(c.abs, { encoding: 'buffer' });
-      } catch (e) {
-        this.unreadableEntry(c.rel, e);
-        return undefined;
-      }
-      entry.link = t.linkTarget;
-    } else if (c.type === 'char' || c.type === 'block') {
-      t.devMajor = devMajor(c.st.rdev);
-      t.devMinor = devMinor(c.st.rdev);
-      entry.rdev = [t.devMajor, t.devMinor];
-    }
-    entry.offset = this.writer.offset;
-    this.writer.writeHeader(t);
-    this.stats.stored++;
-    return entry;
-  }
-
-  private async storeFile(c: Child, entry: ManifestEntry): Promise<ManifestEntry | undefined> {
-    const linkKey = c.st.nlink > 1n ? `${c.st.dev}:${c.st.ino}` : undefined;
-    const first = linkKey ? this.links.get(linkKey) : undefined;
-    if (first) {
-      // A second name of a file already in this archive: a hardlink member, no data.
-      const t = this.tarEntry(c.rel, c.abs, c.st, 'hardlink');
-      t.size = 0;
-      t.linkTarget = first.path;
-      entry.offset = this.writer.offset;
-      entry.dataOffset = first.offset;
-      entry.hash = first.hash;
-      this.writer.writeHeader(t);
-      this.stats.stored++;
-      return entry;
-    }
-    let fd: number;
-    try {
-      fd = openAt(c.dirFd, c.name);
-    } catch (e) {
-      this.unreadableEntry(c.rel, e);
-      return undefined;
-    }
-    try {
-      const size = Number(c.st.size);
-      const t = this.tarEntry(c.rel, EMPTY /* read through fd */, c.st, 'file', fd);
-      if (size >= SPARSE_MIN_SIZE && c.st.blocks * 512n + SLACK < c.st.size) {
-        const map = dataRegions(fd, size);
-        if (map) t.sparseMap = map;
-      }
-      entry.offset = this.writer.offset;
-      this.writer.writeHeader(t);
-      this.stats.stored++;
-      this.stats.filesRead++;
-      let hash: string;
-      let complete: boolean;
-      if (t.sparseMap) {
-        this.writer.write(encodeSparseMap(t.sparseMap, size));
-        const h = createXxh64();
-        complete = true;
-        const header = Buffer.alloc(16);
-        for (const [off, len] of t.sparseMap) {
-          // Regions are hashed with their position, so moving data within the file changes the hash.
-          header.writeBigUInt64LE(BigInt(off), 0);
-          header.writeBigUInt64LE(BigInt(len), 8);
-          h.update(header);
-          complete = (await this.copy(fd, off, len, h, c.rel)).complete && complete;
-        }
-        hash = h.digest();
-        entry.sparse = true;
-      } else {
-        const r = await this.copy(fd, 0, size, undefined, c.rel);
-        hash = r.hash;
-        complete = r.complete;
-      }
-      this.writer.zeros(padding(storedSize(t)));
-      if (this.opts.liveSource && complete) {
-        const after = fs.fstatSync(fd, { bigint: true });
-        if (after.mtimeNs !== c.st.mtimeNs || after.size !== c.st.size) {
-          this.warnings.push(`${showPath(c.rel)} changed while it was read; the next run stores it again`);
-          complete = false;
-        }
-      }
-      entry.hash = hash;
-      if (!complete) entry.unread = true;
-      if (linkKey) this.links.set(linkKey, { path: c.rel, offset: entry.offset, hash });
-      return entry;
-    } finally {
-      closeFd(fd);
-    }
-  }
-
-  /**
-   * Copies `length` bytes at `position` of fd into the archive, hashing them.
-   * A file that turns out shorter than its stat said is padded with zeros so
-   * the archive stays well-formed, and reported.
-   */
-  private async copy(
-    fd: number,
-    position: number,
-    length: number,
-    into: StreamingHash | undefined,
-    rel: Buffer,
-  ): Promise<{ hash: string; complete: boolean }> {
-    let h = into;
-    let remaining = length;
-    let pos = position;
-    let hash = '';
-    while (remaining > 0) {
-      let view: Buffer;
-      try {
-        view = this.writer.readFrom(fd, pos, remaining);
-      } catch (e) {
-        this.writer.zeros(remaining);
-        this.unreadableEntry(rel, e);
-        return { hash: 'unreadable', complete: false };
-      }
-      const n = view.length;
-      if (n === 0) {
-        this.writer.zeros(remaining);
-        const msg = `${showPath(rel)} shrank while it was read (${length - remaining} of ${length} bytes)`;
-        if (this.opts.liveSource) this.warnings.push(msg);
-        else this.unreadable.push(msg);
-        return { hash: 'incomplete', complete: false };
-      }
-      this.stats.bytesRead += n;
-      if (!h && n === remaining && pos === position) {
-        hash = xxh64(view); // the whole file in one read: no streaming state
-      } else {
-        h ??= createXxh64();
-        h.update(view);
-      }
-      remaining -= n;
-      pos += n;
-      if (this.writer.backlogged) {
-        await this.writer.drain();
-        this.checkSignal();
-      }
-    }
-    if (!into && h) hash = h.digest();
-    if (!into && !h && length === 0) hash = xxh64(EMPTY);
-    return { hash, complete: true };
-  }
-}
-
-/** The data regions of a sparse file via SEEK_DATA/SEEK_HOLE; undefined where the filesystem cannot say. */
-export function dataRegions(fd: number, size: number): Array<[number, number]> | undefined {
-  const map: Array<[number, number]> = [];
-  let pos = 0;
-  try {
-    while (pos < size) {
-      const data = seekData(fd, pos);
-      if (data < 0 || data >= size) break;
-      let hole = seekHole(fd, data);
-      if (hole < 0 || hole > size) hole = size;
-      map.push([data, hole - data]);
-      pos = hole;
-    }
-  } catch {
-    return undefined;
-  }
-  return map;
 }

@@ -11,7 +11,7 @@ import type { Sidecar } from '../repo/sidecar.js';
 import type { VolumeStore } from '../repo/volume-store.js';
 import { readExtendedAttributes } from './metadata.js';
 import type { RestoreWriter } from './restore-writer.js';
-import { dataRegions } from './tree-archiver.js';
+import { dataRegions } from './sparse-regions.js';
 
 const CHUNK = 1 << 20;
 

@@ -14,7 +14,7 @@ import { createXxh64 } from '../util/xxh.js';
 import type { Logger } from '../util/log.js';
 import { devMajor, devMinor, entryTypeOf, manifestEntryOf, type EntryStat } from './metadata.js';
 import { DirScan } from './dir-scan.js';
-import { dataRegions } from './tree-archiver.js';
+import { dataRegions } from './sparse-regions.js';
 
 export interface ScanStats {
   entries: number;

@@ -18,7 +18,7 @@ import type { ManifestEntry } from '../core/manifest.js';
 import { readBlocks } from '../repo/manifest-file.js';
 import { createXxh64 } from '../util/xxh.js';
 import { devMajor, devMinor, entryTypeOf } from './metadata.js';
-import { dataRegions } from './tree-archiver.js';
+import { dataRegions } from './sparse-regions.js';
 import { Mismatches, type ContentCheck } from './verify-archive.js';
 
 const HASH_RE = /^[0-9a-f]{16}$/;

@@ -1,0 +1,26 @@
+/**
+ * Where a sparse file holds data, from the kernel (lseek SEEK_DATA and
+ * SEEK_HOLE through the native addon; Node's fs has neither): the archiver
+ * stores only these regions, and restore, verify and the rsync scanner read
+ * only these, where reading a 1 TiB hole as zeros would take minutes.
+ */
+import { seekData, seekHole } from '../native/xbfs.js';
+
+/** The data regions of a sparse file via SEEK_DATA/SEEK_HOLE; undefined where the filesystem cannot say. */
+export function dataRegions(fd: number, size: number): Array<[number, number]> | undefined {
+  const map: Array<[number, number]> = [];
+  let pos = 0;
+  try {
+    while (pos < size) {
+      const data = seekData(fd, pos);
+      if (data < 0 || data >= size) break;
+      let hole = seekHole(fd, data);
+      if (hole < 0 || hole > size) hole = size;
+      map.push([data, hole - data]);
+      pos = hole;
+    }
+  } catch {
+    return undefined;
+  }
+  return map;
+}
