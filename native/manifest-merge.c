@@ -40,8 +40,6 @@
 #include "scandir.h"
 #include "manifest-merge.h"
 
-
-
 static bool at(const unsigned char *d, size_t i, size_t end, const char *lit) {
   size_t n = strlen(lit);
   return i + n <= end && memcmp(d + i, lit, n) == 0;

@@ -12,8 +12,9 @@
  * The output is byte for byte what the archiver's general path writes
  * (tar/write.ts encodeHeader for a directory; core/manifest.ts encodeDirLine
  * and the children's lines as they were; a test holds them equal). Anything
- * that path handles and this does not is declined, nothing written, and the
- * archiver takes the general path: a child that changed, is new, failed lstat
+ * that path handles and this does not is declined, and the archiver takes
+ * the general path (nothing counted as written: the segment past its end may
+ * hold scratch bytes of the attempt, which the next write overwrites): a child that changed, is new, failed lstat
  * or is a socket or of an unknown type; a path that needs JSON escapes or
  * base64; owner ids or mtimes outside the ustar fields; no room left in the
  * archive's segment or the manifest's buffer.
@@ -28,7 +29,8 @@
  *   offset: the archive offset of its member; seg/man: where the member and the lines go (from their
  *   start); match: scratch of at least `count`; dirs: receives the indices of the subdirectories.
  *   out = [archive bytes, manifest bytes, manifest lines, unchanged children, their apparent bytes,
- *   previous children gone, subdirectories]. False: declined, out untouched.
+ *   previous children gone, subdirectories]. False: declined, out untouched. The records, the
+ *   directory's own record and the copied lines are checked against their buffers' bounds.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -175,6 +177,7 @@ napi_value xbfs_archive_unchanged_dir(napi_env env, napi_callback_info info) {
   int64_t mtime = (int64_t)u64(self + 32);
   uint32_t mtime_ns = u32(self + 48);
   size_t self_name = (size_t)(self[88] | self[89] << 8), self_key = (size_t)(self[90] | self[91] << 8);
+  if ((size_t)at + HEADER + self_name + self_key > parent_len) return boolean(env, false);
   if (u32(self + 4) != 0 || !S_ISDIR(mode) || self_key == 0 || uid > MAX_ID || gid > MAX_ID || mtime < 0 || (uint64_t)mtime > MAX_BIG) return boolean(env, false);
   if (rel_len == 0 || !plain_json(rel, rel_len)) return boolean(env, false);
 
@@ -183,6 +186,8 @@ napi_value xbfs_archive_unchanged_dir(napi_env env, napi_callback_info info) {
   double source_bytes = 0;
   size_t off = 0;
   for (uint32_t i = 0; i < count; i++, off += u32(rec + off)) {
+    /* The records as scandir.c packs them (the join walks them the same way after this check). */
+    if (off + HEADER > rec_len || u32(rec + off) < HEADER || off + u32(rec + off) > rec_len) return boolean(env, false);
     const unsigned char *r = rec + off;
     uint32_t m = u32(r + 8);
     if (u32(r + 4) != 0) return boolean(env, false);
@@ -235,8 +240,7 @@ napi_value xbfs_archive_unchanged_dir(napi_env env, napi_callback_info info) {
   }
   o += put_pax_prefix(o, "GNU.dumpdir", dump_len);
   /* The join writes the dumpdir in place; every child but the subdirectories must be the same as before ('N'). */
-  size_t written = xb_merge_join(rec, count, NULL, data, index, first, end, match, o);
-  if (written != dump_len) return boolean(env, false);
+  xb_merge_join(rec, count, NULL, data, index, first, end, match, o);
   o[dump_len] = '\n';
   size_t matched = 0;
   off = 0;
@@ -251,6 +255,7 @@ napi_value xbfs_archive_unchanged_dir(napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < count; i++)
     if (match[i] >= 0) {
       const int32_t *row = index + (size_t)(match[i] >> 1) * STRIDE;
+      if (row[0] < 0 || row[1] < row[0] || (size_t)row[1] > data_len) return boolean(env, false);
       need += (size_t)(row[1] - row[0]) + 1;
     }
   if (need > man_len) return boolean(env, false);

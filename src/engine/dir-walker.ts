@@ -1,6 +1,6 @@
 /**
  * The tree's directory listings in walk order, made ahead of the archiver on
- * a thread of their own (native/walker.c): while the archiver stores one
+ * threads of their own (native/walker.c; backups use two): while the archiver stores one
  * directory, the next ones are already listed and stat'ed, and for a full
  * backup their small files already read and hashed. The archiver asks for
  * each directory it enters, in its own order; the walker enters the same
@@ -26,7 +26,7 @@ export interface DirWalkerOptions {
   prefetchMax: number;
   /** A live source: a prefetched file must still have the listed size and mtime after it was read. */
   verifyAfterRead: boolean;
-  /** Threads listing at once (1-4; default 1). */
+  /** Threads listing at once (1-4; default 1; backup-volume.ts uses two where there are two cores). */
   threads?: number;
 }
 

@@ -8,7 +8,7 @@
  * Changed files are read once, straight into the archive's segment buffer,
  * and hashed from there. The new manifest is written alongside.
  *
- * Parts: DirWalker (listings made ahead on a thread), UnchangedDirArchiver
+ * Parts: DirWalker (listings made ahead on threads of their own), UnchangedDirArchiver
  * (a directory whose children are all unchanged, in one native call),
  * ChildSaver (the members of a changed child that is not a directory),
  * ArchiveWriter (segments, compression, .partial file), ManifestWriter (the
@@ -149,6 +149,9 @@ export class TreeArchiver {
       // Closed before recursing: open directories never pile up with the depth of the tree.
       scan.close();
     }
+    // Unchanged directories write only headers and never wait otherwise: without this, their segments
+    // would pile up in memory, since compression's completions run only when the pass yields.
+    if (this.writer.backlogged) await this.writer.drain();
     for (const d of dirs) {
       if (this.opts.oneFileSystem && d.dev !== this.rootDev) {
         // Another filesystem mounted here (dom0's /proc, /boot, ...): keep the directory, not its content.
@@ -161,7 +164,7 @@ export class TreeArchiver {
 
   /**
    * A directory whose children are all as the previous backup has them, archived by native code in one
-   * call (engine/unchanged-dir.ts); undefined, nothing written, when it declines (then directoryMembers).
+   * call (engine/unchanged-dir.ts); undefined when it declines (then directoryMembers).
    */
   private unchangedDirectory(rel: Buffer, abs: Buffer, self: Child, scan: DirScan, previous: PreviousBlock): Child[] | undefined {
     // Its own extended attributes, and children left out by an exclude, are the general path's work.

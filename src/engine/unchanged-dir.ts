@@ -43,7 +43,8 @@ export class UnchangedDirArchiver {
 
   /**
    * Archives directory `rel` (listed as `scan`; its own record is child `index` of `parent`) when it and
-   * its children are as `previous` has them; returns undefined, nothing written, otherwise.
+   * its children are as `previous` has them; returns undefined otherwise, with nothing counted as written
+   * (the segment and the manifest buffer past their ends are scratch).
    */
   archive(rel: Buffer, parent: DirScan, index: number, scan: DirScan, previous: PreviousBlock): UnchangedDir | undefined {
     const count = scan.count;

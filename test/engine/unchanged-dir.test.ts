@@ -9,11 +9,11 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { DirScan, MergeBuffers } from '../../src/engine/dir-scan.js';
 import { manifestEntryOf } from '../../src/engine/metadata.js';
-import { archiveUnchangedDirRaw } from '../../src/native/xbfs.js';
-import { archiveMember, encodeDirLine } from '../../src/core/manifest.js';
+import { archiveUnchangedDirRaw, manifestIndex } from '../../src/native/xbfs.js';
+import { archiveMember, encodeDirLine, encodeEntry } from '../../src/core/manifest.js';
 import { baseName, parentOf } from '../../src/core/path-order.js';
 import { encodeHeader } from '../../src/tar/write.js';
-import { readStoredBlocks, type PreviousBlock } from '../../src/repo/manifest-file.js';
+import { PreviousBlock, readStoredBlocks } from '../../src/repo/manifest-file.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { HOST, show, xenbackup } from './engine-fixtures.js';
 
@@ -34,13 +34,16 @@ function nativeUnchanged(root: string, rel: string, previous: PreviousBlock, seg
   const scan = DirScan.list(Buffer.from(path.join(root, rel)));
   const seg = Buffer.alloc(segRoom, 0xee);
   const man = Buffer.alloc(1 << 20, 0xee);
-  const out = new Float64Array(7);
+  const out = new Float64Array(7).fill(-7);
   const dirs = new Int32Array(scan.count);
   const ok = archiveUnchangedDirRaw(
     parent.records, parent.recordOffset(at), scan.records, scan.count, previous.data, previous.index, previous.first, previous.end,
     Buffer.from(rel), archiveMember(BACKUP_ID), OFFSET, seg, man, new Int32Array(scan.count), out, dirs,
   );
-  if (!ok) return null;
+  if (!ok) {
+    assert.ok(out.every((v) => v === -7), `a decline of ${rel} leaves out untouched`);
+    return null;
+  }
   return {
     tar: seg.subarray(0, out[0]),
     manifest: man.subarray(0, out[1]),
@@ -101,6 +104,11 @@ test('an unchanged directory: the native path writes the bytes the general path 
   fs.utimesSync(whole, 1700000000, 1700000000);
   const long = `long-${'a'.repeat(60)}/${'b'.repeat(50)}`;
   fs.writeFileSync(path.join(mk(long), 'f'), 'deep');
+  // 99 bytes: the ustar name holds the path and its '/'; 100: the '/' no longer fits, a pax path record holds it.
+  const rel99 = `e99-${'x'.repeat(95)}`;
+  const rel100 = `e100-${'x'.repeat(95)}`;
+  fs.writeFileSync(path.join(mk(rel99), 'f'), '99');
+  fs.writeFileSync(path.join(mk(rel100), 'f'), '100');
   const owned = mk('owned');
   fs.writeFileSync(path.join(owned, 'f'), 'x');
   fs.chownSync(owned, 4000, 5000);
@@ -133,6 +141,8 @@ test('an unchanged directory: the native path writes the bytes the general path 
     other: { children: 1, deleted: 0, subdirs: [] },
     'whole-seconds': { children: 1, deleted: 0, subdirs: [] },
     [long]: { children: 1, deleted: 0, subdirs: [] },
+    [rel99]: { children: 1, deleted: 0, subdirs: [] },
+    [rel100]: { children: 1, deleted: 0, subdirs: [] },
     owned: { children: 1, deleted: 0, subdirs: [] },
     'empty-dir': { children: 0, deleted: 0, subdirs: [] },
     'lost-one': { children: 1, deleted: 1, subdirs: [] },
@@ -160,5 +170,28 @@ test('an unchanged directory: the native path writes the bytes the general path 
   for (const rel of ['changed', 'new-child', 'q"uote', 'bad-id', 'socket-dir']) {
     assert.equal(nativeUnchanged(root, rel, blocks.get(rel)!), null, `the native path declines ${rel}`);
   }
-  assert.equal(nativeUnchanged(root, 'plain', blocks.get('plain')!, 1024), null, 'no room in the segment: declined');
+  const exact = nativeUnchanged(root, 'plain', blocks.get('plain')!)!.tar.length;
+  assert.ok(nativeUnchanged(root, 'plain', blocks.get('plain')!, exact), 'a segment with just the room needed takes it');
+  assert.equal(nativeUnchanged(root, 'plain', blocks.get('plain')!, exact - 1), null, 'no room in the segment: declined');
+  assert.equal(nativeUnchanged(root, 'plain', blocks.get('plain')!, 1024), null);
+  for (const rel of [rel99, rel100]) {
+    const names = execFileSync('tar', ['-tf', '-'], { input: Buffer.concat([nativeUnchanged(root, rel, blocks.get(rel)!)!.tar, Buffer.alloc(1024)]), encoding: 'utf8' });
+    assert.equal(names, `${rel}/\n`, `GNU tar reads the ${rel.length}-byte path whole`);
+  }
+});
+
+test('a child whose previous line is marked unread ("bad") is read again: the native path declines its directory', (t) => {
+  const root = makeScratchDir(t, 'xb-unchanged-bad-');
+  fs.mkdirSync(path.join(root, 'bad-line'));
+  fs.writeFileSync(path.join(root, 'bad-line', 'f'), 'content');
+  const dirSt = fs.lstatSync(path.join(root, 'bad-line'), { bigint: true });
+  const st = fs.lstatSync(path.join(root, 'bad-line', 'f'), { bigint: true });
+  const block = (unread: boolean): PreviousBlock => {
+    const dirLine = encodeDirLine(Buffer.from('bad-line'), { ...manifestEntryOf(Buffer.from('bad-line'), dirSt, 'dir', 'PREV'), offset: 0 });
+    const child = encodeEntry({ ...manifestEntryOf(Buffer.from('f'), st, 'file', 'PREV'), hash: '0123456789abcdef', offset: 512, unread });
+    const data = Buffer.from(`${dirLine}\n${child}\n`);
+    return new PreviousBlock(data, manifestIndex(data), 0, Buffer.from('bad-line'), 1, 2);
+  };
+  assert.ok(nativeUnchanged(root, 'bad-line', block(false)), 'the same line without the mark is taken');
+  assert.equal(nativeUnchanged(root, 'bad-line', block(true)), null);
 });
