@@ -344,10 +344,11 @@ napi_value scan_result(napi_env env, scan_job *job) {
   return out_obj;
 }
 
-static int scan_args(napi_env env, napi_callback_info info, scan_job *job, const char *usage) {
-  size_t argc = 2;
-  napi_value argv[2];
+static int scan_args(napi_env env, napi_callback_info info, scan_job *job, char **rel, const char *usage) {
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  *rel = NULL;
   if (argc < 1) {
     napi_throw_type_error(env, NULL, usage);
     return 0;
@@ -356,16 +357,36 @@ static int scan_args(napi_env env, napi_callback_info info, scan_job *job, const
   job->base_fd = -1;
   job->rel = NULL;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &job->keep_open);
+  if (argc >= 4) {
+    int32_t base = -1;
+    napi_valuetype t;
+    if (napi_typeof(env, argv[2], &t) == napi_ok && t == napi_number && napi_get_value_int32(env, argv[2], &base) == napi_ok && base >= 0) {
+      *rel = xbfs_buffer_arg(env, argv[3]);
+      if (!*rel) return 0;
+      job->base_fd = base;
+      job->rel = *rel;
+    }
+  }
   job->path = xbfs_buffer_arg(env, argv[0]);
+  if (!job->path) {
+    free(*rel);
+    *rel = NULL;
+  }
   return job->path != NULL;
 }
 
-/* scanDir(path: Buffer, keepOpen?: boolean): records (layout above), children sorted by name. */
+/*
+ * scanDir(path: Buffer, keepOpen?: boolean, baseFd?: number, rel?: Buffer): records (layout above),
+ * children sorted by name. With baseFd, the directory is `rel` beneath it, no symlink followed
+ * (xb_open_beneath; `path` names it in messages, and is opened on kernels without openat2).
+ */
 napi_value xbfs_scandir(napi_env env, napi_callback_info info) {
   scan_job job;
-  if (!scan_args(env, info, &job, "scanDir(path: Buffer, keepOpen?: boolean)")) return NULL;
+  char *rel;
+  if (!scan_args(env, info, &job, &rel, "scanDir(path: Buffer, keepOpen?: boolean, baseFd?: number, rel?: Buffer)")) return NULL;
   scan_collect(&job);
   free(job.path);
+  free(rel);
   if (job.err) return xbfs_throw_errno(env, job.err, job.syscall);
   return scan_result(env, &job);
 }

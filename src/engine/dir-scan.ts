@@ -41,11 +41,14 @@ export class DirScan {
   /**
    * Lists `abs`; throws an Error with `code` (EACCES, ENOENT, ...) when it
    * cannot be listed. With `keepOpen` the directory stays open as `fd`, for
-   * opening children relative to it (native openAt) until close().
+   * opening children relative to it (native openAt) until close(). With
+   * `beneath`, the directory is opened as `rel` beneath the open root `fd`
+   * without following a symlink anywhere on the way (ELOOP if one is met;
+   * `abs` then only names it), as the walker opens its directories.
    */
-  static list(abs: Buffer, keepOpen = false): DirScan {
+  static list(abs: Buffer, keepOpen = false, beneath?: { fd: number; rel: Buffer }): DirScan {
     try {
-      return new DirScan(scanDirRaw(abs, keepOpen));
+      return new DirScan(beneath ? scanDirRaw(abs, keepOpen, beneath.fd, beneath.rel) : scanDirRaw(abs, keepOpen));
     } catch (e) {
       throw listingError(e as NodeJS.ErrnoException);
     }

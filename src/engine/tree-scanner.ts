@@ -13,6 +13,7 @@ import type { ManifestCursor, ManifestWriter } from '../repo/manifest-file.js';
 import { createXxh64 } from '../util/xxh.js';
 import type { Logger } from '../util/log.js';
 import { devMajor, devMinor, entryTypeOf, manifestEntryOf, type EntryStat } from './metadata.js';
+import { openAt } from '../native/xbfs.js';
 import { DirScan } from './dir-scan.js';
 import { dataRegions } from './sparse-regions.js';
 
@@ -34,6 +35,7 @@ export class TreeScanner {
   readonly otherFilesystems: string[] = [];
   private readonly buf = Buffer.allocUnsafe(CHUNK);
   private rootDev = 0n;
+  private rootFd = -1;
 
   constructor(
     private readonly root: string,
@@ -46,7 +48,15 @@ export class TreeScanner {
   run(): void {
     const st = fs.lstatSync(this.root, { bigint: true });
     this.rootDev = st.dev;
-    this.directory(EMPTY, st);
+    // The root as given; every directory below it is opened beneath it with no symlink followed, so a
+    // live source (dom0's root) whose directory is swapped for a symlink cannot take the scan elsewhere.
+    this.rootFd = fs.openSync(this.root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      this.directory(EMPTY, st);
+    } finally {
+      fs.closeSync(this.rootFd);
+      this.rootFd = -1;
+    }
   }
 
   private abs(rel: Buffer): Buffer {
@@ -62,11 +72,33 @@ export class TreeScanner {
     const prevByName = new Map((prev?.entries ?? []).map((e) => [e.name.toString('latin1'), e.entry]));
     let scan: DirScan | undefined;
     try {
-      // One native call: the children sorted in walk order, each with its lstat.
-      scan = DirScan.list(this.abs(rel));
+      // One native call: the children sorted in walk order, each with its lstat; the directory kept open
+      // to open its files from.
+      scan = DirScan.list(this.abs(rel), true, { fd: this.rootFd, rel });
     } catch (e) {
       this.unreadable.push(`cannot list ${showPath(rel) || '/'}: ${(e as Error).message}`);
     }
+    let dirs: Array<[Buffer, EntryStat]>;
+    try {
+      dirs = this.members(rel, st, scan, prevByName);
+    } finally {
+      // Closed before recursing: open directories never pile up with the depth of the tree.
+      scan?.close();
+    }
+    for (const [childRel, cst] of dirs) {
+      if (cst.dev !== this.rootDev) {
+        this.otherFilesystems.push(showPath(childRel));
+        this.previous?.take(childRel);
+        this.manifest.beginDir(childRel, this.entry(childRel, cst, 'dir'));
+        this.stats.entries++;
+      } else {
+        this.directory(childRel, cst);
+      }
+    }
+  }
+
+  /** The directory's line and its children's but the subdirectories, which it returns. */
+  private members(rel: Buffer, st: EntryStat, scan: DirScan | undefined, prevByName: Map<string, ManifestEntry>): Array<[Buffer, EntryStat]> {
     this.manifest.beginDir(rel, this.entry(rel, st, 'dir'));
     this.stats.entries++;
     const dirs: Array<[Buffer, EntryStat]> = [];
@@ -94,28 +126,23 @@ export class TreeScanner {
           if (old.sparse) e.sparse = true;
           this.stats.unchanged++;
         } else {
-          this.hashFile(childRel, e);
+          this.hashFile(scan!, name, childRel, e);
         }
       }
       this.manifest.entry(e);
     }
-    for (const [childRel, cst] of dirs) {
-      if (cst.dev !== this.rootDev) {
-        this.otherFilesystems.push(showPath(childRel));
-        this.previous?.take(childRel);
-        this.manifest.beginDir(childRel, this.entry(childRel, cst, 'dir'));
-        this.stats.entries++;
-      } else {
-        this.directory(childRel, cst);
-      }
-    }
+    return dirs;
   }
 
-  /** Hashes content the way the tar engine does (sparse files region by region). */
-  private hashFile(rel: Buffer, e: ManifestEntry): void {
+  /**
+   * Hashes content the way the tar engine does (sparse files region by region). The file is opened in
+   * its listed directory (native openAt): a file of a live source swapped for a symlink since the
+   * listing is not followed, and one swapped for a fifo is refused instead of blocking the run.
+   */
+  private hashFile(scan: DirScan, name: Buffer, rel: Buffer, e: ManifestEntry): void {
     let fd: number;
     try {
-      fd = fs.openSync(this.abs(rel), 'r');
+      fd = openAt(scan.fd, name);
     } catch (err) {
       this.unreadable.push(`cannot read ${showPath(rel)}: ${(err as Error).message}`);
       e.unread = true;

@@ -34,7 +34,7 @@ interface XbfsBinding {
   lsetxattr(path: Buffer, name: string, value: Buffer): void;
   lutimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   seek(fd: number, offset: number, whence: number): number;
-  scanDir(path: Buffer, keepOpen?: boolean): RawListing;
+  scanDir(path: Buffer, keepOpen?: boolean, baseFd?: number, rel?: Buffer): RawListing;
   manifestIndex(data: Buffer): Int32Array;
   mergeBlock(records: Buffer, count: number, keep: Uint8Array, data: Buffer | null, index: Int32Array | null, first: number, end: number, match: Int32Array, dumpdir: Buffer): number;
   archiveUnchangedDir(

@@ -188,3 +188,32 @@ test('merge reuses its buffers across directories and grows them for a large one
   ]);
   assert.deepEqual(merged.dumpdir, expectDump);
 });
+
+test('listed beneath an open root, a directory is reached without following a symlink on the way (ELOOP)', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-scan-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const root = path.join(dir, 'root');
+  const outside = path.join(dir, 'outside');
+  fs.mkdirSync(path.join(root, 'a', 'b'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'a', 'b', 'inside'), 'x');
+  fs.mkdirSync(path.join(outside, 'b'), { recursive: true });
+  fs.writeFileSync(path.join(outside, 'b', 'secret'), 'y');
+  const rootFd = fs.openSync(root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  t.after(() => fs.closeSync(rootFd));
+  const names = (s: DirScan): string[] => Array.from({ length: s.count }, (_, i) => s.name(i).toString());
+  const beneath = (rel: string): DirScan => DirScan.list(Buffer.from(path.join(root, rel)), false, { fd: rootFd, rel: Buffer.from(rel) });
+  assert.deepEqual(names(beneath('')), ['a']);
+  assert.deepEqual(names(beneath('a/b')), ['inside']);
+  // a swapped for a symlink to a tree outside the root, as on a live source between two listings
+  fs.renameSync(path.join(root, 'a'), path.join(dir, 'a-moved'));
+  fs.symlinkSync(outside, path.join(root, 'a'));
+  assert.deepEqual(names(DirScan.list(Buffer.from(path.join(root, 'a/b')))), ['secret'], 'by path, the symlink is followed');
+  assert.throws(() => beneath('a/b'), (e: NodeJS.ErrnoException) => e.code === 'ELOOP' && /^ELOOP: /.test(e.message));
+  assert.throws(() => beneath('a'), (e: NodeJS.ErrnoException) => e.code === 'ELOOP');
+  const kept = DirScan.list(Buffer.from(root), true, { fd: rootFd, rel: Buffer.from('') });
+  try {
+    assert.ok(kept.fd >= 0, 'kept open as asked');
+  } finally {
+    kept.close();
+  }
+});
