@@ -35,13 +35,18 @@ function manifestPaths(medium: string, manifest: string): string[] {
   return out.sort();
 }
 
-test('a no-change incremental stores every directory and nothing else, and counts every other entry unchanged', async (t) => {
-  const scratch = makeScratchDir(t, 'xb-nochange-');
+/** A scratch folder with the tree and an empty medium, and a clock for the backups. */
+function setUp(t: Parameters<typeof makeScratchDir>[0], dirs: number, files: number): { scratch: string; root: string; medium: string; clock: StepClock } {
+  const scratch = makeScratchDir(t, 'xb-unchanged-incr-');
   const root = path.join(scratch, 'tree');
   const medium = path.join(scratch, 'medium');
   fs.mkdirSync(medium);
-  makeTree(root, 40, 25);
-  const clock = new StepClock();
+  makeTree(root, dirs, files);
+  return { scratch, root, medium, clock: new StepClock() };
+}
+
+test('a no-change incremental stores every directory and nothing else, and counts every other entry unchanged', async (t) => {
+  const { scratch, root, medium, clock } = setUp(t, 40, 25);
   const full = (await apiBackup(root, medium, VOLUME, { clock })).sidecar;
   const incr = (await apiBackup(root, medium, VOLUME, { clock })).sidecar;
   assert.equal(incr.kind, 'incremental');
@@ -59,12 +64,7 @@ test('a no-change incremental stores every directory and nothing else, and count
 });
 
 test('excludes added after the previous backup leave the excluded paths out of the next incremental', async (t) => {
-  const scratch = makeScratchDir(t, 'xb-exclude-later-');
-  const root = path.join(scratch, 'tree');
-  const medium = path.join(scratch, 'medium');
-  fs.mkdirSync(medium);
-  makeTree(root, 3, 2);
-  const clock = new StepClock();
+  const { scratch, root, medium, clock } = setUp(t, 3, 2);
   await apiBackup(root, medium, VOLUME, { clock });
   // Nothing changed in the tree: a/b would be an unchanged directory but for the excludes below it.
   const incr = (await apiBackup(root, medium, VOLUME, { clock, excludes: [Buffer.from('a/b/dropped'), Buffer.from('a/b/sub')] })).sidecar;
