@@ -50,11 +50,16 @@ export class TreeScanner {
     this.rootDev = st.dev;
     // The root as given; every directory below it is opened beneath it with no symlink followed, so a
     // live source (dom0's root) whose directory is swapped for a symlink cannot take the scan elsewhere.
-    this.rootFd = fs.openSync(this.root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    // If it cannot be opened, its listing (by path) reports why, as before.
+    try {
+      this.rootFd = fs.openSync(this.root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    } catch {
+      this.rootFd = -1;
+    }
     try {
       this.directory(EMPTY, st);
     } finally {
-      fs.closeSync(this.rootFd);
+      if (this.rootFd >= 0) fs.closeSync(this.rootFd);
       this.rootFd = -1;
     }
   }
@@ -74,7 +79,7 @@ export class TreeScanner {
     try {
       // One native call: the children sorted in walk order, each with its lstat; the directory kept open
       // to open its files from.
-      scan = DirScan.list(this.abs(rel), true, { fd: this.rootFd, rel });
+      scan = DirScan.list(this.abs(rel), true, this.rootFd >= 0 ? { fd: this.rootFd, rel } : undefined);
     } catch (e) {
       this.unreadable.push(`cannot list ${showPath(rel) || '/'}: ${(e as Error).message}`);
     }
