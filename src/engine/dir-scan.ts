@@ -26,6 +26,12 @@ const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).m
 export class MergeBuffers {
   match = new Int32Array(1024);
   dumpdir = Buffer.allocUnsafe(64 * 1024);
+
+  /** `match`, grown to hold at least `count` children. */
+  matchFor(count: number): Int32Array {
+    if (this.match.length < count) this.match = new Int32Array(Math.max(count, 2 * this.match.length));
+    return this.match;
+  }
 }
 
 export class DirScan {
@@ -134,12 +140,12 @@ export class DirScan {
    * are views of `into`'s buffers, valid until its next merge.
    */
   merge(keep: Uint8Array, previous: { data: Buffer; index: Int32Array; first: number; end: number } | undefined, into: MergeBuffers): { match: Int32Array; dumpdir: Buffer } {
-    if (into.match.length < this.count) into.match = new Int32Array(Math.max(this.count, 2 * into.match.length));
+    const match = into.matchFor(this.count);
     for (;;) {
       const n = previous
-        ? mergeBlockRaw(this.buf, this.count, keep, previous.data, previous.index, previous.first, previous.end, into.match, into.dumpdir)
-        : mergeBlockRaw(this.buf, this.count, keep, null, null, 0, 0, into.match, into.dumpdir);
-      if (n >= 0) return { match: into.match, dumpdir: into.dumpdir.subarray(0, n) };
+        ? mergeBlockRaw(this.buf, this.count, keep, previous.data, previous.index, previous.first, previous.end, match, into.dumpdir)
+        : mergeBlockRaw(this.buf, this.count, keep, null, null, 0, 0, match, into.dumpdir);
+      if (n >= 0) return { match, dumpdir: into.dumpdir.subarray(0, n) };
       if (n === -(2 ** 31)) throw new RangeError('a directory whose dumpdir exceeds 2 GiB');
       into.dumpdir = Buffer.allocUnsafe(Math.max(-n, 2 * into.dumpdir.length));
     }

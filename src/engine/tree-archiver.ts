@@ -90,7 +90,8 @@ export class TreeArchiver {
   /**
    * merge()'s output, reused for every directory: its dumpdir is copied into the archive at once, and its
    * matches are read across the awaits of directoryMembers, which is safe because the next merge comes
-   * only after directoryMembers has returned (directories are archived one at a time).
+   * only after directoryMembers has returned (directories are archived one at a time). The native path
+   * for unchanged directories uses the same match array within its one synchronous call.
    */
   private readonly mergeBuffers = new MergeBuffers();
   private readonly unchangedDirs: UnchangedDirArchiver;
@@ -110,7 +111,7 @@ export class TreeArchiver {
     this.excludes = new Set(opts.excludes.map((p) => p.toString('latin1')));
     this.excludeParents = new Set(opts.excludes.map((p) => parentOf(p).toString('latin1')));
     this.archiveMember = archiveMember(opts.backupId);
-    this.unchangedDirs = new UnchangedDirArchiver(writer, manifest, this.archiveMember);
+    this.unchangedDirs = new UnchangedDirArchiver(writer, manifest, this.archiveMember, this.mergeBuffers);
     const pass: ArchivePass = {
       stats: this.stats,
       warnings: this.warnings,

@@ -12,7 +12,7 @@
 import { archiveUnchangedDirRaw } from '../native/xbfs.js';
 import type { ManifestWriter, PreviousBlock } from '../repo/manifest-file.js';
 import type { ArchiveWriter } from './archive-writer.js';
-import type { DirScan } from './dir-scan.js';
+import type { DirScan, MergeBuffers } from './dir-scan.js';
 
 /** What one unchanged directory added. */
 export interface UnchangedDir {
@@ -30,7 +30,6 @@ export interface UnchangedDir {
 const DIR_LINE_MAX = 512;
 
 export class UnchangedDirArchiver {
-  private match = new Int32Array(1024);
   private dirs = new Int32Array(1024);
   private readonly out = new Float64Array(7);
 
@@ -39,6 +38,8 @@ export class UnchangedDirArchiver {
     private readonly manifest: ManifestWriter,
     /** `"a":"<backup id>"`. */
     private readonly archiveMember: Buffer,
+    /** The archiver's join scratch (only its match array is used), shared with its general path. */
+    private readonly scratch: MergeBuffers,
   ) {}
 
   /**
@@ -48,7 +49,6 @@ export class UnchangedDirArchiver {
    */
   archive(rel: Buffer, parent: DirScan, index: number, scan: DirScan, previous: PreviousBlock): UnchangedDir | undefined {
     const count = scan.count;
-    if (this.match.length < count) this.match = new Int32Array(Math.max(count, 2 * this.match.length));
     if (this.dirs.length < count) this.dirs = new Int32Array(Math.max(count, 2 * this.dirs.length));
     const man = this.manifest.room(previous.childBytes + rel.length + this.archiveMember.length + DIR_LINE_MAX);
     if (!man) return undefined;
@@ -56,7 +56,7 @@ export class UnchangedDirArchiver {
     const ok = archiveUnchangedDirRaw(
       parent.records, parent.recordOffset(index), scan.records, count,
       previous.data, previous.index, previous.first, previous.end,
-      rel, this.archiveMember, this.writer.offset, seg, man, this.match, this.out, this.dirs,
+      rel, this.archiveMember, this.writer.offset, seg, man, this.scratch.matchFor(count), this.out, this.dirs,
     );
     if (!ok) return undefined;
     const out = this.out;
