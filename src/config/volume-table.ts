@@ -28,6 +28,7 @@
  * its mount options may be empty and are not used.
  */
 import { readFileSync } from 'node:fs';
+import { unsafePathComponent } from '../core/names.js';
 import { ConfigError, location } from './config-error.js';
 import { LVM_SIZE_SYNTAX, parseLvmSize, type LvmSize } from './lvm-size.js';
 
@@ -66,14 +67,7 @@ const FORMAT = 'domU|part|device|fstype|mount options';
 const EXTENSION_KEYS = ['snapsize', 'engine', 'partition'];
 const FSTYPE_RE = /^[a-z0-9][a-z0-9._+-]*$/;
 
-/** Why `name` is unusable as one path component, or undefined when it is fine. */
-export function unsafePathComponent(name: string): string | undefined {
-  if (name === '') return 'it is empty';
-  if (name === '.' || name === '..') return `\`${name}\` would leave its directory`;
-  if (name.includes('/')) return 'it contains `/`';
-  if (/[\s\x00-\x1f\x7f]/.test(name)) return 'it contains a blank or control character';
-  return undefined;
-}
+export { unsafePathComponent };
 
 export function parseVolumeTable(text: string, file: string): VolumeTable {
   const volumes: VolumeEntry[] = [];

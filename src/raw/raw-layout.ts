@@ -7,8 +7,8 @@
  * The sidecar is the common one with engine 'raw' and a `raw` section; the
  * sidecar's name is the manifest's with ".json", as prune expects of all.
  */
-import path from 'node:path';
 import type { BackupKind, Sidecar } from '../repo/sidecar.js';
+import { backupFileNames } from '../repo/layout.js';
 import type { BackupFiles, VolumeStore } from '../repo/volume-store.js';
 
 export interface RawInfo {
@@ -39,12 +39,8 @@ export function isRawSidecar(s: Sidecar): s is RawSidecar {
 }
 
 export function rawFilesFor(store: VolumeStore, id: string, kind: BackupKind): BackupFiles {
-  const stem = `${id}.${kind === 'full' ? 'full' : 'incr'}.raw`;
-  return {
-    archive: path.join(store.dir, stem + '.zst'),
-    manifest: path.join(store.dir, stem + '.manifest'),
-    sidecar: path.join(store.dir, stem + '.json'),
-  };
+  const names = backupFileNames(id, kind, 'raw', 'zstd');
+  return { archive: store.pathOf(names.archive), manifest: store.pathOf(names.manifest), sidecar: store.pathOf(names.sidecar) };
 }
 
 /** A raw sidecar's own checks beyond parseSidecar's: the fields restore and verify rely on. */

@@ -1,17 +1,22 @@
 /** Finds the volumes a medium holds for one host: <medium>/<host>/<domU>/<part>/. */
 import fs from 'node:fs';
 import path from 'node:path';
+import { checkHostName } from '../core/names.js';
+import { MediumDamage } from './medium-error.js';
 import { VolumeStore } from './volume-store.js';
 
 export function volumesOnMedium(medium: string, host: string): VolumeStore[] {
+  checkHostName(host);
   const hostDir = path.join(medium, host);
   if (!fs.existsSync(hostDir)) return [];
+  if (fs.lstatSync(hostDir).isSymbolicLink()) throw new MediumDamage(hostDir, 'is a symlink; a folder of the medium must be a real directory');
+  // lstat: a symlinked folder on the medium is not followed here; VolumeStore reports it as damage.
   const out: VolumeStore[] = [];
   for (const domU of fs.readdirSync(hostDir).sort()) {
     const d = path.join(hostDir, domU);
-    if (!fs.statSync(d).isDirectory()) continue;
+    if (!fs.lstatSync(d).isDirectory()) continue;
     for (const part of fs.readdirSync(d).sort()) {
-      if (fs.statSync(path.join(d, part)).isDirectory()) {
+      if (fs.lstatSync(path.join(d, part)).isDirectory()) {
         try {
           out.push(new VolumeStore(medium, host, `${domU}/${part}`));
         } catch {

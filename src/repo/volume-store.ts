@@ -3,32 +3,23 @@
  *   <id>.<full|incr>.tar.<zst|gz>   the archive
  *   <id>.<full|incr>.manifest       what the tree held, and where each version lives
  *   <id>.<full|incr>.json           the sidecar; present only once the others are durable
- * (raw backups: <id>.<full|incr>.raw.{zst,manifest,json}, see src/raw/raw-layout.ts)
+ * (raw and rsync backups: see repo/layout.ts, which owns every file name)
  * where <id> is the backup's UTC start time, 20261127T013600Z. This module
- * names, lists and tidies those files; it does not archive anything.
+ * lists and tidies those files; it does not archive anything. The folder's
+ * names come from core/names.ts; a folder below the medium that is a symlink,
+ * or a file name a sidecar gives that is not the layout's, is MediumDamage.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ARCHIVE_EXTENSION, type Compression } from '../engine/compression.js';
+import type { Compression } from '../engine/compression.js';
+import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
 import { PARTIAL_SUFFIX } from './atomic-file.js';
+import { BACKUP_FILE_RE, backupFileNames, isPlainName } from './layout.js';
+import { MediumDamage } from './medium-error.js';
 import { parseSidecar, type BackupKind, type Sidecar } from './sidecar.js';
 
-/** Archives and manifests of every engine: tar, rsync trees, raw containers (src/raw/raw-layout.ts). */
-export const BACKUP_FILE_RE = /^(\d{8}T\d{6}Z)\.(?:(?:full|incr)\.(?:tar(?:\.zst|\.gz)?|manifest|raw\.zst|raw\.manifest)|tree|tree\.manifest)$/;
-
-const VOLUME_RE = /^([A-Za-z0-9._+-]+)\/([A-Za-z0-9._+-]+)$/;
-
-export function parseVolumeName(v: string): { domU: string; part: string } {
-  const m = VOLUME_RE.exec(v);
-  if (!m || m[1] === '.' || m[1] === '..' || m[2] === '.' || m[2] === '..') {
-    throw new Error(`volume "${v}" must be DOMU/PART (letters, digits, . _ + -), e.g. mydomu1/root`);
-  }
-  return { domU: m[1]!, part: m[2]! };
-}
-
-export function backupIdFor(time: Date): string {
-  return time.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-}
+export { backupIdFor, parseVolumeName, timeOfId } from '../core/names.js';
+export { BACKUP_FILE_RE } from './layout.js';
 
 /**
  * The id of a new backup of a volume whose backups are `existing`: now, or
@@ -52,13 +43,6 @@ export async function nextBackupId(existing: readonly { id: string }[], now: () 
   return { id, started };
 }
 
-/** The time a backup id names. */
-export function timeOfId(id: string): Date {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(id);
-  if (!m) throw new Error(`"${id}" is not a backup id`);
-  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
-}
-
 export interface BackupFiles {
   archive: string;
   manifest: string;
@@ -73,21 +57,39 @@ export class VolumeStore {
     readonly host: string,
     readonly volume: string,
   ) {
+    checkHostName(host);
     const { domU, part } = parseVolumeName(volume);
     this.dir = path.join(medium, host, domU, part);
+    this.components = [host, domU, part];
   }
+
+  private readonly components: string[];
 
   filesFor(id: string, kind: BackupKind, compression: Compression): BackupFiles {
-    const stem = `${id}.${kind === 'full' ? 'full' : 'incr'}`;
-    return {
-      archive: path.join(this.dir, stem + ARCHIVE_EXTENSION[compression]),
-      manifest: path.join(this.dir, stem + '.manifest'),
-      sidecar: path.join(this.dir, stem + '.json'),
-    };
+    const names = backupFileNames(id, kind, 'tar', compression);
+    return { archive: this.pathOf(names.archive), manifest: this.pathOf(names.manifest), sidecar: this.pathOf(names.sidecar) };
   }
 
+  /**
+   * Whether the volume's folder exists. Each of its folders below the medium
+   * must be a real directory: a symlink there (planted on the medium) would
+   * take every read, write and delete of this volume somewhere else.
+   */
   exists(): boolean {
-    return fs.existsSync(this.dir);
+    let p = this.medium;
+    for (const c of this.components) {
+      p = path.join(p, c);
+      let st: fs.Stats;
+      try {
+        st = fs.lstatSync(p);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw e;
+      }
+      if (st.isSymbolicLink()) throw new MediumDamage(p, 'is a symlink; a folder of the medium must be a real directory');
+      if (!st.isDirectory()) throw new MediumDamage(p, 'is not a directory');
+    }
+    return true;
   }
 
   ensure(): void {
@@ -102,7 +104,7 @@ export class VolumeStore {
       if (!name.endsWith('.json')) continue;
       const file = path.join(this.dir, name);
       try {
-        out.push(parseSidecar(fs.readFileSync(file, 'utf8'), file));
+        out.push(parseSidecar(readRegularFile(file, MAX_SIDECAR_BYTES), file, name));
       } catch (e) {
         onProblem?.((e as Error).message);
       }
@@ -110,7 +112,9 @@ export class VolumeStore {
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  /** A file of this volume's folder; only a plain name (never a path) can be one. */
   pathOf(name: string): string {
+    if (!isPlainName(name)) throw new MediumDamage(this.dir, `refusing ${JSON.stringify(name)}: not a plain file name in the volume's folder`);
     return path.join(this.dir, name);
   }
 
@@ -131,10 +135,32 @@ export class VolumeStore {
       const isDebris =
         name.endsWith(PARTIAL_SUFFIX) || (BACKUP_FILE_RE.test(name) && !claimed.has(name));
       if (isDebris) {
-        fs.rmSync(path.join(this.dir, name), { force: true, recursive: true });
+        fs.rmSync(this.pathOf(name), { force: true, recursive: true });
         removed.push(name);
       }
     }
     return removed;
+  }
+}
+
+/** A sidecar is a few kilobytes (its frame index grows by ~30 bytes per 8 MiB); more is not one of ours. */
+const MAX_SIDECAR_BYTES = 64 << 20;
+
+/** The text of a regular file, opened without following a symlink and read up to `max` bytes. */
+export function readRegularFile(file: string, max: number): string {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new MediumDamage(file, 'is a symlink, not a file xenbackup wrote');
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new MediumDamage(file, 'is not a regular file');
+    if (st.size > max) throw new MediumDamage(file, `is ${st.size} bytes, more than the ${max} it can be`);
+    return fs.readFileSync(fd, 'utf8');
+  } finally {
+    fs.closeSync(fd);
   }
 }
