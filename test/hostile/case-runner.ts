@@ -1,0 +1,99 @@
+/**
+ * The corpus's table of cases and how one is run: a fresh copy of the golden
+ * world, the case's edit, then each command the case concerns, the sentinel
+ * compared after every command. A case collects every problem before it
+ * fails, so one run says all that is wrong with a medium, not the first.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { buildGolden, cloneWorld, HOST, judgeRun, runCli, sentinelChanges, takeSentinel, VOLUME, type World } from './hostile-media.js';
+
+export type Cmd = 'list' | 'ls' | 'verify-quick' | 'verify' | 'restore' | 'restore-force' | 'prune-dry' | 'prune' | 'backup';
+
+/** The order commands run in: the read-only ones first, restore into --to, prune (which deletes) last. */
+const ORDER: Cmd[] = ['list', 'ls', 'verify-quick', 'verify', 'restore', 'restore-force', 'prune-dry', 'prune', 'backup'];
+
+export interface HostileCase {
+  name: string;
+  /** The attacker's edit of the fresh world. */
+  setup?: (w: World) => void | Promise<void>;
+  /** The commands to run and the exit codes the README documents for this medium. */
+  expect: Partial<Record<Cmd, number | number[]>>;
+  /** Arguments replacing the default ones of a command (the world's paths in hand). */
+  argv?: (w: World) => Partial<Record<Cmd, string[]>>;
+  /** A file name a failing verify (or the commands listed in nameIn) must mention: the damage names the file. */
+  names?: string | ((w: World) => string);
+  nameIn?: Cmd[];
+  /** The path ls lists (default: the root). */
+  lsPath?: string;
+  /** Seconds a command may take (default 30). */
+  timeoutSec?: number;
+}
+
+export function defaultArgs(w: World): Record<Cmd, string[]> {
+  const m = ['--medium', w.medium, '--host', HOST];
+  const rules = ['--ttl', '0', '--keep-last', '1'];
+  return {
+    list: ['list', ...m],
+    ls: ['ls', VOLUME, '', ...m, '-l'],
+    'verify-quick': ['verify', ...m, '--quick'],
+    verify: ['verify', ...m],
+    restore: ['restore', VOLUME, ...m, '--to', w.to],
+    'restore-force': ['restore', VOLUME, ...m, '--to', w.to, '--force'],
+    'prune-dry': ['prune', ...m, ...rules, '--dry-run'],
+    prune: ['prune', ...m, ...rules],
+    backup: ['backup', w.src, '--volume', VOLUME, ...m],
+  };
+}
+
+let golden: World | undefined;
+let scratch: string | undefined;
+let counter = 0;
+
+/** The golden world, built once per test file (four real backups take a few seconds: ids are seconds). */
+export function goldenWorld(): World {
+  if (!golden) {
+    scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'xenbackup-hostile-'));
+    golden = buildGolden(path.join(scratch, 'golden'));
+  }
+  return golden;
+}
+
+export function removeScratch(): void {
+  if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  scratch = undefined;
+  golden = undefined;
+}
+
+/** Runs one case; returns every problem found (empty: the case holds). */
+export async function runCase(c: HostileCase): Promise<string[]> {
+  const g = goldenWorld();
+  const w = cloneWorld(g, path.join(scratch!, `case-${++counter}`));
+  try {
+    await c.setup?.(w);
+    const before = await takeSentinel(w);
+    const args = { ...defaultArgs(w), ...c.argv?.(w) };
+    if (c.lsPath !== undefined) args.ls = ['ls', VOLUME, c.lsPath, ...args.ls.slice(3)];
+    const mustName = typeof c.names === 'function' ? c.names(w) : c.names;
+    const nameIn = c.nameIn ?? ['verify-quick', 'verify'];
+    const problems: string[] = [];
+    for (const cmd of ORDER) {
+      const want = c.expect[cmd];
+      if (want === undefined) continue;
+      const r = await runCli(args[cmd], (c.timeoutSec ?? 30) * 1000);
+      const what = `${cmd} (${args[cmd].join(' ').replaceAll(w.root, '…')})`;
+      problems.push(...judgeRun(what, r, Array.isArray(want) ? want : [want], nameIn.includes(cmd) ? mustName : undefined));
+      for (const d of await sentinelChanges(w, before)) problems.push(`${cmd}: changed outside: ${d}`);
+    }
+    return problems;
+  } finally {
+    fs.rmSync(w.root, { recursive: true, force: true });
+  }
+}
+
+export async function assertCase(c: HostileCase): Promise<void> {
+  const problems = await runCase(c);
+  if (problems.length) assert.fail(`${c.name}:\n  ${problems.join('\n  ')}`);
+}
