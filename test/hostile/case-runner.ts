@@ -8,12 +8,19 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildGolden, cloneWorld, HOST, judgeRun, runCli, sentinelChanges, takeSentinel, VOLUME, type World } from './hostile-media.js';
+import { buildGolden, cloneWorld, HOST, judgeRun, quickChanges, runCli, sentinelChanges, takeSentinel, VOLUME, type World } from './hostile-media.js';
 
 export type Cmd = 'list' | 'ls' | 'verify-quick' | 'verify' | 'restore' | 'restore-force' | 'prune-dry' | 'prune' | 'backup';
 
-/** The order commands run in: the read-only ones first, restore into --to, prune (which deletes) last. */
-const ORDER: Cmd[] = ['list', 'ls', 'verify-quick', 'verify', 'restore', 'restore-force', 'prune-dry', 'prune', 'backup'];
+/**
+ * The order commands run in: the read-only ones first, side by side (they
+ * only read the medium), then restore into --to, prune (which deletes) last.
+ */
+const READ_ONLY: Cmd[] = ['list', 'ls', 'verify-quick', 'verify', 'prune-dry'];
+const IN_TURN: Cmd[] = ['restore', 'restore-force', 'prune', 'backup'];
+
+/** The commands a sidecar case runs unless it says otherwise: every reader of sidecars, prune for real. */
+export const ALL_CMDS: Cmd[] = [...READ_ONLY, ...IN_TURN.filter((c) => c !== 'backup')];
 
 export interface HostileCase {
   name: string;
@@ -79,14 +86,21 @@ export async function runCase(c: HostileCase): Promise<string[]> {
     const mustName = typeof c.names === 'function' ? c.names(w) : c.names;
     const nameIn = c.nameIn ?? ['verify-quick', 'verify'];
     const problems: string[] = [];
-    for (const cmd of ORDER) {
-      const want = c.expect[cmd];
-      if (want === undefined) continue;
+    const run = async (cmd: Cmd): Promise<void> => {
+      const want = c.expect[cmd]!;
       const r = await runCli(args[cmd], (c.timeoutSec ?? 30) * 1000);
       const what = `${cmd} (${args[cmd].join(' ').replaceAll(w.root, '…')})`;
       problems.push(...judgeRun(what, r, Array.isArray(want) ? want : [want], nameIn.includes(cmd) ? mustName : undefined));
-      for (const d of await sentinelChanges(w, before)) problems.push(`${cmd}: changed outside: ${d}`);
+    };
+    const group = READ_ONLY.filter((cmd) => c.expect[cmd] !== undefined);
+    await Promise.all(group.map(run));
+    if (group.length) for (const d of quickChanges(w, before)) problems.push(`${group.join(', ')}: changed outside: ${d}`);
+    for (const cmd of IN_TURN.filter((x) => c.expect[x] !== undefined)) {
+      await run(cmd);
+      for (const d of quickChanges(w, before)) problems.push(`${cmd}: changed outside: ${d}`);
     }
+    // The full record (xattrs and ACLs too) once at the end.
+    for (const d of await sentinelChanges(w, before)) problems.push(`changed outside (full record): ${d}`);
     return problems;
   } finally {
     fs.rmSync(w.root, { recursive: true, force: true });

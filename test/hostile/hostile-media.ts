@@ -18,6 +18,7 @@
  * Test-only code: commands run through child_process directly.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,12 +136,57 @@ export function sentinelRoots(w: World): string[] {
 export interface Sentinel {
   snaps: TreeSnapshot[];
   topLevel: string;
+  quick: string[];
+}
+
+/**
+ * A cheap record of a tree, taken after every command: each entry's type,
+ * mode, owner, size, mtime (ns), link target and content hash (no xattrs:
+ * the full snapshot, taken at the start and end of a case, has those).
+ */
+export function quickState(root: string): string {
+  const out: string[] = [];
+  const walk = (p: string, rel: string): void => {
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(p, { bigint: true });
+    } catch (e) {
+      out.push(`${rel} ${(e as NodeJS.ErrnoException).code}`);
+      return;
+    }
+    let extra = '';
+    if (st.isSymbolicLink()) extra = ` -> ${fs.readlinkSync(p)}`;
+    else if (st.isFile()) extra = ` ${createHash('sha1').update(fs.readFileSync(p)).digest('hex')}`;
+    out.push(`${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.mtimeNs} nlink ${st.nlink}${extra}`);
+    if (st.isDirectory()) for (const n of fs.readdirSync(p).sort()) walk(path.join(p, n), rel + '/' + n);
+  };
+  walk(root, '.');
+  return out.join('\n');
+}
+
+/** The lines of `b` that differ from `a` (both quickState texts), for a message. */
+function quickDiff(a: string, b: string): string[] {
+  const la = new Set(a.split('\n'));
+  const lb = new Set(b.split('\n'));
+  return [...[...la].filter((l) => !lb.has(l)).map((l) => `was: ${l}`), ...[...lb].filter((l) => !la.has(l)).map((l) => `now: ${l}`)].slice(0, 12);
+}
+
+/** What changed since `before` by the cheap record (empty: nothing). */
+export function quickChanges(w: World, before: Sentinel): string[] {
+  const out: string[] = [];
+  sentinelRoots(w).forEach((r, i) => {
+    const now = quickState(r);
+    if (now !== before.quick[i]) out.push(...quickDiff(before.quick[i]!, now).map((d) => `${r}: ${d}`));
+  });
+  const top = topLevel(w);
+  if (top !== before.topLevel) out.push(`${w.root}: entries were "${before.topLevel}", now "${top}"`);
+  return out;
 }
 
 export async function takeSentinel(w: World): Promise<Sentinel> {
   const snaps: TreeSnapshot[] = [];
   for (const r of sentinelRoots(w)) snaps.push(await snapshotTree(r));
-  return { snaps, topLevel: topLevel(w) };
+  return { snaps, topLevel: topLevel(w), quick: sentinelRoots(w).map(quickState) };
 }
 
 function topLevel(w: World): string {
