@@ -19,7 +19,7 @@ function withNames(w: World, host: string, volume: string): Args {
   const m = ['--medium', w.medium, '--host', host];
   return {
     backup: ['backup', w.src, '--volume', volume, ...m],
-    list: ['list', ...m],
+    list: ['list', volume, ...m],
     ls: ['ls', volume, '', ...m],
     'verify-quick': ['verify', volume, ...m, '--quick'],
     restore: ['restore', volume, ...m, '--to', w.to],
@@ -70,13 +70,13 @@ const cases: HostileCase[] = [
     name: 'restore --to /proc/x (cannot be created) ends at once',
     argv: (w) => ({ restore: ['restore', VOLUME, '--medium', w.medium, '--host', HOST, '--to', '/proc/xenbackup-hostile-x'] }),
     expect: { restore: [1, 2] },
-    timeoutSec: 20,
+    timeoutSec: 10,
   },
   {
     name: 'restore --to a path below /proc/self (cannot be created) ends at once',
     argv: (w) => ({ restore: ['restore', VOLUME, '--medium', w.medium, '--host', HOST, '--to', '/proc/self/xenbackup/x'] }),
     expect: { restore: [1, 2] },
-    timeoutSec: 20,
+    timeoutSec: 10,
   },
   {
     name: 'restore --to an existing file',

@@ -158,11 +158,12 @@ export function writeHandBackup(w: World, id: string, steps: HandStep[], tail?: 
   const lines: string[] = [JSON.stringify({ xenbackup: 'manifest', version: 1, volume: VOLUME, backup: id, base: null, createdAt: new Date().toISOString() })];
   let dir = '';
   let ino = 5000;
+  const dumpdirs = dumpdirsOf(steps);
   for (const s of steps) {
     const at = offset;
     if ('dir' in s) {
       dir = s.dir;
-      if (s.member !== null) push(Buffer.isBuffer(s.member) ? s.member : member(s.member ?? entry(dir === '' ? '.' : dir, 'dir')));
+      if (s.member !== null) push(Buffer.isBuffer(s.member) ? s.member : member(s.member ?? entry(dir === '' ? '.' : dir, 'dir', { dumpdir: dumpdirs.get(dir) })));
       lines.push(JSON.stringify({ t: 'd', m: 493, u: 0, g: 0, s: 0, mt: MT, ct: MT, i: String(ino++), a: id, o: at, ...s.json, d: dir }));
       continue;
     }
@@ -203,6 +204,34 @@ export function writeHandBackup(w: World, id: string, steps: HandStep[], tail?: 
     tarBytes: tarBytes.length, archiveBytes: z.length, archiveXxh64: xxh64(z), manifestXxh64: xxh64(manifest), frames: [[0, 0]], warnings: [], unreadable: [],
   };
   fs.writeFileSync(path.join(w.vol, `${id}.full.json`), JSON.stringify(sidecar, null, 1) + '\n', { mode: 0o600 });
+}
+
+/**
+ * Each directory block's GNU.dumpdir as an honest full backup writes it: 'Y'
+ * for each entry of its block, 'D' for each block directly below it, sorted
+ * by name (verify holds the dumpdirs against the manifest, so a hand-made
+ * backup is hostile only where a case makes it so).
+ */
+function dumpdirsOf(steps: HandStep[]): Map<string, Buffer> {
+  const kids = new Map<string, Array<[string, string]>>();
+  let dir = '';
+  for (const s of steps) {
+    if ('dir' in s) {
+      dir = s.dir;
+      if (!kids.has(dir)) kids.set(dir, []);
+      if (dir !== '') {
+        const slash = dir.lastIndexOf('/');
+        const parent = slash < 0 ? '' : dir.slice(0, slash);
+        kids.get(parent)?.push(['D', dir.slice(slash + 1)]);
+      }
+    } else kids.get(dir)!.push(['Y', s.name]);
+  }
+  const out = new Map<string, Buffer>();
+  for (const [d, list] of kids) {
+    list.sort((a, b) => Buffer.compare(Buffer.from(a[1]), Buffer.from(b[1])));
+    out.set(d, Buffer.concat([...list.map(([c, n]) => Buffer.from(`${c}${n}\0`)), Buffer.from([0])]));
+  }
+  return out;
 }
 
 /** A pax extended header ('x') holding `body` as its records, as raw bytes (no checks: hostile on purpose). */
