@@ -6,9 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { buildGolden, cloneWorld, HOST, judgeRun, quickChanges, runCli, sentinelChanges, takeSentinel, VOLUME, type World } from './hostile-media.js';
+import { buildGolden, cloneWorld, fastTmp, HOST, judgeRun, quickChanges, runCli, sentinelChanges, takeSentinel, VOLUME, type World } from './hostile-media.js';
 
 export type Cmd = 'list' | 'ls' | 'verify-quick' | 'verify' | 'restore' | 'restore-force' | 'prune-dry' | 'prune' | 'backup';
 
@@ -62,7 +61,7 @@ let counter = 0;
 /** The golden world, built once per test file (four real backups take a few seconds: ids are seconds). */
 export function goldenWorld(): World {
   if (!golden) {
-    scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'xenbackup-hostile-'));
+    scratch = fs.mkdtempSync(path.join(fastTmp(), 'xenbackup-hostile-'));
     golden = buildGolden(path.join(scratch, 'golden'));
   }
   return golden;

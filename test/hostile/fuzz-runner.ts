@@ -26,6 +26,8 @@ export interface FuzzResult {
   /** The run stopped early: too many hangs. */
   stoppedEarly: boolean;
   slowest: { caseNo: number; ms: number };
+  /** Milliseconds spent per command (and in set-up and checks) over the run, and how often each ran. */
+  time: Record<string, { ms: number; runs: number }>;
 }
 
 export interface FuzzOptions extends Omit<WorkerJob, 'cases'> {
@@ -37,7 +39,7 @@ export interface FuzzOptions extends Omit<WorkerJob, 'cases'> {
 }
 
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
-  const result: FuzzResult = { ran: 0, failures: [], restarts: 0, stoppedEarly: false, slowest: { caseNo: -1, ms: 0 } };
+  const result: FuzzResult = { ran: 0, failures: [], restarts: 0, stoppedEarly: false, slowest: { caseNo: -1, ms: 0 }, time: {} };
   let remaining = [...opts.cases];
   while (remaining.length) {
     const stopped = await runWorker({ ...opts, cases: remaining }, opts.caseTimeoutMs, result);
@@ -87,6 +89,11 @@ function runWorker(job: WorkerJob, timeoutMs: number, result: FuzzResult): Promi
         doneCount++;
         result.ran++;
         if (m.ms > result.slowest.ms) result.slowest = { caseNo: m.caseNo, ms: m.ms };
+        for (const [k, ms] of Object.entries(m.cmdMs)) {
+          const t = (result.time[k] ??= { ms: 0, runs: 0 });
+          t.ms += ms;
+          t.runs++;
+        }
         if (m.problems.length) result.failures.push({ caseNo: m.caseNo, problems: m.problems, mutations: m.mutations });
       } else if (m.type === 'finished') {
         settle(undefined);

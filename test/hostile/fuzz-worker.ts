@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { main } from '../../src/cli/main.js';
-import { quickState } from './hostile-media.js';
+import { statState } from './hostile-media.js';
 import { caseRng, mutate } from './fuzz-mutate.js';
 
 export interface WorkerJob {
@@ -28,7 +28,7 @@ export interface WorkerJob {
 export type WorkerMessage =
   | { type: 'start'; caseNo: number }
   | { type: 'step'; caseNo: number; mutations: string[]; cmd: string }
-  | { type: 'done'; caseNo: number; problems: string[]; mutations: string[]; ms: number }
+  | { type: 'done'; caseNo: number; problems: string[]; mutations: string[]; ms: number; cmdMs: Record<string, number> }
   | { type: 'finished' };
 
 const HOST = 'test-host';
@@ -115,7 +115,7 @@ function commandsFor(rng: () => number): Cmd[] {
   const order: Cmd[] = ['list', 'ls', 'verify-quick', 'verify', 'restore', 'restore-force', 'prune-dry', 'prune'];
   // Full verify and restore start a zstd per archive they read (~100 ms a case): drawn less often, so that
   // 2,000 cases stay within the suite's time; over a run each still meets hundreds of media.
-  const weight: Record<Cmd, number> = { list: 1, ls: 0.5, 'verify-quick': 0.6, verify: 0.15, restore: 0.25, 'restore-force': 0.08, 'prune-dry': 0.3, prune: 0.4 };
+  const weight: Record<Cmd, number> = { list: 1, ls: 0.5, 'verify-quick': 0.45, verify: 0.1, restore: 0.2, 'restore-force': 0.06, 'prune-dry': 0.3, prune: 0.25 };
   const chosen = order.filter((c) => rng() < weight[c]);
   if (chosen.includes('restore-force') && !chosen.includes('restore')) chosen.splice(chosen.indexOf('restore-force'), 0, 'restore');
   return chosen;
@@ -123,7 +123,9 @@ function commandsFor(rng: () => number): Cmd[] {
 
 type Send = (m: WorkerMessage) => Promise<void>;
 
-async function runCase(job: WorkerJob, caseNo: number, baseline: string[], send: Send): Promise<{ problems: string[]; mutations: string[] }> {
+async function runCase(job: WorkerJob, caseNo: number, baseline: string[], send: Send): Promise<{ problems: string[]; mutations: string[]; cmdMs: Record<string, number> }> {
+  const cmdMs: Record<string, number> = {};
+  const t0 = performance.now();
   const dir = path.join(job.work, `case-${caseNo}`);
   fs.rmSync(dir, { recursive: true, force: true });
   const medium = path.join(dir, 'medium');
@@ -140,17 +142,21 @@ async function runCase(job: WorkerJob, caseNo: number, baseline: string[], send:
   const lsPath = LS_PATHS[Math.floor(rng() * LS_PATHS.length)]!;
   const problems: string[] = [];
   const shown = muts.map((m) => m.what);
+  cmdMs.setup = performance.now() - t0;
   for (const cmd of commandsFor(rng)) {
     const args = argsFor(cmd, medium, to, lsPath);
     // The parent's watchdog names the mutations and the command of a case that hangs.
     await send({ type: 'step', caseNo, mutations: shown, cmd: args.join(' ') });
+    const c0 = performance.now();
     const r = await runMain(args);
+    cmdMs[cmd] = performance.now() - c0;
     problems.push(...judge(cmd, r, mustReport));
   }
+  const s0 = performance.now();
   job.sentinels.forEach((s, i) => {
-    if (quickState(s) !== baseline[i]) {
+    if (statState(s) !== baseline[i]) {
       problems.push(`changed outside: ${s}`);
-      baseline[i] = quickState(s);
+      baseline[i] = statState(s);
     }
   });
   const beside = fs.readdirSync(dir).filter((n) => n !== 'medium' && n !== 'to');
@@ -158,17 +164,18 @@ async function runCase(job: WorkerJob, caseNo: number, baseline: string[], send:
   const inMedium = [fs.readdirSync(medium).join(','), fs.readdirSync(path.join(medium, HOST)).join(','), fs.readdirSync(path.join(medium, HOST, 'v')).join(',')];
   if (inMedium.join('/') !== `${HOST}/v/p`) problems.push(`the medium outside the volume's folder changed: ${inMedium.join(' / ')}`);
   fs.rmSync(dir, { recursive: true, force: true });
-  return { problems, mutations: shown };
+  cmdMs.check = performance.now() - s0;
+  return { problems, mutations: shown, cmdMs };
 }
 
 async function run(job: WorkerJob): Promise<void> {
   const send: Send = (m) => new Promise((resolve) => process.send!(m, () => resolve()));
-  const baseline = job.sentinels.map(quickState);
+  const baseline = job.sentinels.map(statState);
   for (const caseNo of job.cases) {
     await send({ type: 'start', caseNo });
     const t0 = Date.now();
-    const { problems, mutations } = await runCase(job, caseNo, baseline, send);
-    await send({ type: 'done', caseNo, problems, mutations, ms: Date.now() - t0 });
+    const { problems, mutations, cmdMs } = await runCase(job, caseNo, baseline, send);
+    await send({ type: 'done', caseNo, problems, mutations, ms: Date.now() - t0, cmdMs });
   }
   await send({ type: 'finished' });
 }
