@@ -11,6 +11,8 @@
  * Parts: DirWalker (listings made ahead on threads of their own), UnchangedDirArchiver
  * (a directory whose children are all unchanged, in one native call),
  * ChildSaver (the members of a changed child that is not a directory),
+ * SplitLinks (unchanged names of hardlinked files a directory rename split,
+ * stored again so that GNU tar -x -G keeps them linked),
  * ArchiveWriter (segments, compression, .partial file), ManifestWriter (the
  * new manifest), ManifestCursor (the old one), metadata.ts (stat and xattrs
  * to TarEntry). This file decides what goes in, in which order.

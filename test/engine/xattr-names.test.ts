@@ -8,6 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lgetxattr, llistxattr, lsetxattr } from '../../src/native/xbfs.js';
@@ -60,6 +61,10 @@ test('non-ASCII xattr names come back byte for byte through xenbackup and GNU ta
     const to = path.join(scratch, 'gnu');
     gnuTarRestoreChain(chainArchives(medium, VOLUME, sidecar), to);
     for (const c of CARRIERS) assert.deepEqual(xattrsOf(path.join(to, c)), want.get(c), c);
+    // getfattr, an independent reader, finds the UTF-8 names under their own spelling.
+    for (const [name, value] of [['user.été', 'v2 0'], ['user.日本', 'v2 2']]) {
+      assert.equal(execFileSync('getfattr', ['--only-values', '-n', name, path.join(to, 'a/file')], { encoding: 'utf8' }), value);
+    }
   });
 
   await t.test('verify reads the chain clean', () => {
