@@ -170,7 +170,7 @@ export function parseDecimal(value: Buffer): number {
  * escaped as "%25" and "%3D", as GNU tar 1.34 does ('=' would end the
  * keyword). Names are byte strings (latin1, one char per byte), as
  * native/xbfs.c lists them and takes them back: the keyword holds the name's
- * own bytes, UTF-8 or not, which GNU tar, bsdtar and Python restore as is.
+ * own bytes, UTF-8 or not, which GNU tar restores as they are.
  */
 export function xattrKeyword(name: string): Buffer {
   const escaped = name.includes('%') || name.includes('=') ? name.replace(/%/g, '%25').replace(/=/g, '%3D') : name;
@@ -188,8 +188,11 @@ export function unescapeXattrName(escaped: string): string {
  * became "user.Ã©tÃ©"). Such a keyword cannot be told by its bytes from a
  * raw UTF-8 name whose characters are all below U+0100 (user.été written
  * raw), so a member whose xattr names hold bytes >= 0x80 now carries this
- * record, which GNU tar, bsdtar and Python ignore ("comment" is a standard
- * pax keyword with no effect). Its absence marks the old form.
+ * record: "comment" is a standard pax keyword that no reader acts on (GNU
+ * tar 1.34 ignores it without a warning). Its absence marks the old form;
+ * an archive of another writer with such a UTF-8 name (no record either)
+ * would be read as the old form too, which only matters for archives
+ * xenbackup did not write.
  */
 export const RAW_XATTR_NAMES_KEYWORD = 'comment';
 export const RAW_XATTR_NAMES_VALUE = Buffer.from('xenbackup: SCHILY.xattr names are raw bytes');
