@@ -175,7 +175,7 @@ async function readMembers(
     const [compressed, tarOffset] = frameFor(sc.frames, start);
     const src = openDecompressed(sc.compression, file, compressed, log);
     let pos = tarOffset; // tar offset of the next byte from the stream
-    let parserBase = start;
+    const parserBase = start;
     let receiving = false;
     let stopAt = -1;
     // Set once the last member of this pass has been fully handed over.
@@ -231,7 +231,8 @@ async function readMembers(
       await src.done;
     } catch (e) {
       // The parser names the archive and the byte; one line, as damage of the medium.
-      if (e instanceof TarFormatError) throw new DamagedBackupError(e.message);
+      // Its offset counts from where this pass started reading: made an offset in the whole tar stream.
+      if (e instanceof TarFormatError) throw new DamagedBackupError(e.message.replace(/ at byte \d+$/, ` at tar offset ${e.offset + start}`));
       throw e;
     }
     if (!passDone) {
@@ -241,6 +242,5 @@ async function readMembers(
         `${file}: ends ${inMember >= 0 ? 'inside' : 'before'} the member of ${showPath(rel) || '/'} at tar offset ${at} (truncated or damaged archive)`,
       );
     }
-    parserBase = 0;
   }
 }
