@@ -20,3 +20,13 @@ export class DamagedBackupError extends Error {
     this.name = 'DamagedBackupError';
   }
 }
+
+/** Something in the target where a directory on the way to a path should be: a symlink (never followed) or another file. */
+export class PathInTheWay extends RestoreError {
+  constructor(
+    message: string,
+    readonly symlink: boolean,
+  ) {
+    super(message);
+  }
+}

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { safeComponents, showPath } from '../core/path-order.js';
 import { beneathDir, mkdirAt, S_IFDIR, S_IFLNK, S_IFMT, statAt } from '../native/beneath.js';
 import { closeFd } from '../native/xbfs.js';
-import { RestoreError } from './restore-errors.js';
+import { PathInTheWay, RestoreError } from './restore-errors.js';
 
 const MAX_CACHED = 256;
 const SLASH = 0x2f;
@@ -91,9 +91,9 @@ export class RestoreTarget {
         if (!create) return undefined;
         mkdirAt(fd, name, 0o755);
       } else if ((mode & S_IFMT) === S_IFLNK) {
-        throw new RestoreError(`refusing to restore ${showPath(forPath)}: ${showPath(sofar)} in the target is a symlink and could lead outside it`);
+        throw new PathInTheWay(`refusing to restore ${showPath(forPath)}: ${showPath(sofar)} in the target is a symlink and could lead outside it`, true);
       } else if ((mode & S_IFMT) !== S_IFDIR) {
-        throw new RestoreError(`cannot restore ${showPath(forPath)}: ${showPath(sofar)} in the target is not a directory`);
+        throw new PathInTheWay(`cannot restore ${showPath(forPath)}: ${showPath(sofar)} in the target is not a directory`, false);
       }
       let next: number;
       try {
