@@ -19,6 +19,7 @@ import { openDecompressed } from './decompression.js';
 import { DamagedBackupError, RestoreError, RestoreWriter } from './restore-writer.js';
 import { checkMember, checkPlanShape } from './restore-checks.js';
 import { TarFormatError } from '../tar/errors.js';
+import { CommandError } from '../host/command-error.js';
 import { readTreeMembers } from './tree-reader.js';
 
 export interface RestoreRequest {
@@ -233,6 +234,10 @@ async function readMembers(
       // The parser names the archive and the byte; one line, as damage of the medium.
       // Its offset counts from where this pass started reading: made an offset in the whole tar stream.
       if (e instanceof TarFormatError) throw new DamagedBackupError(e.message.replace(/ at byte \d+$/, ` at tar offset ${e.offset + start}`));
+      // zstd's exit status, or zlib's complaint: the compressed bytes are damaged.
+      if (e instanceof CommandError || /^Z_/.test(String((e as NodeJS.ErrnoException).code))) {
+        throw new DamagedBackupError(`${file}: cannot be decompressed: ${(e as Error).message.split('\n')[0]}`);
+      }
       throw e;
     }
     if (!passDone) {

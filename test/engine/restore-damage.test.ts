@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeScratchDir } from '../helpers/scratch.js';
-import { assertOneLineError, cliRestore, show, volumeDir } from './engine-fixtures.js';
+import { assertOneLineError, backupsOf, cliBackup, cliRestore, put, show, volumeDir } from './engine-fixtures.js';
 import { writeHandmadeBackup, type HandBlock } from './handmade-backup.js';
 import { fileXxh64 } from '../../src/repo/manifest-file.js';
 import type { Sidecar } from '../../src/repo/sidecar.js';
@@ -28,7 +28,7 @@ function rewriteArchive(medium: string, sidecar: Sidecar, bytes: Buffer): void {
   const dir = volumeDir(medium, VOLUME);
   const archive = path.join(dir, sidecar.archive);
   fs.writeFileSync(archive, bytes);
-  fs.writeFileSync(path.join(dir, `${sidecar.id}.full.json`), JSON.stringify({ ...sidecar, archiveXxh64: fileXxh64(archive), tarBytes: bytes.length, archiveBytes: bytes.length }, null, 1) + '\n');
+  fs.writeFileSync(path.join(dir, `${sidecar.id}.full.json`), JSON.stringify({ ...sidecar, archiveXxh64: fileXxh64(archive), archiveBytes: bytes.length, ...(sidecar.compression === 'none' ? { tarBytes: bytes.length } : {}) }, null, 1) + '\n');
 }
 
 /** Sets a header block's size field and recomputes its checksum. */
@@ -122,4 +122,27 @@ test('a truncated archive names the member it ends in or before, never "offset u
   const r2 = cliRestore(VOLUME, medium, path.join(scratch, 'to2'));
   assertOneLineError(r2, /ends before the member of n{150} at tar offset \d+/, 1);
   assert.doesNotMatch(show(r2), /undefined/);
+});
+
+test('a zstd archive damaged or cut short fails the restore with one line naming it, exit 1', async (t) => {
+  const scratch = makeScratchDir(t, 'restore-damage-zstd');
+  const source = path.join(scratch, 'source');
+  const medium = path.join(scratch, 'medium');
+  fs.mkdirSync(medium);
+  for (let i = 0; i < 40; i++) put(source, `d/f${i}`, `file ${i}\n`.repeat(2000 + i));
+  assert.equal(cliBackup(source, medium, VOLUME).code, 0);
+  const [sidecar] = backupsOf(medium, VOLUME);
+  const archive = path.join(volumeDir(medium, VOLUME), sidecar!.archive);
+  const good = fs.readFileSync(archive);
+  assert.ok(good.length > 4000);
+
+  rewriteArchive(medium, sidecar!, good.subarray(0, Math.floor(good.length / 2)));
+  const cut = cliRestore(VOLUME, medium, path.join(scratch, 'cut'));
+  assertOneLineError(cut, new RegExp(`${sidecar!.archive}: (cannot be decompressed|ends (inside|before) the member)`), 1);
+
+  const flipped = Buffer.from(good);
+  for (let at = 100; at < flipped.length - 100; at += 997) flipped[at] ^= 0x5a;
+  rewriteArchive(medium, sidecar!, flipped);
+  const bad = cliRestore(VOLUME, medium, path.join(scratch, 'bad'));
+  assertOneLineError(bad, new RegExp(`${sidecar!.archive}: `), 1);
 });
