@@ -58,6 +58,7 @@ export class RestoreWriter {
     const out: string[] = [];
     for (const { rel, entry } of items) {
       if (rel.length === 0) continue;
+      this.target.trim();
       let mode: number;
       try {
         const at = this.target.parentOf(rel, false);

@@ -79,6 +79,7 @@ function checkTarget(target: RestoreTarget, items: PlannedItem[], force: boolean
   const conflicts: string[] = [];
   for (const { rel, entry } of items) {
     if (!safeComponents(rel)) throw new RestoreError(`refusing unsafe path "${showPath(rel)}"`);
+    target.trim();
     let mode: number;
     try {
       mode = statBeneath(target, rel);
@@ -203,6 +204,7 @@ function checkRestored(backup: Sidecar, target: RestoreTarget, items: PlannedIte
   const hashed = new Map<string, string>(); // names of one inode are read once
   const counted = new Set<string>();
   for (const { rel, entry } of items) {
+    target.trim();
     let mode: number;
     try {
       mode = statBeneath(target, rel);

@@ -39,3 +39,20 @@ test('restore --to a path that cannot be created, or an existing file, is one li
   const r = cliRestore(VOLUME, medium, path.join(file, 'sub'));
   assertOneLineError(r, /cannot create the restore target .*a-file\/sub/, 2);
 });
+
+test('a tree of more directories than the writer keeps open restores whole, and again with --force', async (t) => {
+  const scratch = makeScratchDir(t, 'restore-target-many');
+  const source = path.join(scratch, 'source');
+  const medium = path.join(scratch, 'medium');
+  fs.mkdirSync(medium);
+  for (let i = 0; i < 300; i++) put(source, `d${i % 7}/sub${i}/deeper/f`, `file ${i}\n`);
+  assert.equal(cliBackup(source, medium, VOLUME).code, 0);
+  const to = path.join(scratch, 'to');
+  const first = cliRestore(VOLUME, medium, to);
+  assert.equal(first.code, 0, first.stderr);
+  const again = cliRestore(VOLUME, medium, to, ['--force']);
+  assert.equal(again.code, 0, again.stderr);
+  for (let i = 0; i < 300; i += 37) assert.equal(fs.readFileSync(path.join(to, `d${i % 7}/sub${i}/deeper/f`), 'utf8'), `file ${i}\n`);
+  const refused = cliRestore(VOLUME, medium, to);
+  assertOneLineError(refused, /already exist/, 2);
+});
