@@ -115,7 +115,7 @@ async function restoreInto(writer: RestoreWriter, store: VolumeStore, backup: Si
   const firstOfGroup = new Map<string, Buffer>();
   for (const [archiveId, members] of byArchive) {
     const sc = sidecars.get(archiveId);
-    if (!sc) throw new RestoreError(`backup ${archiveId}, which ${backup.id} needs, is missing from ${store.dir}`);
+    if (!sc) throw new DamagedBackupError(`backup ${archiveId}, which ${backup.id} needs, is missing from ${store.dir}`);
     const onBegin = (item: PlannedItem, meta: TarEntry): boolean => {
       const key = groupOf(archiveId, item.entry, item.rel);
       const first = firstOfGroup.get(key);
