@@ -91,8 +91,25 @@ export class RestoreWriter {
     if ((mode & S_IFMT) === S_IFDIR) this.target.forgetBelow(rel);
   }
 
+  /** A system call's error (EACCES, ENOSPC, ELOOP of a race...) made to name the path it was about. */
+  private named<T>(rel: Buffer, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (!(e instanceof RestoreError) && typeof err.code === 'string' && typeof err.message === 'string') {
+        err.message = `cannot restore ${showPath(rel) || '/'} in ${this.target.shown}: ${err.message}`;
+      }
+      throw e;
+    }
+  }
+
   /** Creates a non-file entry, or opens a regular file for its data. */
   begin(rel: Buffer, entry: ManifestEntry, meta: TarEntry): void {
+    this.named(rel, () => this.beginEntry(rel, entry, meta));
+  }
+
+  private beginEntry(rel: Buffer, entry: ManifestEntry, meta: TarEntry): void {
     if (rel.length === 0) {
       this.dirMeta.push({ rel, entry, meta });
       return;
@@ -142,7 +159,9 @@ export class RestoreWriter {
     }
     f.hash.update(chunk);
     let off = 0;
-    while (off < chunk.length) off += fs.writeSync(f.fd, chunk, off, chunk.length - off, fileOffset + off);
+    this.named(f.rel, () => {
+      while (off < chunk.length) off += fs.writeSync(f.fd, chunk, off, chunk.length - off, fileOffset + off);
+    });
     this.bytesWritten += chunk.length;
   }
 
@@ -150,6 +169,10 @@ export class RestoreWriter {
   end(): void {
     const f = this.current;
     if (!f) return;
+    this.named(f.rel, () => this.endFile(f));
+  }
+
+  private endFile(f: OpenFile): void {
     this.current = undefined;
     try {
       if (f.regions) {
@@ -174,10 +197,12 @@ export class RestoreWriter {
   /** A second name for a file restored earlier in this run (both names beneath the target; nothing followed). */
   hardlink(rel: Buffer, existingRel: Buffer): void {
     this.target.trim();
-    const to = this.at(rel);
-    this.clearWay(to.dirFd, to.name, rel, false);
-    const from = this.at(existingRel);
-    linkAt(from.dirFd, from.name, to.dirFd, to.name);
+    this.named(rel, () => {
+      const to = this.at(rel);
+      this.clearWay(to.dirFd, to.name, rel, false);
+      const from = this.at(existingRel);
+      linkAt(from.dirFd, from.name, to.dirFd, to.name);
+    });
   }
 
   /** Sets an xattr on the entry itself (dirFd -1: the target directory). */
@@ -217,15 +242,17 @@ export class RestoreWriter {
     try {
       for (const s of this.deferredSymlinks) {
         this.target.trim();
-        const { dirFd, name } = this.at(s.rel);
-        this.clearWay(dirFd, name, s.rel, false);
-        symlinkAt(s.entry.link ?? s.meta.linkTarget ?? Buffer.alloc(0), dirFd, name);
-        this.applyMeta(s.rel, s.entry, s.meta);
+        this.named(s.rel, () => {
+          const { dirFd, name } = this.at(s.rel);
+          this.clearWay(dirFd, name, s.rel, false);
+          symlinkAt(s.entry.link ?? s.meta.linkTarget ?? Buffer.alloc(0), dirFd, name);
+          this.applyMeta(s.rel, s.entry, s.meta);
+        });
       }
       // The target itself is in dirMeta only for a whole-volume restore: then it takes the volume root's metadata.
       for (const d of this.dirMeta.reverse()) {
         this.target.trim();
-        this.applyMeta(d.rel, d.entry, d.meta);
+        this.named(d.rel, () => this.applyMeta(d.rel, d.entry, d.meta));
       }
     } finally {
       this.close();
