@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "xbfs",
-      "sources": ["native/xbfs.c", "native/scandir.c", "native/walker.c", "native/manifest-merge.c", "native/unchanged-dir.c", "native/xxh64.c"],
+      "sources": ["native/xbfs.c", "native/scandir.c", "native/walker.c", "native/manifest-merge.c", "native/unchanged-dir.c", "native/xxh64.c", "native/beneath.c"],
       "cflags": ["-O2", "-Wall"]
     },
     {

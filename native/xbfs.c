@@ -270,6 +270,7 @@ napi_value xb_napi_xxh64_init(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64_update(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64_digest(napi_env env, napi_callback_info info);
 napi_value xb_napi_xxh64_update_async(napi_env env, napi_callback_info info);
+void xbfs_register_beneath(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   /*
@@ -307,6 +308,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "xxh64UpdateAsync", NULL, xb_napi_xxh64_update_async, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  xbfs_register_beneath(env, exports); /* beneath.c: restore's writes under the target's fd */
   return exports;
 }
 

@@ -142,40 +142,104 @@ export class ManifestFormatError extends Error {
   }
 }
 
-function need<T>(v: T | undefined, what: string): T {
-  if (v === undefined || v === null) throw new ManifestFormatError(`missing field ${what}`);
+const DECIMAL_RE = /^-?\d{1,20}$/;
+const INODE_RE = /^\d{1,20}$/;
+const HASH_RE = /^[0-9a-f]{16}$/;
+const BACKUP_ID_RE = /^\d{8}T\d{6}Z$/;
+const MAX_ID = 0xffffffff;
+
+function count(o: Record<string, unknown>, key: string, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) {
+    throw new ManifestFormatError(v === undefined ? `missing field ${what}` : `${what} ${JSON.stringify(v)?.slice(0, 40)} is not a whole number from 0 to ${max}`);
+  }
   return v;
 }
 
-export function entryFromJson(o: Record<string, unknown>): ManifestEntry {
+function nanoseconds(o: Record<string, unknown>, key: string, what: string): bigint {
+  const v = o[key];
+  if (typeof v !== 'string' || !DECIMAL_RE.test(v)) throw new ManifestFormatError(v === undefined ? `missing field ${what}` : `${what} must be nanoseconds as decimal text`);
+  return BigInt(v);
+}
+
+/** A name of one directory entry: not empty, no '/', not '.' or '..', no NUL. */
+function isEntryName(b: Buffer): boolean {
+  if (b.length === 0 || b.length > 255 || b.includes(0x2f) || b.includes(0)) return false;
+  return !(b.length <= 2 && b.every((c) => c === 0x2e));
+}
+
+/**
+ * An entry from a manifest line's object. The one place a manifest read from
+ * the medium is checked field by field: a line that is not what xenbackup
+ * writes is a ManifestFormatError, never a value the restore acts on.
+ */
+export function entryFromJson(o: Record<string, unknown>, isDirLine = false): ManifestEntry {
   const type = CODE_TYPE[String(o.t)];
-  if (!type) throw new ManifestFormatError(`unknown entry type ${JSON.stringify(o.t)}`);
+  if (!type || !Object.hasOwn(CODE_TYPE, String(o.t))) throw new ManifestFormatError(`unknown entry type ${JSON.stringify(o.t)?.slice(0, 20)}`);
+  const name = getBytes(o, 'n', 'nb');
+  if (!name) throw new ManifestFormatError('missing field name');
+  if (!isDirLine && !isEntryName(name)) throw new ManifestFormatError(`refusing unsafe path ${JSON.stringify(name.toString('utf8').slice(0, 60))}: an entry's name must be one plain name`);
+  if (isDirLine && type !== 'dir') throw new ManifestFormatError('a directory line holds an entry that is not a directory');
+  if (!isDirLine && type === 'dir') throw new ManifestFormatError('a directory appears as a child entry, not as its own block');
+  const archive = o.a;
+  if (typeof archive !== 'string' || !BACKUP_ID_RE.test(archive)) throw new ManifestFormatError('field archive must be a backup id');
+  const ino = o.i;
+  if (typeof ino !== 'string' || !INODE_RE.test(ino)) throw new ManifestFormatError('field inode must be decimal text');
   const e: ManifestEntry = {
-    name: need(getBytes(o, 'n', 'nb'), 'name'),
+    name,
     type,
-    mode: need(o.m as number, 'mode'),
-    uid: need(o.u as number, 'uid'),
-    gid: need(o.g as number, 'gid'),
-    size: need(o.s as number, 'size'),
-    mtimeNs: BigInt(need(o.mt as string, 'mtime')),
-    ctimeNs: BigInt(need(o.ct as string, 'ctime')),
-    ino: String(need(o.i, 'inode')),
-    nlink: typeof o.k === 'number' ? o.k : 1,
-    archive: need(o.a as string, 'archive'),
-    offset: need(o.o as number, 'offset'),
+    mode: count(o, 'm', 'mode', 0o7777),
+    uid: count(o, 'u', 'uid', MAX_ID),
+    gid: count(o, 'g', 'gid', MAX_ID),
+    size: count(o, 's', 'size'),
+    mtimeNs: nanoseconds(o, 'mt', 'mtime'),
+    ctimeNs: nanoseconds(o, 'ct', 'ctime'),
+    ino,
+    nlink: o.k === undefined ? 1 : count(o, 'k', 'link count', MAX_ID),
+    archive,
+    offset: count(o, 'o', 'offset'),
   };
+  if (e.offset % 512 !== 0) throw new ManifestFormatError('field offset must be a multiple of 512 (a tar block)');
   const link = getBytes(o, 'l', 'lb');
-  if (link) e.link = link;
-  if (Array.isArray(o.r)) e.rdev = [Number(o.r[0]), Number(o.r[1])];
-  if (typeof o.h === 'string') e.hash = o.h;
-  if (typeof o.do === 'number') e.dataOffset = o.do;
+  if (link) {
+    if (type !== 'symlink' && type !== 'file') throw new ManifestFormatError(`a ${type} has no link target`);
+    if (link.length === 0 || link.length > 4096 || link.includes(0)) throw new ManifestFormatError('link target must be 1 to 4096 bytes without NUL');
+    e.link = link;
+  } else if (type === 'symlink') throw new ManifestFormatError('a symlink without its target');
+  if (o.r !== undefined) {
+    const r = o.r;
+    if (!Array.isArray(r) || r.length !== 2) throw new ManifestFormatError('field rdev must be [major, minor]');
+    e.rdev = [count({ r: r[0] }, 'r', 'rdev major', MAX_ID), count({ r: r[1] }, 'r', 'rdev minor', MAX_ID)];
+  }
+  if (o.h !== undefined) {
+    if (typeof o.h !== 'string' || !HASH_RE.test(o.h)) throw new ManifestFormatError('field hash must be 16 hex digits');
+    e.hash = o.h;
+  }
+  if (o.do !== undefined) {
+    e.dataOffset = count(o, 'do', 'data offset');
+    if (e.dataOffset % 512 !== 0) throw new ManifestFormatError('field data offset must be a multiple of 512 (a tar block)');
+  }
+  if (o.sp !== undefined && o.sp !== 1) throw new ManifestFormatError('field sp must be 1 when present');
+  if (o.bad !== undefined && o.bad !== 1) throw new ManifestFormatError('field bad must be 1 when present');
   if (o.sp) e.sparse = true;
   if (o.bad) e.unread = true;
   return e;
 }
 
 export function decodeEntry(line: string): ManifestEntry {
-  return entryFromJson(JSON.parse(line) as Record<string, unknown>);
+  return entryFromJson(parseLine(line));
+}
+
+/** A manifest line's JSON object; anything else is a ManifestFormatError. */
+export function parseLine(line: string): Record<string, unknown> {
+  let o: unknown;
+  try {
+    o = JSON.parse(line);
+  } catch {
+    throw new ManifestFormatError(`not JSON: ${line.slice(0, 80)}`);
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ManifestFormatError(`not a JSON object: ${line.slice(0, 80)}`);
+  return o as Record<string, unknown>;
 }
 
 export function encodeHeader(h: ManifestHeader): string {
@@ -190,14 +254,12 @@ export function encodeHeader(h: ManifestHeader): string {
 }
 
 export function decodeHeader(line: string): ManifestHeader {
-  const o = JSON.parse(line) as Record<string, unknown>;
+  const o = parseLine(line);
   if (o.xenbackup !== 'manifest' || o.version !== 1) throw new ManifestFormatError('not a xenbackup manifest (version 1)');
-  return {
-    volume: String(o.volume),
-    backup: String(o.backup),
-    base: o.base === null ? null : String(o.base),
-    createdAt: String(o.createdAt),
-  };
+  if (typeof o.backup !== 'string' || !BACKUP_ID_RE.test(o.backup)) throw new ManifestFormatError('header field backup must be a backup id');
+  if (o.base !== null && (typeof o.base !== 'string' || !BACKUP_ID_RE.test(o.base))) throw new ManifestFormatError('header field base must be null or a backup id');
+  if (typeof o.volume !== 'string' || typeof o.createdAt !== 'string') throw new ManifestFormatError('header fields volume and createdAt must be text');
+  return { volume: o.volume, backup: o.backup, base: o.base as string | null, createdAt: o.createdAt };
 }
 
 /**
@@ -218,7 +280,10 @@ const EMPTY_NAME_MEMBER = '{"n":"",';
 export function decodeDirLine(o: Record<string, unknown>): { dir: Buffer; self: ManifestEntry } | undefined {
   const dir = getBytes(o, 'd', 'db');
   if (!dir) return undefined;
-  const self = entryFromJson({ ...o, n: '' });
+  if (dir.length > 0 && !dir.toString('latin1').split('/').every((c) => isEntryName(Buffer.from(c, 'latin1')))) {
+    throw new ManifestFormatError(`refusing unsafe path ${JSON.stringify(dir.toString('utf8').slice(0, 80))}: a directory's path must be relative, of plain names`);
+  }
+  const self = entryFromJson({ ...o, n: '' }, true);
   self.name = dir;
   return { dir, self };
 }

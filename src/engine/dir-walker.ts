@@ -72,6 +72,16 @@ export class DirWalker {
   }
 
   /**
+   * Opens the directory `rel` of the tree beneath the root, no symlink
+   * followed (as the listings are); the caller closes the fd. Throws the
+   * open's error (ENOENT, ENOTDIR, ELOOP, ...).
+   */
+  openDir(rel: Buffer): number {
+    if (!this.handle) throw new Error('directory walker used after stop()');
+    return walkerNative.openDir(this.handle, rel);
+  }
+
+  /**
    * Reads small files ahead from now on (listings not yet made), or stops
    * doing so (0). The walk can start before the backup knows it is a full.
    */

@@ -1,30 +1,28 @@
 /**
- * Creates restored entries under a target directory, safely: every parent
- * is checked to be a real directory inside the target (never a symlink),
- * symlinks are created only after all files (so none can redirect a later
- * write), nothing is overwritten without `force`, and file content is
- * checked against the manifest's xxh64 as it is written. Ownership, modes,
- * xattrs, ACLs and nanosecond times are applied per entry; directories get
- * theirs last, deepest first, so adding their contents does not disturb them.
+ * Creates restored entries under a target directory, safely: every
+ * operation (mkdir, create, unlink, link, symlink, mknod, chown, chmod,
+ * utimes, setxattr) names its object by a directory fd opened beneath the
+ * target's fd without following a symlink, and never follows the last name
+ * (restore-target.ts, native/beneath.c); symlinks are created only after
+ * all files; nothing is overwritten without `force`, and what force removes
+ * is removed without entering a symlink; file content is checked against
+ * the manifest's xxh64 as it is written. Ownership, modes, xattrs, ACLs
+ * and nanosecond times are applied per entry; directories get theirs last,
+ * deepest first, so adding their contents does not disturb them.
  */
 import fs from 'node:fs';
-import { runSync } from '../host/exec.js';
 import type { ManifestEntry } from '../core/manifest.js';
-import { parentOf, safeComponents, showPath } from '../core/path-order.js';
+import { showPath } from '../core/path-order.js';
 import type { TarEntry } from '../tar/entry.js';
 import { aclXattrFromText } from '../tar/acl.js';
 import { lsetxattr, lutimesNs } from '../native/xbfs.js';
+import { chmodAt, chownAt, createAt, linkAt, mkdirAt, mknodAt, removeAt, S_IFDIR, S_IFMT, setxattrAt, statAt, symlinkAt, utimesAt } from '../native/beneath.js';
 import { createXxh64, type StreamingHash } from '../util/xxh.js';
 import type { Logger } from '../util/log.js';
+import { RestoreError } from './restore-errors.js';
+import { RestoreTarget } from './restore-target.js';
 
-const SLASH = Buffer.from('/');
-
-export class RestoreError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RestoreError';
-  }
-}
+export { RestoreError, DamagedBackupError } from './restore-errors.js';
 
 interface OpenFile {
   fd: number;
@@ -36,9 +34,10 @@ interface OpenFile {
   nextRegion: number;
 }
 
+const MKNOD_KIND: Partial<Record<ManifestEntry['type'], 'c' | 'b' | 'p'>> = { char: 'c', block: 'b', fifo: 'p' };
+
 export class RestoreWriter {
-  private readonly target: Buffer;
-  private readonly verifiedDirs = new Set<string>();
+  private readonly target: RestoreTarget;
   private readonly deferredSymlinks: Array<{ rel: Buffer; entry: ManifestEntry; meta: TarEntry }> = [];
   private readonly dirMeta: Array<{ rel: Buffer; entry: ManifestEntry; meta: TarEntry }> = [];
   private current: OpenFile | undefined;
@@ -51,92 +50,96 @@ export class RestoreWriter {
     private readonly force: boolean,
     private readonly logger: Logger,
   ) {
-    fs.mkdirSync(targetDir, { recursive: true });
-    this.target = Buffer.from(fs.realpathSync(targetDir));
+    this.target = new RestoreTarget(targetDir);
   }
 
-  abs(rel: Buffer): Buffer {
-    return rel.length ? Buffer.concat([this.target, SLASH, rel]) : this.target;
-  }
-
-  /** Lists the planned paths that already exist (and would be replaced only with force). */
+  /** Lists the planned paths that already exist (and would be replaced only with force), or lie under something that is not a directory. */
   conflicts(items: Array<{ rel: Buffer; entry: ManifestEntry }>): string[] {
     const out: string[] = [];
     for (const { rel, entry } of items) {
+      if (rel.length === 0) continue;
+      this.target.trim();
+      let mode: number;
       try {
-        const st = fs.lstatSync(this.abs(rel));
-        if (st.isDirectory() && entry.type === 'dir') continue;
-        out.push(showPath(rel));
+        const at = this.target.parentOf(rel, false);
+        if (!at) continue; // a parent is missing: nothing there
+        mode = statAt(at.dirFd, at.name);
       } catch {
-        /* does not exist: fine */
+        out.push(showPath(rel)); // a symlink or a file on the way
+        continue;
       }
+      if (mode === 0 || ((mode & S_IFMT) === S_IFDIR && entry.type === 'dir')) continue;
+      out.push(showPath(rel));
     }
+    this.target.forget();
     return out;
   }
 
-  /** Makes sure every parent of rel is a real directory under the target, creating missing ones. */
-  private ensureParents(rel: Buffer): void {
-    const parts = safeComponents(rel);
-    if (!parts) throw new RestoreError(`refusing unsafe path "${showPath(rel)}"`);
-    let cur = this.target;
-    let key = '';
-    for (let i = 0; i < parts.length - 1; i++) {
-      cur = Buffer.concat([cur, SLASH, parts[i]!]);
-      key += '/' + parts[i]!.toString('latin1');
-      if (this.verifiedDirs.has(key)) continue;
-      let st: fs.Stats | undefined;
-      try {
-        st = fs.lstatSync(cur);
-      } catch {
-        fs.mkdirSync(cur, { mode: 0o755 });
-        st = fs.lstatSync(cur);
-      }
-      if (st.isSymbolicLink()) throw new RestoreError(`refusing to restore ${showPath(rel)}: ${showPath(cur)} is a symlink and could lead outside the target`);
-      if (!st.isDirectory()) throw new RestoreError(`cannot restore ${showPath(rel)}: ${showPath(cur)} is not a directory`);
-      this.verifiedDirs.add(key);
-    }
+  /** The parent's fd and the name of rel; parents are made as needed, never through a symlink. */
+  private at(rel: Buffer): { dirFd: number; name: Buffer } {
+    return this.target.parentOf(rel)!;
   }
 
-  private clearWay(abs: Buffer, rel: Buffer, isDir: boolean): void {
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(abs);
-    } catch {
-      return;
-    }
-    if (isDir && st.isDirectory()) return;
+  /** Makes room for rel: nothing there, or (with force) whatever is there removed; a directory stays for a directory. */
+  private clearWay(dirFd: number, name: Buffer, rel: Buffer, isDir: boolean): void {
+    const mode = statAt(dirFd, name);
+    if (mode === 0) return;
+    if (isDir && (mode & S_IFMT) === S_IFDIR) return;
     if (!this.force) throw new RestoreError(`${showPath(rel)} exists in the target (use --force to replace it)`);
-    fs.rmSync(abs, { recursive: true, force: true });
+    removeAt(dirFd, name);
+    // Directories below it may have been open; dirFd itself stays valid until the next trim().
+    if ((mode & S_IFMT) === S_IFDIR) this.target.forgetBelow(rel);
+  }
+
+  /** A system call's error (EACCES, ENOSPC, ELOOP of a race...) made to name the path it was about. */
+  private named<T>(rel: Buffer, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (!(e instanceof RestoreError) && typeof err.code === 'string' && typeof err.message === 'string') {
+        err.message = `cannot restore ${showPath(rel) || '/'} in ${this.target.shown}: ${err.message}`;
+      }
+      throw e;
+    }
   }
 
   /** Creates a non-file entry, or opens a regular file for its data. */
   begin(rel: Buffer, entry: ManifestEntry, meta: TarEntry): void {
+    this.named(rel, () => this.beginEntry(rel, entry, meta));
+  }
+
+  private beginEntry(rel: Buffer, entry: ManifestEntry, meta: TarEntry): void {
     if (rel.length === 0) {
       this.dirMeta.push({ rel, entry, meta });
       return;
     }
-    this.ensureParents(rel);
-    const abs = this.abs(rel);
+    if (entry.type === 'symlink') {
+      this.deferredSymlinks.push({ rel, entry, meta });
+      return;
+    }
+    this.target.trim();
+    const { dirFd, name } = this.at(rel);
     switch (entry.type) {
       case 'dir':
-        this.clearWay(abs, rel, true);
-        if (!fs.existsSync(abs)) fs.mkdirSync(abs, { mode: 0o700 });
-        this.verifiedDirs.add('/' + rel.toString('latin1'));
+        this.clearWay(dirFd, name, rel, true);
+        if (statAt(dirFd, name) === 0) mkdirAt(dirFd, name, 0o700);
         this.dirMeta.push({ rel, entry, meta });
         return;
-      case 'symlink':
-        this.deferredSymlinks.push({ rel, entry, meta });
-        return;
       case 'file': {
-        this.clearWay(abs, rel, false);
-        const fd = fs.openSync(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+        this.clearWay(dirFd, name, rel, false);
+        const fd = createAt(dirFd, name, 0o600);
         this.current = { fd, rel, entry, meta, hash: createXxh64(), regions: entry.sparse ? meta.sparseMap ?? [] : undefined, nextRegion: 0 };
         return;
       }
-      default:
-        this.clearWay(abs, rel, false);
-        this.special(abs, rel, entry);
-        this.applyMeta(abs, entry, meta, false);
+      default: {
+        const kind = MKNOD_KIND[entry.type];
+        if (!kind) throw new RestoreError(`${showPath(rel)}: cannot restore type ${entry.type}`);
+        this.clearWay(dirFd, name, rel, false);
+        const [maj, min] = entry.rdev ?? [0, 0];
+        mknodAt(dirFd, name, kind, 0o600, maj, min);
+        this.applyMeta(rel, entry, meta);
+      }
     }
   }
 
@@ -156,7 +159,9 @@ export class RestoreWriter {
     }
     f.hash.update(chunk);
     let off = 0;
-    while (off < chunk.length) off += fs.writeSync(f.fd, chunk, off, chunk.length - off, fileOffset + off);
+    this.named(f.rel, () => {
+      while (off < chunk.length) off += fs.writeSync(f.fd, chunk, off, chunk.length - off, fileOffset + off);
+    });
     this.bytesWritten += chunk.length;
   }
 
@@ -164,6 +169,10 @@ export class RestoreWriter {
   end(): void {
     const f = this.current;
     if (!f) return;
+    this.named(f.rel, () => this.endFile(f));
+  }
+
+  private endFile(f: OpenFile): void {
     this.current = undefined;
     try {
       if (f.regions) {
@@ -179,60 +188,83 @@ export class RestoreWriter {
     } finally {
       fs.closeSync(f.fd);
     }
-    const abs = this.abs(f.rel);
-    this.applyXattrs(abs, f.meta);
-    lutimesNs(abs, f.entry.mtimeNs, f.entry.mtimeNs);
+    const { dirFd, name } = this.at(f.rel);
+    this.applyXattrs(dirFd, name, f.rel, f.meta);
+    utimesAt(dirFd, name, f.entry.mtimeNs, f.entry.mtimeNs);
     this.filesWritten++;
   }
 
-  /** A second name for a file restored earlier in this run. */
+  /** A second name for a file restored earlier in this run (both names beneath the target; nothing followed). */
   hardlink(rel: Buffer, existingRel: Buffer): void {
-    this.ensureParents(rel);
-    const abs = this.abs(rel);
-    this.clearWay(abs, rel, false);
-    fs.linkSync(this.abs(existingRel), abs);
+    this.target.trim();
+    this.named(rel, () => {
+      const to = this.at(rel);
+      this.clearWay(to.dirFd, to.name, rel, false);
+      const from = this.at(existingRel);
+      linkAt(from.dirFd, from.name, to.dirFd, to.name);
+    });
   }
 
-  private special(abs: Buffer, rel: Buffer, entry: ManifestEntry): void {
-    // mknod has no Node API: make it under an ASCII temporary name (the name may not be UTF-8), then rename.
-    const tmp = Buffer.concat([parentOf(abs), Buffer.from(`/.xenbackup-restore-${process.pid}-${Math.random().toString(36).slice(2)}`)]);
-    const tmpName = tmp.toString('latin1');
-    if (entry.type === 'fifo') runSync('mkfifo', ['-m', '600', tmpName], { logger: this.logger });
-    else if (entry.type === 'char' || entry.type === 'block') {
-      const [maj, min] = entry.rdev ?? [0, 0];
-      runSync('mknod', ['-m', '600', tmpName, entry.type === 'char' ? 'c' : 'b', String(maj), String(min)], { logger: this.logger });
-    } else throw new RestoreError(`${showPath(rel)}: cannot restore type ${entry.type}`);
-    fs.renameSync(tmp, abs);
+  /** Sets an xattr on the entry itself (dirFd -1: the target directory). */
+  private setXattr(dirFd: number, name: Buffer, xattr: string, value: Buffer): void {
+    if (dirFd < 0) lsetxattr(Buffer.from(`/proc/self/fd/${this.target.fd}/.`), xattr, value);
+    else setxattrAt(dirFd, name, xattr, value);
   }
 
-  private applyXattrs(abs: Buffer, meta: TarEntry): void {
+  private applyXattrs(dirFd: number, name: Buffer, rel: Buffer, meta: TarEntry): void {
     try {
-      if (meta.xattrs) for (const [name, value] of meta.xattrs) lsetxattr(abs, name, value);
-      if (meta.aclAccess) lsetxattr(abs, 'system.posix_acl_access', aclXattrFromText(meta.aclAccess));
-      if (meta.aclDefault) lsetxattr(abs, 'system.posix_acl_default', aclXattrFromText(meta.aclDefault));
+      if (meta.xattrs) for (const [x, value] of meta.xattrs) this.setXattr(dirFd, name, x, value);
+      if (meta.aclAccess) this.setXattr(dirFd, name, 'system.posix_acl_access', aclXattrFromText(meta.aclAccess));
+      if (meta.aclDefault) this.setXattr(dirFd, name, 'system.posix_acl_default', aclXattrFromText(meta.aclDefault));
     } catch (e) {
-      this.logger.warn(`could not set extended attributes on ${showPath(abs)}: ${(e as Error).message}`);
+      this.logger.warn(`could not set extended attributes on ${showPath(rel) || this.target.shown}: ${(e as Error).message}`);
     }
   }
 
-  private applyMeta(abs: Buffer, entry: ManifestEntry, meta: TarEntry, isSymlink: boolean): void {
-    fs.lchownSync(abs, entry.uid, entry.gid);
-    if (!isSymlink) fs.chmodSync(abs, entry.mode);
-    this.applyXattrs(abs, meta);
-    lutimesNs(abs, entry.mtimeNs, entry.mtimeNs);
+  /** Owner, then mode (chown clears setuid), xattrs and times of the entry itself; the root is the target directory. */
+  private applyMeta(rel: Buffer, entry: ManifestEntry, meta: TarEntry): void {
+    if (rel.length === 0) {
+      fs.fchownSync(this.target.fd, entry.uid, entry.gid);
+      fs.fchmodSync(this.target.fd, entry.mode);
+      this.applyXattrs(-1, rel, rel, meta);
+      lutimesNs(Buffer.from(`/proc/self/fd/${this.target.fd}/.`), entry.mtimeNs, entry.mtimeNs);
+      return;
+    }
+    const { dirFd, name } = this.at(rel);
+    chownAt(dirFd, name, entry.uid, entry.gid);
+    chmodAt(dirFd, name, entry.mode); // leaves a symlink alone
+    this.applyXattrs(dirFd, name, rel, meta);
+    utimesAt(dirFd, name, entry.mtimeNs, entry.mtimeNs);
   }
 
   /** Symlinks, then directory metadata deepest first. */
   finish(): void {
-    for (const s of this.deferredSymlinks) {
-      const abs = this.abs(s.rel);
-      this.ensureParents(s.rel);
-      this.clearWay(abs, s.rel, false);
-      fs.symlinkSync(s.entry.link ?? s.meta.linkTarget ?? Buffer.alloc(0), abs);
-      this.applyMeta(abs, s.entry, s.meta, true);
+    try {
+      for (const s of this.deferredSymlinks) {
+        this.target.trim();
+        this.named(s.rel, () => {
+          const { dirFd, name } = this.at(s.rel);
+          this.clearWay(dirFd, name, s.rel, false);
+          symlinkAt(s.entry.link ?? s.meta.linkTarget ?? Buffer.alloc(0), dirFd, name);
+          this.applyMeta(s.rel, s.entry, s.meta);
+        });
+      }
+      // The target itself is in dirMeta only for a whole-volume restore: then it takes the volume root's metadata.
+      for (const d of this.dirMeta.reverse()) {
+        this.target.trim();
+        this.named(d.rel, () => this.applyMeta(d.rel, d.entry, d.meta));
+      }
+    } finally {
+      this.close();
     }
-    // The target itself is in dirMeta only for a whole-volume restore: then it takes the volume root's metadata.
-    for (const d of this.dirMeta.reverse()) this.applyMeta(this.abs(d.rel), d.entry, d.meta, false);
+  }
+
+  /** Closes the target's descriptors (finish() does; call it when a restore stops early). */
+  close(): void {
+    if (this.current) {
+      fs.closeSync(this.current.fd);
+      this.current = undefined;
+    }
+    this.target.close();
   }
 }
-

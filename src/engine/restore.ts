@@ -16,7 +16,10 @@ import { TarParser } from '../tar/read.js';
 import type { TarEntry } from '../tar/entry.js';
 import type { ManifestEntry } from '../core/manifest.js';
 import { openDecompressed } from './decompression.js';
-import { RestoreError, RestoreWriter } from './restore-writer.js';
+import { DamagedBackupError, RestoreError, RestoreWriter } from './restore-writer.js';
+import { checkMember, checkPlanShape } from './restore-checks.js';
+import { TarFormatError } from '../tar/errors.js';
+import { CommandError } from '../host/command-error.js';
 import { readTreeMembers } from './tree-reader.js';
 
 export interface RestoreRequest {
@@ -63,7 +66,19 @@ export async function restore(req: RestoreRequest): Promise<RestoreResult> {
   if (plan.missing.length) {
     throw new RestoreError(`not in backup ${backup.id} of ${req.volume}: ${plan.missing.map((p) => showPath(p) || '/').join(', ')}`);
   }
+  // Before anything is written: a manifest that puts entries under a symlink or lists a path twice.
+  checkPlanShape(plan.items, `backup ${backup.id} of ${req.volume}`);
   const writer = new RestoreWriter(req.targetDir, req.force, log);
+  try {
+    return await restoreInto(writer, store, backup, plan.items, req);
+  } finally {
+    writer.close();
+  }
+}
+
+async function restoreInto(writer: RestoreWriter, store: VolumeStore, backup: Sidecar, items: PlannedItem[], req: RestoreRequest): Promise<RestoreResult> {
+  const log = req.logger;
+  const plan = { items };
   if (!req.force) {
     const conflicts = writer.conflicts(plan.items);
     if (conflicts.length) {
@@ -100,10 +115,11 @@ export async function restore(req: RestoreRequest): Promise<RestoreResult> {
   const firstOfGroup = new Map<string, Buffer>();
   for (const [archiveId, members] of byArchive) {
     const sc = sidecars.get(archiveId);
-    if (!sc) throw new RestoreError(`backup ${archiveId}, which ${backup.id} needs, is missing from ${store.dir}`);
+    if (!sc) throw new DamagedBackupError(`backup ${archiveId}, which ${backup.id} needs, is missing from ${store.dir}`);
     const onBegin = (item: PlannedItem, meta: TarEntry): boolean => {
       const key = groupOf(archiveId, item.entry, item.rel);
       const first = firstOfGroup.get(key);
+      if (sc.engine !== 'rsync') checkMember(item, meta, sc.archive);
       if (first && item.entry.type === 'file') {
         writer.hardlink(item.rel, first);
         return false;
@@ -160,17 +176,20 @@ async function readMembers(
     const [compressed, tarOffset] = frameFor(sc.frames, start);
     const src = openDecompressed(sc.compression, file, compressed, log);
     let pos = tarOffset; // tar offset of the next byte from the stream
-    let parserBase = start;
+    const parserBase = start;
     let receiving = false;
     let stopAt = -1;
     // Set once the last member of this pass has been fully handed over.
     let passDone = false;
+    // The wanted member whose data is being read, if any (for the message of an archive that ends in it).
+    let inMember = -1;
     const parser = new TarParser(
       {
         entry: (meta, info) => {
           const abs = parserBase + info.offset;
           receiving = false;
           if (abs === offsets[i]) {
+            inMember = abs;
             const items = members.get(abs)!;
             i++;
             for (const item of items) {
@@ -178,7 +197,7 @@ async function readMembers(
             }
             if (i < offsets.length && offsets[i]! - abs > RESTART_GAP) stopAt = i;
           } else if (abs > (offsets[i] ?? Infinity)) {
-            throw new RestoreError(`${sc.archive}: no member at offset ${offsets[i]} (the manifest and the archive disagree)`);
+            throw new DamagedBackupError(`${file}: no member at tar offset ${offsets[i]}, where the manifest places ${showPath(members.get(offsets[i]!)![0]!.rel) || '/'} (the manifest and the archive disagree)`);
           }
         },
         data: (chunk, fileOffset) => {
@@ -187,13 +206,15 @@ async function readMembers(
         endEntry: () => {
           if (receiving) writer.end();
           receiving = false;
+          inMember = -1;
           if (i >= offsets.length || stopAt === i) passDone = true;
         },
       },
       { source: file },
     );
     try {
-      for await (const raw of src.stream) {
+      try {
+        for await (const raw of src.stream) {
         let chunk = raw as Buffer;
         if (pos < start) {
           const skip = Math.min(chunk.length, start - pos);
@@ -201,17 +222,30 @@ async function readMembers(
           chunk = chunk.subarray(skip);
           if (chunk.length === 0) continue;
         }
-        pos += chunk.length;
-        parser.write(chunk);
-        if (passDone || parser.ended) break;
+          pos += chunk.length;
+          parser.write(chunk);
+          if (passDone || parser.ended) break;
+        }
+      } finally {
+        src.stop();
       }
-    } finally {
-      src.stop();
+      await src.done;
+    } catch (e) {
+      // The parser names the archive and the byte; one line, as damage of the medium.
+      // Its offset counts from where this pass started reading: made an offset in the whole tar stream.
+      if (e instanceof TarFormatError) throw new DamagedBackupError(e.message.replace(/ at byte \d+$/, ` at tar offset ${e.offset + start}`));
+      // zstd's exit status, or zlib's complaint: the compressed bytes are damaged.
+      if (e instanceof CommandError || /^Z_/.test(String((e as NodeJS.ErrnoException).code))) {
+        throw new DamagedBackupError(`${file}: cannot be decompressed: ${(e as Error).message.split('\n')[0]}`);
+      }
+      throw e;
     }
-    await src.done;
     if (!passDone) {
-      throw new RestoreError(`${sc.archive} ended before the member at offset ${offsets[i]} (truncated archive?)`);
+      const at = inMember >= 0 ? inMember : offsets[i]!;
+      const rel = members.get(at)![0]!.rel;
+      throw new DamagedBackupError(
+        `${file}: ends ${inMember >= 0 ? 'inside' : 'before'} the member of ${showPath(rel) || '/'} at tar offset ${at} (truncated or damaged archive)`,
+      );
     }
-    parserBase = 0;
   }
 }

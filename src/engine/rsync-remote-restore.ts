@@ -9,7 +9,11 @@
  * sidecar; rsync then copies the planned entries, and only those, down
  * from "<id>.tree/" with -aHAX --numeric-ids; finally each restored regular
  * file is read back and its xxh64 compared with the manifest, as the
- * RestoreWriter does for a local restore.
+ * RestoreWriter does for a local restore. The plan must be a tree (no
+ * entry below a symlink the manifest holds: restore-checks.ts) before rsync
+ * runs; the target is looked at and read back beneath its fd, never
+ * through a symlink (restore-target.ts); what rsync's receiver does inside
+ * it is rsync's (3.4 and later open beneath the destination themselves).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,6 +29,10 @@ import { backupIdFor } from '../repo/volume-store.js';
 import type { Logger } from '../util/log.js';
 import { createXxh64 } from '../util/xxh.js';
 import { RestoreError } from './restore-writer.js';
+import { PathInTheWay } from './restore-errors.js';
+import { checkPlanShape } from './restore-checks.js';
+import { RestoreTarget } from './restore-target.js';
+import { openFileAt, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, statAt } from '../native/beneath.js';
 import { RemoteVolume, type RemoteMedium } from '../repo/remote-volume.js';
 
 export interface RemoteRestoreRequest extends RemoteMedium {
@@ -57,59 +65,44 @@ export interface RemoteRestoreResult {
   errors: string[];
 }
 
-const ITEM_TYPE: Record<string, (st: fs.Stats) => boolean> = {
-  file: (st) => st.isFile(),
-  dir: (st) => st.isDirectory(),
-  symlink: (st) => st.isSymbolicLink(),
-  char: (st) => st.isCharacterDevice(),
-  block: (st) => st.isBlockDevice(),
-  fifo: (st) => st.isFIFO(),
-};
+const ITEM_TYPE: Record<string, number> = { file: S_IFREG, dir: S_IFDIR, symlink: S_IFLNK, char: S_IFCHR, block: S_IFBLK, fifo: S_IFIFO };
 
-function joinTarget(target: string, rel: Buffer): Buffer {
-  return rel.length ? Buffer.concat([Buffer.from(target + '/'), rel]) : Buffer.from(target);
+/** st_mode of rel in the target (the target's own for ""), 0 when missing; a symlink or file on the way is an error. */
+function statBeneath(target: RestoreTarget, rel: Buffer): number {
+  if (rel.length === 0) return fs.fstatSync(target.fd).mode;
+  const at = target.parentOf(rel, false);
+  return at ? statAt(at.dirFd, at.name) : 0;
 }
 
 /** Refuses a target in which a planned path or one of its parents would be redirected or replaced. */
-function checkTarget(target: string, items: PlannedItem[], force: boolean): void {
+function checkTarget(target: RestoreTarget, items: PlannedItem[], force: boolean): void {
   const conflicts: string[] = [];
-  const checkedDirs = new Set<string>();
   for (const { rel, entry } of items) {
-    const parts = safeComponents(rel);
-    if (!parts) throw new RestoreError(`refusing unsafe path "${showPath(rel)}"`);
-    let cur: Buffer = Buffer.alloc(0);
-    for (let i = 0; i < parts.length - 1; i++) {
-      cur = cur.length ? Buffer.concat([cur, Buffer.from('/'), parts[i]!]) : parts[i]!;
-      const key = cur.toString('latin1');
-      if (checkedDirs.has(key)) continue;
-      checkedDirs.add(key);
-      const st = lstatOrUndefined(joinTarget(target, cur));
-      if (st?.isSymbolicLink()) throw new RestoreError(`refusing to restore ${showPath(rel)}: ${showPath(cur)} in ${target} is a symlink and could lead outside the target`);
-      if (st && !st.isDirectory()) {
-        if (!force) conflicts.push(showPath(cur));
-      }
+    if (!safeComponents(rel)) throw new RestoreError(`refusing unsafe path "${showPath(rel)}"`);
+    target.trim();
+    let mode: number;
+    try {
+      mode = statBeneath(target, rel);
+    } catch (e) {
+      // A symlink on the way is refused even with --force; a file on the way is a conflict (rsync --force replaces it).
+      if (!(e instanceof PathInTheWay) || e.symlink) throw e;
+      if (!force) conflicts.push(showPath(rel));
+      continue;
     }
-    const st = lstatOrUndefined(joinTarget(target, rel));
-    if (st && !(st.isDirectory() && entry.type === 'dir') && !force) conflicts.push(showPath(rel));
+    if (mode !== 0 && !((mode & S_IFMT) === S_IFDIR && entry.type === 'dir') && !force) conflicts.push(showPath(rel));
   }
+  target.forget();
   if (conflicts.length) {
     throw new RestoreError(
-      `${conflicts.length} path(s) already exist in ${target}, e.g. ${conflicts.slice(0, 3).join(', ')}; nothing was restored (use --force to replace them)`,
+      `${conflicts.length} path(s) already exist in ${target.shown}, e.g. ${conflicts.slice(0, 3).join(', ')}; nothing was restored (use --force to replace them)`,
     );
   }
 }
 
-function lstatOrUndefined(p: Buffer): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch {
-    return undefined;
-  }
-}
-
-/** xxh64 of a restored file's content, reading it without following a symlink. */
-function hashFile(file: Buffer): { hash: string; bytes: number } {
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+/** xxh64 of a restored file's content, reading it beneath the target without following a symlink. */
+function hashFile(target: RestoreTarget, rel: Buffer): { hash: string; bytes: number } {
+  const at = target.parentOf(rel, false)!;
+  const fd = openFileAt(at.dirFd, at.name);
   try {
     const h = createXxh64();
     const buf = Buffer.allocUnsafe(1 << 20);
@@ -152,59 +145,86 @@ export async function restoreFromRemote(req: RemoteRestoreRequest): Promise<Remo
     if (plan.missing.length) {
       throw new RestoreError(`not in backup ${backup.id} of ${req.volume}: ${plan.missing.map((p) => showPath(p) || '/').join(', ')}`);
     }
-    fs.mkdirSync(req.targetDir, { recursive: true });
-    const target = fs.realpathSync(req.targetDir);
-    checkTarget(target, plan.items, req.force);
-    log.info(`${req.volume}: restoring ${plan.items.length} entries from ${shownDir}/${backup.archive} into ${target}`);
-
-    // Exactly the planned entries: --files-from without -r does not descend, and the names travel
-    // NUL-separated as bytes. Parents that are not planned are made with default modes, as locally.
-    const list = path.join(temp, 'files');
-    fs.writeFileSync(list, Buffer.concat(plan.items.flatMap((i) => [i.rel.length ? i.rel : Buffer.from('.'), Buffer.from([0])])), { mode: 0o600 });
-    const source = remote.rsyncPath(backup.archive) + '/';
-    await run(
-      'rsync',
-      [
-        '-s',
-        ...rsyncSshArgs(req.ssh),
-        '-aHAX',
-        '--numeric-ids',
-        '--sparse',
-        '--no-implied-dirs',
-        ...(req.force ? ['--force'] : []),
-        `--files-from=${list}`,
-        '--from0',
-        source,
-        target + '/',
-      ],
-      { logger: log, timeoutMs: req.timeoutMs ?? 12 * 3600_000 },
-    );
-    // The tree's root is kept 0700 on the medium (it holds /etc/shadow): the volume root's owner and
-    // mode come from the manifest, as in a local restore. chown first: it clears setuid/setgid.
-    const root = plan.items.find((i) => i.rel.length === 0);
-    if (root) {
-      fs.lchownSync(target, root.entry.uid, root.entry.gid);
-      fs.chmodSync(target, root.entry.mode);
+    checkPlanShape(plan.items, `backup ${backup.id} of ${req.volume}`);
+    const dest = new RestoreTarget(req.targetDir);
+    try {
+      return await copyDown(req, remote, backup, plan.items, dest, temp);
+    } finally {
+      dest.close();
     }
-    return checkRestored(backup, target, plan.items, log);
   } finally {
     fs.rmSync(temp, { recursive: true, force: true });
   }
 }
 
+async function copyDown(req: RemoteRestoreRequest, remote: RemoteVolume, backup: Sidecar, items: PlannedItem[], dest: RestoreTarget, temp: string): Promise<RemoteRestoreResult> {
+  const log = req.logger;
+  const shownDir = remote.shown;
+  const plan = { items };
+  // rsync writes by path: the target's real path, as the fd has it.
+  const target = fs.readlinkSync(`/proc/self/fd/${dest.fd}`);
+  checkTarget(dest, plan.items, req.force);
+  log.info(`${req.volume}: restoring ${plan.items.length} entries from ${shownDir}/${backup.archive} into ${target}`);
+
+  // Exactly the planned entries: --files-from without -r does not descend, and the names travel
+  // NUL-separated as bytes. Parents that are not planned are made with default modes, as locally.
+  const list = path.join(temp, 'files');
+  fs.writeFileSync(list, Buffer.concat(plan.items.flatMap((i) => [i.rel.length ? i.rel : Buffer.from('.'), Buffer.from([0])])), { mode: 0o600 });
+  const source = remote.rsyncPath(backup.archive) + '/';
+  await run(
+    'rsync',
+    [
+      '-s',
+      ...rsyncSshArgs(req.ssh),
+      '-aHAX',
+      '--numeric-ids',
+      '--sparse',
+      '--no-implied-dirs',
+      ...(req.force ? ['--force'] : []),
+      `--files-from=${list}`,
+      '--from0',
+      source,
+      target + '/',
+    ],
+    { logger: log, timeoutMs: req.timeoutMs ?? 12 * 3600_000 },
+  );
+  // The tree's root is kept 0700 on the medium (it holds /etc/shadow): the volume root's owner and
+  // mode come from the manifest, as in a local restore. chown first: it clears setuid/setgid.
+  const root = plan.items.find((i) => i.rel.length === 0);
+  if (root) {
+    fs.fchownSync(dest.fd, root.entry.uid, root.entry.gid);
+    fs.fchmodSync(dest.fd, root.entry.mode);
+  }
+  return checkRestored(backup, dest, plan.items, log);
+}
+
 /** Every planned entry exists with its type; every regular file's content matches the manifest. */
-function checkRestored(backup: Sidecar, target: string, items: PlannedItem[], log: Logger): RemoteRestoreResult {
+function checkRestored(backup: Sidecar, target: RestoreTarget, items: PlannedItem[], log: Logger): RemoteRestoreResult {
   const result: RemoteRestoreResult = { backup, entries: items.length, files: 0, bytes: 0, filesChecked: 0, bytesChecked: 0, unchecked: 0, errors: [] };
   const hashed = new Map<string, string>(); // names of one inode are read once
   const counted = new Set<string>();
   for (const { rel, entry } of items) {
-    const abs = joinTarget(target, rel);
-    const st = lstatOrUndefined(abs);
-    if (!st || !ITEM_TYPE[entry.type]!(st)) {
-      result.errors.push(`${showPath(rel) || '/'}: ${st ? `restored with the wrong type (expected ${entry.type})` : 'missing after the restore'}`);
+    target.trim();
+    let mode: number;
+    try {
+      mode = statBeneath(target, rel);
+    } catch (e) {
+      result.errors.push(`${showPath(rel) || '/'}: ${(e as Error).message}`);
+      continue;
+    }
+    if (mode === 0 || (mode & S_IFMT) !== ITEM_TYPE[entry.type]) {
+      result.errors.push(`${showPath(rel) || '/'}: ${mode ? `restored with the wrong type (expected ${entry.type})` : 'missing after the restore'}`);
       continue;
     }
     if (entry.type !== 'file') continue;
+    const at = target.parentOf(rel, false)!;
+    const fd = openFileAt(at.dirFd, at.name);
+    let st: fs.Stats;
+    try {
+      st = fs.fstatSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     const key = `${st.dev}:${st.ino}`;
     if (!counted.has(key)) {
       counted.add(key);
@@ -218,7 +238,7 @@ function checkRestored(backup: Sidecar, target: string, items: PlannedItem[], lo
     }
     let hash = hashed.get(key);
     if (hash === undefined) {
-      const h = hashFile(abs);
+      const h = hashFile(target, rel);
       hash = h.hash;
       hashed.set(key, hash);
       result.filesChecked++;

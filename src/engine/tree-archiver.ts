@@ -11,6 +11,8 @@
  * Parts: DirWalker (listings made ahead on threads of their own), UnchangedDirArchiver
  * (a directory whose children are all unchanged, in one native call),
  * ChildSaver (the members of a changed child that is not a directory),
+ * SplitLinks (unchanged names of hardlinked files a directory rename split,
+ * stored again so that GNU tar -x -G keeps them linked),
  * ArchiveWriter (segments, compression, .partial file), ManifestWriter (the
  * new manifest), ManifestCursor (the old one), metadata.ts (stat and xattrs
  * to TarEntry). This file decides what goes in, in which order.
@@ -24,6 +26,7 @@ import type { ArchiveWriter } from './archive-writer.js';
 import { Child } from './child.js';
 import { ChildSaver, type ArchivePass } from './child-saver.js';
 import { MergeBuffers, type DirScan } from './dir-scan.js';
+import { SplitLinks } from './split-links.js';
 import { UnchangedDirArchiver } from './unchanged-dir.js';
 import { PREFETCH_MAX, WalkOutOfStep, type DirWalker } from './dir-walker.js';
 import { entryTypeOfMode, manifestEntryOf, tarEntryOf, type EntryStat } from './metadata.js';
@@ -98,6 +101,8 @@ export class TreeArchiver {
   private readonly saver: ChildSaver;
   /** `"a":"<backup id>"`, the archive member of every manifest line this backup writes. */
   private readonly archiveMember: Buffer;
+  /** Unchanged names of hardlinked files a directory rename split, stored again (split-links.ts); mostly none. */
+  private split: SplitLinks | undefined;
 
   constructor(
     private readonly opts: TreeArchiverOptions,
@@ -135,6 +140,7 @@ export class TreeArchiver {
   /** `self`: the directory as its parent listed it (every directory but the root, whose stat is `st`). */
   private async directory(rel: Buffer, abs: Buffer, st: EntryStat | undefined, self?: Child): Promise<void> {
     const previous = this.previous?.take(rel);
+    if (rel.length === 0 && previous) this.split = SplitLinks.find(previous, (dir) => this.walker.openDir(dir));
     const scan = this.nextListing(rel);
     if (!scan) {
       if (previous) return this.keepUnlisted(rel, abs, st ?? self!.st, previous);
@@ -168,8 +174,8 @@ export class TreeArchiver {
    * call (engine/unchanged-dir.ts); undefined when it declines (then directoryMembers).
    */
   private unchangedDirectory(rel: Buffer, abs: Buffer, self: Child, scan: DirScan, previous: PreviousBlock): Child[] | undefined {
-    // Its own extended attributes, and children left out by an exclude, are the general path's work.
-    if (!scan.dirWithoutXattrs || (this.excludeParents.size > 0 && this.excludeParents.has(rel.toString('latin1')))) return undefined;
+    // Its own extended attributes, children left out by an exclude, and names stored again are the general path's work.
+    if (!scan.dirWithoutXattrs || (this.split && this.split.namesIn(rel)) || (this.excludeParents.size > 0 && this.excludeParents.has(rel.toString('latin1')))) return undefined;
     this.checkSignal();
     const done = this.unchangedDirs.archive(rel, self.scan, self.index, scan, previous);
     if (!done) return undefined;
@@ -197,6 +203,9 @@ export class TreeArchiver {
     const scan = listed?.scan;
     const keep = listed?.keep ?? new Uint8Array(0);
     const merged = scan ? scan.merge(keep, previous, this.mergeBuffers) : { match: new Int32Array(0), dumpdir: Buffer.from([0]) };
+    // Unchanged names of a hardlinked file a directory rename split: stored again, so listed as stored.
+    const again = this.split?.namesIn(rel);
+    if (again) markStored(merged.dumpdir, again);
 
     const self = this.baseEntry(rel, st, 'dir');
     const tarEntry = tarEntryOf(rel.length ? rel : ROOT_NAME, abs, st, 'dir', this.warnings, scan?.fd ?? -1, !scan?.dirWithoutXattrs);
@@ -222,7 +231,7 @@ export class TreeArchiver {
       if (type === 'file') this.stats.sourceBytes += scan!.size(i);
       const m = match[i]!;
       if (m >= 0) matched++;
-      if (m >= 0 && (m & 1) === 1) {
+      if (m >= 0 && (m & 1) === 1 && !(again && again.has(scan!.name(i).toString('latin1')))) {
         this.stats.unchanged++;
         const r = (m >> 1) * INDEX_STRIDE;
         this.manifest.copyLine(previous!.data, lines![r]!, lines![r + 1]!);
@@ -331,5 +340,15 @@ export class TreeArchiver {
     const msg = `cannot read ${showPath(rel) || '/'}: ${(e as Error).message}`;
     this.unreadable.push(msg);
     this.opts.logger.error(msg);
+  }
+}
+
+/** Turns the dumpdir's 'N' (unchanged) into 'Y' (stored here) for the names (latin1) in `names`, in place. */
+function markStored(dumpdir: Buffer, names: Set<string>): void {
+  for (let i = 0; i < dumpdir.length && dumpdir[i] !== 0; ) {
+    const end = dumpdir.indexOf(0, i);
+    if (end < 0) return;
+    if (dumpdir[i] === 0x4e && names.has(dumpdir.toString('latin1', i + 1, end))) dumpdir[i] = 0x59;
+    i = end + 1;
   }
 }

@@ -13,7 +13,11 @@
  * A file target is written as "<file>.partial" (sparse: zero chunks, and
  * zero 64 KiB blocks inside chunks, stay holes; see image-writer.ts),
  * fsynced and renamed only when everything matched; an existing file is
- * replaced only with --force. A block device target always needs --force,
+ * replaced only with --force. The directory of --to is taken as the user
+ * gives it; in it, the ".partial" is created, renamed and removed by that
+ * directory's fd and never through a symlink (native/beneath.c): a symlink
+ * planted as "<file>.partial" or as the file itself is replaced, not
+ * written through. A block device target always needs --force,
  * must be at least the image's size and not mounted; its zero chunks are
  * written as zeros (a device has no holes). A failure on a device leaves it
  * holding part of an image: the error says so.
@@ -24,7 +28,8 @@ import type { Logger } from '../util/log.js';
 import { xxh64 } from '../util/xxh.js';
 import { needs } from '../core/chain.js';
 import { chunkLength, mapImageHash, planRawRestore, wholeImageHash } from '../core/raw-chunks.js';
-import { fsyncDir, PARTIAL_SUFFIX } from '../repo/atomic-file.js';
+import { PARTIAL_SUFFIX } from '../repo/atomic-file.js';
+import { createAt, removeAt, renameAt, S_IFDIR, S_IFMT, statAt } from '../native/beneath.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { chooseBackup } from '../engine/restore.js';
 import { imageSize } from './image-reader.js';
@@ -85,6 +90,8 @@ interface Target {
   fd: number;
   /** What is written (the ".partial" of a file). */
   writePath: string;
+  /** A file target: its directory's fd, its name and its ".partial"'s name there. */
+  dir?: { fd: number; name: Buffer; partial: Buffer };
   /** A block device opened again with O_DIRECT (image-writer.ts), where it allows it. */
   directFd?: number;
 }
@@ -125,7 +132,14 @@ function openTarget(to: string, imageBytes: number, force: boolean, warnings: st
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new RawRestoreError(`${to}: ${(e as Error).message}`, true);
   }
   // /dev/vg/lv and /dev/mapper names are symlinks to the device node: follow those, and only those.
-  const st = lst?.isSymbolicLink() ? fs.statSync(to) : lst;
+  let st = lst;
+  if (lst?.isSymbolicLink()) {
+    try {
+      st = fs.statSync(to);
+    } catch {
+      st = lst; // dangling: refused below as neither a file nor a device
+    }
+  }
   if (st?.isBlockDevice()) {
     if (!force) throw new RawRestoreError(`${to} is a block device: restoring onto it overwrites it; nothing was written (use --force to do so)`, true);
     const size = imageSize(to, st);
@@ -145,12 +159,35 @@ function openTarget(to: string, imageBytes: number, force: boolean, warnings: st
   }
   if (lst && !lst.isFile()) throw new RawRestoreError(`${to} exists and is neither a regular file nor a block device; nothing was written`, true);
   if (lst && !force) throw new RawRestoreError(`${to} exists; nothing was written (use --force to replace it)`, true);
-  const writePath = to + PARTIAL_SUFFIX;
-  // A ".partial" beside the target is debris of an interrupted restore, ours to replace.
-  const fd = fs.openSync(writePath, 'w', 0o600);
-  fs.ftruncateSync(fd, imageBytes); // all holes: only non-zero chunks are written
-  // Buffered: O_DIRECT into a sparse file's holes was slower here (ext4 serialises allocating writes; see image-writer.ts).
-  return { kind: 'file', fd, writePath };
+  return openFileTarget(to, imageBytes);
+}
+
+/** A new "<to>.partial" in the directory of `to`, by that directory's fd. */
+function openFileTarget(to: string, imageBytes: number): Target {
+  const dirPath = path.dirname(path.resolve(to));
+  const name = Buffer.from(path.basename(path.resolve(to)));
+  const partial = Buffer.concat([name, Buffer.from(PARTIAL_SUFFIX)]);
+  let dirFd: number;
+  try {
+    dirFd = fs.openSync(dirPath, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  } catch (e) {
+    throw new RawRestoreError(`cannot restore to ${to}: its directory ${dirPath} cannot be opened (${(e as Error).message}); nothing was written`, true);
+  }
+  try {
+    // A ".partial" beside the target is debris of an interrupted restore, ours to replace (a symlink
+    // there is removed itself, never followed); a directory of that name is not.
+    const old = statAt(dirFd, partial);
+    if ((old & S_IFMT) === S_IFDIR) throw new RawRestoreError(`${to}${PARTIAL_SUFFIX} is a directory; nothing was written`, true);
+    if (old) removeAt(dirFd, partial);
+    const fd = createAt(dirFd, partial, 0o600);
+    fs.ftruncateSync(fd, imageBytes); // all holes: only non-zero chunks are written
+    // Buffered: O_DIRECT into a sparse file's holes was slower here (ext4 serialises allocating writes; see image-writer.ts).
+    return { kind: 'file', fd, writePath: to + PARTIAL_SUFFIX, dir: { fd: dirFd, name, partial } };
+  } catch (e) {
+    fs.closeSync(dirFd);
+    if (e instanceof RawRestoreError) throw e;
+    throw new RawRestoreError(`cannot create ${to}${PARTIAL_SUFFIX}: ${(e as Error).message}; nothing was written`, true);
+  }
 }
 
 export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestoreResult> {
@@ -239,9 +276,12 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
     const fd = target.fd;
     target.fd = -1;
     fs.closeSync(fd);
-    if (target.kind === 'file') {
-      fs.renameSync(target.writePath, req.to);
-      fsyncDir(path.dirname(path.resolve(req.to)));
+    if (target.dir) {
+      // Replaces whatever has the name now, a symlink too, without following it.
+      renameAt(target.dir.fd, target.dir.partial, target.dir.fd, target.dir.name);
+      fs.fsyncSync(target.dir.fd);
+      fs.closeSync(target.dir.fd);
+      target.dir = undefined;
     }
     return {
       backup: sidecar,
@@ -261,7 +301,13 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
     closeQuietly(target.directFd);
     if (target.fd >= 0) closeQuietly(target.fd);
     if (target.kind === 'file') {
-      fs.rmSync(target.writePath, { force: true });
+      if (target.dir) {
+        try {
+          removeAt(target.dir.fd, target.dir.partial);
+        } finally {
+          fs.closeSync(target.dir.fd);
+        }
+      }
       throw e;
     }
     throw new RawRestoreError(`${(e as Error).message}; ${req.to} now holds a partly restored image`);

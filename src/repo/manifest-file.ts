@@ -17,6 +17,7 @@ import {
   entryFromJson,
   isPlainJsonName,
   ManifestFormatError,
+  parseLine,
   sliceEntryLine,
   type ManifestEntry,
   type StoredEntry,
@@ -26,6 +27,7 @@ import { comparePaths, isWithin } from '../core/path-order.js';
 import { createXxh64, type StreamingHash } from '../util/xxh.js';
 import { AtomicFile, withFileName } from './atomic-file.js';
 import { manifestIndex } from '../native/xbfs.js';
+import { openMediumFile, readMediumFile } from './medium-file.js';
 
 const FLUSH_AT = 1 << 20;
 
@@ -187,7 +189,7 @@ export class ManifestWriter {
 
 export function fileXxh64(file: string): string {
   const h = createXxh64();
-  const fd = fs.openSync(file, 'r');
+  const fd = openMediumFile(file);
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     for (;;) {
@@ -203,7 +205,7 @@ export function fileXxh64(file: string): string {
 
 /** Yields the file's lines (without "\n") reading 1 MiB at a time. */
 function* lines(file: string): Generator<string> {
-  const fd = fs.openSync(file, 'r');
+  const fd = openMediumFile(file);
   try {
     const buf = Buffer.allocUnsafe(FLUSH_AT);
     // A decoder, not toString: a chunk may end inside a multi-byte character.
@@ -225,7 +227,7 @@ function* lines(file: string): Generator<string> {
 
 /** Checks the trailer checksum; returns the header. Throws ManifestFormatError naming the problem. */
 export function verifyManifest(file: string): ManifestHeader {
-  return verifyManifestBytes(file, fs.readFileSync(file));
+  return verifyManifestBytes(file, readMediumFile(file));
 }
 
 /**
@@ -247,7 +249,7 @@ function verifyManifestBytes(file: string, data: Buffer, entryLines?: number): M
   } catch {
     throw new ManifestFormatError(`${file}: no trailer (truncated or damaged)`);
   }
-  if (typeof trailer.end !== 'number' || typeof trailer.xxh64 !== 'string') throw new ManifestFormatError(`${file}: no trailer (truncated)`);
+  if (typeof trailer !== 'object' || trailer === null || typeof trailer.end !== 'number' || typeof trailer.xxh64 !== 'string') throw new ManifestFormatError(`${file}: no trailer (truncated)`);
   const h = createXxh64();
   h.update(data.subarray(0, trailerStart));
   if (trailer.xxh64 !== h.digest()) throw new ManifestFormatError(`${file}: checksum mismatch (damaged)`);
@@ -275,21 +277,35 @@ export interface ManifestBlock {
 /** Streams the blocks of a manifest already checked by verifyManifest. */
 export function* readBlocks(file: string): Generator<ManifestBlock> {
   let current: ManifestBlock | undefined;
-  let first = true;
+  const names = new Set<string>();
+  let lineNo = 0;
   for (const line of lines(file)) {
-    if (first) {
-      first = false;
-      continue;
+    if (++lineNo === 1) continue;
+    let opened: ReturnType<typeof decodeDirLine>;
+    let entry: ManifestEntry | undefined;
+    try {
+      const o = parseLine(line);
+      if (typeof o.end === 'number') break;
+      opened = decodeDirLine(o);
+      if (!opened) entry = entryFromJson(o);
+    } catch (e) {
+      if (e instanceof ManifestFormatError) throw new ManifestFormatError(`${file}, line ${lineNo}: ${e.message}`);
+      throw e;
     }
-    const o = JSON.parse(line) as Record<string, unknown>;
-    if (typeof o.end === 'number') break;
-    const opened = decodeDirLine(o);
     if (opened) {
+      // Blocks come in walk order, each directory once: a manifest that repeats or reorders them is not ours.
+      if (current && comparePaths(current.dir, opened.dir) >= 0) {
+        throw new ManifestFormatError(`${file}, line ${lineNo}: directory blocks out of order`);
+      }
       if (current) yield current;
       current = { dir: opened.dir, self: opened.self, entries: [] };
+      names.clear();
     } else {
-      if (!current) throw new ManifestFormatError(`${file}: entry before any directory block`);
-      current.entries.push(entryFromJson(o));
+      if (!current) throw new ManifestFormatError(`${file}, line ${lineNo}: entry before any directory block`);
+      const key = entry!.name.toString('latin1');
+      if (names.has(key)) throw new ManifestFormatError(`${file}, line ${lineNo}: a second entry of the same name in its directory`);
+      names.add(key);
+      current.entries.push(entry!);
     }
   }
   if (current) yield current;
@@ -333,7 +349,7 @@ export class PreviousBlock {
   /** The directory's own entry (name = its path from the root). */
   get self(): ManifestEntry {
     if (!this.selfEntry) {
-      const o = JSON.parse(this.lineText(this.dirLine)) as Record<string, unknown>;
+      const o = parseLine(this.lineText(this.dirLine));
       this.selfEntry = decodeDirLine(o)!.self;
     }
     return this.selfEntry;
@@ -376,7 +392,7 @@ function locatedName(data: Buffer, index: Int32Array, line: number): Buffer {
  * after checking it as verifyManifest does (from the same read).
  */
 export function* readStoredBlocks(file: string): Generator<PreviousBlock> {
-  const data = fs.readFileSync(file);
+  const data = readMediumFile(file);
   const index = manifestIndex(data);
   const lines = index.length / INDEX_STRIDE;
   verifyManifestBytes(file, data, lines - 2); // all lines but the header and the trailer

@@ -23,6 +23,7 @@ import { holderAlive, type LockHolder } from '../host/lock.js';
 import { formatRemoteTarget, rsyncRemotePath, rsyncSshArgs, type RemoteTarget, type SshOptions } from '../host/remote-target.js';
 import { runRemote } from '../host/ssh.js';
 import type { Logger } from '../util/log.js';
+import { checkHostName } from '../core/names.js';
 import { parseSidecar, type Sidecar } from './sidecar.js';
 import { VOLUME_LOCK_NAME, VolumeBusyError } from './volume-lock.js';
 import { parseVolumeName } from './volume-store.js';
@@ -48,7 +49,7 @@ const LOCK = VOLUME_LOCK_NAME;
 
 /** The remote volume folder: <path>/<host>/<domU>/<part>. */
 export function remoteVolumeDir(target: RemoteTarget, host: string, volume: string): string {
-  if (!/^[A-Za-z0-9._+-]+$/.test(host) || host === '.' || host === '..') throw new Error(`host folder name "${host}" must be letters, digits, . _ + -`);
+  checkHostName(host);
   const { domU, part } = parseVolumeName(volume);
   return path.posix.join(target.path, host, domU, part);
 }
@@ -213,7 +214,7 @@ export class RemoteVolume {
       else if (r.startsWith('J')) {
         const text = recs[++i] ?? '';
         try {
-          backups.push(parseSidecar(text, `${this.shown}/${r.slice(1)}`));
+          backups.push(parseSidecar(text, `${this.shown}/${r.slice(1)}`, r.slice(1)));
         } catch (e) {
           this.log.warn((e as Error).message);
         }

@@ -16,6 +16,7 @@ import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
 import { PARTIAL_SUFFIX } from './atomic-file.js';
 import { BACKUP_FILE_RE, backupFileNames, isPlainName } from './layout.js';
 import { MediumDamage } from './medium-error.js';
+import { readMediumFile } from './medium-file.js';
 import { parseSidecar, type BackupKind, type Sidecar } from './sidecar.js';
 
 export { backupIdFor, parseVolumeName, timeOfId } from '../core/names.js';
@@ -104,7 +105,7 @@ export class VolumeStore {
       if (!name.endsWith('.json')) continue;
       const file = path.join(this.dir, name);
       try {
-        out.push(parseSidecar(readRegularFile(file, MAX_SIDECAR_BYTES), file, name));
+        out.push(parseSidecar(readMediumFile(file, MAX_SIDECAR_BYTES).toString('utf8'), file, name));
       } catch (e) {
         onProblem?.((e as Error).message);
       }
@@ -145,22 +146,3 @@ export class VolumeStore {
 
 /** A sidecar is a few kilobytes (its frame index grows by ~30 bytes per 8 MiB); more is not one of ours. */
 const MAX_SIDECAR_BYTES = 64 << 20;
-
-/** The text of a regular file, opened without following a symlink and read up to `max` bytes. */
-export function readRegularFile(file: string, max: number): string {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new MediumDamage(file, 'is a symlink, not a file xenbackup wrote');
-    throw e;
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw new MediumDamage(file, 'is not a regular file');
-    if (st.size > max) throw new MediumDamage(file, `is ${st.size} bytes, more than the ${max} it can be`);
-    return fs.readFileSync(fd, 'utf8');
-  } finally {
-    fs.closeSync(fd);
-  }
-}

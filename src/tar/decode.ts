@@ -16,7 +16,7 @@ import type { EntryType, TarEntry } from './entry.js';
 import { TarFormatError } from './errors.js';
 import { F, T, fieldLength } from './header.js';
 import { readNumber } from './octal.js';
-import { parseDecimal, parsePaxTime, unescapeXattrName, type PaxRecord } from './pax.js';
+import { legacyXattrName, parseDecimal, parsePaxTime, RAW_XATTR_NAMES_KEYWORD, RAW_XATTR_NAMES_VALUE, unescapeXattrName, type PaxRecord } from './pax.js';
 import type { SparseMap } from './sparse.js';
 
 /** Which header dialect a block is written in, from its magic. */
@@ -154,9 +154,13 @@ export function decodeMember(block: Buffer, b: number, at: number, ctx: MemberCo
     entry.devMinor = paxNumber('SCHILY.devminor') ?? (format === 'v7' ? 0 : field(F.devminor, F.devLen, 'devminor'));
   }
 
+  // Names as byte strings (keywords are decoded latin1); without the raw-names record, the old double encoding is undone.
+  let rawNames: boolean | undefined;
   for (const [keyword, value] of pax) {
     if (keyword.startsWith('SCHILY.xattr.')) {
-      (entry.xattrs ??= new Map()).set(unescapeXattrName(keyword.slice(13)), Buffer.from(value));
+      rawNames ??= pax.get(RAW_XATTR_NAMES_KEYWORD)?.equals(RAW_XATTR_NAMES_VALUE) ?? false;
+      const name = unescapeXattrName(keyword.slice(13));
+      (entry.xattrs ??= new Map()).set(rawNames ? name : legacyXattrName(name), Buffer.from(value));
     }
   }
   // Red Hat's tar stores the SELinux label under its own keyword.

@@ -21,7 +21,11 @@ export interface TarEntry {
   linkTarget?: Buffer;
   devMajor?: number;
   devMinor?: number;
-  /** Extended attributes other than POSIX ACLs (e.g. user.*, security.capability, trusted.*). */
+  /**
+   * Extended attributes other than POSIX ACLs (e.g. user.*, security.capability, trusted.*). Names are
+   * byte strings (latin1: one char per byte, any byte but NUL), as native/xbfs.c lists and sets them:
+   * a name need not be UTF-8, and a Map keyed by Buffer would not find equal names.
+   */
   xattrs?: Map<string, Buffer>;
   /** POSIX ACLs in the short text form GNU tar and star store (SCHILY.acl.access / .default). */
   aclAccess?: string;

@@ -60,7 +60,11 @@ function putBytes(buf: Buffer, off: number, bytes: Buffer): number {
   return off;
 }
 
-/** One decoded record: keyword as text (UTF-8), value as the raw bytes. */
+/**
+ * One decoded record: keyword as a byte string (latin1: one char per byte, so
+ * an xattr name in a `SCHILY.xattr.` keyword keeps its exact bytes; the
+ * standard keywords are ASCII), value as the raw bytes.
+ */
 export type PaxRecord = [keyword: string, value: Buffer];
 
 /**
@@ -86,7 +90,7 @@ export function parsePaxRecords(data: Buffer, baseOffset: number, source?: strin
     if (data[end] !== 0x0a) throw new TarFormatError('pax record does not end in a newline', baseOffset + end, source);
     const eq = data.indexOf(0x3d, i + 1);
     if (eq < 0 || eq >= end || eq === i + 1) throw new TarFormatError('pax record without keyword=value', baseOffset + pos, source);
-    records.push([data.toString('utf8', i + 1, eq), data.subarray(eq + 1, end)]);
+    records.push([data.toString('latin1', i + 1, eq), data.subarray(eq + 1, end)]);
     pos += len;
   }
   return records;
@@ -162,15 +166,53 @@ export function parseDecimal(value: Buffer): number {
 }
 
 /**
- * Keyword for an xattr: "SCHILY.xattr." + name with '%' and '=' escaped as
- * "%25" and "%3D", as GNU tar 1.34 does ('=' would end the keyword).
+ * Keyword for an xattr: "SCHILY.xattr." + the name's bytes with '%' and '='
+ * escaped as "%25" and "%3D", as GNU tar 1.34 does ('=' would end the
+ * keyword). Names are byte strings (latin1, one char per byte), as
+ * native/xbfs.c lists them and takes them back: the keyword holds the name's
+ * own bytes, UTF-8 or not, which GNU tar restores as they are.
  */
 export function xattrKeyword(name: string): Buffer {
   const escaped = name.includes('%') || name.includes('=') ? name.replace(/%/g, '%25').replace(/=/g, '%3D') : name;
-  return Buffer.from('SCHILY.xattr.' + escaped, 'utf8');
+  return Buffer.from('SCHILY.xattr.' + escaped, 'latin1');
 }
 
 /** Inverse of xattrKeyword's escaping, for the part after "SCHILY.xattr.". */
 export function unescapeXattrName(escaped: string): string {
   return escaped.includes('%') ? escaped.replace(/%3D/g, '=').replace(/%25/g, '%') : escaped;
+}
+
+/**
+ * Versions of xenbackup before this one wrote an xattr name's bytes taken as
+ * Latin-1 and encoded as UTF-8 (user.\xe9 became "user.é" in UTF-8, user.été
+ * became "user.Ã©tÃ©"). Such a keyword cannot be told by its bytes from a
+ * raw UTF-8 name whose characters are all below U+0100 (user.été written
+ * raw), so a member whose xattr names hold bytes >= 0x80 now carries this
+ * record: "comment" is a standard pax keyword that no reader acts on (GNU
+ * tar 1.34 ignores it without a warning). Its absence marks the old form;
+ * an archive of another writer with such a UTF-8 name (no record either)
+ * would be read as the old form too, which only matters for archives
+ * xenbackup did not write.
+ */
+export const RAW_XATTR_NAMES_KEYWORD = 'comment';
+export const RAW_XATTR_NAMES_VALUE = Buffer.from('xenbackup: SCHILY.xattr names are raw bytes');
+
+/** True when a name (byte string) has a byte >= 0x80: its member carries the raw-names record. */
+export function hasHighBytes(name: string): boolean {
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) >= 0x80) return true;
+  return false;
+}
+
+/**
+ * The xattr name (byte string) of the part after "SCHILY.xattr." of a
+ * keyword, in a member without the raw-names record: the old double
+ * encoding undone when the bytes are UTF-8 of characters below U+0100 only
+ * (the only form the old writer produced); any other bytes as they are (an
+ * archive of another writer).
+ */
+export function legacyXattrName(name: string): string {
+  if (!hasHighBytes(name)) return name;
+  const text = Buffer.from(name, 'latin1').toString('utf8');
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return name;
+  return Buffer.byteLength(text, 'utf8') === name.length ? text : name;
 }

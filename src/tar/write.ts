@@ -25,7 +25,10 @@
  *   extra NUL), which `tar -x -G` uses to delete what the directory no longer holds.
  * - Sparse files: GNU.sparse 1.0, see sparse.ts.
  * - ACLs: "SCHILY.acl.access"/"SCHILY.acl.default" hold the caller's text as is
- *   (see acl.ts for the form to use); xattrs: "SCHILY.xattr.<name>" = raw value.
+ *   (see acl.ts for the form to use); xattrs: "SCHILY.xattr.<name>" = raw value,
+ *   the name's own bytes (as GNU tar); a member with a name byte >= 0x80 also
+ *   carries pax.ts's raw-names "comment" record (older xenbackup wrote such
+ *   names double-encoded), which GNU tar ignores.
  *
  * This runs once per file: encodeHeaderInto writes into the caller's staging
  * buffer without allocating; encodeHeader allocates just the result.
@@ -33,7 +36,7 @@
 import type { TarEntry } from './entry.js';
 import { BLOCK_SIZE, F, MAGIC_USTAR, T, writeUstarChecksum } from './header.js';
 import { octalLimit, writeOctal } from './octal.js';
-import { formatPaxTimeParts, paxRecordLength, writePaxRecord, xattrKeyword } from './pax.js';
+import { formatPaxTimeParts, hasHighBytes, paxRecordLength, RAW_XATTR_NAMES_KEYWORD, RAW_XATTR_NAMES_VALUE, writePaxRecord, xattrKeyword } from './pax.js';
 import { sparseDataSize, sparseMapSize } from './sparse.js';
 
 export { alignSparseMap, encodeSparseMap, sparseDataSize } from './sparse.js';
@@ -154,12 +157,17 @@ function encode(e: TarEntry, target: Buffer | null, base: number): number {
     paxLength += paxRecordLength(18, aclDefault.length);
   }
   let xattrKeys: Buffer[] | undefined;
+  let rawNamesRecord = false;
   if (e.xattrs && e.xattrs.size > 0) {
     xattrKeys = [];
     for (const [name, value] of e.xattrs) {
       const keyword = xattrKeyword(name);
       xattrKeys.push(keyword);
       paxLength += paxRecordLength(keyword.length, value.length);
+      if (!rawNamesRecord && hasHighBytes(name)) {
+        rawNamesRecord = true;
+        paxLength += paxRecordLength(RAW_XATTR_NAMES_KEYWORD.length, RAW_XATTR_NAMES_VALUE.length);
+      }
     }
   }
   if (e.dumpdir) paxLength += paxRecordLength(11, e.dumpdir.length);
@@ -208,6 +216,7 @@ function encode(e: TarEntry, target: Buffer | null, base: number): number {
     if (mtimeText !== undefined) off = writePaxRecord(out, off, 'mtime', mtimeText);
     if (aclAccess) off = writePaxRecord(out, off, 'SCHILY.acl.access', aclAccess);
     if (aclDefault) off = writePaxRecord(out, off, 'SCHILY.acl.default', aclDefault);
+    if (rawNamesRecord) off = writePaxRecord(out, off, RAW_XATTR_NAMES_KEYWORD, RAW_XATTR_NAMES_VALUE);
     if (xattrKeys) {
       let i = 0;
       for (const value of e.xattrs!.values()) off = writePaxRecord(out, off, xattrKeys[i++]!, value);

@@ -9,6 +9,11 @@ test('encodeEntry is byte-identical to JSON.stringify(entryToJson(e)) and decode
   for (const e of entries()) {
     const line = encodeEntry(e);
     assert.equal(line, JSON.stringify(entryToJson(e)), `line of ${JSON.stringify(e.name.toString('latin1'))}`);
+    if (e.name.length === 0) {
+      // The line format carries it, but no child entry is nameless: reading one back is refused.
+      assert.throws(() => decodeEntry(line), /refusing unsafe path/);
+      continue;
+    }
     const back = decodeEntry(line);
     assert.deepEqual(back.name, e.name);
     assert.equal(back.mtimeNs, e.mtimeNs);

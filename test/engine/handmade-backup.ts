@@ -26,6 +26,9 @@ export interface HandEntry {
   /** The member's path in the archive, when it should differ from where the manifest puts it. */
   memberPath?: string | Buffer;
   mode?: number;
+  /** The member's own fields and data, when they should differ from the manifest's (type, size, link). */
+  member?: Partial<TarEntry>;
+  memberContent?: string | Buffer;
 }
 
 export interface HandBlock {
@@ -94,11 +97,14 @@ export async function writeHandmadeBackup(medium: string, volume: string, id: st
         size: e.type === 'file' ? content.length : 0,
         mtimeNs: MTIME,
         ...(link ? { linkTarget: link } : {}),
+        ...e.member,
       };
+      const data = e.memberContent !== undefined ? buf(e.memberContent) : content;
+      if (e.memberContent !== undefined) member.size = data.length;
       push(encodeHeader(member));
-      if (e.type === 'file') {
-        push(content);
-        push(Buffer.alloc(padding(content.length)));
+      if (member.type === 'file') {
+        push(data);
+        push(Buffer.alloc(padding(data.length)));
       }
       manifest.entry(entry);
     }

@@ -74,7 +74,10 @@ test('pax times keep nanoseconds, drop trailing zeros and handle times before 19
 
 test("xattr names escape '%' and '=' as GNU tar does", () => {
   assert.deepEqual(xattrKeyword('user.a=b%c'), b('SCHILY.xattr.user.a%3Db%25c'));
-  assert.deepEqual(xattrKeyword('user.é'), Buffer.from('SCHILY.xattr.user.é', 'utf8'));
+  // Names are byte strings: the keyword holds their bytes, never re-encoded (issue 14 item 11).
+  assert.deepEqual(xattrKeyword('user.\xe9'), Buffer.from('SCHILY.xattr.user.\xe9', 'latin1'));
+  const utf8Name = Buffer.from('user.été', 'utf8').toString('latin1');
+  assert.deepEqual(xattrKeyword(utf8Name), Buffer.from('SCHILY.xattr.user.été', 'utf8'));
   assert.equal(unescapeXattrName('user.a%3Db%25c'), 'user.a=b%c');
   assert.equal(unescapeXattrName('user.%253D'), 'user.%3D');
 });
