@@ -56,6 +56,12 @@ test('fuzzer: mutated media never reach outside, never hang, and every outcome i
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   t.diagnostic(`seed ${seed}: ${r.ran} cases in ${secs} s, ${r.failures.length} failing, ${r.restarts} worker restarts${r.stoppedEarly ? ' (stopped early: too many hangs)' : ''}, slowest case ${r.slowest.caseNo} (${r.slowest.ms} ms)`);
   t.diagnostic(`time per command: ${Object.entries(r.time).map(([k, v]) => `${k} ${v.runs}x ${(v.ms / v.runs).toFixed(1)} ms`).join(', ')}`);
+  // What kinds of failure, over the whole run (the list below shows only the first cases).
+  const kinds = new Map<string, number>();
+  for (const f of r.failures) {
+    for (const p of new Set(f.problems.map((x) => x.split(';')[0]!.replace(/\d+/g, 'N').replace(/ in: xenbackup (\S+).*/, ' in $1').slice(0, 120)))) kinds.set(p, (kinds.get(p) ?? 0) + 1);
+  }
+  for (const [k, n] of [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 20)) t.diagnostic(`${n} cases: ${k}`);
   const shown = r.failures.slice(0, 25).map((f) =>
     `case ${f.caseNo} (rerun: XENBACKUP_FUZZ_SEED=${seed}:${f.caseNo}): ${f.mutations.join('; ') || '(mutations: rerun to see)'}\n    ${f.problems.join('\n    ')}`);
   assert.equal(r.failures.length, 0, `seed ${seed}: ${r.failures.length} of ${r.ran} cases failed:\n  ${shown.join('\n  ')}${r.failures.length > 25 ? `\n  ... and ${r.failures.length - 25} more` : ''}`);
