@@ -303,7 +303,8 @@ export function judgeRun(what: string, r: RunResult, allowed: number[], mustName
   if (STACK_LINE.test(r.stderr) || STACK_LINE.test(r.stdout)) out.push(`${what}: a stack trace instead of a one-line message; ${shown}`);
   else if (LEAKED.test(r.stderr)) out.push(`${what}: an internal error leaked into the message; ${shown}`);
   if (r.code === null || !allowed.includes(r.code)) out.push(`${what}: exit ${r.code}, documented: ${allowed.join(' or ')}; ${shown}`);
-  if (r.code !== 0 && r.stderr.trim() === '' && r.stdout.trim() === '') out.push(`${what}: failed without a message`);
+  // A failure says so in a line of its own: "xenbackup: ..." (or an ERROR line of the log).
+  if (r.code !== 0 && !/^xenbackup: |\bERROR\b/m.test(r.stderr)) out.push(`${what}: failed without an error line; ${shown}`);
   if (mustName && r.code !== 0 && !(r.stderr + r.stdout).includes(mustName)) out.push(`${what}: the damage report does not name ${mustName}; ${shown}`);
   return out;
 }
