@@ -148,6 +148,27 @@ const cases: HostileCase[] = [
     names: (w) => path.basename(manifestFile(w, w.ids[3])),
   },
   {
+    name: 'archive of D replaced by a fifo (never opened blocking)',
+    setup: (w) => { const f = archiveFile(w, w.ids[3]); fs.rmSync(f); execFileSync('mkfifo', [f]); },
+    expect: { list: [0, 1], 'verify-quick': [1], verify: [1], restore: [1], 'prune-dry': [0, 1], prune: [0, 1] },
+    names: (w) => path.basename(archiveFile(w, w.ids[3])),
+    timeoutSec: 10,
+  },
+  {
+    name: 'manifest of D replaced by a fifo (never opened blocking)',
+    setup: (w) => { const f = manifestFile(w, w.ids[3]); fs.rmSync(f); execFileSync('mkfifo', [f]); },
+    expect: { ls: [1], 'verify-quick': [1], restore: [1], prune: [0, 1] },
+    names: (w) => path.basename(manifestFile(w, w.ids[3])),
+    timeoutSec: 10,
+  },
+  {
+    name: 'manifest of C replaced by a symlink to /dev/zero (endless)',
+    setup: (w) => { const f = manifestFile(w, w.ids[2]); fs.rmSync(f); fs.symlinkSync('/dev/zero', f); },
+    expect: { 'verify-quick': [1], restore: [0, 1], prune: [0, 1] },
+    names: (w) => path.basename(manifestFile(w, w.ids[2])),
+    timeoutSec: 10,
+  },
+  {
     name: 'manifest of A replaced by a symlink to an outside directory',
     setup: (w) => { const f = manifestFile(w, w.ids[0]); fs.rmSync(f); fs.symlinkSync(path.join(w.outside, 'sub'), f); },
     expect: { list: [0, 1], 'verify-quick': [1], verify: [1], restore: [0], 'prune-dry': [0, 1], prune: [0, 1] },
