@@ -236,7 +236,11 @@ Examples:
   xenbackup list --config /etc/xenbackup.conf
   xenbackup list web1/root --medium /backup/guests --ttl 3 --keep-weekly 4
   xenbackup list web1/root --medium /backup/guests --json | jq '.[0].backups[-1].archive'
-  xenbackup list --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xenbackup`)
+  xenbackup list --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xenbackup
+
+Exit codes: 0 listed (also when the medium holds no backups of the host); 1 a file
+there is damaged or hostile (the line names it); 2 bad arguments or config error;
+4 the --medium folder does not exist, or the medium of --config is not mounted.`)
     .action(async (volume: string | undefined, o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string; json?: boolean }) => {
       const target = await resolveTarget(o, false);
       const now = new Date();

@@ -126,8 +126,8 @@ A raw backup (fstype raw) is an image: it is restored whole, to a file (sparse;
 written as FILE.partial and renamed once every chunk and the whole-image xxh64
 matched) or onto a block device (needs --force; must not be mounted).
 Exit codes: 0 restored; 1 a file failed its checksum, or the backup is damaged or hostile
-(bad manifest checksum, unsafe names); 2 bad arguments, unknown volume or path, or a
-file or device in the way (without --force).`)
+(bad manifest checksum, unsafe names, a truncated archive); 2 bad arguments, unknown volume
+or path, or a file or device in the way (without --force); 4 the --medium folder is not there.`)
     .action(async (volume: string, paths: string[], o: Record<string, string | boolean | undefined>) => {
       const { log } = openConsole({ quiet: !!o.quiet, verbose: !!o.verbose });
       const medium = resolveMedium(String(o.medium), o as SshCliOptions);
@@ -174,7 +174,10 @@ file or device in the way (without --force).`)
 Examples:
   xenbackup ls web1/root etc --medium /backup/guests -l
   xenbackup ls web1/root var/log/syslog --at 2026-11-20T06:00:00Z --medium /backup/guests -l
-  xenbackup ls web1/root etc --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xb`)
+  xenbackup ls web1/root etc --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xb
+
+Exit codes: 0 listed; 1 the backup is damaged or hostile; 2 bad arguments, unknown volume
+or path; 4 the --medium folder is not there.`)
     .action(async (volume: string, p: string, o: SshCliOptions & { medium: string; host: string; at?: string; long?: boolean }) => {
       const { log } = openConsole({});
       const medium = resolveMedium(o.medium, o);
