@@ -71,7 +71,9 @@ function chosenBackup(store: VolumeStore, at: Date | undefined, log: Logger): Si
   try {
     return chooseBackup(store, at, log);
   } catch (e) {
-    throw new CliError((e as Error).message);
+    // none that early is usage; a damaged medium keeps its own code (error-exit.ts)
+    if (e instanceof RestoreError) throw new CliError(e.message);
+    throw e;
   }
 }
 
