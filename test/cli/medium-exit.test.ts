@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeScratchDir } from '../helpers/scratch.js';
-import { apiBackup, assertOneLineError, backupsOf, HOST, put, show, xenbackup } from '../engine/engine-fixtures.js';
+import { apiBackup, assertOneLineError, backupsOf, HOST, put, show, StepClock, xenbackup } from '../engine/engine-fixtures.js';
 import { makeRunEnv, sh } from '../run/run-fixtures.js';
 
 test('a --medium folder that does not exist: exit 4 and one line for list, prune, ls, verify and restore', async (t) => {
@@ -120,4 +120,26 @@ test('restore from a truncated archive: exit 1, one line naming the archive', { 
   const fresh = path.join(scratch, 'fresh');
   const r = xenbackup(['restore', 'web1/root', '--medium', medium, '--host', HOST, '--to', fresh, '-q']);
   assertOneLineError(r, new RegExp(backup!.archive.replace(/\./g, '\\.')), 1);
+});
+
+test('list: a sidecar that cannot be read is named on stderr, one line, and exit 1; the others are listed', async (t) => {
+  const scratch = makeScratchDir(t, 'cli-list-damaged');
+  const medium = path.join(scratch, 'medium');
+  const source = path.join(scratch, 'source');
+  fs.mkdirSync(medium);
+  put(source, 'etc/hostname', 'web1\n');
+  const clock = new StepClock();
+  await apiBackup(source, medium, 'web1/root', { clock });
+  put(source, 'etc/motd', 'hello\n');
+  await apiBackup(source, medium, 'web1/root', { clock });
+  const [first, second] = backupsOf(medium, 'web1/root');
+  const sidecar = path.join(medium, HOST, 'web1/root', `${second!.id}.incr.json`);
+  const data = JSON.parse(fs.readFileSync(sidecar, 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(sidecar, JSON.stringify({ ...data, stats: null }));
+  for (const extra of [[], ['--json']]) {
+    const r = xenbackup(['list', '--medium', medium, '--host', HOST, ...extra]);
+    assertOneLineError(r, new RegExp(`^xenbackup: ${sidecar.replace(/[.]/g, '\\.')}: .*stats`), 1);
+    assert.ok(r.stdout.includes(first!.id), show(r));
+    assert.ok(!r.stdout.includes(second!.id), show(r));
+  }
 });
