@@ -81,7 +81,8 @@ export function errorExit(e: unknown): ErrorExit {
     const mapped = Object.hasOwn(CODE_OF_NAME, e.name) ? CODE_OF_NAME[e.name] : undefined;
     if (mapped !== undefined) return { code: mapped, message: oneLine(e.message), unexpected: false };
     // A system call's error (ENOSPC, EACCES, EIO ...) names the path: a failure, not a bug.
-    if (typeof own === 'string' && own !== '') return { code: EXIT.failed, message: oneLine(e.message), unexpected: false };
+    // (node's own ERR_INVALID_ARG_TYPE and the like are bugs.)
+    if (typeof own === 'string' && /^E[A-Z0-9]+$/.test(own)) return { code: EXIT.failed, message: oneLine(e.message), unexpected: false };
     return { code: EXIT.failed, message: `unexpected error (a bug, please report it): ${oneLine(`${e.name}: ${e.message}`)}`, unexpected: true };
   }
   return { code: EXIT.failed, message: `unexpected error (a bug, please report it): ${oneLine(String(e))}`, unexpected: true };

@@ -60,6 +60,7 @@ test('a message of several lines (a command\'s stderr) is one line', () => {
 
 test('a bug is one line that says so and how to see the stack; the stack only when asked', () => {
   const bug = new TypeError("Cannot read properties of null (reading 'entries')");
+  assert.equal(errorExit(Object.assign(new TypeError('The "path" argument must be of type string'), { code: 'ERR_INVALID_ARG_TYPE' })).unexpected, true, "node's ERR_ codes are bugs");
   const r = errorExit(bug);
   assert.equal(r.code, 1);
   assert.equal(r.unexpected, true);
