@@ -12,7 +12,7 @@ import { RestoreError } from '../engine/restore-writer.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
 import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
-import { fetchRemoteManifest, withRemoteIndex } from './remote-medium.js';
+import { fetchRemoteManifest, requireRemoteMediumDir, withRemoteIndex } from './remote-medium.js';
 import { restoreFromRemote } from '../engine/rsync-remote-restore.js';
 import type { Logger } from '../util/log.js';
 import type { Sidecar } from '../repo/sidecar.js';
@@ -60,7 +60,11 @@ async function restoreRemote(medium: ResolvedMedium & { kind: 'remote' }, volume
       log.error(`${r.errors.length} file(s) did not match their checksum`);
     }
   } catch (e) {
-    if (e instanceof RestoreError) throw new CliError(e.message);
+    if (e instanceof RestoreError) {
+      // a medium folder that is not on its host is exit 4, not "no backups" (asked only on this failure)
+      await requireRemoteMediumDir(medium.remote, medium.shown, log);
+      throw new CliError(e.message);
+    }
     if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup of ${volume} on ${medium.shown}: ${e.message}`, EXIT.failed);
     throw e;
   }
