@@ -40,8 +40,9 @@ export async function btrfsFsid(device: string, logger: Logger = silentLogger): 
 
 /**
  * Gives the unmounted btrfs on `device` (a snapshot: it is written to) a new
- * random fsid with `btrfstune -m`, and checks that the superblock now says
- * so. Returns the old and new fsid. Throws BtrfsError naming the device.
+ * random fsid, with `btrfstune -m`, or in the superblocks only when there is
+ * a log tree to keep replayable, and checks that the superblock now says so.
+ * Returns the old and new fsid. Throws BtrfsError naming the device.
  */
 export async function giveOwnFsid(device: string, logger: Logger = silentLogger): Promise<{ before: string; after: string }> {
   const before = await btrfsFsid(device, logger);
@@ -54,14 +55,15 @@ export async function giveOwnFsid(device: string, logger: Logger = silentLogger)
   }
   // A log tree (data fsynced since the last commit) must stay replayable: btrfs-super.ts says why
   // btrfstune cannot be used then.
-  const how = primary.logRoot !== 0n ? 'superblock only, keeping the log tree for the mount to replay' : 'btrfstune -m';
-  if (primary.logRoot !== 0n) {
-    if (!canRewriteSuper(primary.csumType)) {
-      throw new BtrfsError(
-        `${device}: the snapshot holds a btrfs log tree (data fsynced since the last commit) and checksum type ${primary.csumType}, ` +
-          'which xenbackup cannot rewrite; btrfstune -m would make the log unreplayable',
-      );
-    }
+  const keepLog = primary.logRoot !== 0n && canRewriteSuper(primary.csumType);
+  const how = keepLog ? 'superblock only, keeping the log tree for the mount to replay' : 'btrfstune -m';
+  if (primary.logRoot !== 0n && !keepLog) {
+    logger.warn(
+      `${device}: the snapshot holds a btrfs log tree (data fsynced since the last commit) and checksum type ${primary.csumType}, ` +
+        'which xenbackup cannot rewrite: after btrfstune -m the log cannot be replayed, so the mount falls back to rescue=nologreplay',
+    );
+  }
+  if (keepLog) {
     try {
       await writeOwnFsid(device);
     } catch (e) {

@@ -124,6 +124,39 @@ test('a snapshot holding a btrfs log tree: own fsid in the superblocks only, and
   assert.throws(() => sh('mount', ['-o', 'ro', tunedDev, mnt]), 'btrfstune -m leaves a log the kernel cannot replay');
 });
 
+test('a log tree under a checksum xenbackup cannot rewrite (xxhash): btrfstune -m, then the mount falls back to rescue=nologreplay with a warning', async (t) => {
+  const dir = scratch(t, 'xb-btrfs-xxhash');
+  const file = path.join(dir, 'origin.img');
+  fs.writeFileSync(file, '');
+  fs.truncateSync(file, 128 * MiB);
+  sh('mkfs.btrfs', ['-q', '--csum', 'xxhash', file]);
+  const originDev = attach(file);
+  const live = path.join(dir, 'live');
+  fs.mkdirSync(live);
+  sh('mount', ['-o', 'commit=300', originDev, live]);
+  fs.writeFileSync(path.join(live, 'committed.txt'), 'in a transaction commit\n');
+  sh('btrfs', ['filesystem', 'sync', live]);
+  const fd = fs.openSync(path.join(live, 'fsynced.txt'), 'a');
+  fs.writeSync(fd, 'only in the log tree\n');
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  const copy = path.join(dir, 'snap.img');
+  sh('cp', ['--sparse=always', file, copy]);
+  sh('umount', [live]);
+  assert.notEqual((await readPrimarySuper(copy)).logRoot, 0n, 'precondition: the copy holds a log tree');
+
+  const { log, sink } = memoryLogger();
+  const h = await mountReadOnly(attach(copy), path.join(dir, 'snap'), 'btrfs', 'ro', log);
+  try {
+    assert.deepEqual(h.options, ['ro', 'rescue=nologreplay']);
+    assert.match(h.fallbackReason ?? '', /skips the btrfs log tree/);
+    assert.ok(sink.records.some((r) => r.level === 'warn' && /checksum type 1, which xenbackup cannot rewrite/.test(r.message)));
+    assert.equal(fs.readFileSync(path.join(h.mountpoint, 'committed.txt'), 'utf8'), 'in a transaction commit\n');
+  } finally {
+    await h.release();
+  }
+});
+
 test('writeOwnFsid: every superblock copy is changed alike and btrfs check accepts the result', async (t) => {
   const dir = scratch(t, 'xb-btrfs-mirrors');
   const file = image(dir, 'b.img', 300); // big enough for the copy at 64 MiB
