@@ -20,8 +20,9 @@
 #     The check this replaces (a writer without fsync; at least the records counted before a
 #     forced `btrfs filesystem sync`) failed once with 0 records restored: it rested on that
 #     ioctl committing data someone else's writeback could hold at that moment, and on nothing
-#     the backup promises. 16 rounds of that exact sequence in the VM (1 and 2 vCPUs, 0-35 s
-#     between the sync and lvcreate) always found the forced commit in the snapshot.
+#     the backup promises. 10 rounds of that exact sequence in the VM (1 and 2 vCPUs, 0-35 s
+#     between the sync and lvcreate) and a run of the old scenario always found the forced commit
+#     in the snapshot.
 # No writer on ufs (the kernel's ufs driver is read-only) nor on NTFS (ntfs-3g is FUSE, which
 # lvcreate cannot freeze; a Windows guest's volume is not mounted in dom0 anyway).
 # Every restore equals what the kernel's driver (ntfs-3g for NTFS) showed at snapshot time.
