@@ -2,7 +2,7 @@
  * `xenbackup check`: is this host ready for `xenbackup run`? Validates the
  * config (a ConfigError is its `file:line:` message, exit 2), then the host
  * (run/preflight.ts: devices, LVM, volume group space, mountpoints, medium,
- * mail), prints the plan a run would follow, and exits 2 listing every
+ * the programs a run starts, the mail transport tried for real), prints the plan a run would follow, and exits 2 listing every
  * problem found. Touches nothing: no mount, no lock, no LOGFILE line.
  */
 import type { Command } from 'commander';
@@ -27,9 +27,16 @@ Checks, and lists every problem found (not just the first):
     (with CONCURRENCY 1: its largest snapshot; with N: its N largest)
   - the snapshot mountpoints MNTSOURCEDIR/domU/part can be made
   - the medium BCKDEV exists, BCKMNTP exists, and whatever is mounted there is BCKDEV
-  - the report can be mailed: SMTP_URL, or an executable BIN_SENDMAIL
+  - every program the run will start is installed: lvs (the sweep), lvcreate and
+    lvremove (guest volumes), mount and umount, findfs (BCKDEV=UUID=...), losetup
+    and partx (partition=), rsync (engine=rsync, RSYNC_TARGET), ssh (RSYNC_TARGET),
+    zstd (VERIFY_AFTER_RUN=full), ntfs-3g/ntfsinfo and btrfstune/btrfs (by fstype)
+  - the report can be mailed: the SMTP_URL server answers EHLO within 10 s
+    (nothing is sent), or BIN_SENDMAIL is an executable file
   - DOM0_ROOT, LOGFILE and LOCKFILE are usable
 then prints the plan: volumes in order, full or incremental, snapshot sizes.
+
+\`xenbackup run --dry-run\` runs the same checks and exits 2 on a problem too.
 
 Examples:
   xenbackup check

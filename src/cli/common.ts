@@ -4,6 +4,7 @@
  * --medium value is told local or remote (resolveMedium), and the mapping of
  * errors to one clear line and an exit code.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import type { Command } from 'commander';
 import type { Config } from '../config/settings.js';
@@ -68,6 +69,25 @@ export function addSshOptions(cmd: Command): Command {
     .option('--known-hosts <file>', "with --medium user@host:/path: known_hosts holding the host's key (default: RSYNC_SSH_KNOWN_HOSTS of --config, else ssh's own)");
 }
 
+/**
+ * A local --medium that a command reads: a directory that is there. One that
+ * is not (a typo, a backup disk not mounted on it) is exit 4, as for backup,
+ * never "no backups": that would read as an empty medium. A directory that
+ * holds no backups of the host is an answer (the commands say so).
+ */
+export function requireMediumDir(dir: string): string {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'it does not exist' : `${(e as Error).message}`;
+    throw new CliError(`the backup medium ${dir} is not available: ${why}`, EXIT.medium);
+  }
+  if (!st.isDirectory()) throw new CliError(`the backup medium ${dir} is not available: it is not a directory`, EXIT.medium);
+  return dir;
+}
+
 /** A --medium: a directory here, or `user@host:/path` (the rsync engine's remote target) reached over ssh. */
 export type ResolvedMedium = { kind: 'local'; dir: string } | { kind: 'remote'; remote: RemoteMedium; shown: string };
 
@@ -81,7 +101,7 @@ export function resolveMedium(spec: string, o: SshCliOptions, cfg?: Config): Res
     if (o.sshKey !== undefined || o.sshPort !== undefined || o.knownHosts !== undefined) {
       throw new CliError(`--ssh-key, --ssh-port and --known-hosts apply to a remote --medium (user@host:/path), not to ${spec}`);
     }
-    return { kind: 'local', dir: spec };
+    return { kind: 'local', dir: requireMediumDir(spec) };
   }
   let target;
   try {

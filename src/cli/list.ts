@@ -19,7 +19,7 @@ import type { Sidecar } from '../repo/sidecar.js';
 import { timeOfId, VolumeStore } from '../repo/volume-store.js';
 import { formatBytes, formatCount } from '../report/format.js';
 import { isRawSidecar } from '../raw/raw-layout.js';
-import { addSshOptions, openConsole, type ResolvedMedium, type SshCliOptions } from './common.js';
+import { addSshOptions, EXIT, openConsole, type ResolvedMedium, type SshCliOptions } from './common.js';
 import { measureRemoteBackups } from '../repo/remote-prune.js';
 import { addRuleOptions, resolveTarget, storesFor, type RuleOptions } from './prune.js';
 import { withRemoteIndex, type RemoteIndex } from './remote-medium.js';
@@ -60,8 +60,9 @@ function rawImageOf(s: Sidecar): ListedRawImage | null {
   return { imageBytes: r.imageBytes, chunkSize: r.chunkSize, chunks: r.chunks, storedChunks: r.storedChunks, zeroChunks: r.zeroChunks, unchangedChunks: r.unchangedChunks };
 }
 
-export function listVolume(store: VolumeStore): ListedBackup[] {
-  return store.list().map((s) => ({
+/** `onProblem`: each sidecar that cannot be read (damaged or hostile), named with its file; it is left out of the list. */
+export function listVolume(store: VolumeStore, onProblem?: (msg: string) => void): ListedBackup[] {
+  return store.list(onProblem).map((s) => ({
     id: s.id,
     time: timeOfId(s.id).toISOString(),
     kind: s.kind,
@@ -110,8 +111,8 @@ export interface ListedVolume {
 }
 
 /** One volume with its chains and what prune would do next by `rules`. */
-export function listVolumeDetail(store: VolumeStore, rules: RetentionRules, now: Date): ListedVolume {
-  const sidecars = store.list();
+export function listVolumeDetail(store: VolumeStore, rules: RetentionRules, now: Date, onProblem?: (msg: string) => void): ListedVolume {
+  const sidecars = store.list(onProblem);
   let pruned: VolumePruneResult | undefined;
   let refused: string | undefined;
   try {
@@ -130,6 +131,7 @@ export function listVolumeDetail(store: VolumeStore, rules: RetentionRules, now:
     }
   };
   const backups = listVolume(store).map((b, i): ListedBackupDetail => {
+    // (the problems of store.list were reported above, once)
     const s = sidecars[i]!;
     const need = needsOf(s);
     const verdict = item.get(s.id);
@@ -180,11 +182,11 @@ function showRemote(v: ListedVolume, index: RemoteIndex, sizes: Map<string, numb
 }
 
 /** list of a remote medium: the local code on a copy of its sidecars, sizes measured on the remote host (one connection per volume). */
-async function listRemoteMedium(remote: ResolvedMedium & { kind: 'remote' }, host: string, detail: (medium: string) => ListedVolume[]): Promise<ListedVolume[]> {
+async function listRemoteMedium(remote: ResolvedMedium & { kind: 'remote' }, host: string, detail: (medium: string, show: (text: string) => string) => ListedVolume[]): Promise<ListedVolume[]> {
   const log = openConsole({ quiet: true }).log;
   return withRemoteIndex(remote.remote, remote.shown, host, log, async (index) => {
     const out: ListedVolume[] = [];
-    for (const v of detail(index.medium)) {
+    for (const v of detail(index.medium, index.show)) {
       const sidecars = new VolumeStore(index.medium, host, v.volume).list();
       out.push(showRemote(v, index, await measureRemoteBackups(remote.remote, host, v.volume, sidecars, log)));
     }
@@ -236,13 +238,22 @@ Examples:
   xenbackup list --config /etc/xenbackup.conf
   xenbackup list web1/root --medium /backup/guests --ttl 3 --keep-weekly 4
   xenbackup list web1/root --medium /backup/guests --json | jq '.[0].backups[-1].archive'
-  xenbackup list --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xenbackup`)
+  xenbackup list --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xenbackup
+
+Exit codes: 0 listed (also when the medium holds no backups of the host); 1 a file
+there is damaged or hostile (the line names it); 2 bad arguments or config error;
+4 the --medium folder does not exist, or the medium of --config is not mounted.`)
     .action(async (volume: string | undefined, o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string; json?: boolean }) => {
       const target = await resolveTarget(o, false);
       const now = new Date();
-      const detail = (medium: string): ListedVolume[] => storesFor(medium, target.host, volume ? [volume] : [], target.medium).map((s) => listVolumeDetail(s, target.rules, now));
+      // A sidecar that cannot be read is left out of the list and named on stderr, one line each; exit 1.
+      const problems: string[] = [];
+      const detail = (medium: string, show = (text: string): string => text): ListedVolume[] =>
+        storesFor(medium, target.host, volume ? [volume] : [], target.medium).map((s) => listVolumeDetail(s, target.rules, now, (m) => problems.push(show(m))));
       const remote = target.remote;
       const data = remote ? await listRemoteMedium(remote, target.host, detail) : detail(target.medium);
+      for (const p of problems) process.stderr.write(`xenbackup: ${p}\n`);
+      if (problems.length) process.exitCode = EXIT.failed;
       if (o.json) {
         process.stdout.write(JSON.stringify(data, null, 2) + '\n');
         return;

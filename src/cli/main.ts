@@ -1,11 +1,11 @@
 /**
  * The command line: one commander program, one file per command. Errors
- * end here: a CliError or any other failure prints one line and exits with
- * the documented code.
+ * end here: every failure prints one line and exits with the documented code
+ * (error-exit.ts maps each kind of error to its code).
  */
 import { Command, CommanderError } from 'commander';
-import { CommandError } from '../host/command-error.js';
-import { CliError, EXIT } from './common.js';
+import { EXIT } from './common.js';
+import { reportError } from './error-exit.js';
 import { EXIT_CODES_HELP } from './exit-codes.js';
 
 type Register = (program: Command) => void;
@@ -51,21 +51,18 @@ ${EXIT_CODES_HELP}`);
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = await buildProgram(argv);
+  // An error thrown outside the awaited chain (a stream's 'error' event, a timer) is still one line, never node's trace.
+  const last = (e: unknown): never => process.exit(reportError(e, argv, (s) => void process.stderr.write(s)));
+  process.on('uncaughtException', last);
+  process.on('unhandledRejection', last);
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
       return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    if (e instanceof CliError) {
-      process.stderr.write(`xenbackup: ${e.message}\n`);
-      return e.code;
-    }
-    const err = e as NodeJS.ErrnoException;
-    const msg = e instanceof CommandError ? e.message : err.code ? `${err.message}` : String(err.stack ?? err);
-    process.stderr.write(`xenbackup: ${msg}\n`);
-    return EXIT.failed;
+    return reportError(e, argv, (s) => void process.stderr.write(s));
   }
 }

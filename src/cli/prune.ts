@@ -13,6 +13,7 @@ import { checkRules, describeRules, RetentionRulesError, type RetentionRules } f
 import { run, CommandError } from '../host/exec.js';
 import { acquireLock, DEFAULT_LOCK_PATH, LockHeldError, type LockHandle } from '../host/lock.js';
 import { canonicalPath, readMountinfo, topMountAt } from '../host/mountinfo.js';
+import { isRemoteTarget } from '../host/remote-target.js';
 import { inspectDevice, mountIsOfDevice } from '../host/device.js';
 import { volumesOnMedium } from '../repo/medium-index.js';
 import { pruneVolumeLocked, type VolumePruneResult } from '../repo/prune.js';
@@ -100,7 +101,7 @@ export async function resolveTarget(
   o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string },
   writable: boolean,
 ): Promise<{ medium: string; remote?: ResolvedMedium & { kind: 'remote' }; host: string; rules: RetentionRules; cfg?: Config }> {
-  const remote = o.medium !== undefined && resolveMedium(o.medium, o).kind === 'remote';
+  const remote = o.medium !== undefined && isRemoteTarget(o.medium);
   if (!remote && o.medium !== undefined && o.config !== undefined) throw new CliError('give either --medium DIR or --config FILE, not both (both only with --medium user@host:/path)');
   if (o.medium === undefined && o.config === undefined) throw new CliError('say where the backups are: --medium DIR or --config FILE (or --medium user@host:/path)');
   const cfg = o.config !== undefined ? loadConfigForCli(o.config) : undefined;
@@ -111,7 +112,7 @@ export async function resolveTarget(
     const resolved = resolveMedium(o.medium!, o, cfg) as ResolvedMedium & { kind: 'remote' };
     return { medium: resolved.shown, remote: resolved, host, rules, cfg };
   }
-  const medium = cfg ? await requireMountedMedium(cfg, { writable }) : o.medium!;
+  const medium = cfg ? await requireMountedMedium(cfg, { writable }) : (resolveMedium(o.medium!, o) as ResolvedMedium & { kind: 'local' }).dir;
   return { medium, host, rules, cfg };
 }
 
@@ -198,8 +199,8 @@ Examples:
   xenbackup prune --medium backup@store:/srv/xenbackup --config /etc/xenbackup.conf --dry-run
 
 Exit codes: 0 pruned (or nothing to prune); 1 a deletion failed; 2 bad arguments,
-config error or rules that keep nothing; 3 a run holds the lock; 4 the medium of
---config is not mounted.`)
+config error or rules that keep nothing; 3 a run holds the lock; 4 the --medium folder
+does not exist, or the medium of --config is not mounted.`)
     .action(async (volumes: string[], o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string; dryRun?: boolean; json?: boolean; lockFile?: string }) => {
       const target = await resolveTarget(o, !o.dryRun);
       try {

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fetchRemoteIndex } from '../engine/rsync-remote-restore.js';
 import { CommandError } from '../host/exec.js';
+import { runRemote } from '../host/ssh.js';
 import { chooseBackup } from '../engine/restore.js';
 import { RestoreError } from '../engine/restore-writer.js';
 import { fileXxh64 } from '../repo/manifest-file.js';
@@ -38,13 +39,30 @@ export async function withRemoteIndex<T>(m: RemoteMedium, shown: string, host: s
     try {
       await fetchRemoteIndex(m, host, temp, log, { manifests: false });
     } catch (e) {
-      // No folder for this host there yet: no backups, not a failure (rsync's exit 23 names the missing source).
+      // No folder for this host there yet: no backups, not a failure (rsync's exit 23 names the missing source),
+      // unless the medium's own folder is missing: then it is not available (exit 4).
       if (!(e instanceof CommandError && e.exitCode === 23 && /change_dir .* failed: No such file or directory/.test(e.stderr))) throw e;
+      await requireRemoteMediumDir(m, shown, log);
     }
     const remoteRoot = shown.replace(/\/+$/, '');
     return await fn({ medium: temp, show: (text) => text.split(temp).join(remoteRoot) });
   } finally {
     fs.rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A remote medium whose folder does not exist on its host is not available
+ * (exit 4, as a local one), not an empty medium. Asked only when nothing was
+ * found there, so a medium with backups costs no extra connection.
+ */
+export async function requireRemoteMediumDir(m: RemoteMedium, shown: string, log: Logger): Promise<void> {
+  try {
+    await runRemote(m.target, m.ssh, ['test', '-d', m.target.path], { logger: log, timeoutMs: 60_000, quiet: true });
+  } catch (e) {
+    // test's exit 1: not there (ssh's own failures are 255 and stay what they are)
+    if (e instanceof CommandError && e.exitCode === 1) throw new CliError(`the backup medium ${shown} is not available: ${m.target.path} is not a directory on ${m.target.host}`, EXIT.medium);
+    throw e;
   }
 }
 
@@ -58,6 +76,7 @@ export async function remoteVolumesFor(m: RemoteMedium, shown: string, host: str
     }
   }
   const there = await listRemoteVolumes(m, host, log);
+  if (there.length === 0) await requireRemoteMediumDir(m, shown, log);
   if (volumes.length === 0) return there;
   const missing = volumes.filter((v) => !there.includes(v));
   if (missing.length) throw new CliError(`no backups of ${missing.join(', ')} on ${shown} for host ${host}`);

@@ -12,7 +12,7 @@ import { RestoreError } from '../engine/restore-writer.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
 import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
-import { fetchRemoteManifest, withRemoteIndex } from './remote-medium.js';
+import { fetchRemoteManifest, requireRemoteMediumDir, withRemoteIndex } from './remote-medium.js';
 import { restoreFromRemote } from '../engine/rsync-remote-restore.js';
 import type { Logger } from '../util/log.js';
 import type { Sidecar } from '../repo/sidecar.js';
@@ -60,7 +60,11 @@ async function restoreRemote(medium: ResolvedMedium & { kind: 'remote' }, volume
       log.error(`${r.errors.length} file(s) did not match their checksum`);
     }
   } catch (e) {
-    if (e instanceof RestoreError) throw new CliError(e.message);
+    if (e instanceof RestoreError) {
+      // a medium folder that is not on its host is exit 4, not "no backups" (asked only on this failure)
+      await requireRemoteMediumDir(medium.remote, medium.shown, log);
+      throw new CliError(e.message);
+    }
     if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup of ${volume} on ${medium.shown}: ${e.message}`, EXIT.failed);
     throw e;
   }
@@ -71,7 +75,9 @@ function chosenBackup(store: VolumeStore, at: Date | undefined, log: Logger): Si
   try {
     return chooseBackup(store, at, log);
   } catch (e) {
-    throw new CliError((e as Error).message);
+    // none that early is usage; a damaged medium keeps its own code (error-exit.ts)
+    if (e instanceof RestoreError) throw new CliError(e.message);
+    throw e;
   }
 }
 
@@ -126,8 +132,8 @@ A raw backup (fstype raw) is an image: it is restored whole, to a file (sparse;
 written as FILE.partial and renamed once every chunk and the whole-image xxh64
 matched) or onto a block device (needs --force; must not be mounted).
 Exit codes: 0 restored; 1 a file failed its checksum, or the backup is damaged or hostile
-(bad manifest checksum, unsafe names); 2 bad arguments, unknown volume or path, or a
-file or device in the way (without --force).`)
+(bad manifest checksum, unsafe names, a truncated archive); 2 bad arguments, unknown volume
+or path, or a file or device in the way (without --force); 4 the --medium folder is not there.`)
     .action(async (volume: string, paths: string[], o: Record<string, string | boolean | undefined>) => {
       const { log } = openConsole({ quiet: !!o.quiet, verbose: !!o.verbose });
       const medium = resolveMedium(String(o.medium), o as SshCliOptions);
@@ -174,7 +180,10 @@ file or device in the way (without --force).`)
 Examples:
   xenbackup ls web1/root etc --medium /backup/guests -l
   xenbackup ls web1/root var/log/syslog --at 2026-11-20T06:00:00Z --medium /backup/guests -l
-  xenbackup ls web1/root etc --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xb`)
+  xenbackup ls web1/root etc --medium backup@store:/srv/xenbackup --ssh-key /root/.ssh/xb
+
+Exit codes: 0 listed; 1 the backup is damaged or hostile; 2 bad arguments, unknown volume
+or path; 4 the --medium folder is not there.`)
     .action(async (volume: string, p: string, o: SshCliOptions & { medium: string; host: string; at?: string; long?: boolean }) => {
       const { log } = openConsole({});
       const medium = resolveMedium(o.medium, o);

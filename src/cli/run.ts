@@ -12,7 +12,7 @@ import { openLogFile } from '../report/sinks.js';
 import { createLogger, type LogSink } from '../util/log.js';
 import { createTerminalSink } from '../report/sinks.js';
 import { describePlan } from '../run/plan.js';
-import { mediumMountedNow } from '../run/preflight.js';
+import { preflight } from '../run/preflight.js';
 import { runJob } from '../run/run-job.js';
 import { CliError, EXIT } from './common.js';
 import { EXIT_CODES_HELP } from './exit-codes.js';
@@ -40,7 +40,8 @@ export function registerRun(program: Command): void {
     .addHelpText('after', `
 Examples:
   xenbackup run                       # what cron runs (see install-cron)
-  xenbackup run --dry-run             # the plan: volumes in order, full or incremental
+  xenbackup run --dry-run             # the plan: volumes in order, full or incremental;
+                                      # exit 2 when \`xenbackup check\` finds a problem
   xenbackup run --full --lock-wait 600
 ${EXIT_CODES_HELP}`)
     .action(async (o: { config: string; volumes?: string; dryRun?: boolean; full?: boolean; lockWait: string; quiet?: boolean; verbose?: boolean }) => {
@@ -48,10 +49,16 @@ ${EXIT_CODES_HELP}`)
       const lockWait = Number(o.lockWait);
       if (!(lockWait >= 0)) throw new CliError(`--lock-wait must be a number of seconds, not "${o.lockWait}"`);
       if (o.dryRun) {
-        // chains are read only from the right medium: another filesystem mounted there would mislead
-        const mounted = await mediumMountedNow(cfg).catch(() => false);
+        // The checks of `check` (touching nothing): a plan that would fail is not a plan, it is exit 2.
+        // Chains are read only from the right medium: another filesystem mounted there would mislead.
+        const checked = await preflight(cfg);
         process.stdout.write('xenbackup run --dry-run: nothing will be touched. The run would do:\n');
-        for (const l of describePlan(cfg, { mediumMounted: mounted, forceFull: !!o.full, now: new Date() })) process.stdout.write(`  ${l}\n`);
+        for (const l of describePlan(cfg, { mediumMounted: checked.mediumMounted, forceFull: !!o.full, now: new Date() })) process.stdout.write(`  ${l}\n`);
+        if (checked.problems.length > 0) {
+          process.stderr.write(`xenbackup run --dry-run: the run would fail; ${checked.problems.length} problem${checked.problems.length === 1 ? '' : 's'} (as xenbackup check finds them):\n`);
+          for (const p of checked.problems) process.stderr.write(`  - ${p}\n`);
+          process.exitCode = EXIT.usage;
+        }
         return;
       }
       const verbosity = o.quiet ? 'quiet' : o.verbose ? 'verbose' : 'normal';
@@ -99,10 +106,14 @@ ${EXIT_CODES_HELP}`)
         logger: log,
       });
       if (mail.status === 'failed') log.error(`the report could not be mailed: ${mail.error}`);
-      const code = exitCodeFor(report, mail);
+      let code = exitCodeFor(report, mail);
       log.info(`xenbackup run finished: exit ${code}`);
       logFile.close();
-      if (logFile.error) process.stderr.write(`xenbackup: writing ${cfg.logFile} failed: ${logFile.error.message}\n`);
+      if (logFile.error) {
+        process.stderr.write(`xenbackup: writing ${cfg.logFile} failed: ${logFile.error.message}\n`);
+        // the log is a step of the run too: a run whose log is lost is not an OK
+        if (code === EXIT.ok) code = EXIT.failed;
+      }
       process.exitCode = code;
     });
 }

@@ -15,6 +15,7 @@ import { verifyRemoteVolume } from '../engine/rsync-remote-verify.js';
 import type { Logger } from '../util/log.js';
 import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
 import { remoteVolumesFor } from './remote-medium.js';
+import { requireMountedMedium } from './prune.js';
 import { loadConfigOrExit } from './run.js';
 
 interface VerifyOptions extends SshCliOptions {
@@ -33,7 +34,7 @@ interface VerifyOptions extends SshCliOptions {
  * remote --medium takes RSYNC_SSH_* from the configuration only when -c was
  * given on the command line.
  */
-function whereFrom(o: VerifyOptions, configGiven: boolean): { medium: ResolvedMedium; host: string } {
+async function whereFrom(o: VerifyOptions, configGiven: boolean): Promise<{ medium: ResolvedMedium; host: string }> {
   if (o.medium) {
     const medium = resolveMedium(o.medium, o);
     if (medium.kind === 'local' || !configGiven) return { medium, host: o.host ?? defaultHost() };
@@ -41,7 +42,8 @@ function whereFrom(o: VerifyOptions, configGiven: boolean): { medium: ResolvedMe
     return { medium: resolveMedium(o.medium, o, cfg), host: o.host ?? cfg.hostname };
   }
   const cfg = loadConfigOrExit({ config: o.config });
-  return { medium: { kind: 'local', dir: cfg.backupMountpoint }, host: o.host ?? cfg.hostname };
+  // verify does not mount the medium: BCKMNTP with nothing (or something else) mounted is exit 4, not "nothing to verify"
+  return { medium: { kind: 'local', dir: await requireMountedMedium(cfg, { writable: false }) }, host: o.host ?? cfg.hostname };
 }
 
 /** Verifies the named (or every) volume of `host` on a remote medium, from copies (engine/rsync-remote-verify.ts). */
@@ -121,11 +123,12 @@ and manifests and checks each tree is listed there; full also copies the trees
 every file's xxh64 with the manifest. That reads all the remote host serves,
 and needs room for one copy of the trees while it runs; the copy is removed.
 Problems name the remote paths.
-Exit codes: 0 all good; 1 damage found; 2 bad arguments, unknown volume, nothing to verify.`)
+Exit codes: 0 all good; 1 damage found; 2 bad arguments, unknown volume, nothing to verify;
+4 the medium is not there (a --medium folder that does not exist, BCKMNTP not mounted).`)
     .action(async (volumes: string[], o: VerifyOptions, cmd: Command) => {
       const { log } = openConsole({ quiet: !!o.quiet || !!o.json, verbose: !!o.verbose });
       const at = parseAt(o.at);
-      const where = whereFrom(o, cmd.getOptionValueSource('config') === 'cli');
+      const where = await whereFrom(o, cmd.getOptionValueSource('config') === 'cli');
       const host = where.host;
       const medium = where.medium.kind === 'local' ? where.medium.dir : where.medium.shown;
       const depth: VerifyDepth = o.quick ? 'quick' : 'full';

@@ -29,7 +29,7 @@ import { backupIdFor } from '../repo/volume-store.js';
 import type { Logger } from '../util/log.js';
 import { createXxh64 } from '../util/xxh.js';
 import { RestoreError } from './restore-writer.js';
-import { PathInTheWay } from './restore-errors.js';
+import { DamagedBackupError, PathInTheWay } from './restore-errors.js';
 import { checkPlanShape } from './restore-checks.js';
 import { RestoreTarget } from './restore-target.js';
 import { openFileAt, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, statAt } from '../native/beneath.js';
@@ -139,7 +139,7 @@ export async function restoreFromRemote(req: RemoteRestoreRequest): Promise<Remo
     verifyManifest(manifest);
     const got = fileXxh64(manifest);
     if (got !== backup.manifestXxh64) {
-      throw new RestoreError(`${shownDir}/${backup.manifest}: xxh64 ${got} differs from its sidecar's ${backup.manifestXxh64} (damaged or replaced)`);
+      throw new DamagedBackupError(`${shownDir}/${backup.manifest}: xxh64 ${got} differs from its sidecar's ${backup.manifestXxh64} (damaged or replaced)`);
     }
     const plan = planRestore(readBlocks(manifest), req.paths);
     if (plan.missing.length) {

@@ -11,7 +11,7 @@
  *
  * Options: `ro` is forced; xfs gets `nouuid` (a snapshot carries its
  * origin's UUID). The journal-skipping options (`noload` for ext3/4,
- * `norecovery` for xfs) can show stale data, so they are only a fallback,
+ * `norecovery` for xfs, `rescue=nologreplay` for btrfs) can show stale data, so they are only a fallback,
  * tried when the plain read-only mount fails, and reported as a warning.
  * ufs, NTFS and btrfs need more around the mount (guest-fs.ts): a required
  * ufstype=, ntfs-3g for `ntfs` and warnings for a dirty or hibernated
@@ -43,7 +43,7 @@ export interface MountAttempt {
 
 const EXT_JOURNALED = new Set(['ext3', 'ext4']);
 const EXT_FAMILY = new Set(['ext2', 'ext3', 'ext4']);
-const JOURNAL_SKIPPING = new Set(['noload', 'norecovery']);
+const JOURNAL_SKIPPING = new Set(['noload', 'norecovery', 'nologreplay', 'rescue=nologreplay']);
 
 export function splitOptions(options: string | readonly string[]): string[] {
   const list = typeof options === 'string' ? options.split(',') : [...options];
@@ -62,6 +62,13 @@ export function mountOptionLadder(fsType: string, options: string | readonly str
     return [
       { options: first },
       { options: [...first, 'norecovery'], fallbackReason: 'norecovery skips the xfs log and can show stale data' },
+    ];
+  }
+  if (fsType === 'btrfs') {
+    // the log tree holds what was fsynced since the last commit (guest-fs.ts gets it replayed)
+    return [
+      { options: first },
+      { options: [...first, 'rescue=nologreplay'], fallbackReason: 'rescue=nologreplay skips the btrfs log tree (data fsynced since the last commit) and can show stale data' },
     ];
   }
   if (EXT_JOURNALED.has(fsType)) {

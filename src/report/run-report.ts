@@ -105,8 +105,10 @@ export function outcomeOf(report: RunReport): RunOutcome {
     return { usage: 'usage-error', lock: 'locked', medium: 'medium-unavailable' }[report.aborted.kind] as RunOutcome;
   }
   if (report.interrupted || report.volumes.some((v) => v.status === 'interrupted')) return 'interrupted';
-  // A run-level error (a failed sweep or prune, a medium that would not unmount) is as real as a failed volume.
-  if (report.errors.length > 0 || report.volumes.some((v) => v.status === 'failed')) return 'failed';
+  // A run-level error (a failed sweep or prune, a medium that would not unmount) is as real as a failed volume,
+  // and so is an error of a volume whose archive was kept (its snapshot would not unmount or lvremove):
+  // a failed step is never an OK. A partial volume's errors are its unreadable files: that is PARTIAL.
+  if (report.errors.length > 0 || report.volumes.some((v) => v.status === 'failed' || (v.status !== 'partial' && v.errors.length > 0))) return 'failed';
   if (report.volumes.some((v) => v.status === 'partial')) return 'partial';
   return 'ok';
 }

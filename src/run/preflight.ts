@@ -3,7 +3,8 @@
  * from this machine and lists every problem, not just the first, without
  * touching anything (no mount, no mkdir, no lock, no log line in LOGFILE).
  * Only reads: stat, access, /proc/self/mountinfo, `lvs`/`vgs` reports,
- * `findfs` and one `ssh ... true` through host/exec.ts.
+ * `findfs` and one `ssh ... true` through host/exec.ts, and an SMTP
+ * connection to SMTP_URL's server that ends after EHLO.
  *
  * What is checked, and why it would make a run fail:
  *   - each volume's device exists, is a block device and an LVM logical
@@ -17,8 +18,9 @@
  *     (skipped when no volume needs the local medium);
  *   - with RSYNC_TARGET and an rsync volume: ssh logs in there (runs `true`,
  *     the only thing `check` does on another host);
- *   - the mail can go out: SMTP_URL parses, or BIN_SENDMAIL is an
- *     executable file;
+ *   - every program the run will start is installed (run/tools.ts);
+ *   - the mail can go out: the SMTP_URL server answers EHLO (within a
+ *     bounded time; nothing is sent), or BIN_SENDMAIL is an executable file;
  *   - DOM0_ROOT is a readable directory, LOGFILE can be opened, LOCKFILE is
  *     not something else.
  */
@@ -34,6 +36,9 @@ import { listOurSnapshots, listVolumeGroups, NotALogicalVolumeError, resolveLogi
 import { runRemote } from '../host/ssh.js';
 import { canonicalPath, describeMount, readMountinfo, topMountAt, type MountEntry } from '../host/mountinfo.js';
 import { formatBytes } from '../report/format.js';
+import { redactUrl } from '../report/mail.js';
+import { sendmailProblem, smtpProblem } from '../report/mail-probe.js';
+import { missingTools, onRunPath } from './tools.js';
 import type { Logger } from '../util/log.js';
 import { silentLogger } from '../util/log.js';
 
@@ -90,17 +95,6 @@ async function statOrUndefined(p: string) {
   return stat(p).catch(() => undefined);
 }
 
-/** Whether `program` is on the PATH a run uses (the caller's plus the sbin directories, as host/exec.ts). */
-async function onSbinPath(program: string): Promise<boolean> {
-  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/local/sbin', '/usr/sbin', '/sbin'];
-  for (const d of dirs) if (await canRun(path.join(d, program))) return true;
-  return false;
-}
-
-async function canRun(p: string): Promise<boolean> {
-  return access(p, constants.X_OK).then(() => true, () => false);
-}
-
 /** The mount a path lies on (the longest mountpoint that is a prefix of it). */
 function mountContaining(entries: readonly MountEntry[], canonical: string): MountEntry | undefined {
   let best: MountEntry | undefined;
@@ -141,7 +135,7 @@ async function isDeviceMapper(dev: DeviceInfo): Promise<boolean> {
 }
 
 
-export async function preflight(cfg: Config, opts: { logger?: Logger } = {}): Promise<PreflightResult> {
+export async function preflight(cfg: Config, opts: { logger?: Logger; smtpTimeoutMs?: number } = {}): Promise<PreflightResult> {
   const log = opts.logger ?? silentLogger;
   const problems: string[] = [];
   const notes: string[] = [];
@@ -178,7 +172,7 @@ export async function preflight(cfg: Config, opts: { logger?: Logger } = {}): Pr
       const optionProblem = guestFsOptionProblem(v.fstype, v.mountOptions);
       if (optionProblem) problems.push(`${name} (${where(v)}): ${optionProblem}`);
       for (const tool of toolsFor(v.fstype)) {
-        if (!(await onSbinPath(tool.program))) problems.push(`${name} (${where(v)}): fstype ${v.fstype} needs ${tool.program}, which is not installed (apt-get install ${tool.pkg})`);
+        if (!(await onRunPath(tool.program))) problems.push(`${name} (${where(v)}): fstype ${v.fstype} needs ${tool.program}, which is not installed (apt-get install ${tool.pkg})`);
       }
       const mp = path.join(cfg.snapshotMountDir, v.domU, v.part);
       const why = await whyNotCreatable(mp, mounts);
@@ -200,7 +194,10 @@ export async function preflight(cfg: Config, opts: { logger?: Logger } = {}): Pr
   // ---- RSYNC_TARGET: the ssh login a run's rsync volumes depend on
   if (cfg.rsyncTarget && cfg.volumes.some((v) => v.engine === 'rsync')) await checkRsyncTarget(cfg.rsyncTarget, problems, notes, log);
 
-  // ---- the mail
+  // ---- the programs a run of this config starts
+  problems.push(...(await missingTools(cfg)));
+
+  // ---- the mail: the transport is tried, not only read (an SMTP_URL where nothing listens is a problem)
   if (cfg.reportWhen === 'never') {
     notes.push('REPORT_WHEN=never: no report mail is sent');
   } else if (cfg.smtpUrl !== undefined) {
@@ -212,12 +209,15 @@ export async function preflight(cfg: Config, opts: { logger?: Logger } = {}): Pr
       ok = false;
     }
     if (!ok) problems.push(`SMTP_URL (${cfg.sources['SMTP_URL']}) is not an smtp:// or smtps:// URL`);
+    else {
+      const why = await smtpProblem(cfg.smtpUrl, opts.smtpTimeoutMs);
+      if (why) problems.push(`SMTP_URL (${cfg.sources['SMTP_URL']}): ${why}`);
+      else notes.push(`SMTP_URL ${redactUrl(cfg.smtpUrl)}: the server answered EHLO`);
+    }
   } else {
-    const st = await statOrUndefined(cfg.sendmailPath);
     const src = cfg.sources['BIN_SENDMAIL'] === 'default' ? 'default' : `set at ${cfg.sources['BIN_SENDMAIL']}`;
-    if (!st) problems.push(`BIN_SENDMAIL ${cfg.sendmailPath} (${src}) does not exist: install a sendmail (e.g. msmtp-mta) or set SMTP_URL`);
-    else if (!st.isFile()) problems.push(`BIN_SENDMAIL ${cfg.sendmailPath} (${src}) is not a file`);
-    else if (!(await canRun(cfg.sendmailPath))) problems.push(`BIN_SENDMAIL ${cfg.sendmailPath} (${src}) is not executable`);
+    const why = await sendmailProblem(cfg.sendmailPath);
+    if (why) problems.push(`BIN_SENDMAIL ${cfg.sendmailPath} (${src}) ${why}`);
   }
 
   // ---- dom0's root, the log file, the lock

@@ -143,7 +143,10 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
     if (cfg.rsyncTarget) log.info(`rsync volumes go to ${cfg.rsyncTarget.spec} (RSYNC_TARGET)`);
 
     const swept = await sweepLeftovers({ mntSourceDir: cfg.snapshotMountDir, logger: log });
-    report.swept = describeSweep(swept); // sweepLeftovers has logged each line already
+    // sweepLeftovers has logged each line already. What it could not clean up (or not even list: lvs
+    // missing or failing) is a failed step of the run, so it is a run error, never a line of "removed" leftovers.
+    report.swept = describeSweep({ ...swept, errors: [] });
+    report.errors.push(...swept.errors.map((e) => `sweep of leftovers: could not clean up: ${e}`));
 
     const ctx: VolumeJobContext = {
       medium: medium?.mountpoint ?? '',
@@ -206,7 +209,8 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
         report.errors.push(`releasing the medium: ${e.message}`);
       });
     }
-    if (lock) await lock.release().catch((e: Error) => report.warnings.push(`releasing the lock: ${e.message}`));
+    // a lock left behind would stop the next night's run: a failed step, not a remark
+    if (lock) await lock.release().catch((e: Error) => report.errors.push(`releasing the lock: ${e.message}`));
     report.interrupted = opts.signal.aborted;
     if (report.interrupted) report.interruptSignal = String(opts.signal.reason);
     report.finishedAt = now();

@@ -114,7 +114,10 @@ test('the mount plan per guest fstype: ntfs means ntfs-3g, ufs gets no journal o
   // the old tool's own example line, and a UFS2 one: ro first, nothing added
   assert.deepEqual(mountOptionLadder('ufs', 'ro,ufstype=44bsd'), [{ options: ['ro', 'ufstype=44bsd'] }]);
   assert.deepEqual(mountOptionLadder('ufs', 'ufstype=ufs2,noload,norecovery'), [{ options: ['ro', 'ufstype=ufs2'] }]);
-  assert.deepEqual(mountOptionLadder('btrfs', 'ro'), [{ options: ['ro'] }]);
+  assert.deepEqual(mountOptionLadder('btrfs', 'ro,nologreplay'), [
+    { options: ['ro'] },
+    { options: ['ro', 'rescue=nologreplay'], fallbackReason: 'rescue=nologreplay skips the btrfs log tree (data fsynced since the last commit) and can show stale data' },
+  ]);
   assert.match(guestFsOptionProblem('ufs', ['ro']) ?? '', /ufstype=44bsd for UFS1, ufstype=ufs2 for UFS2/);
   assert.equal(guestFsOptionProblem('ufs', ['ro', 'ufstype=44bsd']), undefined);
   assert.match(guestFsOptionProblem('ntfs', ['ro', 'remove_hiberfile']) ?? '', /remove_hiberfile would delete the hibernation file/);

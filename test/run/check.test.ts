@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { readMountinfo } from '../../src/host/mountinfo.js';
 import { peakSnapshotBytes, whyNotCreatable } from '../../src/run/preflight.js';
 import { listing, makeRunEnv, repoRoot, sh } from './run-fixtures.js';
+import { startSmtpServer } from '../report/smtp-fixture.js';
 
 const GiB = 2 ** 30;
 
@@ -94,7 +95,10 @@ test('check against devices that do not exist: exit 2, every problem listed, the
 
 test('check on a ready host: exit 0 and the plan; a medium mounted there is recognised, a wrong one is a problem', async (t) => {
   const env = makeRunEnv(t);
-  const conf = env.writeConfig({ REPORT_WHEN: 'always', SMTP_URL: 'smtp://127.0.0.1:25', EMAIL_TO: 'admin@example.org' });
+  // check connects to the SMTP server (EHLO, nothing sent): a real one, on 127.0.0.1
+  const smtp = await startSmtpServer();
+  t.after(() => smtp.close());
+  const conf = env.writeConfig({ REPORT_WHEN: 'always', SMTP_URL: smtp.url, EMAIL_TO: 'admin@example.org' });
   const before = listing(env.dir);
   const ready = await env.cli(['check', '-c', conf]);
   assert.equal(ready.code, 0, ready.stderr);
@@ -103,6 +107,8 @@ test('check on a ready host: exit 0 and the plan; a medium mounted there is reco
   assert.match(ready.stdout, new RegExp(`1\\. dom0/root: ${env.root} \\(one filesystem, no snapshot\\), full or incremental \\(medium not mounted: chains unknown\\)`));
   assert.match(ready.stdout, /report: always to admin@example\.org via SMTP/);
   assert.match(ready.stdout, /xenbackup check: no problems found\n$/);
+  assert.match(ready.stdout, new RegExp(`note: SMTP_URL smtp://127\\.0\\.0\\.1:${smtp.port}/?: the server answered EHLO`));
+  assert.equal(smtp.mails.length, 0, 'check sends nothing');
   assert.deepEqual(listing(env.dir), before);
   assert.deepEqual(env.mediumMounts(), []);
 
