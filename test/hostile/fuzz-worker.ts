@@ -137,8 +137,12 @@ async function runCase(job: WorkerJob, caseNo: number, baseline: string[], send:
   for (const n of fs.readdirSync(job.goldenVol)) fs.copyFileSync(path.join(job.goldenVol, n), path.join(vol, n));
   const rng = caseRng(job.seed, caseNo);
   const muts = mutate(rng, vol, job.outside);
-  // Damage no attacker fixed: a shortened file, or flipped bits in a manifest or archive with its checksum left.
-  const mustReport = muts.some((m) => /^truncated |^flipped bits at .* of .*\.(manifest|tar\.zst)$/.test(m.what));
+  // Damage no attacker fixed: a manifest or archive shortened or with flipped bits, its checksum left as it was
+  // (a sidecar that lost only its last newline is still the same JSON).
+  // (Unless a later mutation rewrote that file with its checksums fixed, as an attacker would.)
+  const mustReport = muts.some((m, i) =>
+    /^(truncated \S+\.(manifest|tar\.zst) from|flipped bits at .* of .*\.(manifest|tar\.zst)$)/.test(m.what) &&
+    !muts.slice(i + 1).some((later) => later.files.some((f) => m.files.includes(f))));
   const lsPath = LS_PATHS[Math.floor(rng() * LS_PATHS.length)]!;
   const problems: string[] = [];
   const shown = muts.map((m) => m.what);
