@@ -114,8 +114,10 @@ const MUTATORS: Array<[weight: number, name: string, fn: Mutator]> = [
     if (buf.length === 0) return undefined;
     const n = 1 + int(rng, 8);
     const at: number[] = [];
-    for (let i = 0; i < n; i++) {
+    // Distinct bytes: a bit flipped twice would be no damage at all.
+    for (let i = 0; i < n * 4 && at.length < Math.min(n, buf.length); i++) {
       const k = int(rng, buf.length);
+      if (at.includes(k)) continue;
       buf[k]! ^= 1 << int(rng, 8);
       at.push(k);
     }
