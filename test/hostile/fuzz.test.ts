@@ -52,7 +52,7 @@ test('fuzzer: mutated media never reach outside, never hang, and every outcome i
     work,
     // A case is a few commands on a medium of a few kilobytes: under 0.5 s on a busy machine.
     caseTimeoutMs: 4_000,
-    maxHangs: 25,
+    maxHangs: 30,
   });
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   t.diagnostic(`seed ${seed}: ${r.ran} cases in ${secs} s, ${r.failures.length} failing, ${r.restarts} worker restarts${r.stoppedEarly ? ' (stopped early: too many hangs)' : ''}, slowest case ${r.slowest.caseNo} (${r.slowest.ms} ms)`);
