@@ -56,7 +56,11 @@ napi_value xbfs_errno_error(napi_env env, int err, const char *syscall);
 /* Records and content waiting, at most: with prefetching; and listing only (~250 bytes per entry). */
 #define MAX_BYTES_PREFETCH (16u << 20)
 #define MAX_BYTES_LISTING (32u << 20)
-/* Content prefetched per listing at most: a directory of 10,000 large-ish files must not hold them all. */
+/*
+ * Content prefetched per listing at most: a directory of 10,000 large-ish files must not hold them all.
+ * Nor more than its records leave of MAX_BYTES_PREFETCH: one directory of 200,000 files (~50 MB of
+ * records) reads nothing ahead, and the archiver reads its files as without prefetching.
+ */
 #define MAX_DATA_PER_LISTING (8u << 20)
 
 /*
@@ -165,14 +169,17 @@ static const char hex[] = "0123456789abcdef";
 /* Reads the small, plain regular files of one listing into l->data (see the top of this file). */
 static void prefetch(walker *w, listing *l) {
   scan_job *job = &l->job;
+  size_t cap = job->length < MAX_BYTES_PREFETCH ? MAX_BYTES_PREFETCH - job->length : 0;
+  if (cap > MAX_DATA_PER_LISTING) cap = MAX_DATA_PER_LISTING;
+  if (cap == 0) return;
   size_t total = 0;
   for (size_t off = 0; off < job->length; off += get_u32(job->records + off)) {
     const unsigned char *r = job->records + off;
     uint64_t size = get_u64(r + 24);
     if (get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= l->prefetch_max) total += size;
-    if (total >= MAX_DATA_PER_LISTING) break;
+    if (total >= cap) break;
   }
-  if (total > MAX_DATA_PER_LISTING) total = MAX_DATA_PER_LISTING;
+  if (total > cap) total = cap;
   l->data = malloc(total ? total : 1);
   if (!l->data) return;
   size_t used = 0;
