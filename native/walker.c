@@ -23,7 +23,10 @@
  *
  * Memory and open descriptors stay bounded: at most MAX_OPEN listings hold
  * their directory open, and about MAX_BYTES_* of records and content wait at
- * once; the threads sleep until the archiver takes one. walkerStop joins the
+ * once; the threads sleep until the archiver takes one. One directory is
+ * listed whole however large (~230 bytes of records per child: its dumpdir
+ * needs every child's change key before the first member), but reads ahead
+ * only what its records leave of MAX_BYTES_PREFETCH. walkerStop joins the
  * threads and releases whatever is still queued; a walker the archiver
  * dropped without stopping is stopped by its finalizer.
  *
