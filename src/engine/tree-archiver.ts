@@ -231,14 +231,16 @@ export class TreeArchiver {
         continue;
       }
       const child = new Child(rel, abs, scan!, i, scan!.name(i), type);
-      if (!(type === 'file' && this.saver.storePrefetched(child))) {
-        const stored = await this.saver.store(child);
-        if (stored) this.manifest.entry(stored);
-        // Unreadable now: its last good version stays, as GNU tar -x -G keeps it (the dumpdir says 'Y'
-        // but no member follows); marked unread so the next run reads it again.
-        else if (m >= 0) this.manifest.entry({ ...previous!.storedAt(m >> 1).entry, unread: true });
+      if (type === 'file' && this.saver.storePrefetched(child)) {
+        // Waits too: a directory of 100,000 tiny read-ahead files fills segments faster than they compress.
+        if (this.writer.backlogged) await this.writer.drain();
+        continue;
       }
-      // Read-ahead files too: a directory of 100,000 tiny ones fills segments faster than they compress.
+      const stored = await this.saver.store(child);
+      if (stored) this.manifest.entry(stored);
+      // Unreadable now: its last good version stays, as GNU tar -x -G keeps it (the dumpdir says 'Y'
+      // but no member follows); marked unread so the next run reads it again.
+      else if (m >= 0) this.manifest.entry({ ...previous!.storedAt(m >> 1).entry, unread: true });
       if (this.writer.backlogged) await this.writer.drain();
     }
     this.stats.deleted += (previous?.childCount ?? 0) - matched;
