@@ -23,7 +23,10 @@
  *
  * Memory and open descriptors stay bounded: at most MAX_OPEN listings hold
  * their directory open, and about MAX_BYTES_* of records and content wait at
- * once; the threads sleep until the archiver takes one. walkerStop joins the
+ * once; the threads sleep until the archiver takes one. One directory is
+ * listed whole however large (~230 bytes of records per child: its dumpdir
+ * needs every child's change key before the first member), but reads ahead
+ * only what its records leave of MAX_BYTES_PREFETCH. walkerStop joins the
  * threads and releases whatever is still queued; a walker the archiver
  * dropped without stopping is stopped by its finalizer.
  *
@@ -56,7 +59,11 @@ napi_value xbfs_errno_error(napi_env env, int err, const char *syscall);
 /* Records and content waiting, at most: with prefetching; and listing only (~250 bytes per entry). */
 #define MAX_BYTES_PREFETCH (16u << 20)
 #define MAX_BYTES_LISTING (32u << 20)
-/* Content prefetched per listing at most: a directory of 10,000 large-ish files must not hold them all. */
+/*
+ * Content prefetched per listing at most: a directory of 10,000 large-ish files must not hold them all.
+ * Nor more than its records leave of MAX_BYTES_PREFETCH: one directory of 200,000 files (~50 MB of
+ * records) reads nothing ahead, and the archiver reads its files as without prefetching.
+ */
 #define MAX_DATA_PER_LISTING (8u << 20)
 
 /*
@@ -67,16 +74,25 @@ napi_value xbfs_errno_error(napi_env env, int err, const char *syscall);
  */
 enum { PENDING, LISTING, DONE };
 
-typedef struct listing {
-  struct listing *next;
-  int state;
-  char *rel;
-  size_t rel_len;
+/*
+ * What a slot holds once claimed, allocated then: a directory of 200,000 subdirectories waits as
+ * 200,000 PENDING slots of ~80 bytes with their paths, not ~210.
+ */
+typedef struct {
   scan_job job;
   unsigned char *data;
   size_t data_len;
   /* The walker's prefetchMax when this slot was claimed (it may be set after the walk started). */
   size_t prefetch_max;
+} slot_work;
+
+typedef struct listing {
+  struct listing *next;
+  int state;
+  char *rel;
+  size_t rel_len;
+  /* NULL while PENDING, or when it could not be allocated (then the listing's error is ENOMEM). */
+  slot_work *x;
 } listing;
 
 #define MAX_THREADS 4
@@ -114,11 +130,19 @@ static uint64_t get_u64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); 
 static void set_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 
 static void free_listing(listing *l) {
-  if (l->job.fd >= 0) close(l->job.fd);
-  free(l->job.records);
-  free(l->data);
+  if (l->x) {
+    if (l->x->job.fd >= 0) close(l->x->job.fd);
+    free(l->x->job.records);
+    free(l->x->data);
+    free(l->x);
+  }
   free(l->rel);
   free(l);
+}
+
+/* Records and content a listed slot holds (what the budgets count). */
+static size_t slot_bytes(const listing *l) {
+  return l->x ? l->x->job.length + l->x->data_len : 0;
 }
 
 static bool excluded(const walker *w, const char *rel, size_t len) {
@@ -162,24 +186,27 @@ static char *absolute(const walker *w, const char *rel, size_t rel_len) {
 
 static const char hex[] = "0123456789abcdef";
 
-/* Reads the small, plain regular files of one listing into l->data (see the top of this file). */
+/* Reads the small, plain regular files of one listing into its data (see the top of this file). */
 static void prefetch(walker *w, listing *l) {
-  scan_job *job = &l->job;
+  scan_job *job = &l->x->job;
+  size_t cap = job->length < MAX_BYTES_PREFETCH ? MAX_BYTES_PREFETCH - job->length : 0;
+  if (cap > MAX_DATA_PER_LISTING) cap = MAX_DATA_PER_LISTING;
+  if (cap == 0) return;
   size_t total = 0;
   for (size_t off = 0; off < job->length; off += get_u32(job->records + off)) {
     const unsigned char *r = job->records + off;
     uint64_t size = get_u64(r + 24);
-    if (get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= l->prefetch_max) total += size;
-    if (total >= MAX_DATA_PER_LISTING) break;
+    if (get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= l->x->prefetch_max) total += size;
+    if (total >= cap) break;
   }
-  if (total > MAX_DATA_PER_LISTING) total = MAX_DATA_PER_LISTING;
-  l->data = malloc(total ? total : 1);
-  if (!l->data) return;
+  if (total > cap) total = cap;
+  l->x->data = malloc(total ? total : 1);
+  if (!l->x->data) return;
   size_t used = 0;
   for (size_t off = 0; off < job->length; off += get_u32(job->records + off)) {
     unsigned char *r = job->records + off;
     uint64_t size = get_u64(r + 24);
-    if (!(get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= l->prefetch_max)) continue;
+    if (!(get_u32(r + 4) == 0 && S_ISREG(get_u32(r + 8)) && get_u32(r + 20) == 1 && size <= l->x->prefetch_max)) continue;
     if (used + size > total) break;
     unsigned short name_len = (unsigned short)(r[88] | r[89] << 8);
     char name[NAME_MAX + 1];
@@ -194,7 +221,7 @@ static void prefetch(walker *w, listing *l) {
               flistxattr(fd, NULL, 0) == 0;
     size_t got = 0;
     while (ok && got < size) {
-      ssize_t n = pread(fd, l->data + used + got, size - got, (off_t)got);
+      ssize_t n = pread(fd, l->x->data + used + got, size - got, (off_t)got);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) ok = false;
       else got += (size_t)n;
@@ -207,13 +234,13 @@ static void prefetch(walker *w, listing *l) {
     }
     close(fd);
     if (!ok) continue;
-    uint64_t h = xb_xxh64(l->data + used, size);
+    uint64_t h = xb_xxh64(l->x->data + used, size);
     for (int k = 15; k >= 0; k--, h >>= 4) r[96 + k] = (unsigned char)hex[h & 15];
     set_u32(r + 112, (uint32_t)used);
     set_u32(r + 116, 1);
     used += size;
   }
-  l->data_len = used;
+  l->x->data_len = used;
 }
 
 static listing *new_slot(char *rel, size_t len) {
@@ -221,30 +248,30 @@ static listing *new_slot(char *rel, size_t len) {
   if (!l) return NULL;
   l->rel = rel;
   l->rel_len = len;
-  l->job.fd = -1;
   return l;
 }
 
 /* Lists one claimed slot (no lock held); returns its subdirectories to enter as a chain of PENDING slots, in name order. */
 static listing *list_slot(walker *w, listing *l) {
+  if (!l->x) return NULL;
   char *abs = absolute(w, l->rel, l->rel_len);
-  l->job.path = abs;
-  l->job.base_fd = w->root_fd;
-  l->job.rel = l->rel;
+  l->x->job.path = abs;
+  l->x->job.base_fd = w->root_fd;
+  l->x->job.rel = l->rel;
   /* Kept open only for the archiver's openAt of the files not prefetched; without prefetching it opens the
      directory itself in the rare case a child changed, and lookahead is then bounded by memory alone. */
-  l->job.keep_open = l->prefetch_max > 0;
-  if (abs) scan_collect(&l->job);
+  l->x->job.keep_open = l->x->prefetch_max > 0;
+  if (abs) scan_collect(&l->x->job);
   else {
-    l->job.err = ENOMEM;
-    l->job.syscall = "walker";
+    l->x->job.err = ENOMEM;
+    l->x->job.syscall = "walker";
   }
   free(abs);
-  l->job.path = NULL;
-  if (l->job.err) return NULL;
+  l->x->job.path = NULL;
+  if (l->x->job.err) return NULL;
   listing *first = NULL, **tail = &first;
-  for (size_t off = 0; off < l->job.length; off += get_u32(l->job.records + off)) {
-    const unsigned char *r = l->job.records + off;
+  for (size_t off = 0; off < l->x->job.length; off += get_u32(l->x->job.records + off)) {
+    const unsigned char *r = l->x->job.records + off;
     if (get_u32(r + 4) != 0 || !S_ISDIR(get_u32(r + 8))) continue;
     if (w->one_fs && (dev_t)get_u64(r + 64) != w->root_dev) continue;
     size_t len = 0;
@@ -259,7 +286,7 @@ static listing *list_slot(walker *w, listing *l) {
     *tail = child;
     tail = &child->next;
   }
-  if (l->prefetch_max) prefetch(w, l);
+  if (l->x->prefetch_max) prefetch(w, l);
   return first;
 }
 
@@ -294,7 +321,11 @@ static void *walk(void *arg) {
     }
     if (w->stopping || !w->head) break;
     l->state = LISTING;
-    l->prefetch_max = w->prefetch_max;
+    l->x = calloc(1, sizeof *l->x);
+    if (l->x) {
+      l->x->job.fd = -1;
+      l->x->prefetch_max = w->prefetch_max;
+    }
     w->claimed++;
     pthread_mutex_unlock(&w->mu);
     listing *children = list_slot(w, l);
@@ -309,7 +340,7 @@ static void *walk(void *arg) {
       if (w->scan_from && walk_order(l->rel, l->rel_len, w->scan_from->rel, w->scan_from->rel_len) < 0) w->scan_from = l;
     }
     l->state = DONE;
-    w->claimed_bytes += l->job.length + l->data_len;
+    w->claimed_bytes += slot_bytes(l);
     pthread_cond_broadcast(&w->ready);
     pthread_cond_broadcast(&w->work);
   }
@@ -456,7 +487,7 @@ napi_value xbfs_walker_next(napi_env env, napi_callback_info info) {
     w->head = l->next;
     if (w->scan_from == l) w->scan_from = l->next;
     w->claimed--;
-    w->claimed_bytes -= l->job.length + l->data_len;
+    w->claimed_bytes -= slot_bytes(l);
     pthread_cond_broadcast(&w->work);
   }
   pthread_mutex_unlock(&w->mu);
@@ -467,17 +498,20 @@ napi_value xbfs_walker_next(napi_env env, napi_callback_info info) {
   napi_value rel, data;
   void *copy;
   napi_create_buffer_copy(env, l->rel_len, l->rel_len ? l->rel : "", &copy, &rel);
-  if (l->job.err) {
+  if (!l->x) {
     napi_create_object(env, &result);
-    napi_set_named_property(env, result, "error", xbfs_errno_error(env, l->job.err, l->job.syscall ? l->job.syscall : "scandir"));
-    free(l->job.records);
-    l->job.records = NULL;
+    napi_set_named_property(env, result, "error", xbfs_errno_error(env, ENOMEM, "walker"));
+  } else if (l->x->job.err) {
+    napi_create_object(env, &result);
+    napi_set_named_property(env, result, "error", xbfs_errno_error(env, l->x->job.err, l->x->job.syscall ? l->x->job.syscall : "scandir"));
+    free(l->x->job.records);
+    l->x->job.records = NULL;
   } else {
-    result = scan_result(env, &l->job); /* takes the records */
-    l->job.fd = -1;                     /* the archiver owns the open directory now */
-    if (l->data_len) {
-      data = xbfs_external_buffer(env, l->data, l->data_len);
-      l->data = NULL;
+    result = scan_result(env, &l->x->job); /* takes the records */
+    l->x->job.fd = -1;                     /* the archiver owns the open directory now */
+    if (l->x->data_len) {
+      data = xbfs_external_buffer(env, l->x->data, l->x->data_len);
+      l->x->data = NULL;
       napi_set_named_property(env, result, "data", data);
     }
   }

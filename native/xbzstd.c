@@ -39,6 +39,9 @@ typedef struct {
   int nice;
   void *output;
   size_t output_len;
+  /* The caller's buffer (and its capacity), or NULL: then output is malloc'd and handed over. */
+  napi_ref output_ref;
+  size_t output_cap;
   const char *error;
 } compress_job;
 
@@ -56,8 +59,8 @@ static void execute(napi_env env, void *data) {
   (void)env;
   compress_job *job = data;
   take_nice(job->nice);
-  size_t bound = ZSTD_compressBound(job->input_len);
-  job->output = malloc(bound ? bound : 1);
+  size_t bound = job->output_ref ? job->output_cap : ZSTD_compressBound(job->input_len);
+  if (!job->output_ref) job->output = malloc(bound ? bound : 1);
   if (!job->output) {
     job->error = "out of memory";
     return;
@@ -80,8 +83,8 @@ static void execute(napi_env env, void *data) {
 }
 
 static void free_output(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
+  int64_t total;
+  napi_adjust_external_memory(env, -(int64_t)(uintptr_t)hint, &total);
   free(data);
 }
 
@@ -93,9 +96,13 @@ static void complete(napi_env env, napi_status status, void *data) {
     napi_create_string_utf8(env, job->error ? job->error : "zstd compression was cancelled", NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &err);
     napi_reject_deferred(env, job->deferred, err);
-    free(job->output);
-  } else if (napi_create_external_buffer(env, job->output_len, job->output, free_output, NULL, &result) == napi_ok) {
-    napi_adjust_external_memory(env, 0, NULL);
+    if (!job->output_ref) free(job->output);
+  } else if (job->output_ref) {
+    napi_create_double(env, (double)job->output_len, &result);
+    napi_resolve_deferred(env, job->deferred, result);
+  } else if (napi_create_external_buffer(env, job->output_len, job->output, free_output, (void *)(uintptr_t)job->output_len, &result) == napi_ok) {
+    int64_t total;
+    napi_adjust_external_memory(env, (int64_t)job->output_len, &total);
     napi_resolve_deferred(env, job->deferred, result);
   } else {
     /* Some runtimes forbid external buffers: fall back to one copy. */
@@ -105,14 +112,19 @@ static void complete(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, job->deferred, result);
   }
   napi_delete_reference(env, job->input_ref);
+  if (job->output_ref) napi_delete_reference(env, job->output_ref);
   napi_delete_async_work(env, job->work);
   free(job);
 }
 
-/* compress(input: Buffer, level: number, nice: number): Promise<Buffer> */
+/*
+ * compress(input: Buffer, level: number, nice: number, output?: Buffer): Promise<Buffer>, or with
+ * `output` Promise<number>: the frame written at its start (an archive reuses a few such buffers
+ * instead of leaving one of ~8 MiB per segment to the garbage collector).
+ */
 static napi_value x_compress(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   bool is_buffer = false;
   if (argc < 2 || napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer) {
@@ -129,6 +141,11 @@ static napi_value x_compress(napi_env env, napi_callback_info info) {
   int32_t nice = 0;
   if (argc >= 3) napi_get_value_int32(env, argv[2], &nice);
   job->nice = nice;
+  bool has_output = false;
+  if (argc >= 4 && napi_is_buffer(env, argv[3], &has_output) == napi_ok && has_output) {
+    napi_get_buffer_info(env, argv[3], &job->output, &job->output_cap);
+    napi_create_reference(env, argv[3], 1, &job->output_ref);
+  }
   napi_create_reference(env, argv[0], 1, &job->input_ref);
   napi_value promise, name;
   napi_create_promise(env, &job->deferred, &promise);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { prepareBackup, type PreparedBackup } from '../engine/backup-volume.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { COMPRESSIONS, type Compression } from '../engine/compression.js';
-import { parseVolumeName } from '../repo/volume-store.js';
+import { checkHostName, parseVolumeName } from '../core/names.js';
 import { formatBytes, formatCount } from '../report/format.js';
 import { CliError, defaultHost, EXIT, openConsole } from './common.js';
 
@@ -73,6 +73,7 @@ or source; 4 the medium is missing or not writable.`,
       if (!COMPRESSIONS.includes(compression)) throw new CliError(`--compress must be one of ${COMPRESSIONS.join(', ')}`);
       try {
         parseVolumeName(String(o.volume));
+        checkHostName(String(o.host), '--host');
       } catch (e) {
         throw new CliError((e as Error).message);
       }

@@ -7,7 +7,7 @@
  * beginning of a gigabyte. Reading them back: decompression.ts.
  */
 import { promisify } from 'node:util';
-import { zstdCompressFrame } from '../native/zstd.js';
+import { zstdCompressFrame, zstdCompressFrameInto } from '../native/zstd.js';
 
 export type Compression = 'zstd' | 'gzip' | 'none';
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'gzip', 'none'];
@@ -24,12 +24,15 @@ export const GNU_TAR_FLAG: Record<Compression, string> = { zstd: '--zstd', gzip:
 /** Loaded on first use: zlib (and the stream modules it loads) would cost every zstd backup's start. */
 let gzip: ((data: Buffer, opts: { level: number }) => Promise<Buffer>) | undefined;
 
-/** Compresses one segment into one independent frame; `idle`: at nice 19, not competing with the guests. */
-export async function compressSegment(c: Compression, data: Buffer, idle: boolean): Promise<Buffer> {
+/**
+ * Compresses one segment into one independent frame; `idle`: at nice 19, not competing with the guests.
+ * `into` (zstdFrameBound(data.length) bytes at least): a buffer the caller reuses for zstd's frame.
+ */
+export async function compressSegment(c: Compression, data: Buffer, idle: boolean, into?: Buffer): Promise<Buffer> {
   switch (c) {
     case 'zstd':
       // libzstd in a worker thread (native/xbzstd.c): a `zstd` spawn per segment cost more than the compression.
-      return zstdCompressFrame(data, 1, idle ? 19 : 0);
+      return into ? zstdCompressFrameInto(data, into, 1, idle ? 19 : 0) : zstdCompressFrame(data, 1, idle ? 19 : 0);
     case 'gzip':
       gzip ??= promisify((await import('node:zlib')).gzip);
       return gzip(data, { level: 6 });

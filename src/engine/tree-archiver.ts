@@ -147,10 +147,10 @@ export class TreeArchiver {
       await this.directoryMembers(rel, abs, st ?? self!.st, previous, null);
       return;
     }
-    let dirs: Child[];
+    let dirs: ArrayLike<number>;
     try {
       dirs =
-        (self && previous && this.unchangedDirectory(rel, abs, self, scan, previous)) ||
+        (self && previous && this.unchangedDirectory(rel, self, scan, previous)) ||
         (await this.directoryMembers(rel, abs, st ?? self!.st, previous, this.keptChildren(rel, scan)));
     } finally {
       // Closed before recursing: open directories never pile up with the depth of the tree.
@@ -159,7 +159,10 @@ export class TreeArchiver {
     // Unchanged directories write only headers and never wait otherwise: without this, their segments
     // would pile up in memory, since compression's completions run only when the pass yields.
     if (this.writer.backlogged) await this.writer.drain();
-    for (const d of dirs) {
+    for (let k = 0; k < dirs.length; k++) {
+      // One Child at a time: it caches its paths and stat, and a directory of 200,000 subdirectories held them all.
+      const i = dirs[k]!;
+      const d = new Child(rel, abs, scan, i, scan.name(i), 'dir');
       if (this.opts.oneFileSystem && d.dev !== this.rootDev) {
         // Another filesystem mounted here (dom0's /proc, /boot, ...): keep the directory, not its content.
         await this.mountpointDirectory(d);
@@ -171,9 +174,10 @@ export class TreeArchiver {
 
   /**
    * A directory whose children are all as the previous backup has them, archived by native code in one
-   * call (engine/unchanged-dir.ts); undefined when it declines (then directoryMembers).
+   * call (engine/unchanged-dir.ts); its subdirectories' indices in `scan`, or undefined when it declines
+   * (then directoryMembers).
    */
-  private unchangedDirectory(rel: Buffer, abs: Buffer, self: Child, scan: DirScan, previous: PreviousBlock): Child[] | undefined {
+  private unchangedDirectory(rel: Buffer, self: Child, scan: DirScan, previous: PreviousBlock): Int32Array | undefined {
     // Its own extended attributes, children left out by an exclude, and names stored again are the general path's work.
     if (!scan.dirWithoutXattrs || (this.split && this.split.namesIn(rel)) || (this.excludeParents.size > 0 && this.excludeParents.has(rel.toString('latin1')))) return undefined;
     this.checkSignal();
@@ -185,21 +189,19 @@ export class TreeArchiver {
     s.unchanged += done.children;
     s.sourceBytes += done.sourceBytes;
     s.deleted += done.deleted;
-    const dirs: Child[] = [];
-    for (const i of done.subdirs) dirs.push(new Child(rel, abs, scan, i, scan.name(i), 'dir'));
     this.opts.onProgress?.(this.stats, rel);
-    return dirs;
+    return done.subdirs.slice(); // a copy: the view is reused by the next directory's call
   }
 
   /**
    * The directory's member and its changed non-directory children's; returns
-   * the subdirectories. The listing is joined with the previous manifest's
+   * the subdirectories' indices in the listing. The listing is joined with the previous manifest's
    * block in C (mergeBlock): per child, the matching line and whether its key
    * is the same, and the dumpdir. An unchanged child then costs a copy of its
    * old line, and no object.
    */
-  private async directoryMembers(rel: Buffer, abs: Buffer, st: EntryStat, previous: PreviousBlock | undefined, listed: Listing | null): Promise<Child[]> {
-    const dirs: Child[] = [];
+  private async directoryMembers(rel: Buffer, abs: Buffer, st: EntryStat, previous: PreviousBlock | undefined, listed: Listing | null): Promise<number[]> {
+    const dirs: number[] = [];
     const scan = listed?.scan;
     const keep = listed?.keep ?? new Uint8Array(0);
     const merged = scan ? scan.merge(keep, previous, this.mergeBuffers) : { match: new Int32Array(0), dumpdir: Buffer.from([0]) };
@@ -223,7 +225,7 @@ export class TreeArchiver {
       if (!keep[i]) continue;
       const type = entryTypeOfMode(scan!.mode(i)) as ManifestType; // kept: one of the archived types
       if (type === 'dir') {
-        dirs.push(new Child(rel, abs, scan!, i, scan!.name(i), type));
+        dirs.push(i);
         continue;
       }
       this.checkSignal();
@@ -238,7 +240,11 @@ export class TreeArchiver {
         continue;
       }
       const child = new Child(rel, abs, scan!, i, scan!.name(i), type);
-      if (type === 'file' && this.saver.storePrefetched(child)) continue;
+      if (type === 'file' && this.saver.storePrefetched(child)) {
+        // Waits too: a directory of 100,000 tiny read-ahead files fills segments faster than they compress.
+        if (this.writer.backlogged) await this.writer.drain();
+        continue;
+      }
       const stored = await this.saver.store(child);
       if (stored) this.manifest.entry(stored);
       // Unreadable now: its last good version stays, as GNU tar -x -G keeps it (the dumpdir says 'Y'

@@ -6,7 +6,7 @@
  * the last name. Names are Buffers, so names that are not UTF-8 work.
  */
 import os from 'node:os';
-import { loadAddon } from './xbfs.js';
+import { loadAddon, splitTimeNs } from './xbfs.js';
 
 interface BeneathBinding {
   beneathDir(rootFd: number, rel: Buffer): number;
@@ -69,21 +69,10 @@ export const chownAt = wrap(binding.chownAt);
 export const chmodAt = wrap(binding.chmodAt);
 export const setxattrAt = wrap(binding.setxattrAt);
 
-const NS = 1_000_000_000n;
-function split(t: bigint): [number, number] {
-  let s = t / NS;
-  let n = t % NS;
-  if (n < 0n) {
-    n += NS;
-    s -= 1n;
-  }
-  return [Number(s), Number(n)];
-}
-
 /** Sets atime and mtime (ns since the epoch) of the name itself. */
 export function utimesAt(dirFd: number, name: Buffer, atimeNs: bigint, mtimeNs: bigint): void {
-  const [as, an] = split(atimeNs);
-  const [ms, mn] = split(mtimeNs);
+  const [as, an] = splitTimeNs(atimeNs);
+  const [ms, mn] = splitTimeNs(mtimeNs);
   wrap(binding.utimensAt)(dirFd, name, as, an, ms, mn);
 }
 

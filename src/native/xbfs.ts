@@ -76,19 +76,21 @@ export const lgetxattr = binding.lgetxattr;
 export const lsetxattr = binding.lsetxattr;
 
 const NS = 1_000_000_000n;
+/** Nanoseconds since the epoch as utimensat's [seconds, nanoseconds], the nanoseconds never negative. */
+export function splitTimeNs(t: bigint): [number, number] {
+  let s = t / NS;
+  let n = t % NS;
+  if (n < 0n) {
+    n += NS;
+    s -= 1n;
+  }
+  return [Number(s), Number(n)];
+}
+
 /** Sets atime and mtime (nanoseconds since the epoch) without following symlinks. */
 export function lutimesNs(p: Buffer, atimeNs: bigint, mtimeNs: bigint): void {
-  const split = (t: bigint): [number, number] => {
-    let s = t / NS;
-    let n = t % NS;
-    if (n < 0n) {
-      n += NS;
-      s -= 1n;
-    }
-    return [Number(s), Number(n)];
-  };
-  const [as, an] = split(atimeNs);
-  const [ms, mn] = split(mtimeNs);
+  const [as, an] = splitTimeNs(atimeNs);
+  const [ms, mn] = splitTimeNs(mtimeNs);
   binding.lutimens(p, as, an, ms, mn);
 }
 

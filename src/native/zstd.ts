@@ -12,6 +12,7 @@ import { loadAddon } from './xbfs.js';
 
 interface ZstdBinding {
   compress(input: Buffer, level: number, nice: number): Promise<Buffer>;
+  compress(input: Buffer, level: number, nice: number, output: Buffer): Promise<number>;
   decompress(frame: Buffer, output: Buffer, expected: number, nice: number): Promise<number>;
   alignedBuffer(size: number): Buffer;
   version(): string;
@@ -25,6 +26,19 @@ const binding = loadAddon<ZstdBinding>('xbzstd');
  */
 export function zstdCompressFrame(input: Buffer, level = 1, nice = 0): Promise<Buffer> {
   return binding.compress(input, level, nice);
+}
+
+/** The most a frame of `n` input bytes can take (libzstd's ZSTD_COMPRESSBOUND). */
+export function zstdFrameBound(n: number): number {
+  return n + (n >>> 8) + (n < 128 << 10 ? ((128 << 10) - n) >>> 11 : 0);
+}
+
+/**
+ * zstdCompressFrame into the start of `output` (at least zstdFrameBound(input.length) bytes), which
+ * the caller reuses: resolves with the frame, a view of `output`. Neither buffer may be touched until it settles.
+ */
+export async function zstdCompressFrameInto(input: Buffer, output: Buffer, level = 1, nice = 0): Promise<Buffer> {
+  return output.subarray(0, await binding.compress(input, level, nice, output));
 }
 
 /**

@@ -84,9 +84,14 @@ test('BCKDEV is needed only when something goes to the local medium', (t) => {
 });
 
 test('resolveMedium: a directory stays local; user@host:/path is remote, ssh settings from the options over the config', (t) => {
-  assert.deepEqual(resolveMedium('/backup/guests', {}), { kind: 'local', dir: '/backup/guests' });
-  assert.deepEqual(resolveMedium('./a:b', {}), { kind: 'local', dir: './a:b' });
-  assert.throws(() => resolveMedium('/backup/guests', { sshPort: '22' }), CliError);
+  const guests = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-guests-'));
+  t.after(() => fs.rmSync(guests, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(guests, 'a:b'));
+  assert.deepEqual(resolveMedium(guests, {}), { kind: 'local', dir: guests });
+  assert.deepEqual(resolveMedium(`${guests}/./a:b`, {}), { kind: 'local', dir: `${guests}/./a:b` });
+  assert.throws(() => resolveMedium(guests, { sshPort: '22' }), CliError);
+  // A local medium that is not there is exit 4, never an empty medium.
+  assert.throws(() => resolveMedium(path.join(guests, 'missing'), {}), (e: unknown) => e instanceof CliError && e.code === 4);
   const cfg = load(t, 'BCKDEV=/dev/sdb3\nRSYNC_TARGET=root@store:/b\nRSYNC_SSH_KEY=/root/.ssh/xb\nRSYNC_SSH_PORT=2222\n').config();
   const r = resolveMedium('backup@other:/srv/x/', { sshPort: '2200' }, cfg);
   assert.equal(r.kind, 'remote');
