@@ -58,7 +58,11 @@ let golden: World | undefined;
 let scratch: string | undefined;
 let counter = 0;
 
-/** The golden world, built once per test file (four real backups take a few seconds: ids are seconds). */
+/**
+ * The golden world, built once per test file (four real backups take a few
+ * seconds: ids are seconds). Synchronous, so cases that run side by side
+ * (the suites run two at a time, each in a world of its own) share one.
+ */
 export function goldenWorld(): World {
   if (!golden) {
     scratch = fs.mkdtempSync(path.join(fastTmp(), 'xenbackup-hostile-'));

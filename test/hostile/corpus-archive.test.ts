@@ -147,7 +147,7 @@ const cases: HostileCase[] = [
   },
 ];
 
-describe('hostile media: tar members and link tricks', () => {
+describe('hostile media: tar members and link tricks', { concurrency: 2 }, () => {
   after(removeScratch);
   for (const c of cases) test(c.name, () => assertCase(c));
 });

@@ -102,7 +102,7 @@ const cases: HostileCase[] = [
   },
 ];
 
-describe('hostile media: manifest lines', () => {
+describe('hostile media: manifest lines', { concurrency: 2 }, () => {
   after(removeScratch);
   for (const c of cases) test(c.name, () => assertCase(c));
 });

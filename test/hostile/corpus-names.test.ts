@@ -102,7 +102,7 @@ const cases: HostileCase[] = [
   },
 ];
 
-describe('hostile media: names, folders and targets', () => {
+describe('hostile media: names, folders and targets', { concurrency: 2 }, () => {
   after(removeScratch);
   for (const c of cases) test(c.name, () => assertCase(c));
 });

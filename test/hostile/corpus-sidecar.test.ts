@@ -178,7 +178,7 @@ const cases: HostileCase[] = [
 ];
 
 
-describe('hostile media: sidecars', () => {
+describe('hostile media: sidecars', { concurrency: 2 }, () => {
   after(removeScratch);
   for (const c of cases) test(c.name, () => assertCase(c));
 });
