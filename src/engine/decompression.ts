@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import { spawnStreaming } from '../host/exec.js';
 import type { Logger } from '../util/log.js';
 import type { Compression } from './compression.js';
+import { openMediumFile } from '../repo/medium-file.js';
 
 /**
  * Decompresses an archive from a frame boundary (`compressedOffset`) on, as
@@ -22,7 +23,8 @@ export function openDecompressed(
   compressedOffset: number,
   logger?: Logger,
 ): { stream: AsyncIterable<Buffer>; stop: () => void; done: Promise<void> } {
-  const raw = fs.createReadStream(file, { start: compressedOffset, highWaterMark: 1 << 20 });
+  // Opened here, not by zstd or the stream: a planted fifo or symlink is refused instead of blocking or followed.
+  const raw = fs.createReadStream(file, { fd: openMediumFile(file), start: compressedOffset, highWaterMark: 1 << 20 });
   if (c === 'none') {
     return { stream: raw, stop: () => raw.destroy(), done: Promise.resolve() };
   }

@@ -9,7 +9,7 @@ import type { Logger } from '../util/log.js';
 import { restorePointAt } from '../core/chain.js';
 import { planRestore, type PlannedItem } from '../core/restore-plan.js';
 import { showPath } from '../core/path-order.js';
-import { readBlocks, verifyManifest } from '../repo/manifest-file.js';
+import { readBlocks, verifyManifestOf } from '../repo/manifest-file.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
 import { TarParser } from '../tar/read.js';
@@ -54,7 +54,7 @@ export function chooseBackup(store: VolumeStore, at: Date | undefined, log: Logg
 
 export function loadPlanBlocks(store: VolumeStore, backup: Sidecar): ReturnType<typeof readBlocks> {
   const file = store.pathOf(backup.manifest);
-  verifyManifest(file);
+  verifyManifestOf(file, backup);
   return readBlocks(file);
 }
 

@@ -20,6 +20,7 @@
  * The CLI (cli/verify.ts) prints them; `run` puts `lines` in its report.
  */
 import fs from 'node:fs';
+import { openMediumFile, openMediumFileAsync } from '../repo/medium-file.js';
 import type { Logger } from '../util/log.js';
 import { createXxh64 } from '../util/xxh.js';
 import { restorePointAt } from '../core/chain.js';
@@ -261,7 +262,7 @@ function isDirectory(p: string): boolean {
 
 function fileXxh64Sync(file: string): string {
   const h = createXxh64();
-  const fd = fs.openSync(file, 'r');
+  const fd = openMediumFile(file);
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
@@ -275,7 +276,7 @@ function fileXxh64Sync(file: string): string {
 async function hashFile(file: string, signal?: AbortSignal): Promise<{ xxh64: string; size: number } | undefined> {
   let fh: fs.promises.FileHandle;
   try {
-    fh = await fs.promises.open(file, 'r');
+    fh = await openMediumFileAsync(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;

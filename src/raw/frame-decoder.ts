@@ -16,6 +16,8 @@
  * three more times and decoded on one core while the main thread waited.
  */
 import fs from 'node:fs';
+import { MediumDamage } from '../repo/medium-error.js';
+import { openMediumFileAsync } from '../repo/medium-file.js';
 import os from 'node:os';
 import { alignedBuffer, zstdDecompressFrame } from '../native/zstd.js';
 import { RawContainerError, type ContainerEntry } from './raw-container.js';
@@ -111,8 +113,9 @@ export async function decodeFrames(file: string, entries: readonly ContainerEntr
   const batches = planReads(entries);
   let fh: fs.promises.FileHandle;
   try {
-    fh = await fs.promises.open(file, 'r');
+    fh = await openMediumFileAsync(file);
   } catch (e) {
+    if (e instanceof MediumDamage) throw e;
     throw new RawContainerError(file, `cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 

@@ -17,6 +17,8 @@
  * Written as ".partial", fsynced by finish(), renamed by commit().
  */
 import fs from 'node:fs';
+import { MediumDamage } from '../repo/medium-error.js';
+import { openMediumFile } from '../repo/medium-file.js';
 import { AtomicFile, withFileName } from '../repo/atomic-file.js';
 import { createXxh64, xxh64 } from '../util/xxh.js';
 
@@ -207,8 +209,9 @@ function readExactly(fd: number, length: number, position: number, file: string)
 export function readContainerIndex(file: string): ContainerIndex {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = openMediumFile(file);
   } catch (e) {
+    if (e instanceof MediumDamage) throw e;
     throw new RawContainerError(file, `cannot be opened (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   try {

@@ -13,6 +13,8 @@
  * (".partial", fsync, rename), like every file on the medium.
  */
 import fs from 'node:fs';
+import { MediumDamage } from '../repo/medium-error.js';
+import { readMediumFile } from '../repo/medium-file.js';
 import { checkChunkMap, type ChunkMap, type ChunkRecord } from '../core/raw-chunks.js';
 import { AtomicFile, withFileName } from '../repo/atomic-file.js';
 import { createXxh64, xxh64 } from '../util/xxh.js';
@@ -82,8 +84,9 @@ export class RawManifestWriter {
 export function readRawManifest(file: string): RawManifest {
   let data: Buffer;
   try {
-    data = fs.readFileSync(file);
+    data = readMediumFile(file);
   } catch (e) {
+    if (e instanceof MediumDamage) throw e;
     throw new RawManifestError(file, `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (data.length === 0 || data[data.length - 1] !== 0x0a) throw new RawManifestError(file, 'truncated (no final newline)');

@@ -24,7 +24,7 @@ import {
   type ManifestHeader,
 } from '../core/manifest.js';
 import { comparePaths, isWithin } from '../core/path-order.js';
-import { createXxh64, type StreamingHash } from '../util/xxh.js';
+import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
 import { AtomicFile, withFileName } from './atomic-file.js';
 import { manifestIndex } from '../native/xbfs.js';
 import { openMediumFile, readMediumFile } from './medium-file.js';
@@ -228,6 +228,24 @@ function* lines(file: string): Generator<string> {
 /** Checks the trailer checksum; returns the header. Throws ManifestFormatError naming the problem. */
 export function verifyManifest(file: string): ManifestHeader {
   return verifyManifestBytes(file, readMediumFile(file));
+}
+
+/**
+ * verifyManifest, and that the manifest is the one its sidecar names: its
+ * header names that backup of that volume, and its bytes have the sidecar's
+ * xxh64 (an attacker who rewrote the trailer must fix the sidecar too).
+ */
+export function verifyManifestOf(file: string, sc: { id: string; volume: string; manifestXxh64?: string }): ManifestHeader {
+  const data = readMediumFile(file);
+  if (sc.manifestXxh64 !== undefined) {
+    const got = xxh64(data);
+    if (got !== sc.manifestXxh64) throw new ManifestFormatError(`${file}: xxh64 ${got} differs from its sidecar's ${sc.manifestXxh64} (damaged or replaced)`);
+  }
+  const header = verifyManifestBytes(file, data);
+  if (header.backup !== sc.id || header.volume !== sc.volume) {
+    throw new ManifestFormatError(`${file}: its header names backup ${header.backup} of ${header.volume}, its sidecar backup ${sc.id} of ${sc.volume}`);
+  }
+  return header;
 }
 
 /**

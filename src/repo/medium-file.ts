@@ -35,3 +35,21 @@ export function readMediumFile(file: string, max = Number.MAX_SAFE_INTEGER): Buf
     fs.closeSync(fd);
   }
 }
+
+/** openMediumFile for asynchronous readers (archives are large; signals must get through). */
+export async function openMediumFileAsync(file: string): Promise<fs.promises.FileHandle> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw new MediumDamage(file, 'is a symlink, not a file xenbackup wrote');
+    throw e;
+  }
+  try {
+    if (!(await fh.stat()).isFile()) throw new MediumDamage(file, 'is not a regular file');
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  return fh;
+}

@@ -10,13 +10,13 @@ export function volumesOnMedium(medium: string, host: string): VolumeStore[] {
   const hostDir = path.join(medium, host);
   if (!fs.existsSync(hostDir)) return [];
   if (fs.lstatSync(hostDir).isSymbolicLink()) throw new MediumDamage(hostDir, 'is a symlink; a folder of the medium must be a real directory');
-  // lstat: a symlinked folder on the medium is not followed here; VolumeStore reports it as damage.
+  // lstat: a folder of the medium that is a symlink is damage (it would take a volume's reads and deletes elsewhere).
   const out: VolumeStore[] = [];
   for (const domU of fs.readdirSync(hostDir).sort()) {
     const d = path.join(hostDir, domU);
-    if (!fs.lstatSync(d).isDirectory()) continue;
+    if (!realDirectory(d)) continue;
     for (const part of fs.readdirSync(d).sort()) {
-      if (fs.lstatSync(path.join(d, part)).isDirectory()) {
+      if (realDirectory(path.join(d, part))) {
         try {
           out.push(new VolumeStore(medium, host, `${domU}/${part}`));
         } catch {
@@ -26,4 +26,11 @@ export function volumesOnMedium(medium: string, host: string): VolumeStore[] {
     }
   }
   return out;
+}
+
+/** A directory (true), another file (false), or a symlink: MediumDamage. */
+function realDirectory(p: string): boolean {
+  const st = fs.lstatSync(p);
+  if (st.isSymbolicLink()) throw new MediumDamage(p, 'is a symlink; a folder of the medium must be a real directory');
+  return st.isDirectory();
 }

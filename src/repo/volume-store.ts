@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Compression } from '../engine/compression.js';
 import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
 import { PARTIAL_SUFFIX } from './atomic-file.js';
-import { BACKUP_FILE_RE, backupFileNames, isPlainName } from './layout.js';
+import { BACKUP_FILE_RE, backupFileNames, isPlainName, sidecarNameOf } from './layout.js';
 import { MediumDamage } from './medium-error.js';
 import { readMediumFile } from './medium-file.js';
 import { parseSidecar, type BackupKind, type Sidecar } from './sidecar.js';
@@ -77,6 +77,17 @@ export class VolumeStore {
    * take every read, write and delete of this volume somewhere else.
    */
   exists(): boolean {
+    return this.walkFolders(false);
+  }
+
+  /** Creates the volume's folder where missing (mode 0700), refusing a symlink or file on the way as exists() does. */
+  ensure(): void {
+    this.walkFolders(true);
+  }
+
+  private walkFolders(create: boolean): boolean {
+    // The medium's own folder is the caller's (the run proves it is BCKDEV's mount; `backup` that it exists).
+    if (create) fs.mkdirSync(this.medium, { recursive: true, mode: 0o700 });
     let p = this.medium;
     for (const c of this.components) {
       p = path.join(p, c);
@@ -84,17 +95,19 @@ export class VolumeStore {
       try {
         st = fs.lstatSync(p);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-        throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        if (!create) return false;
+        try {
+          fs.mkdirSync(p, { mode: 0o700 });
+        } catch (m) {
+          if ((m as NodeJS.ErrnoException).code !== 'EEXIST') throw m;
+        }
+        st = fs.lstatSync(p);
       }
       if (st.isSymbolicLink()) throw new MediumDamage(p, 'is a symlink; a folder of the medium must be a real directory');
       if (!st.isDirectory()) throw new MediumDamage(p, 'is not a directory');
     }
     return true;
-  }
-
-  ensure(): void {
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
   /** Complete backups, oldest first. A damaged sidecar is reported, not fatal for the others. */
@@ -110,7 +123,8 @@ export class VolumeStore {
         onProblem?.((e as Error).message);
       }
     }
-    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return consistentChains(out, (s, what) => onProblem?.(new MediumDamage(this.pathOf(sidecarNameOf(s.manifest)), what).message));
   }
 
   /** A file of this volume's folder; only a plain name (never a path) can be one. */
@@ -146,3 +160,25 @@ export class VolumeStore {
 
 /** A sidecar is a few kilobytes (its frame index grows by ~30 bytes per 8 MiB); more is not one of ours. */
 const MAX_SIDECAR_BYTES = 64 << 20;
+
+/**
+ * Sidecars (sorted by id) whose chain agrees with their base's: an
+ * incremental names the same chain as the backup it builds on, and a base of
+ * another engine is no base. One that does not is reported and left out; a
+ * base that is missing is verify's "broken chain", not this.
+ */
+export function consistentChains(sorted: Sidecar[], onProblem: (s: Sidecar, what: string) => void): Sidecar[] {
+  const byId = new Map<string, Sidecar>();
+  const out: Sidecar[] = [];
+  for (const s of sorted) {
+    const base = s.base === null ? undefined : byId.get(s.base);
+    if (byId.has(s.id)) onProblem(s, `a second sidecar of backup ${s.id}`);
+    else if (base && (base.chain !== s.chain || base.engine !== s.engine)) {
+      onProblem(s, `it builds on ${base.id} of chain ${base.chain} (${base.engine}) but names chain ${s.chain} (${s.engine})`);
+    } else {
+      byId.set(s.id, s);
+      out.push(s);
+    }
+  }
+  return out;
+}
