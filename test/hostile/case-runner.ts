@@ -40,8 +40,8 @@ export interface HostileCase {
 
 export function defaultArgs(w: World): Record<Cmd, string[]> {
   const m = ['--medium', w.medium, '--host', HOST];
-  // A run lock of the world's own: cases run two at a time, and the machine's /run/xenbackup.lock would make one exit 3.
-  const rules = ['--ttl', '0', '--keep-last', '1', '--lock-file', `${w.root}/run.lock`];
+  // A run lock of the world's own, beside it (the world is the sentinel): cases run two at a time, and the machine's /run/xenbackup.lock would make one exit 3.
+  const rules = ['--ttl', '0', '--keep-last', '1', '--lock-file', `${w.root}.lock`];
   return {
     list: ['list', ...m],
     ls: ['ls', VOLUME, '', ...m, '-l'],

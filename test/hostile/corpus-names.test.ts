@@ -23,7 +23,7 @@ function withNames(w: World, host: string, volume: string): Args {
     ls: ['ls', volume, '', ...m],
     'verify-quick': ['verify', volume, ...m, '--quick'],
     restore: ['restore', volume, ...m, '--to', w.to],
-    prune: ['prune', volume, ...m, '--ttl', '0', '--keep-last', '1', '--lock-file', `${w.root}/run.lock`],
+    prune: ['prune', volume, ...m, '--ttl', '0', '--keep-last', '1', '--lock-file', `${w.root}.lock`],
   };
 }
 

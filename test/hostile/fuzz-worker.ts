@@ -84,8 +84,8 @@ function argsFor(cmd: Cmd, medium: string, to: string, lsPath: string): string[]
     case 'verify': return ['verify', ...m, '-q'];
     case 'restore': return ['restore', 'v/p', ...(lsPath ? [lsPath] : []), ...m, '--to', to, '-q'];
     case 'restore-force': return ['restore', 'v/p', ...m, '--to', to, '--force', '-q'];
-    case 'prune-dry': return ['prune', ...m, '--ttl', '0', '--keep-last', '1', '--dry-run', '--lock-file', `${path.dirname(medium)}/run.lock`];
-    case 'prune': return ['prune', ...m, '--ttl', '0', '--keep-last', '1', '--lock-file', `${path.dirname(medium)}/run.lock`];
+    case 'prune-dry': return ['prune', ...m, '--ttl', '0', '--keep-last', '1', '--dry-run', '--lock-file', `${path.dirname(medium)}.lock`];
+    case 'prune': return ['prune', ...m, '--ttl', '0', '--keep-last', '1', '--lock-file', `${path.dirname(medium)}.lock`];
   }
 }
 
