@@ -26,16 +26,21 @@ const HASH_RE = /^[0-9a-f]{16}$/;
 /** "type/size/hash/sparse" of the member at one offset; size and hash empty when not compared. */
 type Want = string;
 
+function dataWant(e: ManifestEntry): Want {
+  const hash = e.hash && HASH_RE.test(e.hash) && !e.unread ? e.hash : '';
+  return `file/${e.size}/${hash}/${e.sparse ? 1 : 0}`;
+}
+
+/** What an entry says of the member at its own offset. */
+export function wantAt(e: ManifestEntry): Want {
+  if (e.type !== 'file') return `${e.type}///`;
+  return e.dataOffset !== undefined ? 'hardlink///' : dataWant(e);
+}
+
 /** The expectations an entry in another archive puts on that archive's members: [offset, want] pairs. */
 function wantsOf(e: ManifestEntry): Array<[number, Want]> {
-  const hash = e.type === 'file' && e.hash && HASH_RE.test(e.hash) && !e.unread ? e.hash : '';
-  if (e.type === 'file' && e.dataOffset !== undefined) {
-    return [
-      [e.offset, 'hardlink///'],
-      [e.dataOffset, `file/${e.size}/${hash}/${e.sparse ? 1 : 0}`],
-    ];
-  }
-  return [[e.offset, e.type === 'file' ? `file/${e.size}/${hash}/${e.sparse ? 1 : 0}` : `${e.type}///`]];
+  const at: [number, Want] = [e.offset, wantAt(e)];
+  return e.type === 'file' && e.dataOffset !== undefined ? [at, [e.dataOffset, dataWant(e)]] : [at];
 }
 
 /** A member's disagreement with a want (hash aside), in words; undefined when it agrees. */
@@ -92,14 +97,19 @@ export class ArchiveRefs {
     private readonly refs: ChainRefs,
   ) {}
 
-  /** At a member's header: compares type and size; returns the hashes wanted of its content (and whether sparse). */
-  member(offset: number, meta: TarEntry): { hashes: Want[]; sparse: boolean } | undefined {
+  /**
+   * At a member's header: compares type and size; returns the hashes wanted of its content (and whether sparse).
+   * A want equal to `own` (what the archive's own manifest says of the member) is left to the archive's own
+   * check: when the member disagrees with both, the archive is what is damaged, not the later manifests.
+   */
+  member(offset: number, meta: TarEntry, own?: Want): { hashes: Want[]; sparse: boolean } | undefined {
     const w = this.wants.get(offset);
     if (w === undefined) return undefined;
     this.wants.delete(offset);
     const hashes: Want[] = [];
     let sparse = false;
     for (const want of typeof w === 'string' ? [w] : w) {
+      if (want === own) continue;
       const what = differs(want, meta);
       if (what) this.refs.fail({ archive: this.archive, offset, want, what });
       else if (want.split('/')[2]) {
