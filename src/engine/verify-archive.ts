@@ -24,7 +24,7 @@ import { TarParser, type TarMemberInfo } from '../tar/read.js';
 import type { TarEntry } from '../tar/entry.js';
 import { openDecompressed } from './decompression.js';
 import type { VerifyProblem } from './verify-result.js';
-import { wantAt, type ArchiveRefs } from './verify-refs.js';
+import type { ArchiveRefs } from './verify-refs.js';
 
 /** What a full check of one backup's content found. */
 export interface ContentCheck {
@@ -134,7 +134,7 @@ export async function checkArchive(
       }
     }
     const ownHash = exp && exp.entry.type === 'file' && exp.entry.dataOffset === undefined;
-    const ref = refs?.member(info.offset, meta, exp ? wantAt(exp.entry) : undefined);
+    const ref = refs?.member(info.offset, meta, exp?.entry);
     const sparse = ownHash ? exp!.entry.sparse : ref?.sparse;
     current = {
       rel,

@@ -99,13 +99,14 @@ export class ArchiveRefs {
 
   /**
    * At a member's header: compares type and size; returns the hashes wanted of its content (and whether sparse).
-   * A want equal to `own` (what the archive's own manifest says of the member) is left to the archive's own
+   * A want equal to what `own` (the archive's own manifest entry at this offset) says of the member is left to the archive's own
    * check: when the member disagrees with both, the archive is what is damaged, not the later manifests.
    */
-  member(offset: number, meta: TarEntry, own?: Want): { hashes: Want[]; sparse: boolean } | undefined {
+  member(offset: number, meta: TarEntry, ownEntry?: ManifestEntry): { hashes: Want[]; sparse: boolean } | undefined {
     const w = this.wants.get(offset);
     if (w === undefined) return undefined;
     this.wants.delete(offset);
+    const own = ownEntry && wantAt(ownEntry);
     const hashes: Want[] = [];
     let sparse = false;
     for (const want of typeof w === 'string' ? [w] : w) {
