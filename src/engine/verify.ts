@@ -23,10 +23,13 @@
  * The CLI (cli/verify.ts) prints them; `run` puts `lines` in its report.
  */
 import fs from 'node:fs';
+import { promisify } from 'node:util';
 import type { Logger } from '../util/log.js';
 import { createXxh64 } from '../util/xxh.js';
 import { restorePointAt } from '../core/chain.js';
 import { verifyManifest } from '../repo/manifest-file.js';
+import { openMediumFile } from '../repo/medium-file.js';
+import { MediumDamage } from '../repo/medium-error.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
@@ -150,7 +153,7 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
       } catch (e) {
         if (req.signal?.aborted) throw e;
         // EIO on a failing disk is exactly what verify is for: a finding, not the end of the run.
-        findings.add(archive, `cannot be read: ${(e as Error).message}`);
+        findings.add(archive, e instanceof MediumDamage ? e.what : `cannot be read: ${(e as Error).message}`);
         continue;
       }
       if (!hashed) {
@@ -289,6 +292,9 @@ function stripFile(msg: string, file: string): string {
   return msg.startsWith(file + ': ') ? msg.slice(file.length + 2) : msg.startsWith(file + ', ') ? msg.slice(file.length + 2) : msg;
 }
 
+const readAsync = promisify(fs.read);
+const closeAsync = promisify(fs.close);
+
 function isDirectory(p: string): boolean {
   try {
     return fs.lstatSync(p).isDirectory();
@@ -299,7 +305,7 @@ function isDirectory(p: string): boolean {
 
 function fileXxh64Sync(file: string): string {
   const h = createXxh64();
-  const fd = fs.openSync(file, 'r');
+  const fd = openMediumFile(file);
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
@@ -309,15 +315,19 @@ function fileXxh64Sync(file: string): string {
   return h.digest();
 }
 
-/** xxh64 and size of a file, read asynchronously (archives are large; signals must get through). Undefined if missing. */
+/**
+ * xxh64 and size of a file, read asynchronously (archives are large; signals must get through). Undefined if missing.
+ * Opened as every medium file is (no symlink followed, only a regular file: a fifo would block verify forever).
+ */
 async function hashFile(file: string, signal?: AbortSignal): Promise<{ xxh64: string; size: number } | undefined> {
-  let fh: fs.promises.FileHandle;
+  let fd: number;
   try {
-    fh = await fs.promises.open(file, 'r');
+    fd = openMediumFile(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
+  const fh = { read: (b: Buffer, o: number, l: number, p: null) => readAsync(fd, b, o, l, p), close: () => closeAsync(fd) };
   try {
     const h = createXxh64();
     const buf = Buffer.allocUnsafe(4 << 20);
