@@ -179,7 +179,16 @@ export function blameManifests(
   for (const { file, id } of files) {
     let first: { member: string; what: string } | undefined;
     let count = 0;
-    for (const block of readBlocks(file)) {
+    // Read whole once already; should it fail now (changed meanwhile), the manifest is named without a path.
+    const blocks = (function* () {
+      try {
+        yield* readBlocks(file);
+      } catch {
+        count = Math.max(count, 1);
+        first ??= { member: '', what: 'it changed while verify read it' };
+      }
+    })();
+    for (const block of blocks) {
       const check = (e: ManifestEntry, rel: Buffer): void => {
         if (e.archive === id) return;
         for (const [offset, want] of wantsOf(e)) {
