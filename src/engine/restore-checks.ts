@@ -13,20 +13,34 @@ import { DamagedBackupError } from './restore-errors.js';
 
 const shown = (rel: Buffer): string => showPath(rel) || '/';
 
+/**
+ * The tree-shape rule, fed entries in walk order (a directory before what it
+ * holds): no path twice, nothing below an entry that is not a directory.
+ * Restore applies it to its plan, verify to every manifest it checks.
+ */
+export class TreeShape {
+  private readonly types = new Map<string, string>();
+
+  /** Why `rel` breaks the shape (words after "its manifest ..."), or undefined. */
+  add(rel: Buffer, type: string): string | undefined {
+    const key = rel.toString('latin1');
+    const seen = this.types.get(key);
+    if (seen !== undefined) return `lists ${shown(rel)} twice (as ${seen} and as ${type})`;
+    this.types.set(key, type);
+    if (rel.length === 0) return undefined;
+    const parent = parentOf(rel);
+    const parentType = this.types.get(parent.toString('latin1'));
+    if (parentType !== undefined && parentType !== 'dir') return `puts ${shown(rel)} below ${shown(parent)}, which it records as a ${parentType}`;
+    return undefined;
+  }
+}
+
 /** Refuses a plan that lists a path twice or puts an entry below a non-directory; `what` names the backup. */
 export function checkPlanShape(items: PlannedItem[], what: string): void {
-  const types = new Map<string, string>();
+  const shape = new TreeShape();
   for (const { rel, entry } of items) {
-    const key = rel.toString('latin1');
-    const seen = types.get(key);
-    if (seen !== undefined) throw new DamagedBackupError(`${what} is damaged or hostile: its manifest lists ${shown(rel)} twice (as ${seen} and as ${entry.type}); nothing was restored`);
-    types.set(key, entry.type);
-    if (rel.length === 0) continue;
-    const parent = parentOf(rel);
-    const parentType = types.get(parent.toString('latin1'));
-    if (parentType !== undefined && parentType !== 'dir') {
-      throw new DamagedBackupError(`${what} is damaged or hostile: its manifest puts ${shown(rel)} below ${shown(parent)}, which it records as a ${parentType}; nothing was restored`);
-    }
+    const why = shape.add(rel, entry.type);
+    if (why) throw new DamagedBackupError(`${what} is damaged or hostile: its manifest ${why}; nothing was restored`);
   }
 }
 

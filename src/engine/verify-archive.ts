@@ -11,6 +11,8 @@
  * by it); after the end-of-archive blocks only zeros may follow, and the
  * tar stream must be as long as the sidecar says. Structural damage stops
  * the reading; member mismatches are counted and the first one named.
+ * What the later manifests of the chain say of this archive's members
+ * (verify-refs.ts) is checked in the same pass.
  */
 import type { Logger } from '../util/log.js';
 import { createXxh64, type StreamingHash } from '../util/xxh.js';
@@ -22,6 +24,7 @@ import { TarParser, type TarMemberInfo } from '../tar/read.js';
 import type { TarEntry } from '../tar/entry.js';
 import { openDecompressed } from './decompression.js';
 import type { VerifyProblem } from './verify-result.js';
+import type { ArchiveRefs } from './verify-refs.js';
 
 /** What a full check of one backup's content found. */
 export interface ContentCheck {
@@ -77,6 +80,7 @@ export async function checkArchive(
   chainIds: Set<string>,
   logger: Logger,
   signal?: AbortSignal,
+  refs?: ArchiveRefs,
 ): Promise<ContentCheck> {
   const problems: VerifyProblem[] = [];
   const bad = new Mismatches();
@@ -99,7 +103,9 @@ export async function checkArchive(
   /** Hashes of members other names link to, by offset. */
   const linkData = new Map<number, { path: Buffer; hash: string }>();
 
-  let current: { rel: Buffer; exp?: Expected; hash?: StreamingHash; regions?: Array<[number, number]>; nextRegion: number; offset: number } | undefined;
+  let current:
+    | { rel: Buffer; exp?: Expected; hash?: StreamingHash; regions?: Array<[number, number]>; nextRegion: number; offset: number; refHashes?: string[] }
+    | undefined;
   let lastPath: Buffer | undefined;
   let count = 0;
   let lastMemberEnd = 0;
@@ -127,14 +133,17 @@ export async function checkArchive(
         mismatch(rel, `member at tar offset ${info.offset} is not in the manifest`);
       }
     }
-    const wantsHash = exp && exp.entry.type === 'file' && exp.entry.dataOffset === undefined;
+    const ownHash = exp && exp.entry.type === 'file' && exp.entry.dataOffset === undefined;
+    const ref = refs?.member(info.offset, meta, exp?.entry);
+    const sparse = ownHash ? exp!.entry.sparse : ref?.sparse;
     current = {
       rel,
-      exp,
-      hash: wantsHash ? createXxh64() : undefined,
-      regions: wantsHash && exp!.entry.sparse ? meta.sparseMap ?? [] : undefined,
+      exp: ownHash || !ref ? exp : undefined,
+      hash: ownHash || ref ? createXxh64() : undefined,
+      regions: (ownHash || ref) && sparse ? meta.sparseMap ?? [] : undefined,
       nextRegion: 0,
       offset: info.offset,
+      refHashes: ref?.hashes,
     };
   };
 
@@ -159,8 +168,10 @@ export async function checkArchive(
     const c = current;
     current = undefined;
     lastMemberEnd = parser.position;
-    if (!c?.hash || !c.exp) return;
+    if (!c?.hash) return;
     const got = c.hash.digest();
+    if (c.refHashes) refs!.content(c.offset, c.refHashes, got);
+    if (!c.exp) return;
     const want = c.exp.entry.hash;
     if (c.exp.entry.nlink > 1) linkData.set(c.offset, { path: c.rel, hash: got });
     if (want && HASH_RE.test(want) && got !== want) mismatch(c.rel, `content xxh64 ${got}, the manifest says ${want}`);
@@ -242,6 +253,8 @@ export async function checkArchive(
       }
       closeDirs(openDirs, Buffer.alloc(0), true, mismatch);
     }
+    // A damaged archive is reported as such; what others expect of it is checked only when it was read whole.
+    refs?.finish();
   }
   if (foreign.size) {
     problems.push({ file: manifest!, what: `refers to backup(s) outside its chain or missing: ${[...foreign].slice(0, 5).join(', ')}` });

@@ -6,9 +6,12 @@
  *   manifest's own checksum and header, the sidecar's frame index, and that
  *   every chain is complete (each incremental's base exists, back to a full).
  *   For an rsync tree: that the tree is there, and its manifest as above.
+ *   Every manifest also passes restore's shape rule (verify-refs.ts).
  * full: also the content, against the backup's manifest: every tar archive
  *   read to its end (verify-archive.ts), every rsync tree walked and its
- *   files hashed (verify-tree.ts).
+ *   files hashed (verify-tree.ts); each manifest's entries that live in an
+ *   older archive of its chain are checked against that archive's members
+ *   as it is read (verify-refs.ts).
  *
  * Raw backups (images of block devices, src/raw/) are checked by
  * raw/raw-verify.ts checkRawBackup at the same two depths: container and
@@ -20,16 +23,19 @@
  * The CLI (cli/verify.ts) prints them; `run` puts `lines` in its report.
  */
 import fs from 'node:fs';
-import { openMediumFile, openMediumFileAsync } from '../repo/medium-file.js';
+import { promisify } from 'node:util';
 import type { Logger } from '../util/log.js';
 import { createXxh64 } from '../util/xxh.js';
 import { restorePointAt } from '../core/chain.js';
 import { verifyManifest } from '../repo/manifest-file.js';
+import { openMediumFile } from '../repo/medium-file.js';
+import { MediumDamage } from '../repo/medium-error.js';
 import type { Sidecar } from '../repo/sidecar.js';
 import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
 import { checkArchive, type ContentCheck } from './verify-archive.js';
 import { checkTree } from './verify-tree.js';
+import { blameManifests, ChainRefs, scanManifest } from './verify-refs.js';
 import { checkRawBackup } from '../raw/raw-verify.js';
 import { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from './verify-result.js';
 
@@ -84,6 +90,30 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
   }
   checkChains(store, all, selected, findings);
 
+  // Every manifest first: its shape, and (full) what it says of the older archives of its chain.
+  const refs = req.depth === 'full' ? new ChainRefs() : undefined;
+  const manifestOk = new Map<string, boolean>();
+  const scanned: Array<{ file: string; id: string }> = [];
+  for (const sc of selected) {
+    if (sc.engine === 'raw' || !PLAIN_NAME.test(sc.archive) || !PLAIN_NAME.test(sc.manifest)) continue;
+    const file = store.pathOf(sc.manifest);
+    let ok = checkManifest(store, sc, file, findings);
+    if (ok) {
+      const tar = sc.engine !== 'rsync';
+      try {
+        const why = scanManifest(file, sc.id, new Set(chainOf(all, sc).map((b) => b.id)), tar ? refs : undefined);
+        if (why) {
+          findings.add(file, `damaged or hostile: it ${why} (restore refuses it)`);
+          ok = false;
+        } else if (tar && refs) scanned.push({ file, id: sc.id });
+      } catch (e) {
+        findings.add(file, stripFile((e as Error).message, file));
+        ok = false;
+      }
+    }
+    manifestOk.set(sc.id, ok);
+  }
+
   let archiveBytes = 0;
   let members = 0;
   const notes: string[] = [];
@@ -104,7 +134,7 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
       for (const p of raw.problems) findings.add(p.file, p.what, p.member);
       continue;
     }
-    const manifestOk = checkManifest(store, sc, manifest, findings);
+    const trusted = manifestOk.get(sc.id) ?? false;
     let content: ContentCheck | undefined;
     if (sc.engine === 'rsync') {
       if (!isDirectory(archive)) {
@@ -112,7 +142,7 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
         continue;
       }
       if (req.depth === 'full') {
-        content = manifestOk ? await checkTree(archive, manifest, req.signal) : { members: 0, problems: [{ file: archive, what: 'content not checked (its manifest is damaged)' }], notes: [] };
+        content = trusted ? await checkTree(archive, manifest, req.signal) : { members: 0, problems: [{ file: archive, what: 'content not checked (its manifest is damaged)' }], notes: [] };
         archiveBytes += content.bytes ?? 0;
       }
     } else {
@@ -123,7 +153,7 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
       } catch (e) {
         if (req.signal?.aborted) throw e;
         // EIO on a failing disk is exactly what verify is for: a finding, not the end of the run.
-        findings.add(archive, `cannot be read: ${(e as Error).message}`);
+        findings.add(archive, e instanceof MediumDamage ? e.what : `cannot be read: ${(e as Error).message}`);
         continue;
       }
       if (!hashed) {
@@ -135,13 +165,19 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
       if (hashed.xxh64 !== sc.archiveXxh64) findings.add(archive, `xxh64 ${hashed.xxh64} does not match the sidecar's ${sc.archiveXxh64}`);
       if (req.depth === 'full') {
         const chainIds = new Set(chainOf(all, sc).map((b) => b.id));
-        content = await checkArchive(sc, archive, manifestOk ? manifest : undefined, chainIds, req.logger, req.signal);
+        content = await checkArchive(sc, archive, trusted ? manifest : undefined, chainIds, req.logger, req.signal, refs?.forArchive(sc.id));
       }
     }
     if (content) {
       members += content.members;
       for (const p of content.problems) findings.add(p.file, p.what, p.member);
       notes.push(...content.notes);
+    }
+  }
+
+  if (refs?.failures.length) {
+    for (const b of blameManifests(scanned, refs.failures)) {
+      findings.add(b.file, `${b.count} entr${b.count === 1 ? 'y does' : 'ies do'} not match the member of an older archive it points at, the first: ${b.what}`, b.member);
     }
   }
 
@@ -252,6 +288,13 @@ function checkFrames(sc: Sidecar, archive: string, findings: Findings): void {
   if (bad) findings.add(archive, `the sidecar's frame index is damaged (restores of single files would seek wrongly)`);
 }
 
+function stripFile(msg: string, file: string): string {
+  return msg.startsWith(file + ': ') ? msg.slice(file.length + 2) : msg.startsWith(file + ', ') ? msg.slice(file.length + 2) : msg;
+}
+
+const readAsync = promisify(fs.read);
+const closeAsync = promisify(fs.close);
+
 function isDirectory(p: string): boolean {
   try {
     return fs.lstatSync(p).isDirectory();
@@ -272,15 +315,19 @@ function fileXxh64Sync(file: string): string {
   return h.digest();
 }
 
-/** xxh64 and size of a file, read asynchronously (archives are large; signals must get through). Undefined if missing. */
+/**
+ * xxh64 and size of a file, read asynchronously (archives are large; signals must get through). Undefined if missing.
+ * Opened as every medium file is (no symlink followed, only a regular file: a fifo would block verify forever).
+ */
 async function hashFile(file: string, signal?: AbortSignal): Promise<{ xxh64: string; size: number } | undefined> {
-  let fh: fs.promises.FileHandle;
+  let fd: number;
   try {
-    fh = await openMediumFileAsync(file);
+    fd = openMediumFile(file);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
+  const fh = { read: (b: Buffer, o: number, l: number, p: null) => readAsync(fd, b, o, l, p), close: () => closeAsync(fd) };
   try {
     const h = createXxh64();
     const buf = Buffer.allocUnsafe(4 << 20);
