@@ -37,8 +37,6 @@ export interface RemoteVerifyRequest extends RemoteMedium {
   tempDir?: string;
 }
 
-const PLAIN_NAME = /^[^/\0]+$/;
-
 export async function verifyRemoteVolume(req: RemoteVerifyRequest): Promise<VolumeVerification> {
   const log = req.logger;
   const remote = new RemoteVolume(req, req.host, req.volume, log);
@@ -48,7 +46,7 @@ export async function verifyRemoteVolume(req: RemoteVerifyRequest): Promise<Volu
   }
   // Only the trees verify.ts will read: with --at, the restore point's (a tree needs no other).
   const point = req.at ? restorePointAt(listing.backups, backupIdFor(req.at)) : undefined;
-  const trees = (req.at ? (point ? [point] : []) : listing.backups).map((b) => b.archive).filter((n) => PLAIN_NAME.test(n));
+  const trees = (req.at ? (point ? [point] : []) : listing.backups).map((b) => b.archive); // names checked by parseSidecar
   const present = new Set(listing.names);
 
   const temp = fs.mkdtempSync(path.join(req.tempDir ?? os.tmpdir(), 'xenbackup-remote-verify-'));

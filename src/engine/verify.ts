@@ -27,7 +27,8 @@ import { promisify } from 'node:util';
 import type { Logger } from '../util/log.js';
 import { createXxh64 } from '../util/xxh.js';
 import { restorePointAt } from '../core/chain.js';
-import { verifyManifest } from '../repo/manifest-file.js';
+import { fileXxh64, verifyManifest } from '../repo/manifest-file.js';
+import { sidecarName } from '../repo/layout.js';
 import { openMediumFile } from '../repo/medium-file.js';
 import { MediumDamage } from '../repo/medium-error.js';
 import type { Sidecar } from '../repo/sidecar.js';
@@ -69,8 +70,6 @@ class Findings {
   }
 }
 
-const PLAIN_NAME = /^[^/\0]+$/;
-
 export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerification> {
   const store = new VolumeStore(req.medium, req.host, req.volume);
   const findings = new Findings();
@@ -95,7 +94,7 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
   const manifestOk = new Map<string, boolean>();
   const scanned: Array<{ file: string; id: string }> = [];
   for (const sc of selected) {
-    if (sc.engine === 'raw' || !PLAIN_NAME.test(sc.archive) || !PLAIN_NAME.test(sc.manifest)) continue;
+    if (sc.engine === 'raw') continue;
     const file = store.pathOf(sc.manifest);
     let ok = checkManifest(store, sc, file, findings);
     if (ok) {
@@ -121,10 +120,6 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
     if (req.signal?.aborted) throw new Error(`verify of ${req.volume} interrupted`);
     const archive = store.pathOf(sc.archive);
     const manifest = store.pathOf(sc.manifest);
-    if (!PLAIN_NAME.test(sc.archive) || !PLAIN_NAME.test(sc.manifest)) {
-      findings.add(sidecarPath(store, sc), `names files outside its folder (${sc.archive}, ${sc.manifest})`);
-      continue;
-    }
     req.logger.debug(`${req.volume}: verifying backup ${sc.id} (${req.depth})`);
     if (sc.engine === 'raw') {
       // Its manifest is a chunk map, not a tree's: the tar checks below would call it damaged.
@@ -217,10 +212,9 @@ function chainOf(all: Sidecar[], point: Sidecar): Sidecar[] {
   return out;
 }
 
-/** A backup's sidecar: its manifest's name with ".json" (tar, rsync trees and raw alike). */
+/** A backup's sidecar (its file names are the layout's: parseSidecar let no other through). */
 function sidecarPath(store: VolumeStore, b: Sidecar): string {
-  if (PLAIN_NAME.test(b.manifest) && b.manifest.endsWith('.manifest')) return store.pathOf(b.manifest.replace(/\.manifest$/, '.json'));
-  return store.pathOf(`${b.id}.${b.kind === 'full' ? 'full' : 'incr'}.json`);
+  return store.pathOf(sidecarName(b));
 }
 
 /** Each incremental's base exists, is older, and belongs to the same chain; each full starts its own. */
@@ -256,7 +250,7 @@ function checkManifest(store: VolumeStore, sc: Sidecar, file: string, findings: 
   }
   let ok = true;
   try {
-    const got = fileXxh64Sync(file);
+    const got = fileXxh64(file);
     if (typeof sc.manifestXxh64 === 'string' && got !== sc.manifestXxh64) {
       findings.add(file, `xxh64 ${got} does not match the sidecar's ${sc.manifestXxh64}`);
       ok = false;
@@ -301,18 +295,6 @@ function isDirectory(p: string): boolean {
   } catch {
     return false;
   }
-}
-
-function fileXxh64Sync(file: string): string {
-  const h = createXxh64();
-  const fd = openMediumFile(file);
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest();
 }
 
 /**

@@ -24,6 +24,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { sidecarName } from '../repo/layout.js';
 import type { Logger } from '../util/log.js';
 import { xxh64 } from '../util/xxh.js';
 import { needs } from '../core/chain.js';
@@ -197,11 +198,11 @@ export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestor
   if (point.engine !== 'raw') {
     throw new RawRestoreError(`backup ${point.id} of ${req.volume} is a ${point.engine} backup of files, not a raw image: restore paths from it into a directory`, true);
   }
-  const sidecar = checkRawSidecar(point, store.pathOf(point.manifest.replace(/\.manifest$/, '.json')));
+  const sidecar = checkRawSidecar(point, store.pathOf(sidecarName(point)));
   const all = store.list();
   let chain: RawSidecar[];
   try {
-    chain = needs(all, sidecar).map((s) => checkRawSidecar(s, store.pathOf(s.manifest.replace(/\.manifest$/, '.json'))));
+    chain = needs(all, sidecar).map((s) => checkRawSidecar(s, store.pathOf(sidecarName(s))));
   } catch (e) {
     throw new RawRestoreError(`${req.volume}: backup ${sidecar.id} cannot be restored: ${(e as Error).message}`);
   }

@@ -11,6 +11,7 @@
  * whole volume (every raw backup, or the chain of the point at --at).
  */
 import fs from 'node:fs';
+import { sidecarName } from '../repo/layout.js';
 import type { Logger } from '../util/log.js';
 import { xxh64 } from '../util/xxh.js';
 import { restorePointAt } from '../core/chain.js';
@@ -51,7 +52,7 @@ export async function checkRawBackup(
   opts: { logger?: Logger; signal?: AbortSignal } = {},
 ): Promise<RawBackupCheck> {
   const problems: VerifyProblem[] = [];
-  const sidecarFile = store.pathOf(sc.manifest.replace(/\.manifest$/, '.json'));
+  const sidecarFile = store.pathOf(sidecarName(sc));
   let raw;
   try {
     raw = checkRawSidecar(sc, sidecarFile);
@@ -154,7 +155,7 @@ export async function verifyRawVolume(req: {
   }
   for (const s of selected) {
     if (s.kind === 'incremental' && (!s.base || !byId.has(s.base))) {
-      problems.push({ file: store.pathOf(s.manifest.replace(/\.manifest$/, '.json')), what: `its base ${s.base} is missing: the chain is broken` });
+      problems.push({ file: store.pathOf(sidecarName(s)), what: `its base ${s.base} is missing: the chain is broken` });
     }
   }
   let bytes = 0;

@@ -32,8 +32,8 @@ export function backupFileNames(id: string, kind: BackupKind, engine: Engine, co
 }
 
 /** A sidecar's own file name, from the manifest name it carries (all engines: ".manifest" -> ".json"). */
-export function sidecarNameOf(manifestName: string): string {
-  return manifestName.replace(/\.manifest$/, '.json');
+export function sidecarName(s: { manifest: string }): string {
+  return s.manifest.replace(/\.manifest$/, '.json');
 }
 
 /** A name that stays inside its folder: one component, not `.` or `..`, no NUL. */

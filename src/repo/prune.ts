@@ -17,6 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { sidecarName } from './layout.js';
 import { BACKUP_FILE_RE, timeOfId, type VolumeStore } from './volume-store.js';
 import { fsyncDir } from './atomic-file.js';
 import type { Sidecar } from './sidecar.js';
@@ -86,10 +87,7 @@ export function backupFiles(s: Sidecar): string[] {
   return [sidecarName(s), s.archive, s.manifest];
 }
 
-/** The sidecar is named like the manifest: <id>.full.json, <id>.incr.json, <id>.tree.json (rsync), <id>.full.raw.json (raw). */
-export function sidecarName(s: Sidecar): string {
-  return s.manifest.replace(/\.manifest$/, '') + '.json';
-}
+export { sidecarName };
 
 /**
  * Deletes one backup: sidecar, fsync of the folder, archive (an rsync tree

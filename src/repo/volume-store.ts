@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Compression } from '../engine/compression.js';
 import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
 import { PARTIAL_SUFFIX } from './atomic-file.js';
-import { BACKUP_FILE_RE, backupFileNames, isPlainName, sidecarNameOf } from './layout.js';
+import { BACKUP_FILE_RE, backupFileNames, isPlainName, sidecarName } from './layout.js';
 import { MediumDamage } from './medium-error.js';
 import { readMediumFile } from './medium-file.js';
 import { parseSidecar, type BackupKind, type Sidecar } from './sidecar.js';
@@ -124,7 +124,7 @@ export class VolumeStore {
       }
     }
     out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return consistentChains(out, (s, what) => onProblem?.(new MediumDamage(this.pathOf(sidecarNameOf(s.manifest)), what).message));
+    return consistentChains(out, (s, what) => onProblem?.(new MediumDamage(this.pathOf(sidecarName(s)), what).message));
   }
 
   /** A file of this volume's folder; only a plain name (never a path) can be one. */
