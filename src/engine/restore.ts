@@ -54,7 +54,7 @@ export function chooseBackup(store: VolumeStore, at: Date | undefined, log: Logg
 
 export function loadPlanBlocks(store: VolumeStore, backup: Sidecar): ReturnType<typeof readBlocks> {
   const file = store.pathOf(backup.manifest);
-  verifyManifestOf(file, backup);
+  verifyManifestOf(file, { ...backup, volume: store.volume });
   return readBlocks(file);
 }
 
@@ -78,16 +78,15 @@ export async function restore(req: RestoreRequest): Promise<RestoreResult> {
 
 async function restoreInto(writer: RestoreWriter, store: VolumeStore, backup: Sidecar, items: PlannedItem[], req: RestoreRequest): Promise<RestoreResult> {
   const log = req.logger;
-  const plan = { items };
   if (!req.force) {
-    const conflicts = writer.conflicts(plan.items);
+    const conflicts = writer.conflicts(items);
     if (conflicts.length) {
       throw new RestoreError(
         `${conflicts.length} path(s) already exist in ${req.targetDir}, e.g. ${conflicts.slice(0, 3).join(', ')}; nothing was restored (use --force to replace them)`,
       );
     }
   }
-  log.info(`${req.volume}: restoring ${plan.items.length} entries from backup ${backup.id} into ${req.targetDir}`);
+  log.info(`${req.volume}: restoring ${items.length} entries from backup ${backup.id} into ${req.targetDir}`);
 
   const sidecars = new Map(store.list().map((s) => [s.id, s]));
   // Which members of which archive each item needs: the entry's own member (metadata), and for a
@@ -100,7 +99,7 @@ async function restoreInto(writer: RestoreWriter, store: VolumeStore, backup: Si
     if (list) list.push(item);
     else m.set(offset, [item]);
   };
-  for (const item of plan.items) want(item.entry.archive, item.entry.dataOffset ?? item.entry.offset, item);
+  for (const item of items) want(item.entry.archive, item.entry.dataOffset ?? item.entry.offset, item);
 
   // Directories first (in walk order), so files land in them; metadata comes at finish().
   // Names of one inode are linked again: grouped by inode, times and content (one backup's manifest
@@ -136,7 +135,7 @@ async function restoreInto(writer: RestoreWriter, store: VolumeStore, backup: Si
   }
   writer.finish();
   if (writer.errors.length) for (const e of writer.errors) log.error(e);
-  return { backup, entries: plan.items.length, files: writer.filesWritten, bytes: writer.bytesWritten, errors: writer.errors };
+  return { backup, entries: items.length, files: writer.filesWritten, bytes: writer.bytesWritten, errors: writer.errors };
 }
 
 type BeginHandler = (item: PlannedItem, meta: TarEntry, kind: 'begin') => boolean;

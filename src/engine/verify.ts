@@ -27,7 +27,7 @@ import { promisify } from 'node:util';
 import type { Logger } from '../util/log.js';
 import { createXxh64 } from '../util/xxh.js';
 import { restorePointAt } from '../core/chain.js';
-import { fileXxh64, verifyManifest } from '../repo/manifest-file.js';
+import { manifestProblems } from '../repo/manifest-file.js';
 import { sidecarName } from '../repo/layout.js';
 import { openMediumFile } from '../repo/medium-file.js';
 import { MediumDamage } from '../repo/medium-error.js';
@@ -248,24 +248,15 @@ function checkManifest(store: VolumeStore, sc: Sidecar, file: string, findings: 
     findings.add(file, 'missing');
     return false;
   }
-  let ok = true;
   try {
-    const got = fileXxh64(file);
-    if (typeof sc.manifestXxh64 === 'string' && got !== sc.manifestXxh64) {
-      findings.add(file, `xxh64 ${got} does not match the sidecar's ${sc.manifestXxh64}`);
-      ok = false;
-    }
-    const h = verifyManifest(file);
-    if (h.backup !== sc.id || h.base !== sc.base || h.volume !== store.volume) {
-      findings.add(file, `belongs to ${h.volume} backup ${h.backup} (base ${h.base}), not to ${store.volume} backup ${sc.id}`);
-      ok = false;
-    }
+    const problems = manifestProblems(file, { ...sc, volume: store.volume });
+    for (const p of problems) findings.add(file, p);
+    return problems.length === 0;
   } catch (e) {
     const msg = (e as Error).message;
     findings.add(file, msg.startsWith(file + ': ') ? msg.slice(file.length + 2) : msg);
     return false;
   }
-  return ok;
 }
 
 /** The frame index restore seeks by: starts at [0, 0], strictly increasing, inside both streams. */

@@ -230,22 +230,43 @@ export function verifyManifest(file: string): ManifestHeader {
   return verifyManifestBytes(file, readMediumFile(file));
 }
 
+/** The backup a manifest should be: its sidecar's id, base and xxh64 of the file, and the volume whose folder holds it. */
+export interface ManifestOwner {
+  id: string;
+  base: string | null;
+  volume: string;
+  manifestXxh64?: string;
+}
+
 /**
- * verifyManifest, and that the manifest is the one its sidecar names: its
- * header names that backup of that volume, and its bytes have the sidecar's
- * xxh64 (an attacker who rewrote the trailer must fix the sidecar too).
+ * What is wrong with a backup's manifest, from one read: its bytes against
+ * the sidecar's xxh64 (an attacker who rewrote the trailer must fix the
+ * sidecar too), its own trailer, and its header against the backup it should
+ * be. Empty when nothing is.
  */
-export function verifyManifestOf(file: string, sc: { id: string; volume: string; manifestXxh64?: string }): ManifestHeader {
+export function manifestProblems(file: string, owner: ManifestOwner): string[] {
   const data = readMediumFile(file);
-  if (sc.manifestXxh64 !== undefined) {
+  const problems: string[] = [];
+  if (owner.manifestXxh64 !== undefined) {
     const got = xxh64(data);
-    if (got !== sc.manifestXxh64) throw new ManifestFormatError(`${file}: xxh64 ${got} differs from its sidecar's ${sc.manifestXxh64} (damaged or replaced)`);
+    if (got !== owner.manifestXxh64) problems.push(`xxh64 ${got} does not match the sidecar's ${owner.manifestXxh64}`);
   }
-  const header = verifyManifestBytes(file, data);
-  if (header.backup !== sc.id || header.volume !== sc.volume) {
-    throw new ManifestFormatError(`${file}: its header names backup ${header.backup} of ${header.volume}, its sidecar backup ${sc.id} of ${sc.volume}`);
+  try {
+    const h = verifyManifestBytes(file, data);
+    if (h.backup !== owner.id || h.base !== owner.base || h.volume !== owner.volume) {
+      problems.push(`belongs to ${h.volume} backup ${h.backup} (base ${h.base}), not to ${owner.volume} backup ${owner.id}`);
+    }
+  } catch (e) {
+    if (!(e instanceof ManifestFormatError)) throw e;
+    problems.push(e.message.startsWith(file + ': ') ? e.message.slice(file.length + 2) : e.message);
   }
-  return header;
+  return problems;
+}
+
+/** manifestProblems as one ManifestFormatError naming the file (restore and ls: refuse, don't list). */
+export function verifyManifestOf(file: string, owner: ManifestOwner): void {
+  const problems = manifestProblems(file, owner);
+  if (problems.length) throw new ManifestFormatError(`${file}: ${problems.join('; ')}`);
 }
 
 /**
