@@ -26,7 +26,7 @@
  * in the walk.
  */
 import fs from 'node:fs';
-import { decodeDirLine, sliceEntryLine } from '../core/manifest.js';
+import { decodeDirLine, parseLine, sliceEntryLine } from '../core/manifest.js';
 import { INDEX_STRIDE, type PreviousBlock } from '../repo/manifest-file.js';
 import { closeFd } from '../native/xbfs.js';
 
@@ -84,7 +84,7 @@ export class SplitLinks {
       let d = dirs.get(dirLine);
       if (!d) {
         const r = dirLine * INDEX_STRIDE;
-        const decoded = decodeDirLine(JSON.parse(data.toString('utf8', index[r]!, index[r + 1]!)) as Record<string, unknown>);
+        const decoded = decodeDirLine(parseLine(data.toString('utf8', index[r]!, index[r + 1]!)));
         const dir = decoded?.dir ?? Buffer.alloc(0);
         d = { dir, present: decoded !== undefined && sameDirectory(openDir, dir, decoded.self.ino) };
         dirs.set(dirLine, d);
