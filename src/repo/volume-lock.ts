@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { holderAlive, type LockHolder } from '../host/lock.js';
 import type { Logger } from '../util/log.js';
+import { readMediumFile } from './medium-file.js';
 
 export const VOLUME_LOCK_NAME = '.backup.lock';
 
@@ -42,8 +43,9 @@ function me(): LockHolder {
 
 function readHolder(file: string): LockHolder | undefined {
   try {
-    const h = JSON.parse(fs.readFileSync(file, 'utf8')) as LockHolder;
-    return typeof h.pid === 'number' && typeof h.startTime === 'string' ? h : undefined;
+    // Read as any file of the medium: a fifo or symlink planted as the lock is an unreadable lock, taken over.
+    const h = JSON.parse(readMediumFile(file, 64 << 10).toString('utf8')) as LockHolder;
+    return typeof h === 'object' && h !== null && typeof h.pid === 'number' && typeof h.startTime === 'string' ? h : undefined;
   } catch {
     return undefined;
   }
@@ -56,7 +58,9 @@ export async function lockVolume(dir: string, volume: string, log: Logger): Prom
   const text = JSON.stringify(mine) + '\n';
   for (let attempt = 0; attempt < 3; attempt++) {
     const temporary = `${file}.${process.pid}.${attempt}`;
-    fs.writeFileSync(temporary, text, { mode: 0o600 });
+    // O_EXCL: a name planted in the folder (a symlink to elsewhere) is removed, never written through.
+    fs.rmSync(temporary, { force: true });
+    fs.writeFileSync(temporary, text, { mode: 0o600, flag: 'wx' });
     try {
       fs.linkSync(temporary, file);
       let released = false;
