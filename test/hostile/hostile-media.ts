@@ -161,23 +161,12 @@ export interface Sentinel {
  * the full snapshot, taken at the start and end of a case, has those).
  */
 export function quickState(root: string): string {
-  const out: string[] = [];
-  const walk = (p: string, rel: string): void => {
-    let st: fs.BigIntStats;
-    try {
-      st = fs.lstatSync(p, { bigint: true });
-    } catch (e) {
-      out.push(`${rel} ${(e as NodeJS.ErrnoException).code}`);
-      return;
-    }
+  return treeLines(root, (p, rel, st) => {
     let extra = '';
     if (st.isSymbolicLink()) extra = ` -> ${fs.readlinkSync(p)}`;
     else if (st.isFile()) extra = ` ${createHash('sha1').update(fs.readFileSync(p)).digest('hex')}`;
-    out.push(`${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.mtimeNs} nlink ${st.nlink}${extra}`);
-    if (st.isDirectory()) for (const n of fs.readdirSync(p).sort()) walk(path.join(p, n), rel + '/' + n);
-  };
-  walk(root, '.');
-  return out.join('\n');
+    return `${rel} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.mtimeNs} nlink ${st.nlink}${extra}`;
+  });
 }
 
 /**
@@ -186,6 +175,13 @@ export function quickState(root: string): string {
  * chown, utimes or setxattr moves), the link target of symlinks; nothing read.
  */
 export function statState(root: string): string {
+  return treeLines(root, (p, rel, st) =>
+    `${rel} ${st.ino} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.nlink}${st.isSymbolicLink() ? ` -> ${fs.readlinkSync(p)}` : ''}`,
+  );
+}
+
+/** One line per entry of a tree in name order (lstat, nothing followed); an entry that cannot be stat'ed says why. */
+function treeLines(root: string, line: (p: string, rel: string, st: fs.BigIntStats) => string): string {
   const out: string[] = [];
   const walk = (p: string, rel: string): void => {
     let st: fs.BigIntStats;
@@ -195,7 +191,7 @@ export function statState(root: string): string {
       out.push(`${rel} ${(e as NodeJS.ErrnoException).code}`);
       return;
     }
-    out.push(`${rel} ${st.ino} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.mtimeNs} ${st.ctimeNs} ${st.nlink}${st.isSymbolicLink() ? ` -> ${fs.readlinkSync(p)}` : ''}`);
+    out.push(line(p, rel, st));
     if (st.isDirectory()) for (const n of fs.readdirSync(p).sort()) walk(path.join(p, n), rel + '/' + n);
   };
   walk(root, '.');
