@@ -7,8 +7,8 @@
  *   node dist/bench/raw-driver.js backup DEVICE MEDIUM NOW_ISO full|auto
  *   node dist/bench/raw-driver.js restore MEDIUM TARGET
  */
-import { prepareRawBackup } from '../src/raw/raw-backup.js';
-import { restoreRawImage } from '../src/raw/raw-restore.js';
+import { prepareRawBackup } from '../src/engines/raw/raw-backup.js';
+import { restoreRawImage } from '../src/engines/raw/raw-restore.js';
 import { createLogger } from '../src/util/log.js';
 
 export const RAW_BENCH_HOST = 'bench';

@@ -1,9 +1,9 @@
 /** `xenbackup backup`: one tree into its volume's folder on the medium (the engine without LVM). */
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { prepareBackup, type PreparedBackup } from '../engine/backup-volume.js';
-import type { Sidecar } from '../repo/sidecar.js';
-import { COMPRESSIONS, type Compression } from '../engine/compression.js';
+import { prepareBackup, type PreparedBackup } from '../engines/tar/tar-backup.js';
+import type { Sidecar } from '../medium/sidecar.js';
+import { COMPRESSIONS, type Compression } from '../engines/compression.js';
 import { checkHostName, parseVolumeName } from '../core/names.js';
 import { formatBytes, formatCount } from '../report/format.js';
 import { CliError, defaultHost, EXIT, openConsole } from './common.js';

@@ -1,26 +1,26 @@
 /**
  * `xenbackup restore` and `xenbackup ls`: read a volume's backups back. A
- * raw backup (a block device's image, src/raw/) is restored whole to a file
+ * raw backup (a block device's image, src/engines/raw/) is restored whole to a file
  * or onto a device (restoreRawImage); ls on it says how to get at its files.
  */
 import type { Command } from 'commander';
 import { normaliseRequest, listDirectory, planRestore, UnsafePathError } from '../core/restore-plan.js';
 import { baseName, safeComponents, showPath } from '../core/path-order.js';
 import { ManifestFormatError, type ManifestEntry } from '../core/manifest.js';
-import { chooseBackup, loadPlanBlocks, restore } from '../engine/restore.js';
-import { RestoreError } from '../engine/restore-writer.js';
+import { chooseBackup, loadPlanBlocks, restore } from '../engines/restore.js';
+import { RestoreError } from '../engines/restore-writer.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
 import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
 import { fetchRemoteManifest, requireRemoteMediumDir, withRemoteIndex } from './remote-medium.js';
-import { restoreFromRemote } from '../engine/rsync-remote-restore.js';
+import { restoreFromRemote } from '../engines/rsync/rsync-remote-restore.js';
 import type { Logger } from '../util/log.js';
-import type { Sidecar } from '../repo/sidecar.js';
-import { isRawSidecar } from '../raw/raw-layout.js';
-import { rawLsMessage } from '../raw/raw-ls.js';
-import { RawRestoreError, restoreRawImage } from '../raw/raw-restore.js';
-import { RawManifestError } from '../raw/raw-manifest.js';
-import { RawContainerError } from '../raw/raw-container.js';
+import type { Sidecar } from '../medium/sidecar.js';
+import { isRawSidecar } from '../engines/raw/raw-layout.js';
+import { rawLsMessage } from '../engines/raw/raw-ls.js';
+import { RawRestoreError, restoreRawImage } from '../engines/raw/raw-restore.js';
+import { RawManifestError } from '../engines/raw/raw-manifest.js';
+import { RawContainerError } from '../engines/raw/raw-container.js';
 
 function volumeStore(volume: string, medium: string, host: string): VolumeStore {
   let store: VolumeStore;
@@ -41,7 +41,7 @@ function modeString(e: ManifestEntry): string {
   return TYPE_CHAR[e.type] + r(m >> 6, m & 0o4000, 's') + r(m >> 3, m & 0o2000, 's') + r(m, m & 0o1000, 't');
 }
 
-/** restore from a remote medium: the planned entries copied down by rsync, each file's xxh64 checked (engine/rsync-remote-restore.ts). */
+/** restore from a remote medium: the planned entries copied down by rsync, each file's xxh64 checked (engines/rsync/rsync-remote-restore.ts). */
 async function restoreRemote(medium: ResolvedMedium & { kind: 'remote' }, volume: string, wanted: Buffer[], o: Record<string, string | boolean | undefined>, log: Logger): Promise<void> {
   try {
     const r = await restoreFromRemote({

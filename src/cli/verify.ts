@@ -2,7 +2,7 @@
  * `xenbackup verify`: proves the backups on the medium are intact (quick:
  * checksums and complete chains) and readable to the last byte (default:
  * every archive decompressed and parsed, every member checked against its
- * manifest). The work is engine/verify.ts; this file picks the volumes,
+ * manifest). The work is engines/verify.ts; this file picks the volumes,
  * prints one line per problem and maps the outcome to the exit code.
  * Without --medium, the medium and host come from the configuration
  * (BCKMNTP, HOSTN), as the nightly run uses them.
@@ -10,8 +10,8 @@
 import type { Command } from 'commander';
 import { volumesOnMedium } from '../repo/medium-index.js';
 import { parseVolumeName, VolumeStore } from '../repo/volume-store.js';
-import { verifyVolume, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from '../engine/verify.js';
-import { verifyRemoteVolume } from '../engine/rsync-remote-verify.js';
+import { verifyVolume, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from '../engines/verify.js';
+import { verifyRemoteVolume } from '../engines/rsync/rsync-remote-verify.js';
 import type { Logger } from '../util/log.js';
 import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
 import { remoteVolumesFor } from './remote-medium.js';
@@ -46,7 +46,7 @@ async function whereFrom(o: VerifyOptions, configGiven: boolean): Promise<{ medi
   return { medium: { kind: 'local', dir: await requireMountedMedium(cfg, { writable: false }) }, host: o.host ?? cfg.hostname };
 }
 
-/** Verifies the named (or every) volume of `host` on a remote medium, from copies (engine/rsync-remote-verify.ts). */
+/** Verifies the named (or every) volume of `host` on a remote medium, from copies (engines/rsync/rsync-remote-verify.ts). */
 async function verifyRemote(medium: ResolvedMedium & { kind: 'remote' }, host: string, volumes: string[], depth: VerifyDepth, at: Date | undefined, log: Logger): Promise<VolumeVerification[]> {
   const names = await remoteVolumesFor(medium.remote, medium.shown, host, volumes, log);
   if (names.length === 0) throw new CliError(`nothing to verify: no backups on ${medium.shown} for host ${host}`);

@@ -7,7 +7,7 @@
  * each container of the chain is read once, in order, for the chunks it
  * still holds the newest version of; zero chunks become holes.
  *
- * No I/O here: src/raw/ reads devices and writes containers; the hash
+ * No I/O here: src/engines/raw/ reads devices and writes containers; the hash
  * function is handed in, so the rules stay testable without a device.
  */
 

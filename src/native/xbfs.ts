@@ -104,19 +104,19 @@ export function seekHole(fd: number, offset: number): number {
   return binding.seek(fd, offset, 4);
 }
 
-/** One directory's children with their lstat, sorted by name: see native/scandir.c and engine/dir-scan.ts. */
+/** One directory's children with their lstat, sorted by name: see native/scandir.c and engines/dir-scan.ts. */
 export const scanDirRaw = binding.scanDir;
 
 /**
  * A manifest's lines located (8 ints per line) and a listing joined with a
- * block of them, in C (native/manifest-merge.c): see repo/manifest-file.ts
- * (ManifestCursor) and engine/tree-archiver.ts.
+ * block of them, in C (native/manifest-merge.c): see medium/manifest-file.ts
+ * (ManifestCursor) and engines/tar/tree-archiver.ts.
  */
 export const manifestIndex = binding.manifestIndex;
 export const mergeBlockRaw = binding.mergeBlock;
 export const archiveUnchangedDirRaw = binding.archiveUnchangedDir;
 
-/** Directory listings made ahead on a thread (native/walker.c); engine/dir-walker.ts is the interface. */
+/** Directory listings made ahead on a thread (native/walker.c); engines/tar/dir-walker.ts is the interface. */
 export const walkerNative = { start: binding.walkerStart, next: binding.walkerNext, prefetch: binding.walkerPrefetch, stop: binding.walkerStop, openDir: binding.walkerOpenDir };
 
 /**

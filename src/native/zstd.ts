@@ -5,7 +5,7 @@
  * frame decompressed into a buffer the caller owns (raw restores and
  * verifies: each chunk is its own frame, found through the container index).
  * Tar archives are still decompressed by the `zstd` binary
- * (engine/compression.ts): restores stream whole archives, where one
+ * (engines/compression.ts): restores stream whole archives, where one
  * long-lived process is cheap.
  */
 import { loadAddon } from './xbfs.js';

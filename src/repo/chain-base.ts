@@ -8,7 +8,7 @@
  */
 import type { KindDecision } from '../core/chain.js';
 import type { Logger } from '../util/log.js';
-import type { Sidecar } from './sidecar.js';
+import type { Sidecar } from '../medium/sidecar.js';
 
 export interface OpenedBase<T> {
   decision: KindDecision;

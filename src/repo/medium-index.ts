@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkHostName } from '../core/names.js';
-import { MediumDamage } from './medium-error.js';
+import { MediumDamage } from '../medium/medium-error.js';
 import { VolumeStore } from './volume-store.js';
 
 export function volumesOnMedium(medium: string, host: string): VolumeStore[] {

@@ -17,10 +17,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { sidecarName } from './layout.js';
+import { sidecarName } from '../medium/layout.js';
 import { BACKUP_FILE_RE, timeOfId, type VolumeStore } from './volume-store.js';
-import { fsyncDir } from './atomic-file.js';
-import type { Sidecar } from './sidecar.js';
+import { fsyncDir } from '../storage/atomic-file.js';
+import type { Sidecar } from '../medium/sidecar.js';
 import { decideRetention, type RetentionDecision, type RetentionRules } from '../core/retention.js';
 import { lockVolume } from './volume-lock.js';
 import { silentLogger, type Logger } from '../util/log.js';

@@ -21,7 +21,7 @@ import { runRemote } from '../host/ssh.js';
 import type { Logger } from '../util/log.js';
 import { backupFiles, sidecarName, type DeletedBackup, type VolumePruneResult } from './prune.js';
 import { RemoteVolume, type RemoteListing, type RemoteMedium } from './remote-volume.js';
-import type { Sidecar } from './sidecar.js';
+import type { Sidecar } from '../medium/sidecar.js';
 import { VOLUME_LOCK_NAME } from './volume-lock.js';
 import { timeOfId } from './volume-store.js';
 

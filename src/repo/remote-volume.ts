@@ -24,7 +24,7 @@ import { formatRemoteTarget, rsyncRemotePath, rsyncSshArgs, type RemoteTarget, t
 import { runRemote } from '../host/ssh.js';
 import type { Logger } from '../util/log.js';
 import { checkHostName } from '../core/names.js';
-import { parseSidecar, type Sidecar } from './sidecar.js';
+import { parseSidecar, type Sidecar } from '../medium/sidecar.js';
 import { VOLUME_LOCK_NAME, VolumeBusyError } from './volume-lock.js';
 import { parseVolumeName } from './volume-store.js';
 

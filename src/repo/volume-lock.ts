@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { holderAlive, type LockHolder } from '../host/lock.js';
 import type { Logger } from '../util/log.js';
-import { readMediumFile } from './medium-file.js';
+import { readMediumFile } from '../storage/medium-file.js';
 
 export const VOLUME_LOCK_NAME = '.backup.lock';
 

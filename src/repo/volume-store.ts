@@ -3,7 +3,7 @@
  *   <id>.<full|incr>.tar.<zst|gz>   the archive
  *   <id>.<full|incr>.manifest       what the tree held, and where each version lives
  *   <id>.<full|incr>.json           the sidecar; present only once the others are durable
- * (raw and rsync backups: see repo/layout.ts, which owns every file name)
+ * (raw and rsync backups: see medium/layout.ts, which owns every file name)
  * where <id> is the backup's UTC start time, 20261127T013600Z. This module
  * lists and tidies those files; it does not archive anything. The folder's
  * names come from core/names.ts; a folder below the medium that is a symlink,
@@ -11,16 +11,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Compression } from '../engine/compression.js';
+import type { Compression } from '../engines/compression.js';
 import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
-import { PARTIAL_SUFFIX } from './atomic-file.js';
-import { BACKUP_FILE_RE, backupFileNames, isPlainName, sidecarName } from './layout.js';
-import { MediumDamage } from './medium-error.js';
-import { readMediumFile } from './medium-file.js';
-import { parseSidecar, type BackupKind, type Sidecar } from './sidecar.js';
+import { PARTIAL_SUFFIX } from '../storage/atomic-file.js';
+import { BACKUP_FILE_RE, backupFileNames, isPlainName, sidecarName } from '../medium/layout.js';
+import { MediumDamage } from '../medium/medium-error.js';
+import { readMediumFile } from '../storage/medium-file.js';
+import { parseSidecar, type BackupKind, type Sidecar } from '../medium/sidecar.js';
 
 export { backupIdFor, parseVolumeName, timeOfId } from '../core/names.js';
-export { BACKUP_FILE_RE } from './layout.js';
+export { BACKUP_FILE_RE } from '../medium/layout.js';
 
 /**
  * The id of a new backup of a volume whose backups are `existing`: now, or

@@ -20,8 +20,8 @@ import type { RunReport, VolumeReport } from '../report/run-report.js';
 import type { Logger } from '../util/log.js';
 import { backupDom0Root, backupGuestVolume, type VolumeJobContext } from './volume-backup.js';
 import { pruneStep } from './prune-step.js';
-import { verifyVolume, VerifyUsageError, type VerifyDepth } from '../engine/verify.js';
-import { verifyRemoteVolume } from '../engine/rsync-remote-verify.js';
+import { verifyVolume, VerifyUsageError, type VerifyDepth } from '../engines/verify.js';
+import { verifyRemoteVolume } from '../engines/rsync/rsync-remote-verify.js';
 
 /** VERIFY_AFTER_RUN: checks tonight's volumes on the medium; damage is a run error (exit 1). */
 async function verifyAfterRun(

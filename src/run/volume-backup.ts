@@ -6,25 +6,25 @@
  * signal), and the backup counts only when every check passed: an overflowed
  * snapshot, a vanished mount or any read error fails the volume and leaves
  * its chain as it was. A raw volume (fstype raw) is not mounted: its
- * snapshot's block device is read in chunks (src/raw/raw-backup.ts), with
+ * snapshot's block device is read in chunks (src/engines/raw/raw-backup.ts), with
  * the same snapshot check before commit.
  */
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
 import type { Engine, RsyncRemoteTarget, Volume } from '../config/settings.js';
 import { attachPartition, type LoopDevice } from '../host/loop.js';
-import { prepareMirror } from '../engine/rsync-mirror.js';
-import { InterruptedError } from '../engine/tree-archiver.js';
-import { prepareRemoteMirror } from '../engine/rsync-remote.js';
-import type { Sidecar } from '../repo/sidecar.js';
+import { prepareMirror } from '../engines/rsync/rsync-mirror.js';
+import { InterruptedError } from '../engines/tar/tree-archiver.js';
+import { prepareRemoteMirror } from '../engines/rsync/rsync-remote.js';
+import type { Sidecar } from '../medium/sidecar.js';
 import { createSnapshot, snapshotHealth, type Snapshot } from '../host/lvm.js';
 import { isStillMounted, mountReadOnly, type MountHandle } from '../host/mount.js';
-import { prepareBackup } from '../engine/backup-volume.js';
-import type { Compression } from '../engine/compression.js';
+import { prepareBackup } from '../engines/tar/tar-backup.js';
+import type { Compression } from '../engines/compression.js';
 import type { VolumeReport } from '../report/run-report.js';
 import { formatBytes, formatCount } from '../report/format.js';
-import type { ArchiveStats } from '../engine/tree-archiver.js';
-import { prepareRawBackup } from '../raw/raw-backup.js';
+import type { ArchiveStats } from '../engines/tar/tree-archiver.js';
+import { prepareRawBackup } from '../engines/raw/raw-backup.js';
 import { debugPause } from './debug-pause.js';
 
 export interface VolumeJobContext {

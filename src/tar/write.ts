@@ -1,7 +1,7 @@
 /**
  * The tar writer: turns one TarEntry into the header bytes of one member, in
  * the layout GNU tar 1.34 writes with `--format=pax` (so stock `tar -x` restores
- * every detail), for the archiver in src/engine/ which writes the data itself:
+ * every detail), for the archiver in src/engines/tar/ which writes the data itself:
  *
  *   out.write(encodeHeader(e));
  *   // file: e.size bytes; sparse: encodeSparseMap(e.sparseMap, e.size), then each region's bytes

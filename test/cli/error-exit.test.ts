@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import { errorExit, reportError, DEBUG_ENV, wantsStack } from '../../src/cli/error-exit.js';
 import { CliError } from '../../src/cli/common.js';
 import { NameError } from '../../src/core/names.js';
-import { MediumDamage, MediumMissing } from '../../src/repo/medium-error.js';
+import { MediumDamage, MediumMissing } from '../../src/medium/medium-error.js';
 import { ConfigError } from '../../src/config/config-error.js';
-import { RestoreError } from '../../src/engine/restore-writer.js';
+import { RestoreError } from '../../src/engines/restore-writer.js';
 import { TarFormatError } from '../../src/tar/errors.js';
 import { CommandError } from '../../src/host/command-error.js';
 import { MediumUnavailableError } from '../../src/host/medium.js';
 import { LockHeldError } from '../../src/host/lock.js';
-import { RawRestoreError } from '../../src/raw/raw-restore.js';
+import { RawRestoreError } from '../../src/engines/raw/raw-restore.js';
 
 /** A class as another module defines it: mapped by its name. */
 class DamagedBackupError extends Error {

@@ -102,7 +102,7 @@ test('restore: a path in the way, or not in the backup, is exit 2 and one line',
 });
 
 // The engine tells a damaged backup (DamagedBackupError, exit 1) from a request or target problem
-// (RestoreError, exit 2) once src/engine/restore-errors.ts exists (branch h-restore, merged into main
+// (RestoreError, exit 2) once src/engines/restore-errors.ts exists (branch h-restore, merged into main
 // as fb5044c); on a tree without it a truncated archive is a RestoreError and this is a known gap (todo).
 
 test('restore from a truncated archive: exit 1, one line naming the archive', async (t) => {

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { DirScan, MergeBuffers } from '../../src/engine/dir-scan.js';
+import { DirScan, MergeBuffers } from '../../src/engines/dir-scan.js';
 import { closeFd, fgetxattr, flistxattr, manifestIndex, openAt, readAt } from '../../src/native/xbfs.js';
-import { manifestEntryOf, entryTypeOf } from '../../src/engine/metadata.js';
+import { manifestEntryOf, entryTypeOf } from '../../src/engines/metadata.js';
 import { encodeEntry, sliceEntryLine, type ManifestType } from '../../src/core/manifest.js';
 
 /**

@@ -15,9 +15,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { prepareBackup, type BackupRequest, type PreparedBackup } from '../../src/engine/backup-volume.js';
-import type { Compression } from '../../src/engine/compression.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import { prepareBackup, type BackupRequest, type PreparedBackup } from '../../src/engines/tar/tar-backup.js';
+import type { Compression } from '../../src/engines/compression.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
 import { createLogger, MemorySink, type Logger } from '../../src/util/log.js';
 

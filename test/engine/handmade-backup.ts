@@ -1,6 +1,6 @@
 /**
  * Writes a backup onto a medium by hand (archive, manifest, sidecar) with
- * the product's own writers (src/tar/write.ts, src/repo/manifest-file.ts),
+ * the product's own writers (src/tar/write.ts, src/medium/manifest-file.ts),
  * so a test can present restore with what no honest backup contains:
  * member names with "..", absolute paths, a symlink that later entries
  * pass through, archive members that disagree with the manifest. The tar
@@ -11,8 +11,8 @@ import * as path from 'node:path';
 import type { ManifestEntry, ManifestType } from '../../src/core/manifest.js';
 import type { TarEntry } from '../../src/tar/entry.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../../src/tar/write.js';
-import { fileXxh64, ManifestWriter } from '../../src/repo/manifest-file.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import { fileXxh64, ManifestWriter } from '../../src/medium/manifest-file.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 import { xxh64 } from '../../src/util/xxh.js';
 import { HOST, volumeDir } from './engine-fixtures.js';
 

@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { snapshotTree, type TreeSnapshot } from '../helpers/tree-snapshot.js';
 import { assertTreesEqual, compareTrees } from '../helpers/tree-compare.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 import { timeOfId } from '../../src/repo/volume-store.js';
 import { apiBackup, chainArchives, cliRestore, gnuTarRestoreChain, put, show, StepClock, volumeDir, xenbackup, HOST } from './engine-fixtures.js';
 
@@ -172,7 +172,7 @@ test('a chain of six backups restores exactly as of each backup, by xenbackup --
   }
 
   await t.test('GNU tar -x -G relinks hardlinks whose names a directory rename put in different archives', async () => {
-    // The incremental after the renames stores the unchanged outside names again (engine/split-links.ts).
+    // The incremental after the renames stores the unchanged outside names again (engines/tar/split-links.ts).
     const renames = taken[3]!.sidecar;
     const lines = fs.readFileSync(path.join(volumeDir(medium, VOLUME), renames.manifest), 'utf8');
     for (const name of ['first', 'second']) {

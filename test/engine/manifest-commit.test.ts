@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileXxh64, ManifestWriter, readBlocks, verifyManifest } from '../../src/repo/manifest-file.js';
+import { fileXxh64, ManifestWriter, readBlocks, verifyManifest } from '../../src/medium/manifest-file.js';
 import { archiveMember, encodeEntry, type ManifestEntry } from '../../src/core/manifest.js';
 
 function entry(name: Buffer, i: number): ManifestEntry {

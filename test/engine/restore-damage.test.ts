@@ -11,8 +11,8 @@ import * as path from 'node:path';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { assertOneLineError, backupsOf, cliBackup, cliRestore, put, show, volumeDir } from './engine-fixtures.js';
 import { writeHandmadeBackup, type HandBlock } from './handmade-backup.js';
-import { fileXxh64 } from '../../src/repo/manifest-file.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import { fileXxh64 } from '../../src/medium/manifest-file.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 
 const VOLUME = 'db1/data';
 const ID = '20260101T000000Z';

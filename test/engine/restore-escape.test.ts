@@ -13,7 +13,7 @@ import { makeScratchDir } from '../helpers/scratch.js';
 import { assertOneLineError, cliBackup, cliRestore, memoryLogger, put, show } from './engine-fixtures.js';
 import { writeHandmadeBackup, type HandBlock } from './handmade-backup.js';
 import { makeSentinel } from './restore-sentinel.js';
-import { RestoreError, RestoreWriter } from '../../src/engine/restore-writer.js';
+import { RestoreError, RestoreWriter } from '../../src/engines/restore-writer.js';
 import type { ManifestEntry } from '../../src/core/manifest.js';
 import type { TarEntry } from '../../src/tar/entry.js';
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { prepareRawBackup } from '../../src/raw/raw-backup.js';
+import { prepareRawBackup } from '../../src/engines/raw/raw-backup.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { XENBACKUP } from '../run/run-fixtures.js';
 import { attachLoop, MiB, quietLogger, saveImage, seededBytes, writeAt } from '../raw/raw-fixtures.js';

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { snapshotTree } from '../helpers/tree-snapshot.js';
 import { assertTreesEqual } from '../helpers/tree-compare.js';
-import { fileXxh64 } from '../../src/repo/manifest-file.js';
+import { fileXxh64 } from '../../src/medium/manifest-file.js';
 import {
   backupsOf,
   cliBackup,

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { snapshotTree } from '../helpers/tree-snapshot.js';
 import { assertTreesEqual } from '../helpers/tree-compare.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 import { apiBackup, chainArchives, cliRestore, gnuTarRestoreChain, HOST, put, show, StepClock, xenbackup } from './engine-fixtures.js';
 
 const VOLUME = 'links/split';

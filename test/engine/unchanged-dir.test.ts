@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { DirScan, MergeBuffers } from '../../src/engine/dir-scan.js';
-import { manifestEntryOf } from '../../src/engine/metadata.js';
+import { DirScan, MergeBuffers } from '../../src/engines/dir-scan.js';
+import { manifestEntryOf } from '../../src/engines/metadata.js';
 import { archiveUnchangedDirRaw, manifestIndex } from '../../src/native/xbfs.js';
 import { archiveMember, encodeDirLine, encodeEntry } from '../../src/core/manifest.js';
 import { baseName, parentOf } from '../../src/core/path-order.js';
 import { encodeHeader } from '../../src/tar/write.js';
-import { PreviousBlock, readStoredBlocks } from '../../src/repo/manifest-file.js';
+import { PreviousBlock, readStoredBlocks } from '../../src/medium/manifest-file.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { HOST, show, xenbackup } from './engine-fixtures.js';
 

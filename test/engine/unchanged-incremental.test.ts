@@ -1,11 +1,11 @@
-// Incrementals whose directories go through the native unchanged-directory path (engine/unchanged-dir.ts)
+// Incrementals whose directories go through the native unchanged-directory path (engines/tar/unchanged-dir.ts)
 // as a whole backup sees them: the counts it reports, and excludes added after the previous backup, which
 // that path must leave to the general one (their old lines must not be carried over).
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { readBlocks } from '../../src/repo/manifest-file.js';
+import { readBlocks } from '../../src/medium/manifest-file.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { apiBackup, chainArchives, cliRestore, gnuTarRestoreChain, show, StepClock, volumeDir } from './engine-fixtures.js';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CommandError, run, spawnStreaming } from '../../src/host/exec.js';
-import { prepareMirror } from '../../src/engine/rsync-mirror.js';
+import { prepareMirror } from '../../src/engines/rsync/rsync-mirror.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
 import { makeScratchDir } from '../helpers/scratch.js';

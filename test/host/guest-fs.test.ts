@@ -22,7 +22,7 @@ import { mountArgs, mountOptionLadder, mountReadOnly, MountError } from '../../s
 import { guestFsOptionProblem, mountTypeFor } from '../../src/host/guest-fs.js';
 import { isHibernationHeader, ntfsIsDirty, parseNtfsVolumeFlags } from '../../src/host/ntfs.js';
 import { btrfsFsid } from '../../src/host/btrfs.js';
-import { restore } from '../../src/engine/restore.js';
+import { restore } from '../../src/engines/restore.js';
 import { apiBackup, HOST, memoryLogger } from '../engine/engine-fixtures.js';
 import { snapshotTree } from '../helpers/tree-snapshot.js';
 import { assertTreesEqual, type CompareOptions } from '../helpers/tree-compare.js';

@@ -5,7 +5,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeDirLine, encodeEntry, sliceEntryLine } from '../../src/core/manifest.js';
 import { manifestIndex } from '../../src/native/xbfs.js';
-import { INDEX_STRIDE } from '../../src/repo/manifest-file.js';
+import { INDEX_STRIDE } from '../../src/medium/manifest-file.js';
 import { entries } from '../helpers/manifest-entries.js';
 
 test('the native line index (manifestIndex) locates names, keys and flags exactly as sliceEntryLine does', () => {

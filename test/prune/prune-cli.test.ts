@@ -16,7 +16,7 @@ import { assertOneLineError, show, xenbackup } from '../engine/engine-fixtures.j
 import { loadConfig } from '../../src/config/settings.js';
 import { acquireLock } from '../../src/host/lock.js';
 import { lockVolume } from '../../src/repo/volume-lock.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 import { pruneAfterRun, pruneStep } from '../../src/run/prune-step.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
 import { backupAt, DAY_MS, folderNames, HOST, put, storeOf } from './prune-fixtures.js';

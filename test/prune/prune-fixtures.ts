@@ -10,9 +10,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { prepareBackup, type BackupRequest } from '../../src/engine/backup-volume.js';
-import { restore } from '../../src/engine/restore.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import { prepareBackup, type BackupRequest } from '../../src/engines/tar/tar-backup.js';
+import { restore } from '../../src/engines/restore.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 import { timeOfId, VolumeStore } from '../../src/repo/volume-store.js';
 import { silentLogger } from '../../src/util/log.js';
 

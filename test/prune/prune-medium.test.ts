@@ -18,8 +18,8 @@ import { xenbackup, show } from '../engine/engine-fixtures.js';
 import { backupFiles, pruneVolume, pruneVolumeLocked, type PruneStep } from '../../src/repo/prune.js';
 import { VOLUME_LOCK_NAME } from '../../src/repo/volume-lock.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
-import type { Compression } from '../../src/engine/compression.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
+import type { Compression } from '../../src/engines/compression.js';
 import { backupAt, DAY_MS, folderNames, HOST, put, recordDiff, recordTree, restoredRecord, storeOf, type TreeRecord } from './prune-fixtures.js';
 
 const VOLUME = 'web1/root';

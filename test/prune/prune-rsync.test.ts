@@ -12,9 +12,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeScratchDir } from '../helpers/scratch.js';
-import { prepareMirror } from '../../src/engine/rsync-mirror.js';
+import { prepareMirror } from '../../src/engines/rsync/rsync-mirror.js';
 import { pruneVolume, sidecarName } from '../../src/repo/prune.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 import { silentLogger } from '../../src/util/log.js';
 import { DAY_MS, folderNames, HOST, put, recordDiff, recordTree, storeOf, type TreeRecord } from './prune-fixtures.js';
 

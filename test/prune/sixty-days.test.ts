@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pruneVolume } from '../../src/repo/prune.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 import { timeOfId } from '../../src/repo/volume-store.js';
 import { backupAt, DAY_MS, folderBytes, memoryScratchDir, prng, put, recordDiff, recordTree, restoredRecord, storeOf, type TreeRecord } from './prune-fixtures.js';
 

@@ -1,5 +1,5 @@
 /**
- * The raw container's in-process frame decoder (src/raw/frame-decoder.ts)
+ * The raw container's in-process frame decoder (src/engines/raw/frame-decoder.ts)
  * on a real container written by RawContainerWriter: every chunk, or a
  * sparse subset, arrives in order with its bytes; reads batch neighbouring
  * frames; a sink that keeps its buffers holds decoding back instead of
@@ -13,8 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { zstdCompressFrame } from '../../src/native/zstd.js';
 import { xxh64 } from '../../src/util/xxh.js';
-import { RawContainerWriter, readContainerIndex } from '../../src/raw/raw-container.js';
-import { decodeFrames } from '../../src/raw/frame-decoder.js';
+import { RawContainerWriter, readContainerIndex } from '../../src/engines/raw/raw-container.js';
+import { decodeFrames } from '../../src/engines/raw/frame-decoder.js';
 
 const CHUNK = 64 * 1024;
 

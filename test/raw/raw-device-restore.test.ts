@@ -9,8 +9,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { prepareRawBackup } from '../../src/raw/raw-backup.js';
-import { restoreRawImage } from '../../src/raw/raw-restore.js';
+import { prepareRawBackup } from '../../src/engines/raw/raw-backup.js';
+import { restoreRawImage } from '../../src/engines/raw/raw-restore.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { attachLoop, MiB, quietLogger, seededBytes } from './raw-fixtures.js';
 

@@ -7,7 +7,7 @@
  *
  *   XENBACKUP_RAW_KILL_CHILD=1 node raw-kill-child.js DEVICE MEDIUM HOST VOLUME NOW_ISO STOP
  */
-import { prepareRawBackup } from '../../src/raw/raw-backup.js';
+import { prepareRawBackup } from '../../src/engines/raw/raw-backup.js';
 import { createLogger } from '../../src/util/log.js';
 
 // `node --test dist/test/` runs every .js file under test/ as a test file: without its environment this does nothing.

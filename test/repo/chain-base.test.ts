@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { openBase } from '../../src/repo/chain-base.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
 
 const base = { id: '20261127T010000Z', engine: 'tar', manifest: '20261127T010000Z.manifest' } as Sidecar;

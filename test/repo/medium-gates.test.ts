@@ -3,10 +3,10 @@
 // (host, volume, backup id) are refused by core/names.ts with one rule for every command.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSidecar } from '../../src/repo/sidecar.js';
-import { MediumDamage } from '../../src/repo/medium-error.js';
+import { parseSidecar } from '../../src/medium/sidecar.js';
+import { MediumDamage } from '../../src/medium/medium-error.js';
 import { checkHostName, isBackupId, NameError, parseVolumeName, timeOfId } from '../../src/core/names.js';
-import { backupFileNames } from '../../src/repo/layout.js';
+import { backupFileNames } from '../../src/medium/layout.js';
 import { decodeDirLine, decodeEntry, decodeHeader, ManifestFormatError, parseLine } from '../../src/core/manifest.js';
 
 const ID = '20261201T010203Z';

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { prepareRemoteMirror } from '../../src/engine/rsync-remote.js';
+import { prepareRemoteMirror } from '../../src/engines/rsync/rsync-remote.js';
 import { parseRemoteTarget } from '../../src/host/remote-target.js';
 import { pruneRemoteVolume } from '../../src/repo/remote-prune.js';
 import { listRemote, remoteVolumeDir, type RemoteMedium } from '../../src/repo/remote-volume.js';

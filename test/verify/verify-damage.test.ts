@@ -29,7 +29,7 @@ import {
   type Chain,
 } from './verify-fixtures.js';
 import { errorLines, show, xenbackup } from '../engine/engine-fixtures.js';
-import type { VolumeVerification } from '../../src/engine/verify.js';
+import type { VolumeVerification } from '../../src/engines/verify.js';
 import { timeOfId } from '../../src/repo/volume-store.js';
 
 /** Exactly one problem, on `file`, matching `what`. */

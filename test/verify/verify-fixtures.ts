@@ -11,9 +11,9 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Compression } from '../../src/engine/compression.js';
-import { verifyVolume, type VerifyDepth, type VolumeVerification } from '../../src/engine/verify.js';
-import type { Sidecar } from '../../src/repo/sidecar.js';
+import type { Compression } from '../../src/engines/compression.js';
+import { verifyVolume, type VerifyDepth, type VolumeVerification } from '../../src/engines/verify.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
 import { createXxh64, xxh64, type StreamingHash } from '../../src/util/xxh.js';
 import { readTar } from '../../src/tar/read-tar.js';
 import { makeScratchDir, type CleanupContext } from '../helpers/scratch.js';

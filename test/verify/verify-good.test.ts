@@ -15,7 +15,7 @@ import { buildTortureTree } from '../helpers/torture-tree.js';
 import { execFileSync } from 'node:child_process';
 import { apiBackup, assertOneLineError, cliBackup, NOBODY, put, show, StepClock, xenbackup } from '../engine/engine-fixtures.js';
 import { HOST, makeChain, showResult, verifyBounded } from './verify-fixtures.js';
-import { verifyVolume } from '../../src/engine/verify.js';
+import { verifyVolume } from '../../src/engines/verify.js';
 import { memoryLogger } from '../engine/engine-fixtures.js';
 
 for (const compression of ['zstd', 'gzip', 'none'] as const) {
