@@ -10,8 +10,8 @@
  * parser, written from the same specifications, does not share it.
  *
  * What node-tar cannot represent is left out of the tree: names that are not
- * UTF-8 (it decodes names as strings), devices and fifos (it lists them but
- * this test's point is content), xattrs and ACLs (it drops SCHILY.* pax
+ * UTF-8 (it decodes names as strings), devices and fifos (it parses their
+ * headers but never creates them), xattrs and ACLs (it drops SCHILY.* pax
  * records), and the GNU.dumpdir record of incremental directories. Those are
  * covered by GNU tar in gnu-extract.test.ts and test/engine/fidelity.test.ts.
  * node-tar does not know GNU.sparse 1.0 either: it shows a sparse file as the
