@@ -19,19 +19,7 @@ import type { ArchiveWriter } from './archive-writer.js';
 import type { Child } from './child.js';
 import { devMajor, devMinor, manifestEntryOf, tarEntryOf } from '../metadata.js';
 import { dataRegions } from '../sparse-regions.js';
-import type { ArchiveStats } from './tree-archiver.js';
-
-/** What the saver reports to: the pass's counts and lists, and its interruption. */
-export interface ArchivePass {
-  readonly stats: ArchiveStats;
-  readonly warnings: string[];
-  /** Paths whose content could not be read (the backup is partial). */
-  readonly unreadable: string[];
-  /** Reports `rel` as unreadable, and logs it. */
-  unreadableEntry(rel: Buffer, e: unknown): void;
-  /** Throws once the pass is interrupted (SIGTERM, SIGINT). */
-  checkSignal(): void;
-}
+import type { ArchivePass } from './archive-pass.js';
 
 /** Files at least this big are checked for holes (smaller ones are stored dense). */
 const SPARSE_MIN_SIZE = 1 << 20;
