@@ -27,7 +27,7 @@ import { fileXxh64, readBlocks, verifyManifest } from '../../medium/manifest-fil
 import type { Sidecar } from '../../medium/sidecar.js';
 import { backupIdFor } from '../../repo/volume-store.js';
 import type { Logger } from '../../util/log.js';
-import { createXxh64 } from '../../util/xxh.js';
+import { xxh64OfFd } from '../../util/file-xxh.js';
 import { RestoreError } from '../restore-writer.js';
 import { DamagedBackupError, PathInTheWay } from '../restore-errors.js';
 import { checkPlanShape } from '../restore-checks.js';
@@ -104,16 +104,7 @@ function hashFile(target: RestoreTarget, rel: Buffer): { hash: string; bytes: nu
   const at = target.parentOf(rel, false)!;
   const fd = openFileAt(at.dirFd, at.name);
   try {
-    const h = createXxh64();
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let bytes = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      h.update(buf.subarray(0, n));
-      bytes += n;
-    }
-    return { hash: h.digest(), bytes };
+    return xxh64OfFd(fd);
   } finally {
     fs.closeSync(fd);
   }

@@ -24,7 +24,8 @@ import { baseName, joinRel, parentOf, showPath } from '../../core/path-order.js'
 import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBlock } from '../../medium/manifest-file.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import { Child } from './child.js';
-import { ChildSaver, type ArchivePass } from './child-saver.js';
+import { ChildSaver } from './child-saver.js';
+import type { ArchivePass } from './archive-pass.js';
 import { MergeBuffers, type DirScan } from '../dir-scan.js';
 import { SplitLinks } from './split-links.js';
 import { UnchangedDirArchiver } from './unchanged-dir.js';

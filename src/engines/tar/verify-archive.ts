@@ -15,7 +15,7 @@
  * (verify-refs.ts) is checked in the same pass.
  */
 import type { Logger } from '../../util/log.js';
-import { createXxh64, type StreamingHash } from '../../util/xxh.js';
+import { ContentHash } from '../file-hash.js';
 import type { ManifestEntry } from '../../core/manifest.js';
 import { baseName, isWithin, joinRel, parentOf, showPath } from '../../core/path-order.js';
 import { readBlocks } from '../../medium/manifest-file.js';
@@ -104,7 +104,7 @@ export async function checkArchive(
   const linkData = new Map<number, { path: Buffer; hash: string }>();
 
   let current:
-    | { rel: Buffer; exp?: Expected; hash?: StreamingHash; regions?: Array<[number, number]>; nextRegion: number; offset: number; refHashes?: string[] }
+    | { rel: Buffer; exp?: Expected; hash?: ContentHash; offset: number; refHashes?: string[] }
     | undefined;
   let lastPath: Buffer | undefined;
   let count = 0;
@@ -139,9 +139,7 @@ export async function checkArchive(
     current = {
       rel,
       exp: ownHash || !ref ? exp : undefined,
-      hash: ownHash || ref ? createXxh64() : undefined,
-      regions: (ownHash || ref) && sparse ? meta.sparseMap ?? [] : undefined,
-      nextRegion: 0,
+      hash: ownHash || ref ? new ContentHash(sparse ? meta.sparseMap ?? [] : undefined) : undefined,
       offset: info.offset,
       refHashes: ref?.hashes,
     };
@@ -150,18 +148,7 @@ export async function checkArchive(
   const onData = (chunk: Buffer, fileOffset: number): void => {
     const c = current;
     if (!c?.hash) return;
-    if (c.regions) {
-      // Each region's [offset, length] goes into the hash before its data, as the archiver did.
-      const r = c.regions[c.nextRegion];
-      if (r && r[0] === fileOffset) {
-        const h = Buffer.alloc(16);
-        h.writeBigUInt64LE(BigInt(r[0]), 0);
-        h.writeBigUInt64LE(BigInt(r[1]), 8);
-        c.hash.update(h);
-        c.nextRegion++;
-      }
-    }
-    c.hash.update(chunk);
+    c.hash.update(chunk, fileOffset);
   };
 
   const onEndEntry = (): void => {
