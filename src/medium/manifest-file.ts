@@ -155,6 +155,11 @@ export class ManifestWriter {
    * last segments are compressed and synced, not after. commit() still
    * syncs (the trailer, and anything written since).
    */
+  /** Where the manifest is written until it is published. */
+  get partialPath(): string {
+    return this.file.partialPath;
+  }
+
   async flushToDisk(): Promise<void> {
     this.flush();
     try {
@@ -165,11 +170,12 @@ export class ManifestWriter {
   }
 
   /**
-   * Writes the trailer and makes the file durable under its final name.
-   * Returns the file's xxh64: the running hash of every byte written,
-   * continued over the trailer (no second read of the file).
+   * Writes the trailer and makes the file durable under its partial name
+   * (Storage.publish gives it its own). Returns the file's xxh64: the
+   * running hash of every byte written, continued over the trailer (no
+   * second read of the file).
    */
-  commit(): string {
+  seal(): string {
     this.flush();
     const trailer = Buffer.from(encodeTrailer(this.count, this.hash.digest()) + '\n');
     try {
@@ -178,7 +184,7 @@ export class ManifestWriter {
     } catch (e) {
       throw withFileName(e, this.file.partialPath, 'writing');
     }
-    this.file.commit();
+    this.file.seal();
     return this.hash.update(trailer).digest();
   }
 
@@ -264,9 +270,9 @@ export function manifestProblems(file: string, owner: ManifestOwner): string[] {
 }
 
 /** manifestProblems as one ManifestFormatError naming the file (restore and ls: refuse, don't list). */
-export function verifyManifestOf(file: string, owner: ManifestOwner): void {
+export function verifyManifestOf(file: string, owner: ManifestOwner, shown = file): void {
   const problems = manifestProblems(file, owner);
-  if (problems.length) throw new ManifestFormatError(`${file}: ${problems.join('; ')}`);
+  if (problems.length) throw new ManifestFormatError(`${shown}: ${problems.join('; ')}`);
 }
 
 /**

@@ -158,8 +158,9 @@ export class RawContainerWriter {
     return { bytes: this.bytes, xxh64: this.hash.digest(), stored: this.entries.length, rawBytes: this.rawBytes };
   }
 
-  commit(): void {
-    this.file.commit();
+  /** Durable under the partial name; Storage.publish gives it its own. */
+  seal(): void {
+    this.file.seal();
   }
 
   /** Waits for compressions in flight (nothing writes after), then removes the partial file. */

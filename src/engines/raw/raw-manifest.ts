@@ -71,8 +71,9 @@ export class RawManifestWriter {
     return createXxh64().update(all).digest();
   }
 
-  commit(): void {
-    this.file.commit();
+  /** Durable under the partial name; Storage.publish gives it its own. */
+  seal(): void {
+    this.file.seal();
   }
 
   abort(): void {

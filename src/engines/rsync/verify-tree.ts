@@ -5,7 +5,7 @@
  * numbers, and content xxh64. The tree must hold nothing the manifest does
  * not (rsync --delete made it equal to the source; sockets excepted, which
  * rsync copies and the manifest skips). The tree's root is exempt from the
- * mode check: rsync-mirror.ts makes it 0700.
+ * mode check: publishing it made it 0700.
  *
  * Sparse files: the manifest hashes the source's data regions with their
  * positions, but rsync --sparse lays out holes by zero runs, so the hash
@@ -19,7 +19,7 @@ import { readBlocks } from '../../medium/manifest-file.js';
 import { devMajor, devMinor, entryTypeOf } from '../metadata.js';
 import { dataRegions } from '../sparse-regions.js';
 import { contentHashAsync } from '../file-hash.js';
-import { Mismatches, type ContentCheck } from '../tar/verify-archive.js';
+import { Mismatches, type ContentCheck } from '../verify-result.js';
 
 const HASH_RE = /^[0-9a-f]{16}$/;
 const CHUNK = 1 << 20;

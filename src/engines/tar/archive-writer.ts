@@ -213,8 +213,9 @@ export class ArchiveWriter {
     return { tarBytes: this.segStart, archiveBytes: this.archiveBytes, xxh64: this.hash.digest(), frames: this.frames };
   }
 
-  commit(): void {
-    this.file.commit();
+  /** Durable under the partial name; Storage.publish gives it its own. */
+  seal(): void {
+    this.file.seal();
   }
 
   /** Removes the partial archive; waits for in-flight compressions so nothing writes after. */

@@ -19,6 +19,7 @@
  */
 import fs from 'node:fs';
 import type { Logger } from '../../util/log.js';
+import type { ArchiveStats } from '../../medium/sidecar.js';
 import { archiveMember, type ManifestEntry, type ManifestType } from '../../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../../core/path-order.js';
 import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBlock } from '../../medium/manifest-file.js';
@@ -32,21 +33,7 @@ import { UnchangedDirArchiver } from './unchanged-dir.js';
 import { PREFETCH_MAX, WalkOutOfStep, type DirWalker } from './dir-walker.js';
 import { entryTypeOfMode, manifestEntryOf, tarEntryOf, type EntryStat } from '../metadata.js';
 
-export interface ArchiveStats {
-  /** Entries in the tree (the new manifest). */
-  entries: number;
-  /** Members written to this archive (directories included). */
-  stored: number;
-  /** Entries carried over from the previous backup without reading. */
-  unchanged: number;
-  /** Entries of the previous backup that are gone. */
-  deleted: number;
-  /** Regular files opened and read (the change-detection fast path keeps this at 0 when nothing changed). */
-  filesRead: number;
-  bytesRead: number;
-  /** Apparent bytes of all regular files in the tree. */
-  sourceBytes: number;
-}
+export type { ArchiveStats };
 
 export interface TreeArchiverOptions {
   sourceDir: string;

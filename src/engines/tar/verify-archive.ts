@@ -19,41 +19,14 @@ import { ContentHash } from '../file-hash.js';
 import type { ManifestEntry } from '../../core/manifest.js';
 import { baseName, isWithin, joinRel, parentOf, showPath } from '../../core/path-order.js';
 import { readBlocks } from '../../medium/manifest-file.js';
-import type { Sidecar } from '../../medium/sidecar.js';
+import type { TarSidecar } from '../../medium/sidecar.js';
 import { TarParser, type TarMemberInfo } from '../../tar/read.js';
 import type { TarEntry } from '../../tar/entry.js';
 import { openDecompressed } from './decompression.js';
-import type { VerifyProblem } from '../verify-result.js';
+import { Mismatches, type ContentCheck, type VerifyProblem } from '../verify-result.js';
 import type { ArchiveRefs } from '../verify-refs.js';
 
 /** What a full check of one backup's content found. */
-export interface ContentCheck {
-  /** Members (or tree entries) read. */
-  members: number;
-  /** File bytes read, where not counted otherwise (rsync trees). */
-  bytes?: number;
-  problems: VerifyProblem[];
-  /** Things that could not be checked, which are not damage. */
-  notes: string[];
-}
-
-/** Members that disagree with the manifest: counted, the first one kept for the report. */
-export class Mismatches {
-  count = 0;
-  first: { path: string; what: string } | undefined;
-
-  readonly add = (rel: Buffer, what: string): void => {
-    this.count++;
-    this.first ??= { path: showPath(rel), what };
-  };
-
-  /** One problem line for `file`, or undefined when nothing disagreed. */
-  problem(file: string): VerifyProblem | undefined {
-    if (!this.first) return undefined;
-    return { file, what: `${this.count} member(s) do not match the manifest, the first: ${this.first.path || '/'}: ${this.first.what}`, member: this.first.path };
-  }
-}
-
 interface Expected {
   rel: Buffer;
   entry: ManifestEntry;
@@ -74,7 +47,7 @@ const HASH_RE = /^[0-9a-f]{16}$/;
  * (when that is trustworthy): members read, problems per file.
  */
 export async function checkArchive(
-  sc: Sidecar,
+  sc: TarSidecar,
   archive: string,
   manifest: string | undefined,
   chainIds: Set<string>,
@@ -319,7 +292,7 @@ function closeDirs(openDirs: OpenDir[], dir: Buffer, all: boolean, mismatch: (re
  * in this archive, 'N' for each unchanged one, 'D' for each subdirectory
  * (ticked off later, as their blocks go by).
  */
-function checkDumpdir(e: Expected, dumpdir: Buffer, sc: Sidecar, openDirs: OpenDir[], mismatch: (rel: Buffer, what: string) => void): void {
+function checkDumpdir(e: Expected, dumpdir: Buffer, sc: TarSidecar, openDirs: OpenDir[], mismatch: (rel: Buffer, what: string) => void): void {
   const pending = new Set<string>();
   const files: Array<[string, Buffer]> = [];
   let i = 0;
