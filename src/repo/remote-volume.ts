@@ -25,6 +25,7 @@ import { runRemote } from '../host/ssh.js';
 import type { Logger } from '../util/log.js';
 import { checkHostName } from '../core/names.js';
 import { parseSidecar, type Sidecar } from '../medium/sidecar.js';
+import { RemoteStepError } from '../storage/remote-step-error.js';
 import { VOLUME_LOCK_NAME, VolumeBusyError } from './volume-lock.js';
 import { parseVolumeName } from './volume-store.js';
 
@@ -34,13 +35,7 @@ export interface RemoteMedium {
   ssh: SshOptions;
 }
 
-/** A remote step failed (ssh could not connect, or the script exited non-zero); the CommandError is its cause. */
-export class RemoteStepError extends Error {
-  constructor(message: string, cause: CommandError) {
-    super(message, { cause });
-    this.name = 'RemoteStepError';
-  }
-}
+export { RemoteStepError };
 
 /** Steps that only look, lock or rename finish quickly; a slow link still gets a few minutes. */
 const STEP_TIMEOUT_MS = 5 * 60_000;
