@@ -101,6 +101,13 @@ export interface Storage {
   /** Removes the lock file `name` if it still holds exactly `holderText` (a taken-over lock is left alone). */
   unlock(folder: Folder, name: string, holderText: string): Promise<void>;
 
+  /**
+   * The bytes removing these names would free: files with one link, a tree's
+   * too (an rsync tree shares most of its files with its neighbours by
+   * hardlinks, which stay). 0 for an absent name.
+   */
+  bytesHeld(folder: Folder, names: readonly string[]): Promise<number>;
+
   /** Free bytes where the root is; undefined when the storage cannot say. */
   freeBytes(): Promise<number | undefined>;
 
