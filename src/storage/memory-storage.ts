@@ -128,14 +128,14 @@ export class MemoryStorage implements Storage {
 
   async write(folder: Folder, name: string, data: Buffer): Promise<void> {
     checkName(name, this.show(folder, name));
-    const items = this.existing(folder);
+    const items = this.walk(folder, true)!;
     if (items.get(name)?.kind === 'dir') throw new MediumDamage(this.show(folder, name), 'is a folder, not a file');
     items.set(name, { kind: 'file', data: Buffer.from(data) });
   }
 
   async upload(folder: Folder, name: string, localFile: string): Promise<void> {
     checkName(name, this.show(folder, name));
-    const items = this.existing(folder);
+    const items = this.walk(folder, true)!;
     const node = items.get(name);
     if (node !== undefined && node.kind !== 'file') throw new MediumDamage(this.show(folder, name), 'is in the way: not a regular file');
     items.set(name, { kind: 'file', data: await fs.promises.readFile(localFile) });
@@ -170,7 +170,7 @@ export class MemoryStorage implements Storage {
 
   async tryLock(folder: Folder, name: string, holderText: string): Promise<LockAttempt> {
     checkName(name, this.show(folder, name));
-    const items = this.existing(folder);
+    const items = this.walk(folder, true)!;
     const node = items.get(name);
     if (node === undefined) {
       items.set(name, { kind: 'file', data: Buffer.from(holderText) });
@@ -179,11 +179,22 @@ export class MemoryStorage implements Storage {
     return { taken: false, holderText: node.kind === 'file' ? node.data.subarray(0, 64 << 10).toString() : '' };
   }
 
+  /** A lock that is not a regular file reads as '' (as tryLock reports it); a folder is never a lock to remove. */
   async unlock(folder: Folder, name: string, holderText: string): Promise<void> {
     checkName(name, this.show(folder, name));
     const items = this.walk(folder);
     const node = items?.get(name);
-    if (node?.kind === 'file' && node.data.equals(Buffer.from(holderText))) items!.delete(name);
+    if (node === undefined || node.kind === 'dir') return;
+    const text = node.kind === 'file' ? node.data : Buffer.alloc(0);
+    if (text.equals(Buffer.from(holderText))) items!.delete(name);
+  }
+
+  async bytesHeld(folder: Folder, names: readonly string[]): Promise<number> {
+    for (const n of names) checkName(n, this.show(folder, n));
+    const items = this.walk(folder);
+    const size = (n: Node | undefined): number =>
+      n === undefined ? 0 : n.kind === 'file' ? n.data.length : n.kind === 'dir' ? [...n.items.values()].reduce((t, c) => t + size(c), 0) : 0;
+    return names.reduce((t, n) => t + size(items?.get(n)), 0);
   }
 
   async freeBytes(): Promise<number | undefined> {

@@ -4,7 +4,7 @@
  * C1..CK the folder's components, ARGS the step's own (names, counts, the
  * lock's text). Names reach the scripts only as arguments, never as shell
  * text. The server needs sh, GNU coreutils (dd iflag=nofollow,nonblock,
- * stat -c, mv -T, ln -T, sync -f) and rsync.
+ * stat -c, mv -T, ln -T, sync -f), GNU find (-printf) and rsync.
  *
  * WALK descends from the root one component at a time and refuses a
  * component that is a symlink or not a directory, so nothing below the root
@@ -90,7 +90,7 @@ printf O
 exec dd if="$1" iflag=nofollow,nonblock,skip_bytes bs=1048576 skip="$2" status=none`);
 
 /**
- * $1 name, $2 length; the data on stdin. Written as <name>.partial (created
+ * $1 name, $2 length; the data on stdin; the folder is made where missing. Written as <name>.partial (created
  * O_EXCL by set -C after removing whatever was planted there), its length
  * checked (a dropped connection ends stdin early, which cat takes for the
  * end), made durable, renamed over the name (mv -T: never into a folder of
@@ -105,12 +105,12 @@ set +C
 s=$(stat -c %s -- "$p") || exit 1
 if [ "$s" -ne "$2" ]; then rm -f -- "$p"; echo "$p: $s of $2 bytes arrived" >&2; exit 1; fi
 durable "$p" && mv -T -- "$p" "$1" && durable . || { rm -f -- "$p"; exit 1; }
-exit 0`);
+exit 0`, true);
 
-/** $1 name: before rsync writes it, the name must be absent or a regular file (rsync would copy into a folder). */
+/** $1 name (the folder is made where missing): before rsync writes it, the name must be absent or a regular file (rsync would copy into a folder). */
 export const UPLOAD_CHECK = script(`
 if [ -L "$1" ] || { [ -e "$1" ] && [ ! -f "$1" ]; }; then damage "$k" 'is in the way: not a regular file'; fi
-exit 0`);
+exit 0`, true);
 
 /** $1 name: removed with whatever it holds (rm -rf never follows a symlink). */
 export const REMOVE = script(`
@@ -140,7 +140,7 @@ done
 exit 0`);
 
 /**
- * $1 lock name, $2 holder text: 'L' when this call linked its temporary
+ * $1 lock name, $2 holder text (the folder is made where missing): 'L' when this call linked its temporary
  * file (written O_EXCL) to the name; else 'B' and the first 64 KiB of the
  * existing lock (nothing when it is not a regular file).
  */
@@ -158,11 +158,30 @@ printf B
 if [ ! -L "$1" ] && [ -f "$1" ]; then
   dd if="$1" iflag=nofollow,nonblock,fullblock,count_bytes bs=65536 count=65536 status=none 2>/dev/null
 fi
-exit 0`);
+exit 0`, true);
 
-/** $1 lock name, $2 holder text: removed only when it is a regular file holding exactly that text. */
+/**
+ * $1 lock name, $2 holder text: removed when its text is exactly that; the
+ * text of a lock that is not a regular file (a planted symlink or fifo) is
+ * '', as TRY_LOCK reports it, so that a caller can take it over. A folder
+ * under the lock's name is left alone.
+ */
 export const UNLOCK = script(`
-if [ -L "$1" ] || [ ! -f "$1" ]; then exit 0; fi
-now=$(dd if="$1" iflag=nofollow,nonblock,fullblock,count_bytes bs=65536 count=65537 status=none; echo x)
+if [ -L "$1" ]; then now=x
+elif [ ! -e "$1" ] || [ -d "$1" ]; then exit 0
+elif [ -f "$1" ]; then now=$(dd if="$1" iflag=nofollow,nonblock,fullblock,count_bytes bs=65536 count=65537 status=none; echo x)
+else now=x
+fi
 if [ "$now" = "$2"x ]; then rm -f -- "$1" && durable .; fi
 exit 0`);
+
+/**
+ * The names: the bytes their removal would free, one number: every folder's
+ * own size and every other item's with a single link (a file hardlinked
+ * from a neighbouring rsync tree stays). find -P never follows a symlink;
+ * a failed find fails the step through awk (sh has no pipefail).
+ */
+export const BYTES_HELD = script(`
+for n in "$@"; do
+  if [ -e "$n" ] || [ -L "$n" ]; then find -P "./$n" \\( -type d -o -links 1 \\) -printf '%s\\n' || { echo failed; exit 1; }; fi
+done | awk '/^failed$/ { bad = 1 } { s += $1 } END { if (bad) exit 1; printf "%.0f\\n", s }'`);

@@ -287,6 +287,20 @@ export class SshStorage implements Storage {
     }
   }
 
+  async bytesHeld(folder: Folder, names: readonly string[]): Promise<number> {
+    this.check(folder, ...names);
+    if (names.length === 0) return 0;
+    try {
+      const out = await this.step({ label: 'xenbackup-bytes-held', script: sh.BYTES_HELD, folder, names, args: [...names] });
+      const n = Number(out.trim());
+      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${this.show(folder)}: unexpected answer from the server (${JSON.stringify(out.slice(0, 80))})`);
+      return n;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw e;
+    }
+  }
+
   async freeBytes(): Promise<number | undefined> {
     try {
       const r = await runRemote(this.target, this.ssh, ['df', '-Pk', '--', this.target.path], { logger: this.log, timeoutMs: STEP_TIMEOUT_MS, quiet: true });

@@ -40,6 +40,7 @@ function everyMethod(s: Storage, folder: Folder, name: string, local: string): A
     ['publish', () => s.publish(folder, [name])],
     ['tryLock', () => s.tryLock(folder, name, 'holder')],
     ['unlock', () => s.unlock(folder, name, 'x')],
+    ['bytesHeld', () => s.bytesHeld(folder, [name])],
   ];
 }
 
@@ -136,18 +137,20 @@ export function hostileCases(factory: SubjectFactory): void {
     await decoyIntact(sub);
   });
 
-  test('hostile: a planted lock (symlink, fifo, folder) is held by an unreadable holder, and unlock leaves it', T, async (t) => {
+  test('hostile: a planted lock (symlink, fifo, folder) reads as \'\'; unlock with \'\' takes it over, a folder stays', T, async (t) => {
     const sub = await factory(t);
     const s = sub.storage;
     const kinds = ['symlink-file', 'symlink-dir', 'fifo', 'dir'] as const;
     for (const kind of kinds) await sub.plant(['host'], `lock-${kind}`, kind);
     for (const kind of kinds) {
       assert.deepEqual(await s.tryLock(['host'], `lock-${kind}`, 'me'), { taken: false, holderText: '' }, kind);
-      await s.unlock(['host'], `lock-${kind}`, '');
+      await s.unlock(['host'], `lock-${kind}`, 'me');
     }
+    assert.equal((await s.list(['host']))!.length, kinds.length, 'unlock with another text removed a planted lock');
+    for (const kind of kinds.filter((k) => k !== 'dir')) await s.unlock(['host'], `lock-${kind}`, '');
     assert.deepEqual(
       (await s.list(['host']))!.map((i) => i.name),
-      kinds.map((k) => `lock-${k}`).sort(),
+      ['lock-dir'],
     );
     await decoyIntact(sub);
   });

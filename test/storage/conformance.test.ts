@@ -10,6 +10,7 @@
  */
 import { after } from 'node:test';
 import { parseRemoteTarget } from '../../src/host/remote-target.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 import { MemoryStorage } from '../../src/storage/memory-storage.js';
 import { SshStorage } from '../../src/storage/ssh-storage.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -51,5 +52,4 @@ storageConformance('SshStorage (real sshd on 127.0.0.1)', async (t) => {
   return fsSubject(t, (root) => new SshStorage(parseRemoteTarget(`root@127.0.0.1:${root}`), ssh, silentLogger));
 });
 
-// LocalStorage: not on main yet. To enable, import it and uncomment (adjusting to its constructor):
-// storageConformance('LocalStorage', async (t) => fsSubject(t, (root) => new LocalStorage(root)));
+storageConformance('LocalStorage', async (t) => fsSubject(t, (root) => new LocalStorage(root)));

@@ -29,6 +29,8 @@ export interface Subject {
    * 'x', holding DECOY; the decoy file holds DECOY.
    */
   decoy(): Promise<{ names: string[]; file: Buffer }>;
+  /** Where the medium has hardlinks: makes folder/name a second link of a file outside the root. */
+  plantHardlink?(folder: Folder, name: string): Promise<void>;
 }
 
 export const DECOY = Buffer.from('outside the root\n');
@@ -72,7 +74,9 @@ export function storageConformance(label: string, factory: SubjectFactory): void
       await s.write(F, 'a.json', Buffer.from('second'));
       assert.equal((await s.read(F, 'a.json', 100)).toString(), 'second');
       await assert.rejects(s.read(F, 'absent', 100), { code: 'ENOENT' });
-      await assert.rejects(s.write(['host', 'nowhere'], 'a', Buffer.from('x')));
+      // write, upload and tryLock make the folder where missing.
+      await s.write(['host', 'new', 'deeper'], 'a', Buffer.from('x'));
+      assert.deepEqual(await s.listFolders(['host', 'new']), ['deeper']);
     });
 
     test('write is atomic: a reader sees the old bytes or the new, never part; no partial name is left', T, async (t) => {
@@ -182,7 +186,8 @@ export function storageConformance(label: string, factory: SubjectFactory): void
       const manifest = binary(1 << 20);
       await s.upload(F, 'm', localFile(t, manifest));
       assert.deepEqual(await s.read(F, 'm', manifest.length), manifest);
-      await assert.rejects(s.upload(['host', 'nowhere'], 'm', localFile(t, manifest)));
+      await s.upload(['host', 'new'], 'm', localFile(t, manifest));
+      assert.deepEqual((await s.list(['host', 'new']))!.map((i) => [i.name, i.size]), [['m', manifest.length]]);
 
       const id = '20261101T030000Z.tree';
       const staged = (n: string): string => s.stagedName(n);
@@ -249,7 +254,29 @@ export function storageConformance(label: string, factory: SubjectFactory): void
       assert.deepEqual(await s.read(F, 'lock', 100), Buffer.from('third'));
       await s.unlock(F, 'absent-lock', 'third');
       await s.unlock(['host', 'absent'], 'lock', 'third');
-      await assert.rejects(s.tryLock(['host', 'absent'], 'lock', 'x'));
+      assert.deepEqual(await s.tryLock(['host', 'new'], 'lock', 'x'), { taken: true });
+    });
+
+    test('bytesHeld: files, trees, absent names; a file with another link frees nothing', T, async (t) => {
+      const sub = await factory(t);
+      const s = sub.storage;
+      assert.equal(await s.bytesHeld(F, ['a']), 0);
+      await s.write(F, 'a', Buffer.alloc(1000));
+      await s.ensureFolder([...F, 'tree', 'etc']);
+      await s.write([...F, 'tree', 'etc'], 'f', Buffer.alloc(5000));
+      await s.write([...F, 'tree'], 'g', Buffer.alloc(3000));
+      assert.equal(await s.bytesHeld(F, ['a']), 1000);
+      assert.equal(await s.bytesHeld(F, ['a', 'absent']), 1000);
+      assert.equal(await s.bytesHeld(F, []), 0);
+      assert.equal(await s.bytesHeld(['host', 'absent'], ['a']), 0);
+      const tree = await s.bytesHeld(F, ['tree']);
+      // A folder's own size is the filesystem's (0 in memory, a block or so on disk).
+      assert.ok(tree >= 8000 && tree < 8000 + 3 * 65536, String(tree));
+      assert.equal(await s.bytesHeld(F, ['a', 'tree']), tree + 1000);
+      if (sub.plantHardlink) {
+        await sub.plantHardlink([...F, 'tree', 'etc'], 'shared');
+        assert.equal(await s.bytesHeld(F, ['tree']), tree);
+      }
     });
 
     test('show, freeBytes and the rsync capability', T, async (t) => {

@@ -37,6 +37,9 @@ export function fsSubject(t: TestContext, make: (root: string) => Storage): Subj
       else if (kind === 'dir') fs.mkdirSync(p, { mode: 0o700 });
       else fs.writeFileSync(p, data, { mode: 0o600 });
     },
+    async plantHardlink(folder: Folder, name: string): Promise<void> {
+      fs.linkSync(decoyFile, path.join(root, ...folder, name));
+    },
     async decoy() {
       return { names: fs.readdirSync(decoyDir).sort(), file: fs.readFileSync(decoyFile) };
     },
