@@ -26,6 +26,7 @@ import {
 import { comparePaths, isWithin } from '../core/path-order.js';
 import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
 import { AtomicFile, withFileName } from '../storage/atomic-file.js';
+import { xxh64OfFd } from '../util/file-xxh.js';
 import { manifestIndex } from '../native/xbfs.js';
 import { openMediumFile, readMediumFile } from '../storage/medium-file.js';
 
@@ -194,19 +195,12 @@ export class ManifestWriter {
 }
 
 export function fileXxh64(file: string): string {
-  const h = createXxh64();
   const fd = openMediumFile(file);
   try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      h.update(buf.subarray(0, n));
-    }
+    return xxh64OfFd(fd).hash;
   } finally {
     fs.closeSync(fd);
   }
-  return h.digest();
 }
 
 /** Yields the file's lines (without "\n") reading 1 MiB at a time. */

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { promisify } from 'node:util';
-import { createXxh64 } from '../../util/xxh.js';
+import { xxh64OfFdAsync } from '../../util/file-xxh.js';
 import { MediumDamage } from '../../medium/medium-error.js';
 import type { TarSidecar } from '../../medium/sidecar.js';
 import { openMediumFile } from '../../storage/medium-file.js';
@@ -64,7 +64,6 @@ function checkFrames(sc: TarSidecar): string | undefined {
   return bad ? `the sidecar's frame index is damaged (restores of single files would seek wrongly)` : undefined;
 }
 
-const readAsync = promisify(fs.read);
 const closeAsync = promisify(fs.close);
 
 /**
@@ -80,17 +79,10 @@ async function hashFile(file: string, signal?: AbortSignal): Promise<{ xxh64: st
     throw e;
   }
   try {
-    const h = createXxh64();
-    const buf = Buffer.allocUnsafe(4 << 20);
-    let size = 0;
-    for (;;) {
+    const { hash, bytes } = await xxh64OfFdAsync(fd, Buffer.allocUnsafe(4 << 20), () => {
       if (signal?.aborted) throw new Error(`verify interrupted while reading ${file}`);
-      const { bytesRead } = await readAsync(fd, buf, 0, buf.length, null);
-      if (bytesRead <= 0) break;
-      h.update(buf.subarray(0, bytesRead));
-      size += bytesRead;
-    }
-    return { xxh64: h.digest(), size };
+    });
+    return { xxh64: hash, size: bytes };
   } finally {
     await closeAsync(fd);
   }
