@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { prepareBackup } from '../engines/tar/tar-backup.js';
+import { loadEngine } from '../engines/registry.js';
 import { restore } from '../engines/restore.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { LocalStorage } from '../storage/local-storage.js';
@@ -48,9 +48,11 @@ Example:
       if (fs.existsSync(source)) throw new Error(`${source} exists already; give the demo an empty --dir`);
       fs.mkdirSync(medium, { recursive: true });
       makeSampleTree(source);
+      const storage = new LocalStorage(medium);
+      const tar = await loadEngine('tar');
       const common = {
-        sourceDir: source,
-        medium,
+        source,
+        storage,
         host: 'demo-host',
         volume: 'web1/root',
         compression: 'zstd' as const,
@@ -62,15 +64,15 @@ Example:
         logger: log,
       };
       log.info(`demo: sample tree in ${source}`);
-      const first = await (await prepareBackup({ ...common, forceFull: false })).commit();
+      const first = await (await tar.prepareBackup({ ...common, forceFull: false })).commit();
       log.info(`demo: changing etc/motd, deleting var/log/app.log, adding etc/new.conf`);
       fs.writeFileSync(path.join(source, 'etc/motd'), 'Welcome to web1, second version.\n');
       fs.rmSync(path.join(source, 'var/log/app.log'));
       fs.writeFileSync(path.join(source, 'etc/new.conf'), 'new = yes\n');
       // Backup ids are per second: make sure the second one gets its own.
       await new Promise((r) => setTimeout(r, 1100));
-      const second = await (await prepareBackup({ ...common, forceFull: false })).commit();
-      const store = new VolumeStore(new LocalStorage(medium), 'demo-host', 'web1/root');
+      const second = await (await tar.prepareBackup({ ...common, forceFull: false })).commit();
+      const store = new VolumeStore(storage, 'demo-host', 'web1/root');
       const out = process.stdout;
       out.write(`\nBackups of web1/root on ${medium}:\n`);
       for (const b of await listVolume(store)) {

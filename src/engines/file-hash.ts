@@ -17,7 +17,7 @@
  * backup's hot path; it takes only the region header from here
  * (hashRegionHeader).
  */
-import { createXxh64, type StreamingHash } from '../util/xxh.js';
+import { createXxh64, type StreamingHash } from '../native/xxh.js';
 import { hashRangeAsync, hashRangeSync } from '../util/file-xxh.js';
 
 /** Data regions of a sparse file, [offset, length], in file order (sparse-regions.ts, a tar sparse map). */

@@ -24,11 +24,11 @@ import {
   type ManifestHeader,
 } from '../core/manifest.js';
 import { comparePaths, isWithin } from '../core/path-order.js';
-import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
-import { AtomicFile, withFileName } from '../storage/atomic-file.js';
+import { createXxh64, xxh64, type StreamingHash } from '../native/xxh.js';
+import { AtomicFile, withFileName } from './atomic-file.js';
 import { xxh64OfFd } from '../util/file-xxh.js';
 import { manifestIndex } from '../native/xbfs.js';
-import { openMediumFile, readMediumFile } from '../storage/medium-file.js';
+import { openMediumFile, readMediumFile } from './medium-file.js';
 
 const FLUSH_AT = 1 << 20;
 

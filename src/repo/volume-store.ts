@@ -9,9 +9,9 @@
  * names come from core/names.ts; a folder below the medium that is a symlink,
  * or a file name a sidecar gives that is not the layout's, is MediumDamage.
  */
-import type { Compression } from '../engines/compression.js';
+import type { Compression } from '../medium/layout.js';
 import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
-import { PARTIAL_SUFFIX } from '../storage/atomic-file.js';
+import { PARTIAL_SUFFIX } from '../medium/atomic-file.js';
 import { BACKUP_FILE_RE, backupFileNames, isPlainName, sidecarName } from '../medium/layout.js';
 import { MediumDamage } from '../medium/medium-error.js';
 import type { Storage } from '../storage/storage.js';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Logger } from '../util/log.js';
 import type { Volume } from '../config/settings.js';
 import { attachPartition, type LoopDevice } from '../host/loop.js';
-import { InterruptedError } from '../engines/tar/tree-archiver.js';
+import { InterruptedError } from '../engines/interrupted.js';
 import { createSnapshot, snapshotHealth, type Snapshot } from '../host/lvm.js';
 import { isStillMounted, mountReadOnly, type MountHandle } from '../host/mount.js';
 import type { Compression, EngineName } from '../medium/layout.js';

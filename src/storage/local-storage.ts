@@ -12,8 +12,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { isPlainName } from '../medium/layout.js';
 import { MediumDamage } from '../medium/medium-error.js';
-import { fsyncDir, PARTIAL_SUFFIX } from './atomic-file.js';
-import { openMediumFileAsync, readMediumFile } from './medium-file.js';
+import { fsyncDir, PARTIAL_SUFFIX } from '../medium/atomic-file.js';
+import { openMediumFileAsync, readMediumFile } from '../medium/medium-file.js';
 import type { Folder, LocalAccess, LockAttempt, RsyncAccess, Storage, StoredItem } from './storage.js';
 
 function errno(e: unknown): string | undefined {

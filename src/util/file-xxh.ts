@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { promisify } from 'node:util';
-import { createXxh64, type StreamingHash } from './xxh.js';
+import { createXxh64, type StreamingHash } from '../native/xxh.js';
 
 const readAsync = promisify(fs.read);
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ContentHash, contentHashAsync, contentHashSync } from '../../src/engines/file-hash.js';
 import { dataRegions, worthAskingForHoles } from '../../src/engines/sparse-regions.js';
 import { xxh64OfFd, xxh64OfFdAsync } from '../../src/util/file-xxh.js';
-import { createXxh64, xxh64 } from '../../src/util/xxh.js';
+import { createXxh64, xxh64 } from '../../src/native/xxh.js';
 
 /** The rule as the first manifests were written: per region, offset and length as u64 LE, then the data. */
 function byHand(content: Buffer, regions: Array<[number, number]>): string {

@@ -10,7 +10,7 @@
  * with the previous backup's manifest and stores only the changed chunks.
  */
 import type { Logger } from '../../util/log.js';
-import { xxh64 } from '../../util/xxh.js';
+import { xxh64 } from '../../native/xxh.js';
 import { decideKind, type KindDecision } from '../../core/chain.js';
 import { openBase } from '../../repo/chain-base.js';
 import { chunkFate, checkChunkSize, DEFAULT_CHUNK_SIZE, mapImageHash, type ChunkMap, type ChunkRecord } from '../../core/raw-chunks.js';

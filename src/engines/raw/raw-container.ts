@@ -18,9 +18,9 @@
  */
 import fs from 'node:fs';
 import { MediumDamage } from '../../medium/medium-error.js';
-import { openMediumFile } from '../../storage/medium-file.js';
-import { AtomicFile, withFileName } from '../../storage/atomic-file.js';
-import { createXxh64, xxh64 } from '../../util/xxh.js';
+import { openMediumFile } from '../../medium/medium-file.js';
+import { AtomicFile, withFileName } from '../../medium/atomic-file.js';
+import { createXxh64, xxh64 } from '../../native/xxh.js';
 
 /** Compresses one chunk into one independent zstd frame. */
 export type CompressFrame = (data: Buffer) => Promise<Buffer>;

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import { sidecarName } from '../../medium/layout.js';
 import type { Logger } from '../../util/log.js';
-import { xxh64 } from '../../util/xxh.js';
+import { xxh64 } from '../../native/xxh.js';
 import { restorePointAt } from '../../core/chain.js';
 import { mapImageHash } from '../../core/raw-chunks.js';
 import { fileXxh64 } from '../../medium/manifest-file.js';

@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '../../util/log.js';
-import { createAsyncXxh64 } from '../../util/xxh.js';
-import { AtomicFile, withFileName } from '../../storage/atomic-file.js';
+import { createAsyncXxh64 } from '../../native/xxh.js';
+import { AtomicFile, withFileName } from '../../medium/atomic-file.js';
 import { compressSegment, type Compression } from '../compression.js';
 import type { TarEntry } from '../../tar/entry.js';
 import { encodeHeader, encodeHeaderInto } from '../../tar/write.js';

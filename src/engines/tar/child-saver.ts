@@ -9,7 +9,7 @@
  * is reported to the pass and the backup is partial.
  */
 import fs from 'node:fs';
-import { createXxh64, xxh64, type StreamingHash } from '../../util/xxh.js';
+import { createXxh64, xxh64, type StreamingHash } from '../../native/xxh.js';
 import { encodeSparseMap, padding, storedSize } from '../../tar/write.js';
 import type { ManifestEntry } from '../../core/manifest.js';
 import { showPath } from '../../core/path-order.js';

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { xxh64OfFdAsync } from '../../util/file-xxh.js';
 import { MediumDamage } from '../../medium/medium-error.js';
 import type { TarSidecar } from '../../medium/sidecar.js';
-import { openMediumFile } from '../../storage/medium-file.js';
+import { openMediumFile } from '../../medium/medium-file.js';
 import type { BackupCheck, BackupCheckRequest } from '../engine.js';
 import type { VerifyProblem } from '../verify-result.js';
 import { chainOf } from '../verify-chains.js';

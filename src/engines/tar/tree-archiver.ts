@@ -20,6 +20,9 @@
 import fs from 'node:fs';
 import type { Logger } from '../../util/log.js';
 import type { ArchiveStats } from '../../medium/sidecar.js';
+import { InterruptedError } from '../interrupted.js';
+
+export { InterruptedError };
 import { archiveMember, type ManifestEntry, type ManifestType } from '../../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../../core/path-order.js';
 import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBlock } from '../../medium/manifest-file.js';
@@ -48,13 +51,6 @@ export interface TreeArchiverOptions {
   onProgress?: (stats: ArchiveStats, path: Buffer) => void;
   /** Aborting it (SIGTERM, SIGINT) stops the pass at the next file with an InterruptedError. */
   signal?: AbortSignal;
-}
-
-export class InterruptedError extends Error {
-  constructor(reason: string) {
-    super(`interrupted (${reason})`);
-    this.name = 'InterruptedError';
-  }
 }
 
 /** A directory's listing and the children the archive takes (keep[i] = 1; keptChildren). */

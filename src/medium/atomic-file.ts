@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { PARTIAL_SUFFIX } from '../medium/layout.js';
+import { PARTIAL_SUFFIX } from './layout.js';
 
 export { PARTIAL_SUFFIX };
 
