@@ -10,18 +10,15 @@
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/settings.js';
 import { checkRules, describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
-import { run, CommandError } from '../host/exec.js';
-import { acquireLock, DEFAULT_LOCK_PATH, LockHeldError, type LockHandle } from '../host/lock.js';
-import { canonicalPath, readMountinfo, topMountAt } from '../host/mountinfo.js';
+import { DEFAULT_LOCK_PATH, LockHeldError } from '../host/lock.js';
 import { isRemoteTarget } from '../host/remote-target.js';
-import { inspectDevice, mountIsOfDevice } from '../host/device.js';
+import { mountedMedium, MediumNotMountedError } from '../host/medium.js';
 import { archiveBytesOf } from '../medium/sidecar.js';
 import { volumesOnMedium } from '../repo/medium-index.js';
-import { pruneVolumeLocked, type VolumePruneResult } from '../repo/prune.js';
-import { VolumeBusyError } from '../repo/volume-lock.js';
+import type { VolumePruneResult } from '../repo/prune.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
-import { rulesOfConfig, summarizeVolumePrune } from '../run/prune-step.js';
+import { pruneUnderRunLock, rulesOfConfig, summarizeVolumePrune } from '../run/prune-step.js';
 import { LocalStorage } from '../storage/local-storage.js';
 import type { Logger } from '../util/log.js';
 import { addSshOptions, CliError, defaultHost, EXIT, openConsole, requireMediumRoot, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
@@ -71,30 +68,14 @@ export function loadConfigForCli(configPath: string): Config {
   }
 }
 
-/**
- * BCKMNTP, once the mount table shows it is a mount of BCKDEV. Prune and
- * list do not mount the medium: without it they would read (or delete in)
- * the empty directory below the mountpoint.
- */
+/** BCKMNTP, proven BCKDEV's mount (host/medium.ts); exit 4 when it is not. */
 export async function requireMountedMedium(cfg: Config, opts: { writable: boolean }): Promise<string> {
-  const fail = (why: string): never => {
-    throw new CliError(`backup medium ${cfg.backupDevice} ${why}; xenbackup does not mount it for this command: mount it (mount ${cfg.backupDevice} ${cfg.backupMountpoint}) or give --medium DIR`, EXIT.medium);
-  };
-  const mountpoint = (await canonicalPath(cfg.backupMountpoint)) ?? fail(`is not mounted: ${cfg.backupMountpoint} does not exist`);
-  const entry = topMountAt(await readMountinfo(), mountpoint) ?? fail(`is not mounted on ${mountpoint} (BCKMNTP)`);
-  let device = cfg.backupDevice;
-  if (/^(UUID|LABEL|PARTUUID|PARTLABEL)=/.test(device)) {
-    try {
-      device = (await run('findfs', [device], { quiet: true, timeoutMs: 60_000 })).stdout.trim();
-    } catch (e) {
-      if (e instanceof CommandError) fail(`names no device here (findfs found nothing)`);
-      throw e;
-    }
+  try {
+    return await mountedMedium({ device: cfg.backupDevice, mountpoint: cfg.backupMountpoint }, opts);
+  } catch (e) {
+    if (e instanceof MediumNotMountedError) throw new CliError(e.message, EXIT.medium);
+    throw e;
   }
-  const match = await mountIsOfDevice(entry, await inspectDevice(device));
-  if (!match.ok) fail(`is not what is mounted there: ${match.reason}`);
-  if (opts.writable && entry.mountOptions.includes('ro')) fail(`is mounted read-only on ${mountpoint}`);
-  return mountpoint;
 }
 
 /** Where and what: the medium, the host folder, the rules, from --config and/or the options. */
@@ -220,29 +201,13 @@ does not exist, or the medium of --config is not mounted.`)
       }
       const now = new Date();
       const stores = await storesFor(target.medium, target.host, volumes);
-      let lock: LockHandle | undefined;
-      if (!o.dryRun) {
-        const lockPath = o.lockFile ?? target.cfg?.lockFile ?? DEFAULT_LOCK_PATH;
-        try {
-          lock = await acquireLock(lockPath);
-        } catch (e) {
-          if (e instanceof LockHeldError) throw new CliError(`${e.message}; not pruning while it runs`, EXIT.locked);
-          throw e;
-        }
-      }
-      const results: VolumePruneResult[] = [];
-      const busy: string[] = [];
+      let results: VolumePruneResult[];
+      let busy: string[];
       try {
-        for (const store of stores) {
-          try {
-            results.push(await pruneVolumeLocked(store, target.rules, { dryRun: !!o.dryRun, now, logger: log }));
-          } catch (e) {
-            if (!(e instanceof VolumeBusyError)) throw e;
-            busy.push(`${e.message}; not pruned`);
-          }
-        }
-      } finally {
-        await lock?.release();
+        ({ results, busy } = await pruneUnderRunLock(stores, target.rules, { dryRun: !!o.dryRun, now, lockPath: o.lockFile ?? target.cfg?.lockFile ?? DEFAULT_LOCK_PATH, logger: log }));
+      } catch (e) {
+        if (e instanceof LockHeldError) throw new CliError(`${e.message}; not pruning while it runs`, EXIT.locked);
+        throw e;
       }
       const write = (s: string): boolean => process.stdout.write(s);
       if (o.json) {

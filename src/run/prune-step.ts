@@ -17,6 +17,8 @@ import type { Config } from '../config/settings.js';
 import { checkRules, describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
 import { volumesOnMedium } from '../repo/medium-index.js';
 import { pruneVolumeLocked, type VolumePruneResult } from '../repo/prune.js';
+import type { VolumeStore } from '../repo/volume-store.js';
+import { acquireLock } from '../host/lock.js';
 import { VolumeBusyError } from '../repo/volume-lock.js';
 import { formatBytes } from '../report/format.js';
 import { RunStorages } from './run-storages.js';
@@ -125,4 +127,33 @@ export async function pruneStep(cfg: Config, mediumPath: string | undefined, log
 /** What `run` calls after its backups: the report lines of the prune step (pruneStep also sorts out warnings and errors). */
 export async function pruneAfterRun(cfg: Config, mediumPath: string | undefined, logger: Logger, now: Date = new Date()): Promise<string[]> {
   return (await pruneStep(cfg, mediumPath, logger, now)).lines;
+}
+
+/**
+ * `xenbackup prune`: the volumes pruned one after the other under the run
+ * lock (not for a dry run), so a prune never races a nightly run; a volume
+ * whose backup is running is skipped with a line in `busy`. A run holding
+ * the lock is LockHeldError, before anything is deleted.
+ */
+export async function pruneUnderRunLock(
+  stores: VolumeStore[],
+  rules: RetentionRules,
+  opts: { dryRun: boolean; now: Date; lockPath: string; logger: Logger },
+): Promise<{ results: VolumePruneResult[]; busy: string[] }> {
+  const lock = opts.dryRun ? undefined : await acquireLock(opts.lockPath);
+  const results: VolumePruneResult[] = [];
+  const busy: string[] = [];
+  try {
+    for (const store of stores) {
+      try {
+        results.push(await pruneVolumeLocked(store, rules, opts));
+      } catch (e) {
+        if (!(e instanceof VolumeBusyError)) throw e;
+        busy.push(`${e.message}; not pruned`);
+      }
+    }
+  } finally {
+    await lock?.release();
+  }
+  return { results, busy };
 }
