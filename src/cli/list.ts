@@ -15,7 +15,7 @@ import type { Command } from 'commander';
 import { needs } from '../core/chain.js';
 import { describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
 import { backupBytes, pruneVolume, type VolumePruneResult } from '../repo/prune.js';
-import { archiveBytesOf, type Sidecar } from '../medium/sidecar.js';
+import { archiveBytesOf, type RawInfo, type Sidecar } from '../medium/sidecar.js';
 import { timeOfId, type VolumeStore } from '../repo/volume-store.js';
 import { formatBytes, formatCount } from '../report/format.js';
 import { addSshOptions, EXIT, openConsole, type SshCliOptions } from './common.js';
@@ -38,18 +38,8 @@ export interface ListedBackup {
   raw: ListedRawImage | null;
 }
 
-export interface ListedRawImage {
-  imageBytes: number;
-  chunkSize: number;
-  /** Chunks in the image. */
-  chunks: number;
-  /** Chunks this backup's container holds (changed since its base, or every non-zero one in a full). */
-  storedChunks: number;
-  /** All-zero chunks (stored nowhere). */
-  zeroChunks: number;
-  /** Non-zero chunks an older backup of the chain holds. */
-  unchangedChunks: number;
-}
+/** A raw backup's image and chunk counts (the sidecar's raw section, less the device and hash). */
+export type ListedRawImage = Omit<RawInfo, 'imageXxh64' | 'device'>;
 
 function rawImageOf(s: Sidecar): ListedRawImage | null {
   if (s.engine !== 'raw') return null;

@@ -10,6 +10,7 @@
  *   raw    a block device's image in changed chunks
  */
 import type { Logger } from '../util/log.js';
+import type { FullPolicy } from '../core/chain.js';
 import type { Compression, EngineName, Sidecar } from '../medium/sidecar.js';
 import type { VolumeStore } from '../repo/volume-store.js';
 import type { Storage } from '../storage/storage.js';
@@ -18,18 +19,13 @@ import type { VerifyDepth, VerifyProblem } from './verify-result.js';
 import type { ArchiveRefs } from './verify-refs.js';
 
 /** What every engine's backup of one volume needs; an engine ignores what is not its own. */
-export interface VolumeBackupRequest {
+export interface VolumeBackupRequest extends FullPolicy {
   /** A mounted tree (tar, rsync) or a block device (raw): see Engine.reads. */
   source: string;
   storage: Storage;
   host: string;
   volume: string;
   compression: Compression;
-  forceFull: boolean;
-  fullIntervalDays: number;
-  maxChainLength: number;
-  fullWeekday?: number;
-  fullMonthday?: number;
   /** Trees: stay on the source's filesystem; paths left out; the source is live (dom0's root). */
   oneFileSystem: boolean;
   excludes: Buffer[];
@@ -117,4 +113,9 @@ export interface Engine {
   describe(backup: Sidecar, store: VolumeStore): BackupDescription;
   /** What `ls` prints instead of a listing, for backups that are not trees. */
   lsInstead?(backup: Sidecar, volume: string): string[];
+}
+
+/** Engine.unsupported of an engine whose native writers and readers need the medium's files local (tar and raw today). */
+export function needsLocalFiles(engine: string): (storage: Storage) => string | undefined {
+  return (storage) => (storage.local ? undefined : `the ${engine} engine writes to a local medium, not to ${storage.kind} storage (${storage.root})`);
 }

@@ -5,8 +5,24 @@
  * own module so that no engine imports another's module for them.
  */
 import { showPath } from '../core/path-order.js';
+import type { Logger } from '../util/log.js';
+import type { Medium } from '../storage/as-storage.js';
 
 export type VerifyDepth = 'quick' | 'full';
+
+export interface VerifyRequest {
+  medium: Medium;
+  host: string;
+  volume: string;
+  depth: VerifyDepth;
+  /** Only the chain of the restore point at this time (default: every backup of the volume). */
+  at?: Date;
+  logger: Logger;
+  signal?: AbortSignal;
+  /** Local directory for copies of a remote storage's manifests and (full) trees (default the system temp dir). */
+  tempDir?: string;
+}
+
 
 export interface VerifyProblem {
   /** The file on the medium that is damaged or missing (archive, manifest or sidecar). */

@@ -15,7 +15,6 @@
  * The CLI (cli/verify.ts) prints them; `run` puts `lines` in its report.
  */
 import fs from 'node:fs';
-import type { Logger } from '../util/log.js';
 import { formatBytes } from '../util/human-format.js';
 import { restorePointAt } from '../core/chain.js';
 import { manifestProblems } from '../medium/manifest-file.js';
@@ -23,28 +22,15 @@ import { MediumDamage } from '../medium/medium-error.js';
 import type { Sidecar } from '../medium/sidecar.js';
 import { localCopy, type LocalCopy } from '../repo/local-copy.js';
 import { backupIdFor, VolumeStore } from '../repo/volume-store.js';
-import { asStorage, type Medium } from '../storage/as-storage.js';
+import { asStorage } from '../storage/as-storage.js';
 import type { Engine } from './engine.js';
 import { loadEngine } from './registry.js';
 import { chainOf, checkChains } from './verify-chains.js';
 import { blameManifests, ChainRefs, scanManifest } from './verify-refs.js';
-import { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from './verify-result.js';
+import { problemLine, VerifyUsageError, type VerifyProblem, type VerifyRequest, type VolumeVerification } from './verify-result.js';
 
 // The result types, for the CLI and the run (engines/raw/raw-verify.ts takes them from verify-result.ts: no import cycle).
-export { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from './verify-result.js';
-
-export interface VerifyRequest {
-  medium: Medium;
-  host: string;
-  volume: string;
-  depth: VerifyDepth;
-  /** Only the chain of the restore point at this time (default: every backup of the volume). */
-  at?: Date;
-  logger: Logger;
-  signal?: AbortSignal;
-  /** Local directory for copies of a remote storage's manifests and (full) trees (default the system temp dir). */
-  tempDir?: string;
-}
+export { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VerifyRequest, type VolumeVerification } from './verify-result.js';
 
 /** Findings per file, merged into one problem per file at the end. */
 class Findings {

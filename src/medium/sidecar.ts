@@ -116,6 +116,40 @@ export interface RawSidecar extends SidecarHeader, ArchiveFile {
 
 export type Sidecar = TarSidecar | RsyncSidecar | RawSidecar;
 
+/**
+ * The common header of a new backup's sidecar: identity and chain as the
+ * skeleton decided them, and the file names the layout gives.
+ */
+export function sidecarHeader<E extends EngineName>(h: {
+  volume: string;
+  host: string;
+  id: string;
+  kind: BackupKind;
+  base: string | null;
+  chain: string;
+  engine: E;
+  compression: Compression;
+  startedAt: Date;
+  finishedAt: Date;
+}): Pick<SidecarHeader, 'format' | 'version' | 'volume' | 'host' | 'id' | 'kind' | 'base' | 'chain' | 'archive' | 'manifest' | 'startedAt' | 'finishedAt'> & { engine: E } {
+  const names = backupFileNames(h.id, h.kind, h.engine, h.compression);
+  return {
+    format: 'xenbackup-backup',
+    version: 1,
+    volume: h.volume,
+    host: h.host,
+    id: h.id,
+    kind: h.kind,
+    base: h.base,
+    chain: h.chain,
+    engine: h.engine,
+    archive: names.archive,
+    manifest: names.manifest,
+    startedAt: h.startedAt.toISOString(),
+    finishedAt: h.finishedAt.toISOString(),
+  };
+}
+
 /** The one writer of a sidecar's bytes. */
 export function sidecarText(s: Sidecar): string {
   return JSON.stringify(s, null, 1) + '\n';

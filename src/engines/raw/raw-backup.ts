@@ -11,11 +11,11 @@
  */
 import type { Logger } from '../../util/log.js';
 import { xxh64 } from '../../native/xxh.js';
-import { decideKind, type KindDecision } from '../../core/chain.js';
+import { decideKind, type FullPolicy, type KindDecision } from '../../core/chain.js';
 import { openBase } from '../../repo/chain-base.js';
 import { chunkFate, checkChunkSize, DEFAULT_CHUNK_SIZE, mapImageHash, type ChunkMap, type ChunkRecord } from '../../core/raw-chunks.js';
 import { backupFileNames } from '../../medium/layout.js';
-import type { ArchiveStats, RawInfo, RawSidecar, Sidecar } from '../../medium/sidecar.js';
+import { sidecarHeader, type ArchiveStats, type RawInfo, type RawSidecar, type Sidecar } from '../../medium/sidecar.js';
 import { timeOfId, VolumeStore } from '../../repo/volume-store.js';
 import { asStorage, type Medium } from '../../storage/as-storage.js';
 import { prepareTwoPhase, type StagedBackup, type TwoPhase } from '../two-phase.js';
@@ -24,7 +24,7 @@ import { ImageReader } from './image-reader.js';
 import { RawContainerWriter } from './raw-container.js';
 import { readRawManifest, RawManifestWriter } from './raw-manifest.js';
 
-export interface RawBackupRequest {
+export interface RawBackupRequest extends FullPolicy {
   /** The block device (the snapshot) or image file to read. */
   device: string;
   medium: Medium;
@@ -32,11 +32,6 @@ export interface RawBackupRequest {
   volume: string;
   /** For a full backup; an incremental keeps its chain's chunk size. Default 4 MiB. */
   chunkSize?: number;
-  forceFull: boolean;
-  fullIntervalDays: number;
-  maxChainLength: number;
-  fullWeekday?: number;
-  fullMonthday?: number;
   logger: Logger;
   now?: () => Date;
   /** Called after each chunk (progress, and tests that stop a backup half way). */
@@ -165,20 +160,8 @@ async function writeRawBackup(req: RawBackupRequest, store: VolumeStore, backups
           m.seal();
         },
         sidecar: (finishedAt): RawSidecar => ({
-          format: 'xenbackup-backup',
-          version: 1,
-          volume: req.volume,
-          host: req.host,
-          id,
-          kind,
-          base,
-          chain,
-          engine: 'raw',
+          ...sidecarHeader({ volume: req.volume, host: req.host, id, kind, base, chain, engine: 'raw', compression: 'zstd', startedAt: started, finishedAt }),
           compression: 'zstd',
-          archive: names.archive,
-          manifest: names.manifest,
-          startedAt: started.toISOString(),
-          finishedAt: finishedAt.toISOString(),
           status: 'complete',
           stats,
           tarBytes: container.rawBytes,

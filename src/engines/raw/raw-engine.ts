@@ -6,34 +6,19 @@
  * an image instead of listing it (raw-ls.ts).
  */
 import { formatBytes, formatCount } from '../../util/human-format.js';
-import type { Storage } from '../../storage/storage.js';
-import type { Engine, PreparedVolumeBackup, VolumeBackupRequest } from '../engine.js';
+import { needsLocalFiles, type Engine, type PreparedVolumeBackup, type VolumeBackupRequest } from '../engine.js';
 import { RestoreError } from '../restore-errors.js';
 import { prepareRawBackup, refuseRawBase } from './raw-backup.js';
 import { rawLsMessage } from './raw-ls.js';
 import { restoreRawBackup } from './raw-restore.js';
 import { checkRawBackup } from './raw-verify.js';
 
-function unsupported(storage: Storage): string | undefined {
-  return storage.local ? undefined : `the raw engine writes to a local medium, not to ${storage.kind} storage (${storage.root})`;
-}
-
 async function prepareRaw(req: VolumeBackupRequest): Promise<PreparedVolumeBackup> {
   const show = req.progress;
   const p = await prepareRawBackup({
+    ...req,
     device: req.source,
     medium: req.storage,
-    host: req.host,
-    volume: req.volume,
-    forceFull: req.forceFull,
-    fullIntervalDays: req.fullIntervalDays,
-    maxChainLength: req.maxChainLength,
-    fullWeekday: req.fullWeekday,
-    fullMonthday: req.fullMonthday,
-    logger: req.logger,
-    now: req.now,
-    signal: req.signal,
-    idlePriority: req.idlePriority,
     onProgress: show ? (q) => show(`${req.volume}: chunk ${q.chunk + 1} of ${q.chunks}, ${formatBytes(q.bytesRead)} read`) : undefined,
   });
   const i = p.info;
@@ -56,7 +41,7 @@ export const rawEngine: Engine = {
   reads: 'device',
   chained: true,
   tools: ['zstd'],
-  unsupported,
+  unsupported: needsLocalFiles('raw'),
   refusesBase: refuseRawBase,
   prepareBackup: prepareRaw,
   async restore(req, store, backup) {

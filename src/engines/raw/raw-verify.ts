@@ -18,9 +18,9 @@ import { restorePointAt } from '../../core/chain.js';
 import { mapImageHash } from '../../core/raw-chunks.js';
 import { fileXxh64 } from '../../medium/manifest-file.js';
 import type { RawSidecar, Sidecar } from '../../medium/sidecar.js';
-import { asStorage, type Medium } from '../../storage/as-storage.js';
+import { asStorage } from '../../storage/as-storage.js';
 import { backupIdFor, VolumeStore } from '../../repo/volume-store.js';
-import { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from '../verify-result.js';
+import { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VerifyRequest, type VolumeVerification } from '../verify-result.js';
 import { readContainerIndex, type ContainerIndex } from './raw-container.js';
 import { decodeFrames } from './frame-decoder.js';
 import { readRawManifest, type RawManifest } from './raw-manifest.js';
@@ -124,15 +124,7 @@ export async function checkRawBackup(
 }
 
 /** Verifies a volume's raw backups: all of them, or the chain of the restore point at `at`. */
-export async function verifyRawVolume(req: {
-  medium: Medium;
-  host: string;
-  volume: string;
-  depth: VerifyDepth;
-  at?: Date;
-  logger: Logger;
-  signal?: AbortSignal;
-}): Promise<VolumeVerification> {
+export async function verifyRawVolume(req: VerifyRequest): Promise<VolumeVerification> {
   const store = new VolumeStore(asStorage(req.medium), req.host, req.volume);
   const problems: VerifyProblem[] = [];
   const all = await store.list((msg) => {

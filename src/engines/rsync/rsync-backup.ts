@@ -17,7 +17,7 @@ import { run } from '../../host/exec.js';
 import type { Logger } from '../../util/log.js';
 import { ManifestCursor, ManifestWriter } from '../../medium/manifest-file.js';
 import { backupFileNames } from '../../medium/layout.js';
-import type { RsyncSidecar } from '../../medium/sidecar.js';
+import { sidecarHeader, type RsyncSidecar } from '../../medium/sidecar.js';
 import { localCopy } from '../../repo/local-copy.js';
 import { VolumeStore } from '../../repo/volume-store.js';
 import { asStorage, type Medium } from '../../storage/as-storage.js';
@@ -57,21 +57,9 @@ export type PreparedMirror = MirrorReport & TwoPhase<RsyncSidecar>;
 /** The sidecar of an rsync tree: a full that needs nothing else. */
 export function treeSidecar(t: { volume: string; host: string; id: string; startedAt: Date; finishedAt: Date; stats: ScanStats; unreadable: string[]; manifestXxh64: string }): RsyncSidecar {
   const s = t.stats;
-  const names = backupFileNames(t.id, 'full', 'rsync', 'none');
   return {
-    format: 'xenbackup-backup',
-    version: 1,
-    volume: t.volume,
-    host: t.host,
-    id: t.id,
+    ...sidecarHeader({ volume: t.volume, host: t.host, id: t.id, kind: 'full', base: null, chain: t.id, engine: 'rsync', compression: 'none', startedAt: t.startedAt, finishedAt: t.finishedAt }),
     kind: 'full',
-    base: null,
-    chain: t.id,
-    engine: 'rsync',
-    archive: names.archive,
-    manifest: names.manifest,
-    startedAt: t.startedAt.toISOString(),
-    finishedAt: t.finishedAt.toISOString(),
     status: t.unreadable.length ? 'partial' : 'complete',
     stats: { entries: s.entries, stored: s.hashed, unchanged: s.unchanged, deleted: 0, filesRead: s.hashed, bytesRead: s.bytesRead, sourceBytes: s.sourceBytes },
     manifestXxh64: t.manifestXxh64,

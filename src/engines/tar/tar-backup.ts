@@ -11,10 +11,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Logger } from '../../util/log.js';
-import { decideKind, type KindDecision } from '../../core/chain.js';
+import { decideKind, type FullPolicy, type KindDecision } from '../../core/chain.js';
 import { ManifestCursor, ManifestWriter } from '../../medium/manifest-file.js';
 import { backupFileNames } from '../../medium/layout.js';
-import type { ArchiveStats, Sidecar, TarSidecar } from '../../medium/sidecar.js';
+import { sidecarHeader, type ArchiveStats, type Sidecar, type TarSidecar } from '../../medium/sidecar.js';
 import { openBase } from '../../repo/chain-base.js';
 import { timeOfId, VolumeStore } from '../../repo/volume-store.js';
 import { asStorage, type Medium } from '../../storage/as-storage.js';
@@ -31,7 +31,7 @@ import { DirWalker, PREFETCH_MAX } from './dir-walker.js';
  */
 const WALKER_THREADS = Math.min(2, os.availableParallelism());
 
-export interface BackupRequest {
+export interface BackupRequest extends FullPolicy {
   sourceDir: string;
   medium: Medium;
   host: string;
@@ -39,12 +39,6 @@ export interface BackupRequest {
   compression: Compression;
   /** Compress at nice 19 (default): dom0 keeps serving the guests. `xenbackup backup` turns it off unless --nice. */
   idlePriority?: boolean;
-  forceFull: boolean;
-  fullIntervalDays: number;
-  maxChainLength: number;
-  /** FULL_WEEKDAY / FULL_MONTHDAY (see core/chain.ts). */
-  fullWeekday?: number;
-  fullMonthday?: number;
   oneFileSystem: boolean;
   excludes: Buffer[];
   liveSource: boolean;
@@ -185,20 +179,8 @@ async function writeTarBackup(
           manifestXxh64 = m.seal();
         },
         sidecar: (finishedAt): TarSidecar => ({
-          format: 'xenbackup-backup',
-          version: 1,
-          volume: req.volume,
-          host: req.host,
-          id,
-          kind,
-          base,
-          chain,
-          engine: 'tar',
+          ...sidecarHeader({ volume: req.volume, host: req.host, id, kind, base, chain, engine: 'tar', compression: req.compression, startedAt: started, finishedAt }),
           compression: req.compression,
-          archive: names.archive,
-          manifest: names.manifest,
-          startedAt: started.toISOString(),
-          finishedAt: finishedAt.toISOString(),
           status: archiver.unreadable.length ? 'partial' : 'complete',
           stats: archiver.stats,
           tarBytes: archive.tarBytes,

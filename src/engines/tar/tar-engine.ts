@@ -5,39 +5,19 @@
  * tar-check.ts.
  */
 import { formatBytes, formatCount } from '../../util/human-format.js';
-import type { Storage } from '../../storage/storage.js';
-import type { Engine, PreparedVolumeBackup, VolumeBackupRequest } from '../engine.js';
+import { needsLocalFiles, type Engine, type PreparedVolumeBackup, type VolumeBackupRequest } from '../engine.js';
 import { restoreTree } from '../restore-tree.js';
 import { GNU_TAR_FLAG } from '../compression.js';
 import { prepareBackup, refuseTarBase } from './tar-backup.js';
 import { checkTarBackup } from './tar-check.js';
 import { tarMembers } from './tar-restore.js';
 
-/** The archive and manifest writers write local files (an object store will take a streaming writer). */
-function unsupported(storage: Storage): string | undefined {
-  return storage.local ? undefined : `the tar engine writes to a local medium, not to ${storage.kind} storage (${storage.root})`;
-}
-
 async function prepareTar(req: VolumeBackupRequest): Promise<PreparedVolumeBackup> {
   const show = req.progress;
   const p = await prepareBackup({
+    ...req,
     sourceDir: req.source,
     medium: req.storage,
-    host: req.host,
-    volume: req.volume,
-    compression: req.compression,
-    idlePriority: req.idlePriority,
-    forceFull: req.forceFull,
-    fullIntervalDays: req.fullIntervalDays,
-    maxChainLength: req.maxChainLength,
-    fullWeekday: req.fullWeekday,
-    fullMonthday: req.fullMonthday,
-    oneFileSystem: req.oneFileSystem,
-    excludes: req.excludes,
-    liveSource: req.liveSource,
-    logger: req.logger,
-    now: req.now,
-    signal: req.signal,
     onProgress: show ? (stats, at) => show(`${req.volume}: ${formatCount(stats.entries)} entries, ${formatBytes(stats.bytesRead)} read: ${at.toString()}`) : undefined,
   });
   return {
@@ -56,7 +36,7 @@ export const tarEngine: Engine = {
   reads: 'tree',
   chained: true,
   tools: ['zstd'],
-  unsupported,
+  unsupported: needsLocalFiles('tar'),
   refusesBase: refuseTarBase,
   prepareBackup: prepareTar,
   restore: (req, store, backup) => restoreTree(req, store, backup, tarMembers),
