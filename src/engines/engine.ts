@@ -98,8 +98,6 @@ export interface Engine {
   readonly reads: 'tree' | 'device';
   /** Its incrementals point into the archives of older backups of their chain (verify checks those references). */
   readonly chained: boolean;
-  /** Programs it runs, for `check` (besides what every run needs). */
-  readonly tools: readonly string[];
   /** Why this engine cannot keep backups on `storage` (undefined: it can). */
   unsupported(storage: Storage): string | undefined;
   /** Why an incremental of this engine cannot build on `base` (another engine made it), or undefined. */

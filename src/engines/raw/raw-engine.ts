@@ -40,7 +40,6 @@ export const rawEngine: Engine = {
   name: 'raw',
   reads: 'device',
   chained: true,
-  tools: ['zstd'],
   unsupported: needsLocalFiles('raw'),
   refusesBase: refuseRawBase,
   prepareBackup: prepareRaw,

@@ -35,7 +35,6 @@ export const rsyncEngine: Engine = {
   name: 'rsync',
   reads: 'tree',
   chained: false,
-  tools: ['rsync'],
   unsupported,
   // A tree is always a full: it builds on nothing.
   refusesBase: (base) => `an rsync tree is always a full (the previous backup ${base.id} is not built on)`,

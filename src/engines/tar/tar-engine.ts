@@ -35,7 +35,6 @@ export const tarEngine: Engine = {
   name: 'tar',
   reads: 'tree',
   chained: true,
-  tools: ['zstd'],
   unsupported: needsLocalFiles('tar'),
   refusesBase: refuseTarBase,
   prepareBackup: prepareTar,
