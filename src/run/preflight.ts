@@ -33,7 +33,7 @@ import { inspectDevice, mountIsOfDevice, type DeviceInfo } from '../host/device.
 import { lockHolder } from '../host/lock.js';
 import { isSnapshotAttr, type LogicalVolume } from '../host/lvm-report.js';
 import { listOurSnapshots, listVolumeGroups, NotALogicalVolumeError, resolveLogicalVolume, snapshotExtents } from '../host/lvm.js';
-import { runRemote } from '../host/ssh.js';
+import { SshStorage } from '../storage/ssh-storage.js';
 import { canonicalPath, describeMount, readMountinfo, topMountAt, type MountEntry } from '../host/mountinfo.js';
 import { formatBytes } from '../report/format.js';
 import { redactUrl } from '../report/mail.js';
@@ -334,11 +334,11 @@ async function checkMedium(cfg: Config, mounts: readonly MountEntry[], problems:
   return true;
 }
 
-/** One ssh login to RSYNC_TARGET's host, as the run's rsync would make it (same options, BatchMode). */
+/** One look at RSYNC_TARGET's folder through its storage, as the run reaches it (same ssh options, BatchMode). */
 async function checkRsyncTarget(r: RsyncRemoteTarget, problems: string[], notes: string[], log: Logger): Promise<void> {
   try {
-    await runRemote(r.target, r.ssh, ['true'], { logger: log, timeoutMs: 60_000, quiet: true });
-    notes.push(`RSYNC_TARGET ${r.spec}: ssh login works`);
+    const there = (await new SshStorage(r.target, r.ssh, log).list([])) !== undefined;
+    notes.push(`RSYNC_TARGET ${r.spec}: ssh login works${there ? '' : `; ${r.target.path} is not there yet (the first backup makes it)`}`);
   } catch (e) {
     problems.push(`RSYNC_TARGET ${r.spec}: ssh login failed: ${(e as Error).message}`);
   }
