@@ -17,8 +17,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prepareBackup, type BackupRequest, type PreparedBackup } from '../../src/engines/tar/tar-backup.js';
 import type { Compression } from '../../src/engines/compression.js';
-import type { Sidecar } from '../../src/medium/sidecar.js';
-import { VolumeStore } from '../../src/repo/volume-store.js';
+import { parseSidecar, type Sidecar, type TarSidecar } from '../../src/medium/sidecar.js';
+import { consistentChains, VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 import { createLogger, MemorySink, type Logger } from '../../src/util/log.js';
 
 /** The repository root (this file runs from dist/test/engine/). */
@@ -125,7 +126,7 @@ export interface ApiBackupOptions extends Partial<Omit<BackupRequest, 'sourceDir
 }
 
 export interface ApiBackupResult {
-  sidecar: Sidecar;
+  sidecar: TarSidecar;
   prepared: PreparedBackup;
   log: MemorySink;
 }
@@ -155,17 +156,43 @@ export async function apiBackup(source: string, medium: string, volume: string, 
     now: clock?.now,
     ...rest,
   });
-  const sidecar = prepared.commit();
+  const sidecar = await prepared.commit();
   return { sidecar, prepared, log: sink };
 }
 
-/** The committed backups of a volume, oldest first. */
+/**
+ * The committed backups of a volume, oldest first, read synchronously from
+ * the folder's sidecars (VolumeStore.list is async now; this stays sync for
+ * the tests that call it inline). Damaged sidecars are skipped, as list does.
+ */
 export function backupsOf(medium: string, volume: string): Sidecar[] {
-  return new VolumeStore(medium, HOST, volume).list();
+  const dir = volumeDir(medium, volume);
+  if (!fs.existsSync(dir)) return [];
+  const out: Sidecar[] = [];
+  for (const name of fs.readdirSync(dir).sort()) {
+    if (!name.endsWith('.json')) continue;
+    try {
+      out.push(parseSidecar(fs.readFileSync(path.join(dir, name), 'utf8'), path.join(dir, name), name));
+    } catch {
+      // a damaged sidecar is not a backup, as VolumeStore.list has it
+    }
+  }
+  out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return consistentChains(out, () => {});
+}
+
+/** The same through the code under test: VolumeStore.list over a LocalStorage. */
+export function backupsOfAsync(medium: string, volume: string): Promise<Sidecar[]> {
+  return volumeStore(medium, volume).list();
+}
+
+/** The VolumeStore of a volume in a local medium folder. */
+export function volumeStore(medium: string, volume: string): VolumeStore {
+  return new VolumeStore(new LocalStorage(medium), HOST, volume);
 }
 
 export function volumeDir(medium: string, volume: string): string {
-  return new VolumeStore(medium, HOST, volume).dir;
+  return volumeStore(medium, volume).dir;
 }
 
 /** The archive files of the chain that ends at `upTo` (full first), as absolute paths. */

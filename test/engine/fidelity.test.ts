@@ -14,6 +14,7 @@ import { makeScratchDir } from '../helpers/scratch.js';
 import { buildTortureTree } from '../helpers/torture-tree.js';
 import { entryAt, snapshotTree } from '../helpers/tree-snapshot.js';
 import { assertTreesEqual } from '../helpers/tree-compare.js';
+import type { TarSidecar } from '../../src/medium/sidecar.js';
 import { backupsOf, chainArchives, cliBackup, cliRestore, gnuTarRestoreChain, show } from './engine-fixtures.js';
 
 const VOLUME = 'torture/root';
@@ -32,7 +33,7 @@ test('the torture tree round-trips exactly through xenbackup, and through stock 
 
   const backup = cliBackup(source, medium, VOLUME);
   assert.equal(backup.code, 0, show(backup));
-  const [sidecar] = backupsOf(medium, VOLUME);
+  const [sidecar] = backupsOf(medium, VOLUME) as TarSidecar[]; // a tar backup
   assert.ok(sidecar);
   assert.equal(sidecar.kind, 'full');
   assert.equal(sidecar.status, 'complete', 'a socket is a note, not a failure');

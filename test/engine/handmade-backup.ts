@@ -12,8 +12,9 @@ import type { ManifestEntry, ManifestType } from '../../src/core/manifest.js';
 import type { TarEntry } from '../../src/tar/entry.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../../src/tar/write.js';
 import { fileXxh64, ManifestWriter } from '../../src/medium/manifest-file.js';
-import type { Sidecar } from '../../src/medium/sidecar.js';
+import type { TarSidecar } from '../../src/medium/sidecar.js';
 import { xxh64 } from '../../src/native/xxh.js';
+import { sealAndPublish } from '../helpers/sealed-file.js';
 import { HOST, volumeDir } from './engine-fixtures.js';
 
 export interface HandEntry {
@@ -41,7 +42,7 @@ const buf = (v: string | Buffer): Buffer => (Buffer.isBuffer(v) ? v : Buffer.fro
 const MTIME = 1_700_000_000_000_000_000n;
 
 /** Writes one full backup `id` of `volume` made of `blocks`; returns its sidecar. */
-export async function writeHandmadeBackup(medium: string, volume: string, id: string, blocks: HandBlock[]): Promise<Sidecar> {
+export async function writeHandmadeBackup(medium: string, volume: string, id: string, blocks: HandBlock[]): Promise<TarSidecar> {
   const dir = volumeDir(medium, volume);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const archiveName = `${id}.full.tar`;
@@ -112,8 +113,8 @@ export async function writeHandmadeBackup(medium: string, volume: string, id: st
   push(END_OF_ARCHIVE);
   const archivePath = path.join(dir, archiveName);
   fs.writeFileSync(archivePath, Buffer.concat(tar), { mode: 0o600 });
-  const manifestXxh64 = manifest.commit();
-  const sidecar: Sidecar = {
+  const manifestXxh64 = sealAndPublish(manifest, path.join(dir, manifestName));
+  const sidecar: TarSidecar = {
     format: 'xenbackup-backup',
     version: 1,
     volume,

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileXxh64, ManifestWriter, readBlocks, verifyManifest } from '../../src/medium/manifest-file.js';
+import { sealAndPublish } from '../helpers/sealed-file.js';
 import { archiveMember, encodeEntry, type ManifestEntry } from '../../src/core/manifest.js';
 
 function entry(name: Buffer, i: number): ManifestEntry {
@@ -27,7 +28,7 @@ test('commit() returns the xxh64 of the file as written, trailer included', (t) 
   w.beginDir(Buffer.alloc(0), { ...entry(Buffer.alloc(0), 0), type: 'dir', size: 0 });
   for (let i = 0; i < 12_000; i++) w.entry(entry(Buffer.from(`file-${i}`), i)); // ~2 MiB: several flushes
   w.entry(entry(Buffer.from([0x6e, 0xe9]), 1)); // Latin-1: stored base64
-  const returned = w.commit();
+  const returned = sealAndPublish(w, file);
   assert.equal(returned, fileXxh64(file));
   assert.equal(verifyManifest(file).backup, '20260101T000000Z');
   const blocks = [...readBlocks(file)];
@@ -48,7 +49,7 @@ test('flushToDisk() puts every line written so far into the partial file; writin
   assert.equal(partial.split('\n').length - 1, 102, 'header, directory line and 100 entries, each ending in a newline');
   assert.ok(!fs.existsSync(file), 'not committed: still only the .partial');
   w.entry(entry(Buffer.from('file-late'), 100));
-  const returned = w.commit();
+  const returned = sealAndPublish(w, file);
   assert.equal(returned, fileXxh64(file));
   assert.equal([...readBlocks(file)][0]!.entries.length, 101);
 });
@@ -74,7 +75,7 @@ test('plainFileLine writes, byte for byte, the line entry() writes; names needin
   for (const odd of [Buffer.from('quote"'), Buffer.from('back\\slash'), Buffer.from('new\nline'), Buffer.from('caf\u00e9'), Buffer.from([0x6e, 0xe9])]) {
     assert.equal(b.plainFileLine(odd, Buffer.from('"t":"f"'), '0123456789abcdef', archiveMember('x'), 0), false, `${JSON.stringify(odd.toString('latin1'))} is not plain`);
   }
-  a.commit();
-  b.commit();
+  sealAndPublish(a, viaEntry);
+  sealAndPublish(b, viaKey);
   assert.equal(fs.readFileSync(viaKey, 'utf8'), fs.readFileSync(viaEntry, 'utf8'));
 });

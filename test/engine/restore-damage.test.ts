@@ -12,19 +12,19 @@ import { makeScratchDir } from '../helpers/scratch.js';
 import { assertOneLineError, backupsOf, cliBackup, cliRestore, put, show, volumeDir } from './engine-fixtures.js';
 import { writeHandmadeBackup, type HandBlock } from './handmade-backup.js';
 import { fileXxh64 } from '../../src/medium/manifest-file.js';
-import type { Sidecar } from '../../src/medium/sidecar.js';
+import type { TarSidecar } from '../../src/medium/sidecar.js';
 
 const VOLUME = 'db1/data';
 const ID = '20260101T000000Z';
 
-async function handmade(scratch: string, blocks: HandBlock[]): Promise<{ medium: string; archive: string; sidecar: Sidecar }> {
+async function handmade(scratch: string, blocks: HandBlock[]): Promise<{ medium: string; archive: string; sidecar: TarSidecar }> {
   const medium = path.join(scratch, 'medium');
   const sidecar = await writeHandmadeBackup(medium, VOLUME, ID, blocks);
   return { medium, archive: path.join(volumeDir(medium, VOLUME), sidecar.archive), sidecar };
 }
 
 /** Rewrites the archive and makes its sidecar's hash agree, so only restore's own reading can notice. */
-function rewriteArchive(medium: string, sidecar: Sidecar, bytes: Buffer): void {
+function rewriteArchive(medium: string, sidecar: TarSidecar, bytes: Buffer): void {
   const dir = volumeDir(medium, VOLUME);
   const archive = path.join(dir, sidecar.archive);
   fs.writeFileSync(archive, bytes);
@@ -131,7 +131,7 @@ test('a zstd archive damaged or cut short fails the restore with one line naming
   fs.mkdirSync(medium);
   for (let i = 0; i < 40; i++) put(source, `d/f${i}`, `file ${i}\n`.repeat(2000 + i));
   assert.equal(cliBackup(source, medium, VOLUME).code, 0);
-  const [sidecar] = backupsOf(medium, VOLUME);
+  const [sidecar] = backupsOf(medium, VOLUME) as TarSidecar[]; // a tar backup
   const archive = path.join(volumeDir(medium, VOLUME), sidecar!.archive);
   const good = fs.readFileSync(archive);
   assert.ok(good.length > 4000);

@@ -32,7 +32,7 @@ test('raw restore to a file never writes through a planted symlink', async (t) =
   const dev = attachLoop(t, image);
   writeAt(dev, 1 * MiB, seededBytes(MiB, 7));
   const p = await prepareRawBackup({ device: dev, medium, host: HOST, volume: VOLUME, chunkSize: MiB, forceFull: true, fullIntervalDays: 30, maxChainLength: 10, logger: quietLogger });
-  p.commit();
+  await p.commit();
   const copy = path.join(dir, 'copy.img');
   saveImage(dev, copy);
   const on = ['--medium', medium, '--host', HOST];

@@ -9,10 +9,11 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { prepareMirror } from '../../src/engines/rsync/rsync-mirror.js';
+import { prepareMirror } from '../../src/engines/rsync/rsync-backup.js';
 import { restore } from '../../src/engines/restore.js';
 import { DamagedBackupError } from '../../src/engines/restore-writer.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { memoryLogger } from './engine-fixtures.js';
 
@@ -32,8 +33,8 @@ test('a symlink planted in an rsync tree is never followed by restore', async (t
   fs.writeFileSync(path.join(secret, 'passwd'), 'SECRET\n');
   const { log } = memoryLogger();
   let clock = Date.UTC(2026, 10, 1);
-  const sc = (await prepareMirror({ sourceDir: src, medium, host: HOST, volume: VOLUME, logger: log, now: () => new Date((clock += 60_000)) })).commit();
-  const tree = new VolumeStore(medium, HOST, VOLUME).pathOf(sc.archive);
+  const sc = await (await prepareMirror({ sourceDir: src, medium, host: HOST, volume: VOLUME, logger: log, now: () => new Date((clock += 60_000)) })).commit();
+  const tree = new VolumeStore(new LocalStorage(medium), HOST, VOLUME).pathOf(sc.archive);
 
   const attempts: Array<{ what: string; plant: () => void; error: RegExp }> = [
     {

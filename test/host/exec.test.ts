@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CommandError, run, spawnStreaming } from '../../src/host/exec.js';
-import { prepareMirror } from '../../src/engines/rsync/rsync-mirror.js';
+import { prepareMirror } from '../../src/engines/rsync/rsync-backup.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 
@@ -39,8 +40,8 @@ test('an rsync mirror whose run is interrupted leaves no tree, no partial and no
   ac.abort('SIGTERM');
   const req = { sourceDir: src, medium, host: 'h', volume: 'web1/root', logger: createLogger([new MemorySink().sink]) };
   await assert.rejects(prepareMirror({ ...req, signal: ac.signal }), /interrupted \(SIGTERM\)/);
-  const store = new VolumeStore(medium, 'h', 'web1/root');
+  const store = new VolumeStore(new LocalStorage(medium), 'h', 'web1/root');
   assert.deepEqual(fs.readdirSync(store.dir), [], 'nothing left in the volume folder');
-  (await prepareMirror(req)).commit(); // the lock was released
-  assert.equal(store.list().length, 1);
+  await (await prepareMirror(req)).commit(); // the lock was released
+  assert.equal((await store.list()).length, 1);
 });

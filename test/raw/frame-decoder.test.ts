@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { zstdCompressFrame } from '../../src/native/zstd.js';
 import { xxh64 } from '../../src/native/xxh.js';
+import { sealAndPublish } from '../helpers/sealed-file.js';
 import { RawContainerWriter, readContainerIndex } from '../../src/engines/raw/raw-container.js';
 import { decodeFrames } from '../../src/engines/raw/frame-decoder.js';
 
@@ -36,7 +37,7 @@ async function makeContainer(dir: string, indexes: number[]): Promise<string> {
     await w.drain();
   }
   await w.finish();
-  w.commit();
+  sealAndPublish(w, file);
   return file;
 }
 

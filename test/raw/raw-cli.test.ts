@@ -21,7 +21,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { prepareRawBackup } from '../../src/engines/raw/raw-backup.js';
-import type { RawSidecar } from '../../src/engines/raw/raw-layout.js';
+import type { RawSidecar } from '../../src/medium/sidecar.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { makeRunEnv, XENBACKUP } from '../run/run-fixtures.js';
 import { ensureRunSshd, startSshd } from '../rsync/sshd-fixture.js';
@@ -64,7 +64,7 @@ test('ls, restore, verify and list on raw backups; restore onto a device needs -
   let clock = Date.parse('2026-11-20T01:00:00Z');
   const backup = async (): Promise<RawSidecar> => {
     const p = await prepareRawBackup({ device: dev, medium, host: HOST, volume: VOLUME, chunkSize: CHUNK, forceFull: false, fullIntervalDays: 30, maxChainLength: 10, logger: quietLogger, now: () => new Date(clock) });
-    const s = p.commit();
+    const s = await p.commit();
     clock += 86_400_000;
     return s;
   };

@@ -14,6 +14,7 @@ import { restoreRawImage } from '../../src/engines/raw/raw-restore.js';
 import { verifyRawVolume } from '../../src/engines/raw/raw-verify.js';
 import { readContainerIndex } from '../../src/engines/raw/raw-container.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { attachLoop, MiB, quietLogger, seededBytes, writeAt } from './raw-fixtures.js';
 
@@ -31,14 +32,14 @@ test('raw damage: flipped frame bit, truncation, damaged index or manifest are r
   const backup = async (): Promise<void> => {
     clock += 3600_000;
     const p = await prepareRawBackup({ ...base, device: dev, chunkSize: MiB, forceFull: false, fullIntervalDays: 30, maxChainLength: 5, now: () => new Date(clock) });
-    p.commit();
+    await p.commit();
   };
   await backup();
   writeAt(dev, 3 * MiB + 10, seededBytes(100, 11));
   await backup();
 
-  const store = new VolumeStore(medium, 'h', 'bsd/raw');
-  const [full, incr] = store.list();
+  const store = new VolumeStore(new LocalStorage(medium), 'h', 'bsd/raw');
+  const [full, incr] = await store.list();
   assert.ok(full && incr);
   const container = store.pathOf(full.archive);
   const pristine = fs.readFileSync(container);

@@ -36,7 +36,7 @@ test('raw restore onto a device: O_DIRECT for whole blocks, the odd-sized last c
     logger: quietLogger,
     now: () => new Date('2026-11-20T01:00:00Z'),
   });
-  prepared.commit();
+  await prepared.commit();
 
   const targetFile = path.join(dir, 'lv.img');
   fs.writeFileSync(targetFile, Buffer.alloc(4 * MiB, 0xaa));

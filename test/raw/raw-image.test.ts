@@ -17,8 +17,9 @@ import path from 'node:path';
 import { prepareRawBackup, type RawBackupRequest } from '../../src/engines/raw/raw-backup.js';
 import { restoreRawImage } from '../../src/engines/raw/raw-restore.js';
 import { verifyRawVolume } from '../../src/engines/raw/raw-verify.js';
-import type { RawSidecar } from '../../src/engines/raw/raw-layout.js';
+import type { RawSidecar } from '../../src/medium/sidecar.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { allocatedBytes, attachLoop, chunkFacts, MiB, quietLogger, saveImage, seededBytes, sh, writeAt } from './raw-fixtures.js';
 
@@ -64,7 +65,7 @@ test('raw full + incrementals of an ext4 loop device: only changed chunks stored
     saveImage(dev, copy);
     const facts = chunkFacts(copy, CHUNK);
     const prepared = await prepareRawBackup(request());
-    const sidecar = prepared.commit();
+    const sidecar = await prepared.commit();
     backups.push({ sidecar, copy, facts });
     return sidecar;
   };
@@ -171,7 +172,7 @@ test('raw full + incrementals of an ext4 loop device: only changed chunks stored
     assert.deepEqual(v.problems, [], v.lines.join('\n'));
     assert.equal(v.backups, 3);
   }
-  const store = new VolumeStore(medium, 'dom0', 'win1/disk');
+  const store = new VolumeStore(new LocalStorage(medium), 'dom0', 'win1/disk');
   assert.deepEqual(
     fs.readdirSync(store.dir).filter((n) => !n.startsWith('.')).sort(),
     backups.flatMap((b) => [b.sidecar.archive, b.sidecar.manifest, b.sidecar.manifest.replace(/manifest$/, 'json')]).sort(),

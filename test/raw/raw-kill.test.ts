@@ -14,6 +14,7 @@ import { prepareRawBackup } from '../../src/engines/raw/raw-backup.js';
 import { restoreRawImage } from '../../src/engines/raw/raw-restore.js';
 import { verifyRawVolume } from '../../src/engines/raw/raw-verify.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { attachLoop, MiB, quietLogger, saveImage, seededBytes, writeAt } from './raw-fixtures.js';
 
@@ -29,7 +30,7 @@ test('raw backup killed with SIGKILL half way: nothing counts, the next backup c
   writeAt(dev, 0, seededBytes(16 * MiB, 20));
   const base = { medium, host: 'h', volume: 'vm/swap', logger: quietLogger };
   const first = await prepareRawBackup({ ...base, device: dev, chunkSize: MiB, forceFull: false, fullIntervalDays: 30, maxChainLength: 10, now: () => new Date('2026-11-26T01:00:00Z') });
-  const full = first.commit();
+  const full = await first.commit();
   const fullCopy = path.join(dir, 'full.img');
   saveImage(dev, fullCopy);
 
@@ -48,19 +49,19 @@ test('raw backup killed with SIGKILL half way: nothing counts, the next backup c
     });
     void exited.then((how) => reject(new Error(`child ended (${String(how)}) before the middle: ${stderr}`)));
   });
-  const store = new VolumeStore(medium, 'h', 'vm/swap');
+  const store = new VolumeStore(new LocalStorage(medium), 'h', 'vm/swap');
   const partials = fs.readdirSync(store.dir).filter((n) => n.endsWith('.partial'));
   assert.ok(partials.some((n) => n.endsWith('.incr.raw.zst.partial')), `the container is being written: ${partials.join(', ')}`);
   proc.kill('SIGKILL');
   assert.equal(await exited, 'SIGKILL');
 
-  assert.deepEqual(store.list().map((s) => s.id), [full.id], 'the killed backup does not count');
+  assert.deepEqual((await store.list()).map((s) => s.id), [full.id], 'the killed backup does not count');
   const out = path.join(dir, 'out.img');
   await restoreRawImage({ ...base, to: out, force: false });
   assert.ok(fs.readFileSync(out).equals(fs.readFileSync(fullCopy)), 'a restore gives the full');
 
   const next = await prepareRawBackup({ ...base, device: dev, chunkSize: MiB, forceFull: false, fullIntervalDays: 30, maxChainLength: 10, now: () => new Date('2026-11-27T02:00:00Z') });
-  const incr = next.commit();
+  const incr = await next.commit();
   assert.equal(incr.kind, 'incremental');
   assert.equal(incr.base, full.id);
   assert.equal(incr.raw.storedChunks, 3);

@@ -14,6 +14,7 @@ import { restoreRawImage } from '../../src/engines/raw/raw-restore.js';
 import { verifyRawVolume } from '../../src/engines/raw/raw-verify.js';
 import { pruneVolume } from '../../src/repo/prune.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { MiB, quietLogger, seededBytes, writeAt } from './raw-fixtures.js';
 
@@ -28,22 +29,22 @@ test('prune: a raw chain past the TTL goes whole, the kept chain restores; uncla
   const backup = async (d: number, forceFull: boolean): Promise<void> => {
     writeAt(image, (d % 8) * MiB, seededBytes(4096, d));
     const p = await prepareRawBackup({ ...base, device: image, chunkSize: MiB, forceFull, fullIntervalDays: 30, maxChainLength: 10, now: () => day(d) });
-    p.commit();
+    await p.commit();
   };
   await backup(0, true);
   await backup(1, false);
   await backup(2, false);
   await backup(20, true);
   await backup(21, false);
-  const store = new VolumeStore(medium, 'h', 'nt/c');
-  const before = store.list();
+  const store = new VolumeStore(new LocalStorage(medium), 'h', 'nt/c');
+  const before = await store.list();
   assert.deepEqual(before.map((s) => s.kind), ['full', 'incremental', 'incremental', 'full', 'incremental']);
 
   // a container and manifest of an interrupted prune, older than the newest backup
   fs.writeFileSync(store.pathOf('20261001T120000Z.incr.raw.zst'), 'x');
   fs.writeFileSync(store.pathOf('20261001T120000Z.incr.raw.manifest'), 'x');
 
-  const r = pruneVolume(store, { ttlDays: 10, keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }, { dryRun: false, now: day(25) });
+  const r = await pruneVolume(store, { ttlDays: 10, keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }, { dryRun: false, now: day(25) });
   assert.deepEqual(r.errors, []);
   assert.deepEqual(r.deleted.map((d) => d.id).sort(), before.slice(0, 3).map((s) => s.id).sort());
   for (const d of r.deleted) assert.deepEqual(d.files.map((f) => f.replace(/^\d{8}T\d{6}Z\./, '')).sort(), d.kind === 'full' ? ['full.raw.json', 'full.raw.manifest', 'full.raw.zst'] : ['incr.raw.json', 'incr.raw.manifest', 'incr.raw.zst']);

@@ -29,7 +29,9 @@ test('a sidecar as xenbackup writes it passes, for every engine and compression'
   assert.equal(parseSidecar(JSON.stringify(good()), FILE, `${ID}.full.json`).archive, `${ID}.full.tar.zst`);
   const incr = good({ id: INCR, kind: 'incremental', base: ID, chain: ID, archive: `${INCR}.incr.tar.gz`, manifest: `${INCR}.incr.manifest`, compression: 'gzip' });
   assert.equal(parseSidecar(JSON.stringify(incr), FILE, `${INCR}.incr.json`).base, ID);
-  const raw = good({ engine: 'raw', archive: `${ID}.full.raw.zst`, manifest: `${ID}.full.raw.manifest`, frames: [] });
+  // parseSidecar now checks a raw sidecar's image section too (aae868a): a raw sidecar as xenbackup writes it has one.
+  const rawInfo = { imageBytes: 4 << 20, chunkSize: 1 << 20, chunks: 4, storedChunks: 1, zeroChunks: 3, unchangedChunks: 0, imageXxh64: '0123456789abcdef', device: '/dev/vg/disk' };
+  const raw = good({ engine: 'raw', archive: `${ID}.full.raw.zst`, manifest: `${ID}.full.raw.manifest`, frames: [], raw: rawInfo });
   assert.equal(parseSidecar(JSON.stringify(raw), FILE, `${ID}.full.raw.json`).engine, 'raw');
   const tree = good({ engine: 'rsync', compression: 'none', archive: `${ID}.tree`, manifest: `${ID}.tree.manifest`, archiveXxh64: '', frames: [] });
   assert.equal(parseSidecar(JSON.stringify(tree), FILE, `${ID}.tree.json`).engine, 'rsync');

@@ -30,7 +30,7 @@ import { test } from 'node:test';
 import * as zlib from 'node:zlib';
 import * as tar from 'tar';
 import type { Compression } from '../../src/engines/compression.js';
-import type { Sidecar } from '../../src/medium/sidecar.js';
+import type { Sidecar, TarSidecar } from '../../src/medium/sidecar.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { backupsOf, cliBackup, show, volumeDir } from '../engine/engine-fixtures.js';
 
@@ -308,7 +308,7 @@ for (const compression of ['none', 'gzip', 'zstd'] as const) {
 
     const full = cliBackup(source, medium, VOLUME, ['--compress', compression]);
     assert.equal(full.code, 0, show(full));
-    const [first] = backupsOf(medium, VOLUME);
+    const [first] = backupsOf(medium, VOLUME) as TarSidecar[]; // a tar backup
     assert.equal(first!.kind, 'full');
     if (compression !== 'none') assert.ok(first!.frames.length > 1, `big.bin spans frames: ${first!.frames.length}`);
     const fullArchive = archiveOf(medium, first!);

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lutimesNs } from '../../src/native/xbfs.js';
-import { prepareMirror } from '../../src/engines/rsync/rsync-mirror.js';
+import { prepareMirror } from '../../src/engines/rsync/rsync-backup.js';
 import type { Sidecar } from '../../src/medium/sidecar.js';
 import { verifyVolume, type VolumeVerification } from '../../src/engines/verify.js';
 import { makeScratchDir, type CleanupContext } from '../helpers/scratch.js';
