@@ -65,7 +65,10 @@ export class SshStorage implements Storage {
   ) {
     this.root = formatRemoteTarget(target);
     this.rsync = {
-      location: (folder, name) => rsyncRemotePath(target, this.remotePath(folder, name)),
+      location: (folder, name) => {
+        this.check(folder, ...(name === undefined ? [] : [name]));
+        return rsyncRemotePath(target, this.remotePath(folder, name));
+      },
       args: rsyncSshArgs(ssh),
     };
   }
