@@ -1,6 +1,6 @@
 // Bundles the compiled CLI (dist/src, from tsc) and its dependencies into dist/bundle/, which
 // bin/xenbackup loads. Why: every start of xenbackup resolved, read and compiled some 50-100
-// ES modules one by one (commander, nodemailer and node-tar included); one chunk per command
+// ES modules one by one (commander, nodemailer and execa included); one chunk per command
 // (dynamic imports stay lazy, --splitting) starts ~50 ms sooner for `backup` and ~100 ms for
 // `run` on this machine, and 15-40 s sooner in the emulated VM of the test suite. tsc still
 // type-checks and compiles every module (the tests import them); esbuild only joins its output.

@@ -1,8 +1,10 @@
 /** `xenbackup backup`: one tree into its volume's folder on the medium (the engine without LVM). */
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { prepareBackup, type PreparedBackup } from '../engines/tar/tar-backup.js';
-import type { Sidecar } from '../medium/sidecar.js';
+import type { PreparedVolumeBackup } from '../engines/engine.js';
+import { loadEngine } from '../engines/registry.js';
+import { archiveBytesOf, type Sidecar } from '../medium/sidecar.js';
+import { LocalStorage } from '../storage/local-storage.js';
 import { COMPRESSIONS, type Compression } from '../engines/compression.js';
 import { checkHostName, parseVolumeName } from '../core/names.js';
 import { formatBytes, formatCount } from '../report/format.js';
@@ -83,12 +85,13 @@ or source; 4 the medium is missing or not writable.`,
       const maxChain = Number(o.maxChain);
       if (!(fullInterval > 0) || !(maxChain >= 1)) throw new CliError('--full-interval and --max-chain must be positive numbers');
       const started = Date.now();
-      let prepared: PreparedBackup;
+      let prepared: PreparedVolumeBackup;
       let sidecar: Sidecar;
       try {
-        prepared = await prepareBackup({
-          sourceDir: source,
-          medium: String(o.medium),
+        // The tar engine, as the nightly run calls it for a mounted snapshot.
+        prepared = await (await loadEngine('tar')).prepareBackup({
+          source,
+          storage: new LocalStorage(String(o.medium)),
           host: String(o.host),
           volume: String(o.volume),
           compression,
@@ -100,10 +103,10 @@ or source; 4 the medium is missing or not writable.`,
           excludes: [],
           liveSource: false,
           logger: log,
-          onProgress: (s, at) => terminal.progress(`${formatCount(s.entries)} entries, ${formatBytes(s.bytesRead)} read: ${at.toString()}`),
+          progress: (text) => terminal.progress(text),
         });
         terminal.clearProgress();
-        sidecar = prepared.commit();
+        sidecar = await prepared.commit();
       } catch (e) {
         terminal.clearProgress();
         // One line for the user (the engine's errors name the file or command); the stack only with -v.
@@ -115,7 +118,7 @@ or source; 4 the medium is missing or not writable.`,
       log.info(
         `${sidecar.volume}: ${sidecar.kind} backup ${sidecar.id} done in ${((Date.now() - started) / 1000).toFixed(1)} s: ` +
           `${formatCount(s.entries)} entries, ${formatCount(s.stored)} stored, ${formatCount(s.unchanged)} unchanged, ${formatCount(s.deleted)} deleted; ` +
-          `${formatBytes(sidecar.archiveBytes)} written to ${prepared.archivePath}`,
+          `${formatBytes(archiveBytesOf(sidecar))} written to ${prepared.archivePath}`,
       );
       if (sidecar.status === 'partial') {
         log.error(`${sidecar.volume}: backup ${sidecar.id} is PARTIAL: ${sidecar.unreadable.length} path(s) could not be read`);

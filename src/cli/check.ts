@@ -54,7 +54,7 @@ Exit codes:
       const result = await preflight(cfg, { logger: log });
       for (const n of result.notes) out(`note: ${n}`);
       out('plan:');
-      for (const l of describePlan(cfg, { mediumMounted: result.mediumMounted, forceFull: !!o.full, now: new Date() })) out(`  ${l}`);
+      for (const l of await describePlan(cfg, { mediumMounted: result.mediumMounted, forceFull: !!o.full, now: new Date() })) out(`  ${l}`);
       if (result.problems.length > 0) {
         process.stderr.write(`xenbackup check: ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'}:\n`);
         for (const p of result.problems) process.stderr.write(`  - ${p}\n`);

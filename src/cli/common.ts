@@ -9,7 +9,9 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import type { Config } from '../config/settings.js';
 import { formatRemoteTarget, isRemoteTarget, parseRemoteTarget, RemoteTargetError } from '../host/remote-target.js';
-import type { RemoteMedium } from '../repo/remote-volume.js';
+import { LocalStorage } from '../storage/local-storage.js';
+import { SshStorage } from '../storage/ssh-storage.js';
+import type { Storage } from '../storage/storage.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { createTerminalSink, minLevelFor, type TerminalSink, type Verbosity } from '../report/sinks.js';
 
@@ -89,19 +91,26 @@ export function requireMediumDir(dir: string): string {
 }
 
 /** A --medium: a directory here, or `user@host:/path` (the rsync engine's remote target) reached over ssh. */
-export type ResolvedMedium = { kind: 'local'; dir: string } | { kind: 'remote'; remote: RemoteMedium; shown: string };
+export interface ResolvedMedium {
+  storage: Storage;
+  /** The medium as the user named it, for messages. */
+  shown: string;
+  /** Why it is not available when its folder is not there. */
+  missing: string;
+}
 
 /**
- * Tells a --medium value local or remote, in one place for every command.
- * A remote one takes its ssh settings from the options, else from the
- * config's RSYNC_SSH_* (when a config was given), else ssh's defaults.
+ * Tells a --medium value local or remote, in one place for every command,
+ * and gives its storage. A remote one takes its ssh settings from the
+ * options, else from the config's RSYNC_SSH_* (when a config was given),
+ * else ssh's defaults.
  */
-export function resolveMedium(spec: string, o: SshCliOptions, cfg?: Config): ResolvedMedium {
+export function resolveMedium(spec: string, o: SshCliOptions, log: Logger, cfg?: Config): ResolvedMedium {
   if (!isRemoteTarget(spec)) {
     if (o.sshKey !== undefined || o.sshPort !== undefined || o.knownHosts !== undefined) {
       throw new CliError(`--ssh-key, --ssh-port and --known-hosts apply to a remote --medium (user@host:/path), not to ${spec}`);
     }
-    return { kind: 'local', dir: requireMediumDir(spec) };
+    return { storage: new LocalStorage(requireMediumDir(spec)), shown: spec, missing: 'it does not exist' };
   }
   let target;
   try {
@@ -117,5 +126,16 @@ export function resolveMedium(spec: string, o: SshCliOptions, cfg?: Config): Res
     port = Number(o.sshPort);
   }
   const ssh = { ...fromConfig, port, identityFile: o.sshKey ?? fromConfig.identityFile, knownHostsFile: o.knownHosts ?? fromConfig.knownHostsFile };
-  return { kind: 'remote', remote: { target, ssh }, shown: formatRemoteTarget(target) };
+  return { storage: new SshStorage(target, ssh, log), shown: formatRemoteTarget(target), missing: `${target.path} is not a directory on ${target.host}` };
+}
+
+/**
+ * A medium whose folder is not there is not available (exit 4), not an
+ * empty medium. Asked of a remote medium only when nothing was found there,
+ * so a medium with backups costs no extra connection.
+ */
+export async function requireMediumRoot(medium: ResolvedMedium): Promise<void> {
+  if ((await medium.storage.list([])) === undefined) {
+    throw new CliError(`the backup medium ${medium.shown} is not available: ${medium.missing}`, EXIT.medium);
+  }
 }

@@ -8,9 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { prepareBackup } from '../engines/tar/tar-backup.js';
+import { loadEngine } from '../engines/registry.js';
 import { restore } from '../engines/restore.js';
 import { VolumeStore } from '../repo/volume-store.js';
+import { LocalStorage } from '../storage/local-storage.js';
 import { formatBytes } from '../report/format.js';
 import { listVolume } from './list.js';
 import { openConsole } from './common.js';
@@ -47,9 +48,11 @@ Example:
       if (fs.existsSync(source)) throw new Error(`${source} exists already; give the demo an empty --dir`);
       fs.mkdirSync(medium, { recursive: true });
       makeSampleTree(source);
+      const storage = new LocalStorage(medium);
+      const tar = await loadEngine('tar');
       const common = {
-        sourceDir: source,
-        medium,
+        source,
+        storage,
         host: 'demo-host',
         volume: 'web1/root',
         compression: 'zstd' as const,
@@ -61,18 +64,18 @@ Example:
         logger: log,
       };
       log.info(`demo: sample tree in ${source}`);
-      const first = (await prepareBackup({ ...common, forceFull: false })).commit();
+      const first = await (await tar.prepareBackup({ ...common, forceFull: false })).commit();
       log.info(`demo: changing etc/motd, deleting var/log/app.log, adding etc/new.conf`);
       fs.writeFileSync(path.join(source, 'etc/motd'), 'Welcome to web1, second version.\n');
       fs.rmSync(path.join(source, 'var/log/app.log'));
       fs.writeFileSync(path.join(source, 'etc/new.conf'), 'new = yes\n');
       // Backup ids are per second: make sure the second one gets its own.
       await new Promise((r) => setTimeout(r, 1100));
-      const second = (await prepareBackup({ ...common, forceFull: false })).commit();
-      const store = new VolumeStore(medium, 'demo-host', 'web1/root');
+      const second = await (await tar.prepareBackup({ ...common, forceFull: false })).commit();
+      const store = new VolumeStore(storage, 'demo-host', 'web1/root');
       const out = process.stdout;
       out.write(`\nBackups of web1/root on ${medium}:\n`);
-      for (const b of listVolume(store)) {
+      for (const b of await listVolume(store)) {
         out.write(`  ${b.id} ${b.kind.padEnd(11)} ${String(b.files).padStart(4)} entries  ${formatBytes(b.archiveBytes).padStart(9)}  ${b.archive}\n`);
       }
       const r = await restore({

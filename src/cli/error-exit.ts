@@ -36,6 +36,7 @@ const CODE_OF_NAME: Record<string, number> = {
   // the medium
   MediumMissing: EXIT.medium,
   MediumUnavailableError: EXIT.medium,
+  MediumNotMountedError: EXIT.medium,
   MediumDamage: EXIT.failed,
   DamagedBackupError: EXIT.failed,
   TarFormatError: EXIT.failed,

@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync, chmodSync, re
 import path from 'node:path';
 import type { Command } from 'commander';
 import { quoteArg } from '../host/exec.js';
-import { installRoot } from '../util/install-root.js';
+import { installRoot } from '../native/install-root.js';
 import { CliError, EXIT } from './common.js';
 
 export const DEFAULT_CONFIG = '/etc/xenbackup.conf';

@@ -15,14 +15,11 @@ import type { Command } from 'commander';
 import { needs } from '../core/chain.js';
 import { describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
 import { backupBytes, pruneVolume, type VolumePruneResult } from '../repo/prune.js';
-import type { Sidecar } from '../medium/sidecar.js';
-import { timeOfId, VolumeStore } from '../repo/volume-store.js';
+import { archiveBytesOf, type Sidecar } from '../medium/sidecar.js';
+import { timeOfId, type VolumeStore } from '../repo/volume-store.js';
 import { formatBytes, formatCount } from '../report/format.js';
-import { isRawSidecar } from '../engines/raw/raw-layout.js';
-import { addSshOptions, EXIT, openConsole, type ResolvedMedium, type SshCliOptions } from './common.js';
-import { measureRemoteBackups } from '../repo/remote-prune.js';
+import { addSshOptions, EXIT, openConsole, type SshCliOptions } from './common.js';
 import { addRuleOptions, resolveTarget, storesFor, type RuleOptions } from './prune.js';
-import { withRemoteIndex, type RemoteIndex } from './remote-medium.js';
 
 export interface ListedBackup {
   id: string;
@@ -55,14 +52,18 @@ export interface ListedRawImage {
 }
 
 function rawImageOf(s: Sidecar): ListedRawImage | null {
-  if (!isRawSidecar(s) || !s.raw) return null;
+  if (s.engine !== 'raw') return null;
   const r = s.raw;
   return { imageBytes: r.imageBytes, chunkSize: r.chunkSize, chunks: r.chunks, storedChunks: r.storedChunks, zeroChunks: r.zeroChunks, unchangedChunks: r.unchangedChunks };
 }
 
 /** `onProblem`: each sidecar that cannot be read (damaged or hostile), named with its file; it is left out of the list. */
-export function listVolume(store: VolumeStore, onProblem?: (msg: string) => void): ListedBackup[] {
-  return store.list(onProblem).map((s) => ({
+export async function listVolume(store: VolumeStore, onProblem?: (msg: string) => void): Promise<ListedBackup[]> {
+  return listedBackups(store, await store.list(onProblem));
+}
+
+function listedBackups(store: VolumeStore, sidecars: Sidecar[]): ListedBackup[] {
+  return sidecars.map((s) => ({
     id: s.id,
     time: timeOfId(s.id).toISOString(),
     kind: s.kind,
@@ -71,10 +72,10 @@ export function listVolume(store: VolumeStore, onProblem?: (msg: string) => void
     status: s.status,
     files: s.stats.entries,
     bytes: s.stats.sourceBytes,
-    archiveBytes: s.archiveBytes,
-    archive: store.pathOf(s.archive),
-    manifest: store.pathOf(s.manifest),
-    engine: s.engine ?? 'tar',
+    archiveBytes: archiveBytesOf(s),
+    archive: store.show(s.archive),
+    manifest: store.show(s.manifest),
+    engine: s.engine,
     raw: rawImageOf(s),
   }));
 }
@@ -111,12 +112,12 @@ export interface ListedVolume {
 }
 
 /** One volume with its chains and what prune would do next by `rules`. */
-export function listVolumeDetail(store: VolumeStore, rules: RetentionRules, now: Date, onProblem?: (msg: string) => void): ListedVolume {
-  const sidecars = store.list(onProblem);
+export async function listVolumeDetail(store: VolumeStore, rules: RetentionRules, now: Date, onProblem?: (msg: string) => void): Promise<ListedVolume> {
+  const sidecars = await store.list(onProblem);
   let pruned: VolumePruneResult | undefined;
   let refused: string | undefined;
   try {
-    pruned = pruneVolume(store, rules, { dryRun: true, now });
+    pruned = await pruneVolume(store, rules, { dryRun: true, now });
   } catch (e) {
     if (!(e instanceof RetentionRulesError)) throw e;
     refused = e.message;
@@ -130,20 +131,21 @@ export function listVolumeDetail(store: VolumeStore, rules: RetentionRules, now:
       return [];
     }
   };
-  const backups = listVolume(store).map((b, i): ListedBackupDetail => {
-    // (the problems of store.list were reported above, once)
+  const listed = listedBackups(store, sidecars);
+  const backups: ListedBackupDetail[] = [];
+  for (const [i, b] of listed.entries()) {
     const s = sidecars[i]!;
     const need = needsOf(s);
     const verdict = item.get(s.id);
-    return {
+    backups.push({
       ...b,
       needs: need,
       restorable: need.length > 0,
-      sizeBytes: backupBytes(store, s),
-      restoreBytes: need.reduce((n, id) => n + byId.get(id)!.archiveBytes, 0),
+      sizeBytes: await backupBytes(store, s),
+      restoreBytes: need.reduce((n, id) => n + archiveBytesOf(byId.get(id)!), 0),
       prune: verdict ? { action: verdict.keep ? 'keep' : 'delete', reasons: verdict.reasons } : null,
-    };
-  });
+    });
+  }
   const chains = new Map<string, ListedChain>();
   for (const b of backups) {
     const c = chains.get(b.chain) ?? { full: b.chain, backups: [], archiveBytes: 0, sizeBytes: 0, restorable: byId.get(b.chain)?.kind === 'full' };
@@ -165,33 +167,6 @@ export function listVolumeDetail(store: VolumeStore, rules: RetentionRules, now:
       ...(refused ? { refused } : {}),
     },
   };
-}
-
-/**
- * A volume listed from a copy of the remote index: its files named as on the
- * remote host, and its sizes as measured there (the copy holds no trees).
- */
-function showRemote(v: ListedVolume, index: RemoteIndex, sizes: Map<string, number>): ListedVolume {
-  const size = (id: string): number => sizes.get(id) ?? 0;
-  return {
-    ...v,
-    backups: v.backups.map((b) => ({ ...b, archive: index.show(b.archive), manifest: index.show(b.manifest), sizeBytes: size(b.id) })),
-    chains: v.chains.map((c) => ({ ...c, sizeBytes: c.backups.reduce((n, id) => n + size(id), 0) })),
-    prune: { ...v.prune, freedBytes: v.prune.delete.reduce((n, id) => n + size(id), 0) },
-  };
-}
-
-/** list of a remote medium: the local code on a copy of its sidecars, sizes measured on the remote host (one connection per volume). */
-async function listRemoteMedium(remote: ResolvedMedium & { kind: 'remote' }, host: string, detail: (medium: string, show: (text: string) => string) => ListedVolume[]): Promise<ListedVolume[]> {
-  const log = openConsole({ quiet: true }).log;
-  return withRemoteIndex(remote.remote, remote.shown, host, log, async (index) => {
-    const out: ListedVolume[] = [];
-    for (const v of detail(index.medium, index.show)) {
-      const sidecars = new VolumeStore(index.medium, host, v.volume).list();
-      out.push(showRemote(v, index, await measureRemoteBackups(remote.remote, host, v.volume, sidecars, log)));
-    }
-    return out;
-  });
 }
 
 function printVolume(v: ListedVolume, write: (s: string) => void): void {
@@ -230,8 +205,8 @@ export function registerList(program: Command): void {
   addRuleOptions(addSshOptions(cmd)).addHelpText('after', `
 The "next prune" column uses the rules of --config, or --ttl/--keep-* (default
 ARCHIVE_TTL_DAYS=5, no KEEP_* rule), exactly as \`xenbackup prune\` would.
-On a remote medium (user@host:/path) the list is read from a copy of the
-sidecars, and each backup's size is measured on that host (GNU find).
+On a remote medium (user@host:/path) the sidecars are read over ssh, and each
+backup's size is measured on that host.
 
 Examples:
   xenbackup list --medium /backup/guests
@@ -244,14 +219,15 @@ Exit codes: 0 listed (also when the medium holds no backups of the host); 1 a fi
 there is damaged or hostile (the line names it); 2 bad arguments or config error;
 4 the --medium folder does not exist, or the medium of --config is not mounted.`)
     .action(async (volume: string | undefined, o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string; json?: boolean }) => {
-      const target = await resolveTarget(o, false);
+      const { log } = openConsole({ quiet: true });
+      const target = await resolveTarget(o, false, log);
       const now = new Date();
       // A sidecar that cannot be read is left out of the list and named on stderr, one line each; exit 1.
       const problems: string[] = [];
-      const detail = (medium: string, show = (text: string): string => text): ListedVolume[] =>
-        storesFor(medium, target.host, volume ? [volume] : [], target.medium).map((s) => listVolumeDetail(s, target.rules, now, (m) => problems.push(show(m))));
-      const remote = target.remote;
-      const data = remote ? await listRemoteMedium(remote, target.host, detail) : detail(target.medium);
+      const data: ListedVolume[] = [];
+      for (const store of await storesFor(target.medium, target.host, volume ? [volume] : [])) {
+        data.push(await listVolumeDetail(store, target.rules, now, (m) => problems.push(m)));
+      }
       for (const p of problems) process.stderr.write(`xenbackup: ${p}\n`);
       if (problems.length) process.exitCode = EXIT.failed;
       if (o.json) {
@@ -259,7 +235,7 @@ there is damaged or hostile (the line names it); 2 bad arguments or config error
         return;
       }
       if (data.length === 0) {
-        process.stdout.write(`no backups on ${target.medium} for host ${target.host}\n`);
+        process.stdout.write(`no backups on ${target.medium.shown} for host ${target.host}\n`);
         return;
       }
       for (const v of data) printVolume(v, (s) => process.stdout.write(s));

@@ -10,20 +10,18 @@
 import type { Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config/settings.js';
 import { checkRules, describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
-import { run, CommandError } from '../host/exec.js';
-import { acquireLock, DEFAULT_LOCK_PATH, LockHeldError, type LockHandle } from '../host/lock.js';
-import { canonicalPath, readMountinfo, topMountAt } from '../host/mountinfo.js';
+import { DEFAULT_LOCK_PATH, LockHeldError } from '../host/lock.js';
 import { isRemoteTarget } from '../host/remote-target.js';
-import { inspectDevice, mountIsOfDevice } from '../host/device.js';
+import { mountedMedium, MediumNotMountedError } from '../host/medium.js';
+import { archiveBytesOf } from '../medium/sidecar.js';
 import { volumesOnMedium } from '../repo/medium-index.js';
-import { pruneVolumeLocked, type VolumePruneResult } from '../repo/prune.js';
-import { pruneRemoteVolume } from '../repo/remote-prune.js';
-import { remoteVolumesFor } from './remote-medium.js';
-import { VolumeBusyError } from '../repo/volume-lock.js';
+import type { VolumePruneResult } from '../repo/prune.js';
 import { VolumeStore } from '../repo/volume-store.js';
 import { formatBytes } from '../report/format.js';
-import { rulesOfConfig, summarizeVolumePrune } from '../run/prune-step.js';
-import { addSshOptions, CliError, defaultHost, EXIT, openConsole, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
+import { pruneUnderRunLock, rulesOfConfig, summarizeVolumePrune } from '../run/prune-step.js';
+import { LocalStorage } from '../storage/local-storage.js';
+import type { Logger } from '../util/log.js';
+import { addSshOptions, CliError, defaultHost, EXIT, openConsole, requireMediumRoot, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
 
 /** The retention options, as on the command line (strings until parsed). */
 export interface RuleOptions {
@@ -70,65 +68,56 @@ export function loadConfigForCli(configPath: string): Config {
   }
 }
 
-/**
- * BCKMNTP, once the mount table shows it is a mount of BCKDEV. Prune and
- * list do not mount the medium: without it they would read (or delete in)
- * the empty directory below the mountpoint.
- */
+/** BCKMNTP, proven BCKDEV's mount (host/medium.ts); exit 4 when it is not. */
 export async function requireMountedMedium(cfg: Config, opts: { writable: boolean }): Promise<string> {
-  const fail = (why: string): never => {
-    throw new CliError(`backup medium ${cfg.backupDevice} ${why}; xenbackup does not mount it for this command: mount it (mount ${cfg.backupDevice} ${cfg.backupMountpoint}) or give --medium DIR`, EXIT.medium);
-  };
-  const mountpoint = (await canonicalPath(cfg.backupMountpoint)) ?? fail(`is not mounted: ${cfg.backupMountpoint} does not exist`);
-  const entry = topMountAt(await readMountinfo(), mountpoint) ?? fail(`is not mounted on ${mountpoint} (BCKMNTP)`);
-  let device = cfg.backupDevice;
-  if (/^(UUID|LABEL|PARTUUID|PARTLABEL)=/.test(device)) {
-    try {
-      device = (await run('findfs', [device], { quiet: true, timeoutMs: 60_000 })).stdout.trim();
-    } catch (e) {
-      if (e instanceof CommandError) fail(`names no device here (findfs found nothing)`);
-      throw e;
-    }
+  try {
+    return await mountedMedium({ device: cfg.backupDevice, mountpoint: cfg.backupMountpoint }, opts);
+  } catch (e) {
+    if (e instanceof MediumNotMountedError) throw new CliError(e.message, EXIT.medium);
+    throw e;
   }
-  const match = await mountIsOfDevice(entry, await inspectDevice(device));
-  if (!match.ok) fail(`is not what is mounted there: ${match.reason}`);
-  if (opts.writable && entry.mountOptions.includes('ro')) fail(`is mounted read-only on ${mountpoint}`);
-  return mountpoint;
 }
 
 /** Where and what: the medium, the host folder, the rules, from --config and/or the options. */
 export async function resolveTarget(
   o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string },
   writable: boolean,
-): Promise<{ medium: string; remote?: ResolvedMedium & { kind: 'remote' }; host: string; rules: RetentionRules; cfg?: Config }> {
+  log: Logger,
+): Promise<{ medium: ResolvedMedium; host: string; rules: RetentionRules; cfg?: Config }> {
   const remote = o.medium !== undefined && isRemoteTarget(o.medium);
   if (!remote && o.medium !== undefined && o.config !== undefined) throw new CliError('give either --medium DIR or --config FILE, not both (both only with --medium user@host:/path)');
   if (o.medium === undefined && o.config === undefined) throw new CliError('say where the backups are: --medium DIR or --config FILE (or --medium user@host:/path)');
   const cfg = o.config !== undefined ? loadConfigForCli(o.config) : undefined;
   const host = o.host ?? cfg?.hostname ?? defaultHost();
   const rules = rulesFromOptions(o, cfg);
-  if (remote) {
-    // A remote medium may come with --config: it gives HOSTN, the rules and RSYNC_SSH_*.
-    const resolved = resolveMedium(o.medium!, o, cfg) as ResolvedMedium & { kind: 'remote' };
-    return { medium: resolved.shown, remote: resolved, host, rules, cfg };
-  }
-  const medium = cfg ? await requireMountedMedium(cfg, { writable }) : (resolveMedium(o.medium!, o) as ResolvedMedium & { kind: 'local' }).dir;
-  return { medium, host, rules, cfg };
+  // A remote medium may come with --config: it gives HOSTN, the rules and RSYNC_SSH_*.
+  if (remote || !cfg) return { medium: resolveMedium(o.medium!, o, log, cfg), host, rules, cfg };
+  const mountpoint = await requireMountedMedium(cfg, { writable });
+  return { medium: { storage: new LocalStorage(mountpoint), shown: mountpoint, missing: 'it is not mounted' }, host, rules, cfg };
 }
 
-/** `shown`: the medium as the user named it, for messages (a copy of a remote index lives elsewhere). */
-export function storesFor(medium: string, host: string, volumes: string[], shown = medium): VolumeStore[] {
-  if (volumes.length === 0) return volumesOnMedium(medium, host);
-  return volumes.map((v) => {
+/** The named volumes (each must have a folder there), else every volume of `host` on the medium. */
+export async function storesFor(medium: ResolvedMedium, host: string, volumes: string[]): Promise<VolumeStore[]> {
+  if (volumes.length === 0) {
+    const all = await volumesOnMedium(medium.storage, host);
+    if (all.length === 0) await requireMediumRoot(medium);
+    return all;
+  }
+  const stores: VolumeStore[] = [];
+  for (const v of volumes) {
     let store: VolumeStore;
     try {
-      store = new VolumeStore(medium, host, v);
+      store = new VolumeStore(medium.storage, host, v);
     } catch (e) {
       throw new CliError((e as Error).message);
     }
-    if (!store.exists()) throw new CliError(`no backups of ${v} on ${shown} for host ${host}`);
-    return store;
-  });
+    if (!(await store.exists())) {
+      await requireMediumRoot(medium);
+      throw new CliError(`no backups of ${v} on ${medium.shown} for host ${host}`);
+    }
+    stores.push(store);
+  }
+  return stores;
 }
 
 /** The JSON of one volume's prune (also what `list --json` shows as `prune`). */
@@ -143,7 +132,7 @@ export function pruneJson(r: VolumePruneResult): Record<string, unknown> {
       restorable: i.restorable,
       promised: i.promised,
       needs: i.needs,
-      archiveBytes: i.backup.archiveBytes,
+      archiveBytes: archiveBytesOf(i.backup),
       ...(i.problem ? { problem: i.problem } : {}),
     })),
     delete: r.deleted.map((d) => ({ id: d.id, kind: d.kind, files: d.files, bytes: d.bytes })),
@@ -158,7 +147,7 @@ function printVolume(r: VolumePruneResult, write: (s: string) => void): void {
   const bytesOf = new Map(r.deleted.map((d) => [d.id, d.bytes]));
   for (const i of r.decision.items) {
     const action = i.keep ? 'keep' : r.dryRun ? 'WOULD DELETE' : 'DELETED';
-    const size = formatBytes(bytesOf.get(i.backup.id) ?? i.backup.archiveBytes);
+    const size = formatBytes(bytesOf.get(i.backup.id) ?? archiveBytesOf(i.backup));
     write(`  ${action.padEnd(12)} ${i.backup.id} ${i.backup.kind === 'full' ? 'full' : 'incr'} ${size.padStart(10)}  ${i.reasons.join('; ')}\n`);
   }
   for (const e of r.errors) write(`  ERROR ${e}\n`);
@@ -189,7 +178,7 @@ a crash mid-prune leaves no backup that looks complete but is not.
 
 A remote medium (--medium user@host:/path, the rsync engine's RSYNC_TARGET) is
 pruned the same way over ssh: the volume's lock is taken on the remote host,
-then its dropped backups are deleted in one connection, sidecar first.
+then its dropped backups are deleted, each sidecar first.
 
 Examples:
   xenbackup prune --config /etc/xenbackup.conf --dry-run
@@ -202,58 +191,36 @@ Exit codes: 0 pruned (or nothing to prune); 1 a deletion failed; 2 bad arguments
 config error or rules that keep nothing; 3 a run holds the lock; 4 the --medium folder
 does not exist, or the medium of --config is not mounted.`)
     .action(async (volumes: string[], o: RuleOptions & SshCliOptions & { medium?: string; config?: string; host?: string; dryRun?: boolean; json?: boolean; lockFile?: string }) => {
-      const target = await resolveTarget(o, !o.dryRun);
+      const { log } = openConsole({ quiet: true });
+      const target = await resolveTarget(o, !o.dryRun, log);
       try {
         checkRules(target.rules);
       } catch (e) {
         if (e instanceof RetentionRulesError) throw new CliError(e.message, EXIT.usage);
         throw e;
       }
-      const { log } = openConsole({ quiet: true });
       const now = new Date();
-      const remote = target.remote;
-      // One function per volume, local or remote; the lock, the output and the exit code are the same.
-      const jobs: Array<() => Promise<VolumePruneResult>> = remote
-        ? (await remoteVolumesFor(remote.remote, remote.shown, target.host, volumes, log)).map(
-            (v) => () => pruneRemoteVolume(remote.remote, target.host, v, target.rules, { dryRun: !!o.dryRun, now, logger: log }),
-          )
-        : storesFor(target.medium, target.host, volumes).map((store) => () => pruneVolumeLocked(store, target.rules, { dryRun: !!o.dryRun, now }));
-      let lock: LockHandle | undefined;
-      if (!o.dryRun) {
-        const lockPath = o.lockFile ?? target.cfg?.lockFile ?? DEFAULT_LOCK_PATH;
-        try {
-          lock = await acquireLock(lockPath);
-        } catch (e) {
-          if (e instanceof LockHeldError) throw new CliError(`${e.message}; not pruning while it runs`, EXIT.locked);
-          throw e;
-        }
-      }
-      const results: VolumePruneResult[] = [];
-      const busy: string[] = [];
+      const stores = await storesFor(target.medium, target.host, volumes);
+      let results: VolumePruneResult[];
+      let busy: string[];
       try {
-        for (const job of jobs) {
-          try {
-            results.push(await job());
-          } catch (e) {
-            if (!(e instanceof VolumeBusyError)) throw e;
-            busy.push(`${e.message}; not pruned`);
-          }
-        }
-      } finally {
-        await lock?.release();
+        ({ results, busy } = await pruneUnderRunLock(stores, target.rules, { dryRun: !!o.dryRun, now, lockPath: o.lockFile ?? target.cfg?.lockFile ?? DEFAULT_LOCK_PATH, logger: log }));
+      } catch (e) {
+        if (e instanceof LockHeldError) throw new CliError(`${e.message}; not pruning while it runs`, EXIT.locked);
+        throw e;
       }
       const write = (s: string): boolean => process.stdout.write(s);
       if (o.json) {
         write(
           JSON.stringify(
-            { dryRun: !!o.dryRun, medium: target.medium, host: target.host, now: now.toISOString(), rules: target.rules, volumes: results.map(pruneJson) },
+            { dryRun: !!o.dryRun, medium: target.medium.shown, host: target.host, now: now.toISOString(), rules: target.rules, volumes: results.map(pruneJson) },
             null,
             2,
           ) + '\n',
         );
       } else {
-        write(`${o.dryRun ? 'dry run: nothing is deleted. ' : ''}prune ${target.medium} host ${target.host} (${describeRules(target.rules)})\n`);
-        if (results.length === 0) write(`no backups on ${target.medium} for host ${target.host}\n`);
+        write(`${o.dryRun ? 'dry run: nothing is deleted. ' : ''}prune ${target.medium.shown} host ${target.host} (${describeRules(target.rules)})\n`);
+        if (results.length === 0) write(`no backups on ${target.medium.shown} for host ${target.host}\n`);
         for (const r of results) printVolume(r, write);
         const freed = results.reduce((n, r) => n + r.deleted.reduce((m, d) => m + d.bytes, 0), 0);
         const count = results.reduce((n, r) => n + r.deleted.length, 0);

@@ -1,35 +1,34 @@
 /**
- * `xenbackup restore` and `xenbackup ls`: read a volume's backups back. A
- * raw backup (a block device's image, src/engines/raw/) is restored whole to a file
- * or onto a device (restoreRawImage); ls on it says how to get at its files.
+ * `xenbackup restore` and `xenbackup ls`: read a volume's backups back,
+ * whatever engine made them and wherever they are kept: the backup is
+ * chosen here (engines/restore-point.ts) and its engine restores it
+ * (engines/restore.ts). A raw backup (a block device's image) is restored
+ * whole to a file or onto a device; ls on it says how to get at its files.
  */
 import type { Command } from 'commander';
 import { normaliseRequest, listDirectory, planRestore, UnsafePathError } from '../core/restore-plan.js';
 import { baseName, safeComponents, showPath } from '../core/path-order.js';
 import { ManifestFormatError, type ManifestEntry } from '../core/manifest.js';
-import { chooseBackup, loadPlanBlocks, restore } from '../engines/restore.js';
-import { RestoreError } from '../engines/restore-writer.js';
+import { loadEngine } from '../engines/registry.js';
+import { chooseBackup, withPlanBlocks } from '../engines/restore-point.js';
+import { RestoreError } from '../engines/restore-errors.js';
 import { VolumeStore } from '../repo/volume-store.js';
-import { formatBytes } from '../report/format.js';
-import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
-import { fetchRemoteManifest, requireRemoteMediumDir, withRemoteIndex } from './remote-medium.js';
-import { restoreFromRemote } from '../engines/rsync/rsync-remote-restore.js';
+import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, requireMediumRoot, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
 import type { Logger } from '../util/log.js';
 import type { Sidecar } from '../medium/sidecar.js';
-import { isRawSidecar } from '../engines/raw/raw-layout.js';
-import { rawLsMessage } from '../engines/raw/raw-ls.js';
-import { RawRestoreError, restoreRawImage } from '../engines/raw/raw-restore.js';
-import { RawManifestError } from '../engines/raw/raw-manifest.js';
-import { RawContainerError } from '../engines/raw/raw-container.js';
 
-function volumeStore(volume: string, medium: string, host: string): VolumeStore {
+/** The volume's folder on the medium; one with no backups is a usage error (a medium that is not there: exit 4). */
+async function volumeStore(volume: string, medium: ResolvedMedium, host: string, log: Logger): Promise<VolumeStore> {
   let store: VolumeStore;
   try {
-    store = new VolumeStore(medium, host, volume);
+    store = new VolumeStore(medium.storage, host, volume);
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  if (!store.exists() || store.list().length === 0) throw new CliError(`unknown volume ${volume}: no backups of it on ${medium} for host ${host}`);
+  if (!(await store.exists()) || (await store.list((m) => log.warn(m))).length === 0) {
+    await requireMediumRoot(medium);
+    throw new CliError(`unknown volume ${volume}: no backups of it on ${medium.shown} for host ${host}`);
+  }
   return store;
 }
 
@@ -41,64 +40,13 @@ function modeString(e: ManifestEntry): string {
   return TYPE_CHAR[e.type] + r(m >> 6, m & 0o4000, 's') + r(m >> 3, m & 0o2000, 's') + r(m, m & 0o1000, 't');
 }
 
-/** restore from a remote medium: the planned entries copied down by rsync, each file's xxh64 checked (engines/rsync/rsync-remote-restore.ts). */
-async function restoreRemote(medium: ResolvedMedium & { kind: 'remote' }, volume: string, wanted: Buffer[], o: Record<string, string | boolean | undefined>, log: Logger): Promise<void> {
-  try {
-    const r = await restoreFromRemote({
-      ...medium.remote,
-      host: String(o.host),
-      volume,
-      paths: wanted,
-      targetDir: String(o.to),
-      at: parseAt(o.at as string | undefined),
-      force: !!o.force,
-      logger: log,
-    });
-    log.info(`${volume}: restored ${r.entries} entries (${r.files} files, ${formatBytes(r.bytes)}) from backup ${r.backup.id} on ${medium.shown} into ${String(o.to)}; ${r.filesChecked} files checked`);
-    if (r.errors.length) {
-      process.exitCode = EXIT.failed;
-      log.error(`${r.errors.length} file(s) did not match their checksum`);
-    }
-  } catch (e) {
-    if (e instanceof RestoreError) {
-      // a medium folder that is not on its host is exit 4, not "no backups" (asked only on this failure)
-      await requireRemoteMediumDir(medium.remote, medium.shown, log);
-      throw new CliError(e.message);
-    }
-    if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup of ${volume} on ${medium.shown}: ${e.message}`, EXIT.failed);
-    throw e;
-  }
-}
-
 /** The newest backup at or before --at, for the CLI: no backups or none that early is a usage error. */
-function chosenBackup(store: VolumeStore, at: Date | undefined, log: Logger): Sidecar {
+async function chosenBackup(store: VolumeStore, at: Date | undefined, log: Logger): Promise<Sidecar> {
   try {
-    return chooseBackup(store, at, log);
+    return await chooseBackup(store, at, log);
   } catch (e) {
     // none that early is usage; a damaged medium keeps its own code (error-exit.ts)
     if (e instanceof RestoreError) throw new CliError(e.message);
-    throw e;
-  }
-}
-
-/** restore of a raw backup: the whole image, to a file or (with --force) onto a block device. */
-async function restoreRaw(store: VolumeStore, volume: string, paths: Buffer[], o: Record<string, string | boolean | undefined>, log: Logger): Promise<void> {
-  const to = String(o.to);
-  if (paths.length) {
-    throw new CliError(`${volume}: the chosen backup is a raw image of a block device, not a file tree: it is restored whole (xenbackup restore ${volume} --to FILE_OR_DEVICE), without paths; see xenbackup ls ${volume}`);
-  }
-  try {
-    const r = await restoreRawImage({ medium: store.medium, host: store.host, volume, at: parseAt(o.at as string | undefined), to, force: !!o.force, logger: log });
-    log.info(
-      `${volume}: restored the raw image of backup ${r.backup.id} (${formatBytes(r.imageBytes)}, xxh64 ${r.imageXxh64} as recorded) to the ${r.targetKind} ${to}: ` +
-        `${r.chunksWritten} chunks written, ${r.zeroChunks} zero chunks${r.targetKind === 'file' ? ' left as holes' : ' written as zeros'}, ` +
-        `${formatBytes(r.bytesWritten)} written, from ${r.containers.length} container(s): ${r.containers.join(', ')}`,
-    );
-    for (const w of r.warnings) log.warn(`${volume}: ${w}`);
-  } catch (e) {
-    if (e instanceof RawRestoreError) throw new CliError(e.message, e.usage ? EXIT.usage : EXIT.failed);
-    // What the medium holds is damaged: one line, and the exit code of a failure.
-    if (e instanceof RawManifestError || e instanceof RawContainerError) throw new CliError(`backup of ${volume}: ${e.message}`, EXIT.failed);
     throw e;
   }
 }
@@ -136,24 +84,19 @@ Exit codes: 0 restored; 1 a file failed its checksum, or the backup is damaged o
 or path, or a file or device in the way (without --force); 4 the --medium folder is not there.`)
     .action(async (volume: string, paths: string[], o: Record<string, string | boolean | undefined>) => {
       const { log } = openConsole({ quiet: !!o.quiet, verbose: !!o.verbose });
-      const medium = resolveMedium(String(o.medium), o as SshCliOptions);
-      const store = medium.kind === 'local' ? volumeStore(volume, medium.dir, String(o.host)) : undefined;
+      const medium = resolveMedium(String(o.medium), o as SshCliOptions, log);
       const wanted = paths.map(normaliseRequest);
       for (const w of wanted) if (!safeComponents(w)) throw new CliError(new UnsafePathError(w).message);
-      if (medium.kind === 'remote') return restoreRemote(medium, volume, wanted, o, log);
-      if (isRawSidecar(chosenBackup(store!, parseAt(o.at as string | undefined), log))) return restoreRaw(store!, volume, wanted, o, log);
+      const store = await volumeStore(volume, medium, String(o.host), log);
+      const backup = await chosenBackup(store, parseAt(o.at as string | undefined), log);
       try {
-        const r = await restore({
-          medium: String(o.medium),
-          host: String(o.host),
-          volume,
-          paths: wanted,
-          targetDir: String(o.to),
-          at: parseAt(o.at as string | undefined),
-          force: !!o.force,
-          logger: log,
-        });
-        log.info(`${volume}: restored ${r.entries} entries (${r.files} files, ${formatBytes(r.bytes)}) from backup ${r.backup.id} into ${String(o.to)}`);
+        const r = await (await loadEngine(backup.engine)).restore(
+          { medium: medium.storage, host: String(o.host), volume, paths: wanted, targetDir: String(o.to), at: parseAt(o.at as string | undefined), force: !!o.force, logger: log },
+          store,
+          backup,
+        );
+        log.info(`${volume}: ${r.summary}`);
+        for (const w of r.warnings) log.warn(`${volume}: ${w}`);
         if (r.errors.length) {
           process.exitCode = EXIT.failed;
           log.error(`${r.errors.length} file(s) did not match their checksum`);
@@ -161,7 +104,8 @@ or path, or a file or device in the way (without --force); 4 the --medium folder
       } catch (e) {
         if (e instanceof RestoreError) throw new CliError(e.message);
         // What the medium holds is damaged or hostile: one line, and the exit code of a failure.
-        if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup of ${volume}: ${e.message}`, EXIT.failed);
+        if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup of ${volume}${store.storage.local ? '' : ` on ${medium.shown}`}: ${e.message}`, EXIT.failed);
+        if (e instanceof Error && (e.name === 'RawManifestError' || e.name === 'RawContainerError')) throw new CliError(`backup of ${volume}: ${e.message}`, EXIT.failed);
         throw e;
       }
     });
@@ -185,29 +129,21 @@ Examples:
 Exit codes: 0 listed; 1 the backup is damaged or hostile; 2 bad arguments, unknown volume
 or path; 4 the --medium folder is not there.`)
     .action(async (volume: string, p: string, o: SshCliOptions & { medium: string; host: string; at?: string; long?: boolean }) => {
-      const { log } = openConsole({});
-      const medium = resolveMedium(o.medium, o);
+      // Quiet: ls prints the listing only; the copies' commands would be noise (warnings still show).
+      const { log } = openConsole({ quiet: true });
+      const medium = resolveMedium(o.medium, o, log);
       const want = normaliseRequest(p);
-      if (medium.kind === 'remote') {
-        // The sidecars, then the one manifest ls reads, copied from the remote host.
-        // Quiet: ls prints the listing only; the copies' rsync commands would be noise (warnings still show).
-        const quiet = openConsole({ quiet: true }).log;
-        await withRemoteIndex(medium.remote, medium.shown, o.host, quiet, async (index) => {
-          const { store, backup } = await fetchRemoteManifest(medium.remote, index, o.host, volume, parseAt(o.at), quiet);
-          printListing(store, backup, volume, want, !!o.long);
-        });
-        return;
-      }
-      const store = volumeStore(volume, medium.dir, o.host);
-      printListing(store, chosenBackup(store, parseAt(o.at), log), volume, want, !!o.long);
+      const store = await volumeStore(volume, medium, o.host, log);
+      await printListing(store, await chosenBackup(store, parseAt(o.at), log), volume, want, !!o.long);
     });
 }
 
 /** ls's output: the children of `want` in the backup, or `want` itself when it is not a directory. */
-function printListing(store: VolumeStore, backup: Sidecar, volume: string, want: Buffer, long: boolean): void {
-  if (isRawSidecar(backup)) {
+async function printListing(store: VolumeStore, backup: Sidecar, volume: string, want: Buffer, long: boolean): Promise<void> {
+  const engine = await loadEngine(backup.engine);
+  if (engine.reads !== 'tree') {
     // An image, not a tree: say so and how to look inside (exit 0, this is an answer, not an error).
-    for (const l of rawLsMessage(backup, volume)) process.stdout.write(l + '\n');
+    for (const l of engine.lsInstead?.(backup, volume) ?? []) process.stdout.write(l + '\n');
     return;
   }
   const show = (rel: Buffer, e: ManifestEntry): string => {
@@ -218,19 +154,21 @@ function printListing(store: VolumeStore, backup: Sidecar, volume: string, want:
   };
   if (!safeComponents(want)) throw new CliError(new UnsafePathError(want).message);
   let listing: ReturnType<typeof listDirectory>;
-  let single: ReturnType<typeof planRestore>;
+  let single: ReturnType<typeof planRestore> | undefined;
   try {
-    listing = listDirectory(loadPlanBlocks(store, backup), want);
+    [listing, single] = await withPlanBlocks(store, backup, (blocks) => {
+      const l = listDirectory(blocks(), want);
+      return [l, l ? undefined : planRestore(blocks(), [want])] as const;
+    });
     if (listing) {
       for (const c of listing.children) process.stdout.write(show(c.rel, c.entry) + '\n');
       return;
     }
-    single = planRestore(loadPlanBlocks(store, backup), [want]);
   } catch (e) {
     if (e instanceof UnsafePathError || e instanceof ManifestFormatError) throw new CliError(`backup ${backup.id} of ${volume}: ${e.message}`, EXIT.failed);
     throw e;
   }
-  if (single.missing.length || single.items.length === 0) {
+  if (!single || single.missing.length || single.items.length === 0) {
     throw new CliError(`${showPath(want)} is not in backup ${backup.id} of ${volume}`);
   }
   process.stdout.write(show(want, single.items[0]!.entry) + '\n');

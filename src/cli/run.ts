@@ -53,7 +53,7 @@ ${EXIT_CODES_HELP}`)
         // Chains are read only from the right medium: another filesystem mounted there would mislead.
         const checked = await preflight(cfg);
         process.stdout.write('xenbackup run --dry-run: nothing will be touched. The run would do:\n');
-        for (const l of describePlan(cfg, { mediumMounted: checked.mediumMounted, forceFull: !!o.full, now: new Date() })) process.stdout.write(`  ${l}\n`);
+        for (const l of await describePlan(cfg, { mediumMounted: checked.mediumMounted, forceFull: !!o.full, now: new Date() })) process.stdout.write(`  ${l}\n`);
         if (checked.problems.length > 0) {
           process.stderr.write(`xenbackup run --dry-run: the run would fail; ${checked.problems.length} problem${checked.problems.length === 1 ? '' : 's'} (as xenbackup check finds them):\n`);
           for (const p of checked.problems) process.stderr.write(`  - ${p}\n`);

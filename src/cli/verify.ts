@@ -11,10 +11,9 @@ import type { Command } from 'commander';
 import { volumesOnMedium } from '../repo/medium-index.js';
 import { parseVolumeName, VolumeStore } from '../repo/volume-store.js';
 import { verifyVolume, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from '../engines/verify.js';
-import { verifyRemoteVolume } from '../engines/rsync/rsync-remote-verify.js';
+import { LocalStorage } from '../storage/local-storage.js';
 import type { Logger } from '../util/log.js';
-import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
-import { remoteVolumesFor } from './remote-medium.js';
+import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, requireMediumRoot, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
 import { requireMountedMedium } from './prune.js';
 import { loadConfigOrExit } from './run.js';
 
@@ -34,36 +33,21 @@ interface VerifyOptions extends SshCliOptions {
  * remote --medium takes RSYNC_SSH_* from the configuration only when -c was
  * given on the command line.
  */
-async function whereFrom(o: VerifyOptions, configGiven: boolean): Promise<{ medium: ResolvedMedium; host: string }> {
+async function whereFrom(o: VerifyOptions, configGiven: boolean, log: Logger): Promise<{ medium: ResolvedMedium; host: string }> {
   if (o.medium) {
-    const medium = resolveMedium(o.medium, o);
-    if (medium.kind === 'local' || !configGiven) return { medium, host: o.host ?? defaultHost() };
+    const medium = resolveMedium(o.medium, o, log);
+    if (medium.storage.local || !configGiven) return { medium, host: o.host ?? defaultHost() };
     const cfg = loadConfigOrExit({ config: o.config });
-    return { medium: resolveMedium(o.medium, o, cfg), host: o.host ?? cfg.hostname };
+    return { medium: resolveMedium(o.medium, o, log, cfg), host: o.host ?? cfg.hostname };
   }
   const cfg = loadConfigOrExit({ config: o.config });
   // verify does not mount the medium: BCKMNTP with nothing (or something else) mounted is exit 4, not "nothing to verify"
-  return { medium: { kind: 'local', dir: await requireMountedMedium(cfg, { writable: false }) }, host: o.host ?? cfg.hostname };
+  const mountpoint = await requireMountedMedium(cfg, { writable: false });
+  return { medium: { storage: new LocalStorage(mountpoint), shown: mountpoint, missing: 'it is not mounted' }, host: o.host ?? cfg.hostname };
 }
 
-/** Verifies the named (or every) volume of `host` on a remote medium, from copies (engines/rsync/rsync-remote-verify.ts). */
-async function verifyRemote(medium: ResolvedMedium & { kind: 'remote' }, host: string, volumes: string[], depth: VerifyDepth, at: Date | undefined, log: Logger): Promise<VolumeVerification[]> {
-  const names = await remoteVolumesFor(medium.remote, medium.shown, host, volumes, log);
-  if (names.length === 0) throw new CliError(`nothing to verify: no backups on ${medium.shown} for host ${host}`);
-  const results: VolumeVerification[] = [];
-  for (const volume of names) {
-    try {
-      results.push(await verifyRemoteVolume({ ...medium.remote, host, volume, depth, at, logger: log }));
-    } catch (e) {
-      if (e instanceof VerifyUsageError) throw new CliError(e.message);
-      throw e;
-    }
-  }
-  return results;
-}
-
-/** Verifies the named (or every) volume of `host` on a local medium. */
-async function verifyLocal(medium: string, host: string, volumes: string[], depth: VerifyDepth, at: Date | undefined, log: Logger): Promise<VolumeVerification[]> {
+/** Verifies the named (or every) volume of `host` on the medium. */
+async function verifyVolumes(medium: ResolvedMedium, host: string, volumes: string[], depth: VerifyDepth, at: Date | undefined, log: Logger): Promise<VolumeVerification[]> {
   for (const v of volumes) {
     try {
       parseVolumeName(v);
@@ -71,15 +55,21 @@ async function verifyLocal(medium: string, host: string, volumes: string[], dept
       throw new CliError((e as Error).message);
     }
   }
-  const stores = volumes.length ? volumes.map((v) => new VolumeStore(medium, host, v)) : volumesOnMedium(medium, host);
-  if (stores.length === 0) throw new CliError(`nothing to verify: no backups on ${medium} for host ${host}`);
+  const stores = volumes.length ? volumes.map((v) => new VolumeStore(medium.storage, host, v)) : await volumesOnMedium(medium.storage, host);
+  if (stores.length === 0) {
+    await requireMediumRoot(medium);
+    throw new CliError(`nothing to verify: no backups on ${medium.shown} for host ${host}`);
+  }
   for (const s of stores) {
-    if (!s.exists()) throw new CliError(`unknown volume ${s.volume}: no backups of it on ${medium} for host ${host}`);
+    if (!(await s.exists())) {
+      await requireMediumRoot(medium);
+      throw new CliError(`unknown volume ${s.volume}: no backups of it on ${medium.shown} for host ${host}`);
+    }
   }
   const results: VolumeVerification[] = [];
   for (const s of stores) {
     try {
-      results.push(await verifyVolume({ medium, host, volume: s.volume, depth, at, logger: log }));
+      results.push(await verifyVolume({ medium: medium.storage, host, volume: s.volume, depth, at, logger: log }));
     } catch (e) {
       if (e instanceof VerifyUsageError) throw new CliError(e.message);
       throw e;
@@ -116,26 +106,22 @@ structure and each member's path, metadata and content xxh64 against the manifes
 Prints one line per damaged file: the file, what is wrong, the first bad member.
 
 A remote medium (user@host:/path, the rsync engine's RSYNC_TARGET) has no
-xenbackup on its side to hash files, so verify copies what it checks into a
-temp dir (TMPDIR, default /tmp) and checks the copy: quick copies the sidecars
-and manifests and checks each tree is listed there; full also copies the trees
-(rsync -aHAX; files shared by trees travel once) and compares every entry and
-every file's xxh64 with the manifest. That reads all the remote host serves,
-and needs room for one copy of the trees while it runs; the copy is removed.
-Problems name the remote paths.
+xenbackup on its side to hash files, so verify checks copies in a temp dir
+(TMPDIR, default /tmp): quick copies the manifests and checks each tree is
+listed there; full also copies each tree in turn (rsync -aHAX) and compares
+every entry and every file's xxh64 with the manifest. That reads all the
+remote host serves, and needs room for one tree while it runs; each copy is
+removed after its check. Problems name the remote paths.
 Exit codes: 0 all good; 1 damage found; 2 bad arguments, unknown volume, nothing to verify;
 4 the medium is not there (a --medium folder that does not exist, BCKMNTP not mounted).`)
     .action(async (volumes: string[], o: VerifyOptions, cmd: Command) => {
       const { log } = openConsole({ quiet: !!o.quiet || !!o.json, verbose: !!o.verbose });
       const at = parseAt(o.at);
-      const where = await whereFrom(o, cmd.getOptionValueSource('config') === 'cli');
+      const where = await whereFrom(o, cmd.getOptionValueSource('config') === 'cli', log);
       const host = where.host;
-      const medium = where.medium.kind === 'local' ? where.medium.dir : where.medium.shown;
+      const medium = where.medium.shown;
       const depth: VerifyDepth = o.quick ? 'quick' : 'full';
-      const results =
-        where.medium.kind === 'remote'
-          ? await verifyRemote(where.medium, host, volumes, depth, at, log)
-          : await verifyLocal(where.medium.dir, host, volumes, depth, at, log);
+      const results = await verifyVolumes(where.medium, host, volumes, depth, at, log);
       const problems: VerifyProblem[] = results.flatMap((r) => r.problems);
       if (o.json) {
         process.stdout.write(JSON.stringify({ ok: problems.length === 0, depth, medium, host, volumes: results.map(({ lines: _lines, ...r }) => r) }, null, 2) + '\n');

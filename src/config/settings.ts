@@ -62,7 +62,7 @@
 import { ConfigError, location } from './config-error.js';
 import { readBackupManagerConfig, type MigratedValue } from './backup-manager.js';
 import { hostIdentity, type HostIdentity } from './host-identity.js';
-import { LVM_SIZE_SYNTAX, parseLvmSize, type LvmSize } from './lvm-size.js';
+import { LVM_SIZE_SYNTAX, parseLvmSize, type LvmSize } from '../host/lvm-size.js';
 import { readShellAssignments } from './shell-assignments.js';
 import {
   InvalidValue,
@@ -84,7 +84,7 @@ import { parseRemoteTarget, RemoteTargetError, type RemoteTarget, type SshOption
 import { ENGINES, readVolumeTable, type Engine, type VolumeEntry } from './volume-table.js';
 
 export { ConfigError } from './config-error.js';
-export type { LvmSize } from './lvm-size.js';
+export type { LvmSize } from '../host/lvm-size.js';
 export type { Engine, VolumeEntry } from './volume-table.js';
 
 export type Compression = 'zstd' | 'gzip' | 'none';

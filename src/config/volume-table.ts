@@ -30,7 +30,7 @@
 import { readFileSync } from 'node:fs';
 import { unsafePathComponent } from '../core/names.js';
 import { ConfigError, location } from './config-error.js';
-import { LVM_SIZE_SYNTAX, parseLvmSize, type LvmSize } from './lvm-size.js';
+import { LVM_SIZE_SYNTAX, parseLvmSize, type LvmSize } from '../host/lvm-size.js';
 
 export type Engine = 'tar' | 'rsync';
 export const ENGINES: readonly Engine[] = ['tar', 'rsync'];

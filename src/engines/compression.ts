@@ -9,14 +9,9 @@
 import { promisify } from 'node:util';
 import { zstdCompressFrame, zstdCompressFrameInto } from '../native/zstd.js';
 
-export type Compression = 'zstd' | 'gzip' | 'none';
-export const COMPRESSIONS: readonly Compression[] = ['zstd', 'gzip', 'none'];
+import type { Compression } from '../medium/layout.js';
 
-export const ARCHIVE_EXTENSION: Record<Compression, string> = {
-  zstd: '.tar.zst',
-  gzip: '.tar.gz',
-  none: '.tar',
-};
+export { ARCHIVE_EXTENSION, COMPRESSIONS, type Compression } from '../medium/layout.js';
 
 /** The option GNU tar needs to read such an archive (for the README and `list`). */
 export const GNU_TAR_FLAG: Record<Compression, string> = { zstd: '--zstd', gzip: '-z', none: '' };

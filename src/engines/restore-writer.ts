@@ -17,7 +17,7 @@ import type { TarEntry } from '../tar/entry.js';
 import { aclXattrFromText } from '../tar/acl.js';
 import { lsetxattr, lutimesNs } from '../native/xbfs.js';
 import { chmodAt, chownAt, createAt, linkAt, mkdirAt, mknodAt, removeAt, S_IFDIR, S_IFMT, setxattrAt, statAt, symlinkAt, utimesAt } from '../native/beneath.js';
-import { createXxh64, type StreamingHash } from '../util/xxh.js';
+import { ContentHash } from './file-hash.js';
 import type { Logger } from '../util/log.js';
 import { RestoreError } from './restore-errors.js';
 import { RestoreTarget } from './restore-target.js';
@@ -29,9 +29,9 @@ interface OpenFile {
   rel: Buffer;
   entry: ManifestEntry;
   meta: TarEntry;
-  hash: StreamingHash;
-  regions?: Array<[number, number]>;
-  nextRegion: number;
+  hash: ContentHash;
+  /** The entry is sparse: holes past the last region are made by truncating to its size. */
+  sparse: boolean;
 }
 
 const MKNOD_KIND: Partial<Record<ManifestEntry['type'], 'c' | 'b' | 'p'>> = { char: 'c', block: 'b', fifo: 'p' };
@@ -129,7 +129,7 @@ export class RestoreWriter {
       case 'file': {
         this.clearWay(dirFd, name, rel, false);
         const fd = createAt(dirFd, name, 0o600);
-        this.current = { fd, rel, entry, meta, hash: createXxh64(), regions: entry.sparse ? meta.sparseMap ?? [] : undefined, nextRegion: 0 };
+        this.current = { fd, rel, entry, meta, hash: new ContentHash(entry.sparse ? meta.sparseMap ?? [] : undefined), sparse: !!entry.sparse };
         return;
       }
       default: {
@@ -146,18 +146,7 @@ export class RestoreWriter {
   data(chunk: Buffer, fileOffset: number): void {
     const f = this.current;
     if (!f) return;
-    if (f.regions) {
-      // Hash regions with their position, as the archiver did.
-      const r = f.regions[f.nextRegion];
-      if (r && r[0] === fileOffset) {
-        const h = Buffer.alloc(16);
-        h.writeBigUInt64LE(BigInt(r[0]), 0);
-        h.writeBigUInt64LE(BigInt(r[1]), 8);
-        f.hash.update(h);
-        f.nextRegion++;
-      }
-    }
-    f.hash.update(chunk);
+    f.hash.update(chunk, fileOffset);
     let off = 0;
     this.named(f.rel, () => {
       while (off < chunk.length) off += fs.writeSync(f.fd, chunk, off, chunk.length - off, fileOffset + off);
@@ -175,7 +164,7 @@ export class RestoreWriter {
   private endFile(f: OpenFile): void {
     this.current = undefined;
     try {
-      if (f.regions) {
+      if (f.sparse) {
         // Regions with no data still count in the hash (zero-length regions are dropped by the reader).
         fs.ftruncateSync(f.fd, f.entry.size);
       }

@@ -97,7 +97,7 @@ async function bootId(): Promise<string> {
   return bootIdCache;
 }
 
-async function currentHolder(): Promise<LockHolder> {
+export async function currentHolder(): Promise<LockHolder> {
   const me = await procStat(process.pid);
   return { pid: process.pid, startTime: me?.startTime ?? '', bootId: await bootId(), host: hostname(), acquiredAt: new Date().toISOString() };
 }
@@ -110,7 +110,7 @@ export async function holderAlive(holder: LockHolder): Promise<boolean> {
   return st.startTime === holder.startTime;
 }
 
-function parseHolder(text: string): LockHolder | undefined {
+export function parseHolder(text: string): LockHolder | undefined {
   try {
     const h = JSON.parse(text) as Partial<LockHolder>;
     if (typeof h.pid === 'number' && typeof h.startTime === 'string' && typeof h.bootId === 'string') {

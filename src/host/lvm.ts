@@ -25,7 +25,7 @@ import {
   type VolumeGroup,
 } from './lvm-report.js';
 import { splitDev } from './device.js';
-import type { LvmSize } from '../config/lvm-size.js';
+import type { LvmSize } from './lvm-size.js';
 
 export const SNAPSHOT_TAG = 'xenbackup-snapshot';
 export const SNAPSHOT_SUFFIX = '-xbsnap';
@@ -74,7 +74,7 @@ export function snapshotNameFor(originLv: string): string {
   return originLv.slice(0, MAX_LV_NAME - SNAPSHOT_SUFFIX.length) + SNAPSHOT_SUFFIX;
 }
 
-/** A snapshot's size as configured (SNAPSIZE, `snapsize=`): absolute, or a share of its origin; parsed by config/lvm-size.ts. */
+/** A snapshot's size as configured (SNAPSIZE, `snapsize=`): absolute, or a share of its origin; parsed by lvm-size.ts. */
 export type SnapshotSize = LvmSize;
 
 /** The extents (and bytes) a snapshot of this size takes, rounded up as LVM does. */

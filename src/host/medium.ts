@@ -167,3 +167,30 @@ async function mountMedium(
   }
   return entry;
 }
+
+/** The medium a read command (list, prune, verify) needs is not mounted, or not BCKDEV. */
+export class MediumNotMountedError extends Error {
+  constructor(device: string, mountpoint: string, why: string) {
+    super(`backup medium ${device} ${why}; xenbackup does not mount it for this command: mount it (mount ${device} ${mountpoint}) or give --medium DIR`);
+    this.name = 'MediumNotMountedError';
+  }
+}
+
+/**
+ * BCKMNTP, once the mount table shows it is a mount of BCKDEV, by the same
+ * proof openMedium uses: for the commands that do not mount the medium,
+ * which without it would read (or delete in) the empty directory below the
+ * mountpoint.
+ */
+export async function mountedMedium(spec: Pick<MediumSpec, 'device' | 'mountpoint'>, opts: { writable: boolean; logger?: Logger }): Promise<string> {
+  const fail = (why: string): never => {
+    throw new MediumNotMountedError(spec.device, spec.mountpoint, why);
+  };
+  const mountpoint = (await canonicalPath(spec.mountpoint)) ?? fail(`is not mounted: ${spec.mountpoint} does not exist`);
+  const entry = topMountAt(await readMountinfo(), mountpoint) ?? fail(`is not mounted on ${mountpoint} (BCKMNTP)`);
+  const device = (await resolveDeviceSpec(spec.device, opts.logger ?? silentLogger)) ?? fail(`names no device here (findfs found nothing)`);
+  const match = await mountIsOfDevice(entry, await inspectDevice(device));
+  if (!match.ok) fail(`is not what is mounted there: ${match.reason}`);
+  if (opts.writable && entry.mountOptions.includes('ro')) fail(`is mounted read-only on ${mountpoint}`);
+  return mountpoint;
+}

@@ -24,10 +24,11 @@ import {
   type ManifestHeader,
 } from '../core/manifest.js';
 import { comparePaths, isWithin } from '../core/path-order.js';
-import { createXxh64, xxh64, type StreamingHash } from '../util/xxh.js';
-import { AtomicFile, withFileName } from '../storage/atomic-file.js';
+import { createXxh64, xxh64, type StreamingHash } from '../native/xxh.js';
+import { AtomicFile, withFileName } from './atomic-file.js';
+import { xxh64OfFd } from '../util/file-xxh.js';
 import { manifestIndex } from '../native/xbfs.js';
-import { openMediumFile, readMediumFile } from '../storage/medium-file.js';
+import { openMediumFile, readMediumFile } from './medium-file.js';
 
 const FLUSH_AT = 1 << 20;
 
@@ -155,6 +156,11 @@ export class ManifestWriter {
    * last segments are compressed and synced, not after. commit() still
    * syncs (the trailer, and anything written since).
    */
+  /** Where the manifest is written until it is published. */
+  get partialPath(): string {
+    return this.file.partialPath;
+  }
+
   async flushToDisk(): Promise<void> {
     this.flush();
     try {
@@ -165,11 +171,12 @@ export class ManifestWriter {
   }
 
   /**
-   * Writes the trailer and makes the file durable under its final name.
-   * Returns the file's xxh64: the running hash of every byte written,
-   * continued over the trailer (no second read of the file).
+   * Writes the trailer and makes the file durable under its partial name
+   * (Storage.publish gives it its own). Returns the file's xxh64: the
+   * running hash of every byte written, continued over the trailer (no
+   * second read of the file).
    */
-  commit(): string {
+  seal(): string {
     this.flush();
     const trailer = Buffer.from(encodeTrailer(this.count, this.hash.digest()) + '\n');
     try {
@@ -178,7 +185,7 @@ export class ManifestWriter {
     } catch (e) {
       throw withFileName(e, this.file.partialPath, 'writing');
     }
-    this.file.commit();
+    this.file.seal();
     return this.hash.update(trailer).digest();
   }
 
@@ -188,19 +195,12 @@ export class ManifestWriter {
 }
 
 export function fileXxh64(file: string): string {
-  const h = createXxh64();
   const fd = openMediumFile(file);
   try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      h.update(buf.subarray(0, n));
-    }
+    return xxh64OfFd(fd).hash;
   } finally {
     fs.closeSync(fd);
   }
-  return h.digest();
 }
 
 /** Yields the file's lines (without "\n") reading 1 MiB at a time. */
@@ -264,9 +264,9 @@ export function manifestProblems(file: string, owner: ManifestOwner): string[] {
 }
 
 /** manifestProblems as one ManifestFormatError naming the file (restore and ls: refuse, don't list). */
-export function verifyManifestOf(file: string, owner: ManifestOwner): void {
+export function verifyManifestOf(file: string, owner: ManifestOwner, shown = file): void {
   const problems = manifestProblems(file, owner);
-  if (problems.length) throw new ManifestFormatError(`${file}: ${problems.join('; ')}`);
+  if (problems.length) throw new ManifestFormatError(`${shown}: ${problems.join('; ')}`);
 }
 
 /**

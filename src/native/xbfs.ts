@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { installRoot } from '../util/install-root.js';
+import { installRoot } from './install-root.js';
 
 /** One directory's records (native/scandir.h layout); fd: the directory kept open, or -1. */
 export interface RawListing {
@@ -58,7 +58,7 @@ interface XbfsBinding {
   xxh64UpdateAsync(state: Buffer, data: Uint8Array): Promise<void>;
 }
 
-/** An addon built by node-gyp into build/Release of the installation (util/install-root.ts finds it from dist/src or dist/bundle). */
+/** An addon built by node-gyp into build/Release of the installation (native/install-root.ts finds it from dist/src or dist/bundle). */
 export function loadAddon<T>(name: string): T {
   const require = createRequire(import.meta.url);
   const file = path.join(installRoot(), 'build', 'Release', `${name}.node`);
@@ -148,7 +148,7 @@ export const closeFd = binding.closeFd;
 export const flistxattr = binding.flistxattr;
 export const fgetxattr = binding.fgetxattr;
 
-/** xxh64 in C over bytes in place (native/xxh64.c); util/xxh.ts is the interface the rest uses. */
+/** xxh64 in C over bytes in place (native/xxh64.c); native/xxh.ts is the interface the rest uses. */
 export const xxh64Native = {
   stateSize: 80,
   oneShot: binding.xxh64,

@@ -1,36 +1,21 @@
-/** Finds the volumes a medium holds for one host: <medium>/<host>/<domU>/<part>/. */
-import fs from 'node:fs';
-import path from 'node:path';
-import { checkHostName } from '../core/names.js';
-import { MediumDamage } from '../medium/medium-error.js';
+/** Finds the volumes a storage holds for one host: <host>/<domU>/<part>/. */
+import { checkHostName, parseVolumeName } from '../core/names.js';
+import type { Storage } from '../storage/storage.js';
 import { VolumeStore } from './volume-store.js';
 
-export function volumesOnMedium(medium: string, host: string): VolumeStore[] {
+export async function volumesOnMedium(storage: Storage, host: string): Promise<VolumeStore[]> {
   checkHostName(host);
-  const hostDir = path.join(medium, host);
-  if (!fs.existsSync(hostDir)) return [];
-  if (fs.lstatSync(hostDir).isSymbolicLink()) throw new MediumDamage(hostDir, 'is a symlink; a folder of the medium must be a real directory');
-  // lstat: a folder of the medium that is a symlink is damage (it would take a volume's reads and deletes elsewhere).
+  // listFolders refuses a folder on the way that is a symlink, and lists only real directories.
   const out: VolumeStore[] = [];
-  for (const domU of fs.readdirSync(hostDir).sort()) {
-    const d = path.join(hostDir, domU);
-    if (!realDirectory(d)) continue;
-    for (const part of fs.readdirSync(d).sort()) {
-      if (realDirectory(path.join(d, part))) {
-        try {
-          out.push(new VolumeStore(medium, host, `${domU}/${part}`));
-        } catch {
-          /* not a volume folder of ours */
-        }
+  for (const domU of await storage.listFolders([host])) {
+    for (const part of await storage.listFolders([host, domU])) {
+      try {
+        parseVolumeName(`${domU}/${part}`);
+      } catch {
+        continue; // not a volume folder of ours
       }
+      out.push(new VolumeStore(storage, host, `${domU}/${part}`));
     }
   }
   return out;
-}
-
-/** A directory (true), another file (false), or a symlink: MediumDamage. */
-function realDirectory(p: string): boolean {
-  const st = fs.lstatSync(p);
-  if (st.isSymbolicLink()) throw new MediumDamage(p, 'is a symlink; a folder of the medium must be a real directory');
-  return st.isDirectory();
 }

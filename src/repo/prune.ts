@@ -15,15 +15,14 @@
  * `xenbackup backup` beside the nightly run, neither loses the base it builds
  * on nor has its files taken for debris.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { sidecarName } from '../medium/layout.js';
-import { BACKUP_FILE_RE, timeOfId, type VolumeStore } from './volume-store.js';
-import { fsyncDir } from '../storage/atomic-file.js';
+import { backupFiles, BACKUP_FILE_RE, sidecarName } from '../medium/layout.js';
+import { timeOfId, type VolumeStore } from './volume-store.js';
 import type { Sidecar } from '../medium/sidecar.js';
 import { decideRetention, type RetentionDecision, type RetentionRules } from '../core/retention.js';
 import { lockVolume } from './volume-lock.js';
 import { silentLogger, type Logger } from '../util/log.js';
+
+export { backupFiles, sidecarName };
 
 export interface DeletedBackup {
   id: string;
@@ -63,56 +62,34 @@ export interface PruneOptions {
  * rsync tree counts the files only it holds (one link); the others are
  * hardlinks shared with neighbouring trees and stay.
  */
-export function backupBytes(store: VolumeStore, s: Sidecar): number {
-  let total = 0;
-  for (const name of backupFiles(s)) total += bytesOf(store.pathOf(name));
-  return total;
+export async function backupBytes(store: VolumeStore, s: Sidecar): Promise<number> {
+  return store.storage.bytesHeld(store.folder, backupFiles(s));
 }
-
-function bytesOf(p: string): number {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(p);
-  } catch {
-    return 0; // already gone
-  }
-  if (!st.isDirectory()) return st.nlink > 1 ? 0 : st.size;
-  let total = st.size;
-  for (const name of fs.readdirSync(p)) total += bytesOf(path.join(p, name));
-  return total;
-}
-
-/** A backup's file names in deletion order: the sidecar first. */
-export function backupFiles(s: Sidecar): string[] {
-  return [sidecarName(s), s.archive, s.manifest];
-}
-
-export { sidecarName };
 
 /**
- * Deletes one backup: sidecar, fsync of the folder, archive (an rsync tree
- * recursively), manifest, fsync. A missing archive or manifest is not an
- * error (a crash before left it so); a sidecar that cannot be removed is, or
- * one that is not there (it was just listed: then its name is not what we
+ * Deletes one backup: the sidecar (durably gone before anything else), then
+ * the archive (an rsync tree recursively) and the manifest. A missing
+ * archive or manifest is not an error (a crash before left it so); a sidecar
+ * that is not there is (it was just listed: then its name is not what we
  * think), and then nothing else goes.
  */
-export function deleteBackup(store: VolumeStore, s: Sidecar, afterStep?: PruneOptions['afterStep']): void {
-  const remove = (name: string, mustExist: boolean): void => {
-    const p = store.pathOf(name);
+export async function deleteBackup(store: VolumeStore, s: Sidecar, afterStep?: PruneOptions['afterStep']): Promise<void> {
+  const { storage, folder } = store;
+  const remove = async (name: string): Promise<void> => {
     try {
-      if (fs.lstatSync(p).isDirectory()) fs.rmSync(p, { recursive: true });
-      else fs.unlinkSync(p);
+      await storage.remove(folder, name);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || mustExist) throw new Error(`removing ${p}: ${(e as Error).message}`);
+      throw new Error(`removing ${store.show(name)}: ${(e as Error).message}`);
     }
   };
-  remove(sidecarName(s), true);
-  fsyncDir(store.dir);
+  const sidecar = sidecarName(s);
+  const there = ((await storage.list(folder)) ?? []).some((i) => i.name === sidecar);
+  if (!there) throw new Error(`removing ${store.show(sidecar)}: it is not there`);
+  await remove(sidecar);
   afterStep?.('sidecar-removed', s);
-  remove(s.archive, false);
+  await remove(s.archive);
   afterStep?.('archive-removed', s);
-  remove(s.manifest, false);
-  fsyncDir(store.dir);
+  await remove(s.manifest);
   afterStep?.('manifest-removed', s);
 }
 
@@ -120,23 +97,23 @@ export function deleteBackup(store: VolumeStore, s: Sidecar, afterStep?: PruneOp
  * Archives and manifests that no sidecar claims and that are older than the
  * newest backup: what an interrupted prune leaves. Younger unclaimed files
  * may belong to a backup being committed right now, so they are left to the
- * next backup's own debris sweep (VolumeStore.removeDebris), as are ".partial" files.
+ * next backup's own debris sweep (VolumeStore.removeDebris), as are staged files.
  */
-export function pruneDebris(store: VolumeStore, backups: readonly Sidecar[]): string[] {
-  if (!store.exists() || backups.length === 0) return [];
+export async function pruneDebris(store: VolumeStore, backups: readonly Sidecar[]): Promise<string[]> {
+  if (backups.length === 0) return [];
   const claimed = new Set<string>();
   for (const s of backups) for (const f of backupFiles(s)) claimed.add(f);
   const newest = backups[backups.length - 1]!.id;
-  return fs.readdirSync(store.dir).filter((name) => {
+  return (await store.names()).filter((name) => {
     const m = BACKUP_FILE_RE.exec(name);
     return m !== null && !claimed.has(name) && m[1]! < newest;
   });
 }
 
 /** Decides and (unless dryRun) prunes one volume. Throws RetentionRulesError for rules that keep nothing. */
-export function pruneVolume(store: VolumeStore, rules: RetentionRules, opts: PruneOptions): VolumePruneResult {
+export async function pruneVolume(store: VolumeStore, rules: RetentionRules, opts: PruneOptions): Promise<VolumePruneResult> {
   const errors: string[] = [];
-  const backups = store.list((msg) => errors.push(`${store.volume}: ${msg}`));
+  const backups = await store.list((msg) => errors.push(`${store.volume}: ${msg}`));
   const decision = decideRetention(backups, opts.now, rules, timeOfId, { utc: opts.utcCalendar });
   const result: VolumePruneResult = { volume: store.volume, dryRun: opts.dryRun, decision, deleted: [], debris: [], errors };
   // A sidecar we could not read hides which files it claims: touch nothing in this folder.
@@ -146,10 +123,10 @@ export function pruneVolume(store: VolumeStore, rules: RetentionRules, opts: Pru
   }
   const reasonOf = new Map(decision.items.map((i) => [i.backup.id, i.reasons.join('; ')]));
   for (const s of decision.drop) {
-    const entry: DeletedBackup = { id: s.id, kind: s.kind, files: backupFiles(s), bytes: backupBytes(store, s), reason: reasonOf.get(s.id)! };
+    const entry: DeletedBackup = { id: s.id, kind: s.kind, files: backupFiles(s), bytes: await backupBytes(store, s), reason: reasonOf.get(s.id)! };
     if (!opts.dryRun) {
       try {
-        deleteBackup(store, s, opts.afterStep);
+        await deleteBackup(store, s, opts.afterStep);
       } catch (e) {
         // Older backups may be needed by this one: stop here rather than break its chain.
         errors.push(`${store.volume}: ${(e as Error).message}; stopped pruning this volume (${decision.drop.length - result.deleted.length} backups left to delete)`);
@@ -159,20 +136,18 @@ export function pruneVolume(store: VolumeStore, rules: RetentionRules, opts: Pru
     result.deleted.push(entry);
   }
   // what this prune deleted is gone already; a dry run must not call its files debris
-  const debris = pruneDebris(store, backups);
-  for (const name of debris) {
+  for (const name of await pruneDebris(store, backups)) {
     if (opts.dryRun) {
       result.debris.push(name);
       continue;
     }
     try {
-      fs.rmSync(store.pathOf(name), { recursive: true }); // an rsync tree is a directory
+      await store.storage.remove(store.folder, name); // an rsync tree is a directory
       result.debris.push(name);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') errors.push(`${store.volume}: removing debris ${store.pathOf(name)}: ${(e as Error).message}`);
+      errors.push(`${store.volume}: removing debris ${store.show(name)}: ${(e as Error).message}`);
     }
   }
-  if (!opts.dryRun && result.debris.length) fsyncDir(store.dir);
   return result;
 }
 
@@ -181,11 +156,11 @@ export function pruneVolume(store: VolumeStore, rules: RetentionRules, opts: Pru
  * VolumeBusyError, having deleted nothing, while a backup of the volume runs.
  */
 export async function pruneVolumeLocked(store: VolumeStore, rules: RetentionRules, opts: PruneOptions & { logger?: Logger }): Promise<VolumePruneResult> {
-  if (opts.dryRun || !store.exists()) return pruneVolume(store, rules, opts);
-  const lock = await lockVolume(store.dir, store.volume, opts.logger ?? silentLogger);
+  if (opts.dryRun || !(await store.exists())) return pruneVolume(store, rules, opts);
+  const lock = await lockVolume(store, opts.logger ?? silentLogger);
   try {
-    return pruneVolume(store, rules, opts);
+    return await pruneVolume(store, rules, opts);
   } finally {
-    lock.release();
+    await lock.release();
   }
 }

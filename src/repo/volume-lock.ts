@@ -1,26 +1,27 @@
 /**
- * One backup of a volume at a time: a lock file in the volume's folder,
- * held from prepareBackup() until commit() or abort(). Without it a manual
- * `xenbackup backup` next to the nightly run would delete the other's
- * ".partial" files as debris of a crash, or (in the same second) write into
- * the same archive.
+ * One backup or prune of a volume at a time: a lock file in the volume's
+ * folder, held from a backup's preparation until its commit or abort.
+ * Without it a manual `xenbackup backup` next to the nightly run would
+ * delete the other's staged files as debris of a crash, or (in the same
+ * second) write into the same archive.
  *
- * The lock file holds its holder's pid, process start time and boot id. It
- * is written under a temporary name and hard-linked into place, so it
- * appears complete and link(2) fails when it exists. A holder that is no
- * longer running (killed, crashed, an earlier boot) is taken over with a
- * warning. Release is synchronous, so it can sit in commit(). Two processes
- * taking over the same dead holder's lock at the same instant could both
- * win; the global run lock (src/host/lock.ts) guards the nightly job
- * against that, this one only against a second, manual backup.
+ * The lock holds its holder's pid, process start time, boot id and host,
+ * as the run's lock does (host/lock.ts); the storage creates it atomically
+ * (Storage.tryLock). A holder of this host that is no longer running
+ * (killed, crashed, an earlier boot) is taken over with a warning; one that
+ * names another host is never taken over: only this host writes below its
+ * own host folder, so two hosts there is a configuration mistake. Two
+ * processes taking over the same dead holder's lock at the same instant
+ * could both win; the run lock guards the nightly job against that, this
+ * one only against a second, manual backup.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { holderAlive, type LockHolder } from '../host/lock.js';
+import os from 'node:os';
+import { currentHolder, holderAlive, parseHolder, type LockHolder } from '../host/lock.js';
 import type { Logger } from '../util/log.js';
-import { readMediumFile } from '../storage/medium-file.js';
+import { VOLUME_LOCK_NAME } from '../medium/layout.js';
+import type { VolumeStore } from './volume-store.js';
 
-export const VOLUME_LOCK_NAME = '.backup.lock';
+export { VOLUME_LOCK_NAME };
 
 export class VolumeBusyError extends Error {
   constructor(volume: string, file: string, holder: LockHolder) {
@@ -30,64 +31,43 @@ export class VolumeBusyError extends Error {
 }
 
 export interface VolumeLock {
-  /** Gives the lock up (idempotent). */
-  release(): void;
+  /** Gives the lock up (idempotent); a failure to remove it is logged, not thrown. */
+  release(): Promise<void>;
 }
 
-function me(): LockHolder {
-  const stat = fs.readFileSync(`/proc/${process.pid}/stat`, 'utf8');
-  const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
-  const bootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  return { pid: process.pid, startTime, bootId, host: '', acquiredAt: new Date().toISOString() };
-}
-
-function readHolder(file: string): LockHolder | undefined {
-  try {
-    // Read as any file of the medium: a fifo or symlink planted as the lock is an unreadable lock, taken over.
-    const h = JSON.parse(readMediumFile(file, 64 << 10).toString('utf8')) as LockHolder;
-    return typeof h === 'object' && h !== null && typeof h.pid === 'number' && typeof h.startTime === 'string' ? h : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Takes the lock of the volume folder `dir`; fails with VolumeBusyError while a live backup holds it. */
-export async function lockVolume(dir: string, volume: string, log: Logger): Promise<VolumeLock> {
-  const file = path.join(dir, VOLUME_LOCK_NAME);
-  const mine = me();
-  const text = JSON.stringify(mine) + '\n';
+/** Takes the lock of the volume's folder (creating the folder); fails with VolumeBusyError while a live backup holds it. */
+export async function lockVolume(store: VolumeStore, log: Logger): Promise<VolumeLock> {
+  const { storage, folder, volume } = store;
+  const file = store.show(VOLUME_LOCK_NAME);
+  const text = JSON.stringify(await currentHolder()) + '\n';
   for (let attempt = 0; attempt < 3; attempt++) {
-    const temporary = `${file}.${process.pid}.${attempt}`;
-    // O_EXCL: a name planted in the folder (a symlink to elsewhere) is removed, never written through.
-    fs.rmSync(temporary, { force: true });
-    fs.writeFileSync(temporary, text, { mode: 0o600, flag: 'wx' });
-    try {
-      fs.linkSync(temporary, file);
+    const got = await storage.tryLock(folder, VOLUME_LOCK_NAME, text);
+    if (got.taken) {
       let released = false;
       return {
-        release(): void {
+        async release(): Promise<void> {
           if (released) return;
           released = true;
-          const now = readHolder(file);
-          if (now && now.pid === mine.pid && now.startTime === mine.startTime) fs.rmSync(file, { force: true });
+          await storage.unlock(folder, VOLUME_LOCK_NAME, text).catch((e: Error) => log.warn(`${volume}: releasing ${file}: ${e.message}`));
         },
       };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    } finally {
-      fs.rmSync(temporary, { force: true });
     }
-    const holder = readHolder(file);
+    const holder = parseHolder(got.holderText);
+    if (holder && holder.host && holder.host !== os.hostname()) {
+      throw new Error(
+        `${volume}: ${file} is held by host ${holder.host} (pid ${holder.pid} since ${holder.acquiredAt}); do two hosts write into one host folder? Remove the lock by hand once that host no longer backs up there`,
+      );
+    }
     if (holder && (await holderAlive(holder))) throw new VolumeBusyError(volume, file, holder);
     log.warn(`${volume}: taking over ${file} from ${holder ? `pid ${holder.pid} (${holder.acquiredAt}), which is no longer running` : 'an unreadable lock'}`);
-    fs.rmSync(file, { force: true });
+    await storage.unlock(folder, VOLUME_LOCK_NAME, got.holderText);
   }
   throw new Error(`${volume}: could not take the lock ${file}`);
 }
 
 /** What a two-phase backup preparation returns: nothing counts until commit(); abort() removes it. */
 interface TwoPhase {
-  commit(): unknown;
+  commit(): Promise<unknown>;
   abort(): Promise<void>;
 }
 
@@ -96,29 +76,29 @@ interface TwoPhase {
  * prepared backup's commit() or abort() returns (or prepare fails): every
  * engine's backup of a volume is one critical section.
  */
-export async function prepareUnderVolumeLock<P extends TwoPhase>(dir: string, volume: string, log: Logger, prepare: () => Promise<P>): Promise<P> {
-  const lock = await lockVolume(dir, volume, log);
+export async function prepareUnderVolumeLock<P extends TwoPhase>(store: VolumeStore, log: Logger, prepare: () => Promise<P>): Promise<P> {
+  const lock = await lockVolume(store, log);
   let prepared: P;
   try {
     prepared = await prepare();
   } catch (e) {
-    lock.release();
+    await lock.release();
     throw e;
   }
   return {
     ...prepared,
-    commit(): ReturnType<P['commit']> {
+    async commit(): Promise<Awaited<ReturnType<P['commit']>>> {
       try {
-        return prepared.commit() as ReturnType<P['commit']>;
+        return (await prepared.commit()) as Awaited<ReturnType<P['commit']>>;
       } finally {
-        lock.release();
+        await lock.release();
       }
     },
     async abort(): Promise<void> {
       try {
         await prepared.abort();
       } finally {
-        lock.release();
+        await lock.release();
       }
     },
   };

@@ -1,5 +1,5 @@
 /**
- * One volume's folder on the medium: <medium>/<host>/<domU>/<part>/ holding
+ * One volume's folder on the medium: <root>/<host>/<domU>/<part>/ holding
  *   <id>.<full|incr>.tar.<zst|gz>   the archive
  *   <id>.<full|incr>.manifest       what the tree held, and where each version lives
  *   <id>.<full|incr>.json           the sidecar; present only once the others are durable
@@ -9,14 +9,12 @@
  * names come from core/names.ts; a folder below the medium that is a symlink,
  * or a file name a sidecar gives that is not the layout's, is MediumDamage.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import type { Compression } from '../engines/compression.js';
+import type { Compression } from '../medium/layout.js';
 import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
-import { PARTIAL_SUFFIX } from '../storage/atomic-file.js';
+import { PARTIAL_SUFFIX } from '../medium/atomic-file.js';
 import { BACKUP_FILE_RE, backupFileNames, isPlainName, sidecarName } from '../medium/layout.js';
 import { MediumDamage } from '../medium/medium-error.js';
-import { readMediumFile } from '../storage/medium-file.js';
+import type { Storage } from '../storage/storage.js';
 import { parseSidecar, type BackupKind, type Sidecar } from '../medium/sidecar.js';
 
 export { backupIdFor, parseVolumeName, timeOfId } from '../core/names.js';
@@ -50,107 +48,99 @@ export interface BackupFiles {
   sidecar: string;
 }
 
+/**
+ * One volume's folder on a storage (src/storage/): <host>/<domU>/<part>
+ * beneath its root. Every engine, prune, restore and verify reach the
+ * volume's files through it, whatever the storage.
+ */
 export class VolumeStore {
+  /** The folder beneath the storage's root. */
+  readonly folder: readonly string[];
+  /** The folder as shown in messages. */
   readonly dir: string;
 
   constructor(
-    readonly medium: string,
+    readonly storage: Storage,
     readonly host: string,
     readonly volume: string,
   ) {
     checkHostName(host);
     const { domU, part } = parseVolumeName(volume);
-    this.dir = path.join(medium, host, domU, part);
-    this.components = [host, domU, part];
+    this.folder = [host, domU, part];
+    this.dir = storage.show(this.folder);
   }
-
-  private readonly components: string[];
 
   filesFor(id: string, kind: BackupKind, compression: Compression): BackupFiles {
     const names = backupFileNames(id, kind, 'tar', compression);
     return { archive: this.pathOf(names.archive), manifest: this.pathOf(names.manifest), sidecar: this.pathOf(names.sidecar) };
   }
 
-  /**
-   * Whether the volume's folder exists. Each of its folders below the medium
-   * must be a real directory: a symlink there (planted on the medium) would
-   * take every read, write and delete of this volume somewhere else.
-   */
-  exists(): boolean {
-    return this.walkFolders(false);
+  /** Whether the volume's folder exists (a symlink or file on the way is MediumDamage). */
+  async exists(): Promise<boolean> {
+    return (await this.storage.list(this.folder)) !== undefined;
   }
 
-  /** Creates the volume's folder where missing (mode 0700), refusing a symlink or file on the way as exists() does. */
-  ensure(): void {
-    this.walkFolders(true);
+  /** Creates the volume's folder where missing (mode 0700), refusing a symlink or file on the way. */
+  async ensure(): Promise<void> {
+    await this.storage.ensureFolder(this.folder);
   }
 
-  private walkFolders(create: boolean): boolean {
-    // The medium's own folder is the caller's (the run proves it is BCKDEV's mount; `backup` that it exists).
-    if (create) fs.mkdirSync(this.medium, { recursive: true, mode: 0o700 });
-    let p = this.medium;
-    for (const c of this.components) {
-      p = path.join(p, c);
-      let st: fs.Stats;
-      try {
-        st = fs.lstatSync(p);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        if (!create) return false;
-        try {
-          fs.mkdirSync(p, { mode: 0o700 });
-        } catch (m) {
-          if ((m as NodeJS.ErrnoException).code !== 'EEXIST') throw m;
-        }
-        st = fs.lstatSync(p);
-      }
-      if (st.isSymbolicLink()) throw new MediumDamage(p, 'is a symlink; a folder of the medium must be a real directory');
-      if (!st.isDirectory()) throw new MediumDamage(p, 'is not a directory');
-    }
-    return true;
+  /** The folder's names; [] when it does not exist. */
+  async names(): Promise<string[]> {
+    return ((await this.storage.list(this.folder)) ?? []).map((i) => i.name);
   }
 
   /** Complete backups, oldest first. A damaged sidecar is reported, not fatal for the others. */
-  list(onProblem?: (msg: string) => void): Sidecar[] {
-    if (!this.exists()) return [];
+  async list(onProblem?: (msg: string) => void): Promise<Sidecar[]> {
+    const items = await this.storage.list(this.folder);
+    if (!items) return [];
     const out: Sidecar[] = [];
-    for (const name of fs.readdirSync(this.dir)) {
+    for (const { name } of items) {
       if (!name.endsWith('.json')) continue;
-      const file = path.join(this.dir, name);
+      const file = this.show(name);
       try {
-        out.push(parseSidecar(readMediumFile(file, MAX_SIDECAR_BYTES).toString('utf8'), file, name));
+        out.push(parseSidecar((await this.storage.read(this.folder, name, MAX_SIDECAR_BYTES)).toString('utf8'), file, name));
       } catch (e) {
         onProblem?.((e as Error).message);
       }
     }
     out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return consistentChains(out, (s, what) => onProblem?.(new MediumDamage(this.pathOf(sidecarName(s)), what).message));
+    return consistentChains(out, (s, what) => onProblem?.(new MediumDamage(this.show(sidecarName(s)), what).message));
   }
 
-  /** A file of this volume's folder; only a plain name (never a path) can be one. */
-  pathOf(name: string): string {
+  /** A file of this folder as shown in messages; only a plain name can be one. */
+  show(name: string): string {
     if (!isPlainName(name)) throw new MediumDamage(this.dir, `refusing ${JSON.stringify(name)}: not a plain file name in the volume's folder`);
-    return path.join(this.dir, name);
+    return this.storage.show(this.folder, name);
   }
 
   /**
-   * Removes what an interrupted run left: ".partial" files, and archives or
-   * manifests that no sidecar claims. Returns the names removed.
+   * The local path of a file of this folder, for the engines' native readers
+   * and writers: only a storage with local files has one.
    */
-  removeDebris(): string[] {
-    if (!this.exists()) return [];
+  pathOf(name: string): string {
+    this.show(name);
+    if (!this.storage.local) throw new Error(`${this.dir}: this needs the backups on a local medium, not on ${this.storage.kind} storage`);
+    return this.storage.local.path(this.folder, name);
+  }
+
+  /**
+   * Removes what an interrupted run left: staged (".partial") files, and
+   * archives or manifests that no sidecar claims. Call only holding the
+   * volume's lock. Returns the names removed.
+   */
+  async removeDebris(): Promise<string[]> {
+    const names = await this.names();
+    if (names.length === 0) return [];
     const claimed = new Set<string>();
-    const names = fs.readdirSync(this.dir);
-    for (const s of this.list()) {
+    for (const s of await this.list()) {
       claimed.add(s.archive);
       claimed.add(s.manifest);
     }
     const removed: string[] = [];
     for (const name of names) {
-      const isDebris =
-        name.endsWith(PARTIAL_SUFFIX) || (BACKUP_FILE_RE.test(name) && !claimed.has(name));
-      if (isDebris) {
-        fs.rmSync(this.pathOf(name), { force: true, recursive: true });
+      if (name.endsWith(PARTIAL_SUFFIX) || (BACKUP_FILE_RE.test(name) && !claimed.has(name))) {
+        await this.storage.remove(this.folder, name);
         removed.push(name);
       }
     }

@@ -8,6 +8,10 @@ import type { Config, Volume } from '../config/settings.js';
 import { decideKind } from '../core/chain.js';
 import { mountOptionLadder } from '../host/mount.js';
 import { timeOfId, VolumeStore } from '../repo/volume-store.js';
+import { loadEngine } from '../engines/registry.js';
+import type { EngineName } from '../medium/layout.js';
+import { LocalStorage } from '../storage/local-storage.js';
+import { engineOf } from './run-storages.js';
 
 function sizeText(v: Volume): string {
   const s = v.snapshotSize;
@@ -15,7 +19,7 @@ function sizeText(v: Volume): string {
 }
 
 /** `mediumMounted`: the backup folder can be read (so chains can be inspected). */
-export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceFull: boolean; now: Date }): string[] {
+export async function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceFull: boolean; now: Date }): Promise<string[]> {
   const lines: string[] = [];
   if (cfg.needsLocalMedium) {
     lines.push(`medium: ${cfg.backupDevice} (${cfg.backupDeviceFs || 'auto'}) on ${cfg.backupMountpoint}${opts.mediumMounted ? ' (mounted now)' : ' (would be mounted)'}`);
@@ -23,23 +27,24 @@ export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceF
     lines.push(`medium: none needed (every volume goes to RSYNC_TARGET ${cfg.rsyncTarget!.spec}, BACKUP_DOM0 off)`);
   }
   lines.push(`then: remove leftovers under ${cfg.snapshotMountDir} and snapshot LVs tagged xenbackup-snapshot`);
-  const kindOf = (volume: string, raw = false): string => {
+  const kindOf = async (volume: string, engine: EngineName): Promise<string> => {
     if (!opts.mediumMounted) return 'full or incremental (medium not mounted: chains unknown)';
-    const store = new VolumeStore(cfg.backupMountpoint, cfg.hostname, volume);
-    const backups = store.list();
+    const store = new VolumeStore(new LocalStorage(cfg.backupMountpoint), cfg.hostname, volume);
+    const backups = await store.list();
     const d = decideKind(backups, opts.now, { forceFull: opts.forceFull, fullIntervalDays: cfg.fullIntervalDays, maxChainLength: cfg.maxChainLength, fullWeekday: cfg.fullWeekday, fullMonthday: cfg.fullMonthday }, timeOfId);
-    // Raw images and file trees never build on each other (the fstype was changed): the engines make a full.
+    // An engine that cannot build on the base (raw images and file trees: the fstype was changed) makes a full.
     const base = d.kind === 'incremental' ? backups.find((b) => b.id === d.base) : undefined;
-    if (base && (base.engine === 'raw') !== raw) return `full (the previous backup ${base.id} is ${raw ? `a ${base.engine} backup, not raw` : 'a raw image, not a file tree'})`;
+    const refused = base && (await loadEngine(engine)).refusesBase(base);
+    if (refused) return `full (${refused})`;
     return `${d.kind} (${d.reason})`;
   };
-  cfg.volumes.forEach((v, i) => {
+  for (const [i, v] of cfg.volumes.entries()) {
     const name = `${v.domU}/${v.part}`;
     const part = v.partition !== undefined ? `, partition ${v.partition}` : '';
     const snap = `${i + 1}. ${name}: snapshot of ${v.device} (${sizeText(v)})${part}`;
     if (v.fstype === 'raw') {
-      lines.push(`${snap}, raw image, not mounted (changed chunks stored), ${kindOf(name, true)} -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`);
-      return;
+      lines.push(`${snap}, raw image, not mounted (changed chunks stored), ${await kindOf(name, engineOf(v))} -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`);
+      continue;
     }
     const mp = path.join(cfg.snapshotMountDir, v.domU, v.part);
     const opts1 = mountOptionLadder(v.fstype, v.mountOptions)[0]!.options.join(',');
@@ -47,11 +52,11 @@ export function describePlan(cfg: Config, opts: { mediumMounted: boolean; forceF
     if (v.engine === 'rsync' && cfg.rsyncTarget) {
       // The remote chains are not read here (that would need ssh): each run there is a new dated tree anyway.
       lines.push(`${mounted}, dated tree -> ${cfg.rsyncTarget.spec.replace(/\/+$/, '')}/${cfg.hostname}/${v.domU}/${v.part} (RSYNC_TARGET)`);
-      return;
+      continue;
     }
-    lines.push(`${mounted}, ${v.engine === 'rsync' ? 'dated tree' : kindOf(name)} -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`);
-  });
-  if (cfg.backupDom0) lines.push(`${cfg.volumes.length + 1}. dom0/root: ${cfg.dom0Root} (one filesystem, no snapshot), ${kindOf('dom0/root')} -> ${path.join(cfg.backupMountpoint, cfg.hostname, 'dom0', 'root')}`);
+    lines.push(`${mounted}, ${v.engine === 'rsync' ? 'dated tree' : await kindOf(name, engineOf(v))} -> ${path.join(cfg.backupMountpoint, cfg.hostname, v.domU, v.part)}`);
+  }
+  if (cfg.backupDom0) lines.push(`${cfg.volumes.length + 1}. dom0/root: ${cfg.dom0Root} (one filesystem, no snapshot), ${await kindOf('dom0/root', 'tar')} -> ${path.join(cfg.backupMountpoint, cfg.hostname, 'dom0', 'root')}`);
   lines.push(`delay between volumes: ${cfg.snapMountDelaySeconds} s; concurrency ${cfg.concurrency}; compression ${cfg.compression}`);
   lines.push(`report: ${cfg.reportWhen} to ${cfg.emailTo.join(', ') || '(nobody)'} via ${cfg.smtpUrl ? 'SMTP' : cfg.sendmailPath}; log ${cfg.logFile}`);
   return lines;

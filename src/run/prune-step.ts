@@ -7,7 +7,8 @@
  * keeps their newest complete restore point and its chain whatever the rules.
  *
  * With RSYNC_TARGET, the remote volumes of this host are pruned by the same
- * rules (repo/remote-prune.ts), after the local ones.
+ * rules and the same code (repo/prune.ts over the ssh storage), after the
+ * local ones.
  *
  * Returns lines for the report; the run job puts them in RunReport.prune
  * (and `errors` in the run's errors). It never throws for one volume's trouble.
@@ -16,10 +17,11 @@ import type { Config } from '../config/settings.js';
 import { checkRules, describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
 import { volumesOnMedium } from '../repo/medium-index.js';
 import { pruneVolumeLocked, type VolumePruneResult } from '../repo/prune.js';
-import { pruneRemoteVolume } from '../repo/remote-prune.js';
-import { listRemoteVolumes } from '../repo/remote-volume.js';
+import type { VolumeStore } from '../repo/volume-store.js';
+import { acquireLock } from '../host/lock.js';
 import { VolumeBusyError } from '../repo/volume-lock.js';
 import { formatBytes } from '../report/format.js';
+import { RunStorages } from './run-storages.js';
 import type { Logger } from '../util/log.js';
 
 export function rulesOfConfig(cfg: Pick<Config, 'archiveTtlDays' | 'keepLast' | 'keepDaily' | 'keepWeekly' | 'keepMonthly'>): RetentionRules {
@@ -100,28 +102,20 @@ export async function pruneStep(cfg: Config, mediumPath: string | undefined, log
     freed += r.deleted.reduce((n, d) => n + d.bytes, 0);
     deleted += r.deleted.length;
   };
-  if (mediumPath !== undefined) {
-    for (const store of volumesOnMedium(mediumPath, cfg.hostname)) {
-      await pruneOne(store.volume, () => pruneVolumeLocked(store, rules, { dryRun: false, now, logger }));
-    }
-  }
-  const remote = cfg.rsyncTarget;
-  if (remote) {
-    // The same rules on RSYNC_TARGET; an unreachable host is one error line, and the local prune stands.
-    let remoteVolumes: string[] = [];
+  for (const { storage, label } of new RunStorages(cfg, mediumPath, logger).all()) {
+    // An unreachable RSYNC_TARGET is one error line, and the local prune stands.
+    let stores: Awaited<ReturnType<typeof volumesOnMedium>> = [];
     try {
-      remoteVolumes = await listRemoteVolumes(remote, cfg.hostname, logger);
+      stores = await volumesOnMedium(storage, cfg.hostname);
     } catch (e) {
-      const msg = `prune ${remote.spec}: ${(e as Error).message}`;
+      const msg = `prune ${label ?? storage.root}: ${(e as Error).message}`;
       logger.error(msg);
       out.errors.push(msg);
       out.lines.push(`ERROR ${msg}`);
     }
-    for (const volume of remoteVolumes) {
-      await pruneOne(`${volume} on ${remote.spec}`, async () => {
-        const r = await pruneRemoteVolume(remote, cfg.hostname, volume, rules, { dryRun: false, now, logger });
-        return { ...r, volume: `${volume} on ${remote.spec}` };
-      });
+    for (const store of stores) {
+      const shown = label ? `${store.volume} on ${label}` : store.volume;
+      await pruneOne(shown, async () => ({ ...(await pruneVolumeLocked(store, rules, { dryRun: false, now, logger })), volume: shown }));
     }
   }
   const total = `prune (${describeRules(rules)}): ${deleted} backup${deleted === 1 ? '' : 's'} deleted in ${volumes} volume${volumes === 1 ? '' : 's'}, ${formatBytes(freed)} freed`;
@@ -133,4 +127,33 @@ export async function pruneStep(cfg: Config, mediumPath: string | undefined, log
 /** What `run` calls after its backups: the report lines of the prune step (pruneStep also sorts out warnings and errors). */
 export async function pruneAfterRun(cfg: Config, mediumPath: string | undefined, logger: Logger, now: Date = new Date()): Promise<string[]> {
   return (await pruneStep(cfg, mediumPath, logger, now)).lines;
+}
+
+/**
+ * `xenbackup prune`: the volumes pruned one after the other under the run
+ * lock (not for a dry run), so a prune never races a nightly run; a volume
+ * whose backup is running is skipped with a line in `busy`. A run holding
+ * the lock is LockHeldError, before anything is deleted.
+ */
+export async function pruneUnderRunLock(
+  stores: VolumeStore[],
+  rules: RetentionRules,
+  opts: { dryRun: boolean; now: Date; lockPath: string; logger: Logger },
+): Promise<{ results: VolumePruneResult[]; busy: string[] }> {
+  const lock = opts.dryRun ? undefined : await acquireLock(opts.lockPath);
+  const results: VolumePruneResult[] = [];
+  const busy: string[] = [];
+  try {
+    for (const store of stores) {
+      try {
+        results.push(await pruneVolumeLocked(store, rules, opts));
+      } catch (e) {
+        if (!(e instanceof VolumeBusyError)) throw e;
+        busy.push(`${e.message}; not pruned`);
+      }
+    }
+  } finally {
+    await lock?.release();
+  }
+  return { results, busy };
 }

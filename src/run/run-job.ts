@@ -12,7 +12,7 @@
  * Config errors never get here: they are found before anything is touched.
  */
 import pLimit from 'p-limit';
-import type { Config, RsyncRemoteTarget } from '../config/settings.js';
+import type { Config } from '../config/settings.js';
 import { acquireLock, LockHeldError, type LockHandle } from '../host/lock.js';
 import { MediumUnavailableError, openMedium, type Medium } from '../host/medium.js';
 import { describeSweep, sweepLeftovers } from '../host/sweep.js';
@@ -21,18 +21,18 @@ import type { Logger } from '../util/log.js';
 import { backupDom0Root, backupGuestVolume, type VolumeJobContext } from './volume-backup.js';
 import { pruneStep } from './prune-step.js';
 import { verifyVolume, VerifyUsageError, type VerifyDepth } from '../engines/verify.js';
-import { verifyRemoteVolume } from '../engines/rsync/rsync-remote-verify.js';
+import type { Storage } from '../storage/storage.js';
+import { engineOf, RunStorages } from './run-storages.js';
 
 /** VERIFY_AFTER_RUN: checks tonight's volumes on the medium; damage is a run error (exit 1). */
 async function verifyAfterRun(
   volumes: VolumeReport[],
   depth: VerifyDepth,
-  medium: string,
+  storageOf: (volume: string) => Storage,
   host: string,
   log: Logger,
   signal: AbortSignal,
   errors: string[],
-  remote?: { target: RsyncRemoteTarget; volumes: Set<string> },
 ): Promise<string[]> {
   const lines: string[] = [];
   // Run-level errors go to the log as well as to the report.
@@ -43,9 +43,7 @@ async function verifyAfterRun(
   for (const v of volumes) {
     if (v.status !== 'ok' && v.status !== 'partial') continue;
     try {
-      const r = remote?.volumes.has(v.volume)
-        ? await verifyRemoteVolume({ ...remote.target, host, volume: v.volume, depth, logger: log, signal })
-        : await verifyVolume({ medium, host, volume: v.volume, depth, logger: log, signal });
+      const r = await verifyVolume({ medium: storageOf(v.volume), host, volume: v.volume, depth, logger: log, signal });
       lines.push(...r.lines);
       for (const p of r.problems) fail(`verify ${v.volume}: ${p.file}: ${p.what}${p.member ? ` (first bad member ${p.member})` : ''}`);
     } catch (e) {
@@ -148,9 +146,10 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
     report.swept = describeSweep({ ...swept, errors: [] });
     report.errors.push(...swept.errors.map((e) => `sweep of leftovers: could not clean up: ${e}`));
 
+    const storages = new RunStorages(cfg, medium?.mountpoint, log);
     const ctx: VolumeJobContext = {
-      medium: medium?.mountpoint ?? '',
-      rsyncTarget: cfg.rsyncTarget,
+      storageFor: (engine) => storages.forEngine(engine),
+      rsyncCompress: cfg.rsyncTarget?.compress,
       host: cfg.hostname,
       snapshotMountDir: cfg.snapshotMountDir,
       compression: cfg.compression,
@@ -193,8 +192,9 @@ export async function runJob(cfg: Config, opts: RunOptions): Promise<RunReport> 
       report.errors.push(...pruned.errors);
     }
     if (cfg.verifyAfterRun !== 'no' && !opts.signal.aborted) {
-      const remote = cfg.rsyncTarget && { target: cfg.rsyncTarget, volumes: new Set(cfg.volumes.filter((v) => v.engine === 'rsync').map((v) => `${v.domU}/${v.part}`)) };
-      report.verify = await verifyAfterRun(report.volumes, cfg.verifyAfterRun, medium?.mountpoint ?? '', cfg.hostname, log, opts.signal, report.errors, remote);
+      const engineOfVolume = new Map(cfg.volumes.map((v) => [`${v.domU}/${v.part}`, engineOf(v)]));
+      const storageOf = (volume: string): Storage => storages.forEngine(engineOfVolume.get(volume) ?? 'tar'); // dom0/root: tar
+      report.verify = await verifyAfterRun(report.volumes, cfg.verifyAfterRun, storageOf, cfg.hostname, log, opts.signal, report.errors);
     }
     const space = await medium?.space().catch(() => undefined);
     if (space && report.medium) report.medium.freeAfter = space.freeBytes;

@@ -11,27 +11,23 @@
  */
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
-import type { Engine, RsyncRemoteTarget, Volume } from '../config/settings.js';
+import type { Volume } from '../config/settings.js';
 import { attachPartition, type LoopDevice } from '../host/loop.js';
-import { prepareMirror } from '../engines/rsync/rsync-mirror.js';
-import { InterruptedError } from '../engines/tar/tree-archiver.js';
-import { prepareRemoteMirror } from '../engines/rsync/rsync-remote.js';
-import type { Sidecar } from '../medium/sidecar.js';
+import { InterruptedError } from '../engines/interrupted.js';
 import { createSnapshot, snapshotHealth, type Snapshot } from '../host/lvm.js';
 import { isStillMounted, mountReadOnly, type MountHandle } from '../host/mount.js';
-import { prepareBackup } from '../engines/tar/tar-backup.js';
-import type { Compression } from '../engines/compression.js';
+import type { Compression, EngineName } from '../medium/layout.js';
+import type { Storage } from '../storage/storage.js';
+import { archiveBytesOf } from '../medium/sidecar.js';
 import type { VolumeReport } from '../report/run-report.js';
-import { formatBytes, formatCount } from '../report/format.js';
-import type { ArchiveStats } from '../engines/tar/tree-archiver.js';
-import { prepareRawBackup } from '../engines/raw/raw-backup.js';
+import type { PreparedVolumeBackup, VolumeBackupRequest } from '../engines/engine.js';
+import { loadEngine } from '../engines/registry.js';
+import { engineOf } from './run-storages.js';
 import { debugPause } from './debug-pause.js';
 
 export interface VolumeJobContext {
-  /** The local medium's mountpoint; '' when the run needs none (every volume goes to rsyncTarget). */
-  medium: string;
-  /** RSYNC_TARGET: where rsync volumes go instead of the local medium. */
-  rsyncTarget?: RsyncRemoteTarget;
+  /** Where a volume of this engine is kept (the local medium; RSYNC_TARGET's server for rsync volumes). */
+  storageFor(engine: EngineName): Storage;
   host: string;
   snapshotMountDir: string;
   compression: Compression;
@@ -40,21 +36,16 @@ export interface VolumeJobContext {
   fullWeekday?: number;
   fullMonthday?: number;
   forceFull: boolean;
+  /** RSYNC_COMPRESS, for rsync volumes on a remote storage. */
+  rsyncCompress?: boolean;
   logger: Logger;
   signal: AbortSignal;
   /** The terminal's status line (a no-op under cron): where the archiver is. */
   progress?: (text: string) => void;
 }
 
-/** The archiver's per-entry callback, turned into one status line for the terminal. */
-function progressOf(name: string, ctx: VolumeJobContext): ((stats: ArchiveStats, at: Buffer) => void) | undefined {
-  const show = ctx.progress;
-  if (!show) return undefined;
-  return (stats, at) => show(`${name}: ${formatCount(stats.entries)} entries, ${formatBytes(stats.bytesRead)} read: ${at.toString()}`);
-}
-
 /** The report's notes on a kept backup: the engine's summary, and the directories left empty because they were another filesystem. */
-function notesOf(prepared: EnginePrepared, fstype: string): string[] {
+function notesOf(prepared: PreparedVolumeBackup, fstype: string): string[] {
   const notes = prepared.summary ? [prepared.summary] : [];
   const other = prepared.otherFilesystems ?? [];
   if (other.length) {
@@ -65,77 +56,21 @@ function notesOf(prepared: EnginePrepared, fstype: string): string[] {
   return notes;
 }
 
-/** What both engines hand back before the backup counts (two-phase: commit or abort). */
-interface EnginePrepared {
-  kind: 'full' | 'incremental' | 'mirror';
-  warnings: string[];
-  unreadable: string[];
-  /** Where the backup lives once committed: a local path, or user@host:/path/... for RSYNC_TARGET. */
-  archivePath: string;
-  /** The remote engine's commit is a network step, hence possibly a promise. */
-  commit(): Sidecar | Promise<Sidecar>;
-  abort(): Promise<void>;
-  /** The report's Source column when it is not the bytes read (raw: the image's size). */
-  sourceBytes?: number;
-  /** A line for the log once the backup counts. */
-  /** One line for the report's notes and the log, without the volume's name. */
-  summary?: string;
-  /** Directories of another filesystem kept empty (one filesystem per volume). */
-  otherFilesystems?: string[];
-}
-
-/** A raw volume: the snapshot's block device (or its partition's loop device) read in chunks, never mounted. */
-async function prepareRaw(name: string, device: string, ctx: VolumeJobContext): Promise<EnginePrepared> {
-  const show = ctx.progress;
-  const p = await prepareRawBackup({
-    device,
-    medium: ctx.medium,
-    host: ctx.host,
-    volume: name,
-    forceFull: ctx.forceFull,
-    fullIntervalDays: ctx.fullIntervalDays,
-    maxChainLength: ctx.maxChainLength,
-    fullWeekday: ctx.fullWeekday,
-    fullMonthday: ctx.fullMonthday,
-    logger: ctx.logger,
-    signal: ctx.signal,
-    idlePriority: true,
-    onProgress: show ? (q) => show(`${name}: chunk ${q.chunk + 1} of ${q.chunks}, ${formatBytes(q.bytesRead)} read`) : undefined,
-  });
-  const i = p.info;
-  return {
-    kind: p.decision.kind,
-    warnings: p.warnings,
-    unreadable: [],
-    archivePath: p.archivePath,
-    commit: () => p.commit(),
-    abort: () => p.abort(),
-    sourceBytes: i.imageBytes,
-    summary:
-      `raw image of ${formatBytes(i.imageBytes)} in ${formatCount(i.chunks)} chunks of ${formatBytes(i.chunkSize)}: ` +
-      `${formatCount(i.storedChunks)} stored, ${formatCount(i.zeroChunks)} zero, ${formatCount(i.unchangedChunks)} unchanged`,
-  };
-}
-
-async function prepareWithEngine(
-  engine: Engine,
+/** Prepares one volume's backup with its engine, on the storage that keeps it. */
+async function prepareWith(
+  engineName: EngineName,
   name: string,
-  sourceDir: string,
+  source: string,
   ctx: VolumeJobContext,
-  tree: { oneFileSystem: boolean; excludes: Buffer[]; liveSource: boolean },
-): Promise<EnginePrepared> {
-  if (engine === 'rsync' && ctx.rsyncTarget) {
-    const r = ctx.rsyncTarget;
-    const m = await prepareRemoteMirror({ target: r.target, ssh: r.ssh, compress: r.compress, sourceDir, host: ctx.host, volume: name, logger: ctx.logger, signal: ctx.signal });
-    return { kind: 'mirror', warnings: [], unreadable: m.unreadable, otherFilesystems: m.otherFilesystems, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
-  }
-  if (engine === 'rsync') {
-    const m = await prepareMirror({ sourceDir, medium: ctx.medium, host: ctx.host, volume: name, logger: ctx.logger, signal: ctx.signal });
-    return { kind: 'mirror', warnings: [], unreadable: m.unreadable, otherFilesystems: m.otherFilesystems, archivePath: m.treePath, commit: () => m.commit(), abort: () => m.abort() };
-  }
-  const p = await prepareBackup({
-    sourceDir,
-    medium: ctx.medium,
+  tree: Pick<VolumeBackupRequest, 'oneFileSystem' | 'excludes' | 'liveSource'>,
+): Promise<PreparedVolumeBackup> {
+  const engine = await loadEngine(engineName);
+  const storage = ctx.storageFor(engineName);
+  const refused = engine.unsupported(storage);
+  if (refused) throw new Error(refused);
+  return engine.prepareBackup({
+    source,
+    storage,
     host: ctx.host,
     volume: name,
     compression: ctx.compression,
@@ -145,19 +80,12 @@ async function prepareWithEngine(
     fullWeekday: ctx.fullWeekday,
     fullMonthday: ctx.fullMonthday,
     ...tree,
+    idlePriority: true,
+    rsyncCompress: ctx.rsyncCompress,
     logger: ctx.logger,
     signal: ctx.signal,
-    onProgress: progressOf(name, ctx),
+    progress: ctx.progress,
   });
-  return {
-    kind: p.decision.kind,
-    warnings: p.warnings,
-    unreadable: p.unreadable,
-    otherFilesystems: p.otherFilesystems,
-    archivePath: p.archivePath,
-    commit: () => p.commit(),
-    abort: () => p.abort(),
-  };
 }
 
 export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promise<VolumeReport> {
@@ -168,7 +96,7 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
   let snapshot: Snapshot | undefined;
   let partition: LoopDevice | undefined;
   let mount: MountHandle | undefined;
-  let prepared: EnginePrepared | undefined;
+  let prepared: PreparedVolumeBackup | undefined;
   try {
     snapshot = await createSnapshot(v.device, { size: v.snapshotSize, logger: log });
     await debugPause('after-lvcreate');
@@ -179,15 +107,16 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
       partition = await attachPartition(snapshot.path, v.partition, { logger: log });
       device = partition.device;
     }
-    if (v.fstype === 'raw') {
-      prepared = await prepareRaw(name, device, ctx);
+    const engine = engineOf(v);
+    if ((await loadEngine(engine)).reads === 'device') {
+      prepared = await prepareWith(engine, name, device, ctx, { oneFileSystem: true, excludes: [], liveSource: false });
     } else {
       const mountpoint = path.join(ctx.snapshotMountDir, v.domU, v.part);
       mount = await mountReadOnly(device, mountpoint, v.fstype, v.mountOptions, log);
       if (mount.fallbackReason) report.warnings.push(`${name}: ${mount.fallbackReason}`);
       report.warnings.push(...mount.warnings.map((w) => `${name}: ${w}`));
       await debugPause('after-mount');
-      prepared = await prepareWithEngine(v.engine, name, mount.mountpoint, ctx, { oneFileSystem: true, excludes: [], liveSource: false });
+      prepared = await prepareWith(engine, name, mount.mountpoint, ctx, { oneFileSystem: true, excludes: [], liveSource: false });
     }
     report.kind = prepared.kind;
     report.warnings.push(...prepared.warnings);
@@ -208,7 +137,7 @@ export async function backupGuestVolume(v: Volume, ctx: VolumeJobContext): Promi
     const sidecar = await prepared.commit();
     report.status = 'ok';
     report.files = sidecar.stats.stored;
-    report.bytes = sidecar.archiveBytes;
+    report.bytes = archiveBytesOf(sidecar);
     report.sourceBytes = prepared.sourceBytes ?? sidecar.stats.bytesRead;
     report.archivePath = prepared.archivePath;
     report.notes = notesOf(prepared, v.fstype);
@@ -256,17 +185,17 @@ export async function backupDom0Root(ctx: Dom0Context): Promise<VolumeReport> {
     .map((p) => path.relative(path.resolve(ctx.root), path.resolve(p)))
     .filter((r) => r && !r.startsWith('..') && !path.isAbsolute(r));
   const excludes = [...system, ...inside].map((p) => Buffer.from(p.replace(/\/+$/, ''))).filter((b) => b.length);
-  let prepared: EnginePrepared | undefined;
+  let prepared: PreparedVolumeBackup | undefined;
   try {
     // dom0 always uses the tar engine: its excludes and live-source handling are the archiver's.
-    prepared = await prepareWithEngine('tar', name, ctx.root, ctx, { oneFileSystem: true, excludes, liveSource: true });
+    prepared = await prepareWith('tar', name, ctx.root, ctx, { oneFileSystem: true, excludes, liveSource: true });
     report.kind = prepared.kind;
     report.warnings.push(...prepared.warnings);
     const sidecar = await prepared.commit();
     report.status = sidecar.status === 'partial' ? 'partial' : 'ok';
     if (sidecar.status === 'partial') report.errors.push(...sidecar.unreadable.map((u) => `${name}: ${u}`));
     report.files = sidecar.stats.stored;
-    report.bytes = sidecar.archiveBytes;
+    report.bytes = archiveBytesOf(sidecar);
     report.sourceBytes = sidecar.stats.bytesRead;
     report.archivePath = prepared.archivePath;
     report.notes = notesOf(prepared, '');

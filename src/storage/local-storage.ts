@@ -12,8 +12,8 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { isPlainName } from '../medium/layout.js';
 import { MediumDamage } from '../medium/medium-error.js';
-import { fsyncDir, PARTIAL_SUFFIX } from './atomic-file.js';
-import { openMediumFileAsync, readMediumFile } from './medium-file.js';
+import { fsyncDir, PARTIAL_SUFFIX } from '../medium/atomic-file.js';
+import { openMediumFileAsync, readMediumFile } from '../medium/medium-file.js';
 import type { Folder, LocalAccess, LockAttempt, RsyncAccess, Storage, StoredItem } from './storage.js';
 
 function errno(e: unknown): string | undefined {
@@ -163,6 +163,7 @@ export class LocalStorage implements Storage {
     if (!this.walk(folder, false)) return;
     // rm never follows a symlink it meets: a planted one is removed, not its target.
     fs.rmSync(this.pathOf(folder, name), { force: true, recursive: true });
+    fsyncDir(this.pathOf(folder));
   }
 
   stagedName(name: string): string {
@@ -172,7 +173,10 @@ export class LocalStorage implements Storage {
   async publish(folder: Folder, names: readonly string[]): Promise<void> {
     this.walk(folder, false);
     for (const name of names) {
-      fs.renameSync(this.pathOf(folder, this.stagedName(name)), this.pathOf(folder, name));
+      const staged = this.pathOf(folder, this.stagedName(name));
+      // rsync copies the source root's mode onto a tree; a published tree is private (it holds /etc/shadow).
+      if (fs.lstatSync(staged).isDirectory()) fs.chmodSync(staged, 0o700);
+      fs.renameSync(staged, this.pathOf(folder, name));
       fsyncDir(this.pathOf(folder));
     }
   }

@@ -69,7 +69,8 @@ export class SshStorage implements Storage {
         this.check(folder, ...(name === undefined ? [] : [name]));
         return rsyncRemotePath(target, this.remotePath(folder, name));
       },
-      args: rsyncSshArgs(ssh),
+      // -s: names travel to the remote rsync as they are, not split again by its shell.
+      args: ['-s', ...rsyncSshArgs(ssh)],
     };
   }
 
@@ -246,7 +247,7 @@ export class SshStorage implements Storage {
     await this.step(s);
     try {
       // -s: the remote path reaches the server as one literal argument; -p with --chmod: mode 0600 whatever the local file's.
-      await run('rsync', ['-s', ...this.rsync.args, '-tp', '--chmod=F600', localFile, this.rsync.location(folder, name)], { logger: this.log, timeoutMs: COPY_TIMEOUT_MS });
+      await run('rsync', [...this.rsync.args, '-tp', '--chmod=F600', localFile, this.rsync.location(folder, name)], { logger: this.log, timeoutMs: COPY_TIMEOUT_MS });
     } catch (e) {
       throw this.failure(e, s);
     }

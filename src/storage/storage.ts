@@ -74,7 +74,8 @@ export interface Storage {
 
   /**
    * Removes a file or a whole tree (an rsync backup's folder), never
-   * following a symlink; an absent name is not an error.
+   * following a symlink; an absent name is not an error. Durable when it
+   * resolves (prune removes a sidecar first and relies on that).
    */
   remove(folder: Folder, name: string): Promise<void>;
 
@@ -87,7 +88,8 @@ export interface Storage {
 
   /**
    * Makes staged names visible under their own, in the order given, each
-   * durable before the next (tree, manifest, then sidecar).
+   * durable before the next (tree, manifest, then sidecar). A published
+   * tree is made private (mode 0700): rsync copies the source root's mode.
    */
   publish(folder: Folder, names: readonly string[]): Promise<void>;
 

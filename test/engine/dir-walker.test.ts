@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { DirWalker, WalkOutOfStep } from '../../src/engines/tar/dir-walker.js';
 import { DirScan } from '../../src/engines/dir-scan.js';
 import { comparePaths, joinRel } from '../../src/core/path-order.js';
-import { xxh64 } from '../../src/util/xxh.js';
+import { xxh64 } from '../../src/native/xxh.js';
 import { makeScratchDir, type CleanupContext } from '../helpers/scratch.js';
 
 function tempDir(t: CleanupContext): string {

@@ -13,7 +13,7 @@ import type { TarEntry } from '../../src/tar/entry.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../../src/tar/write.js';
 import { fileXxh64, ManifestWriter } from '../../src/medium/manifest-file.js';
 import type { Sidecar } from '../../src/medium/sidecar.js';
-import { xxh64 } from '../../src/util/xxh.js';
+import { xxh64 } from '../../src/native/xxh.js';
 import { HOST, volumeDir } from './engine-fixtures.js';
 
 export interface HandEntry {

@@ -12,7 +12,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { LvmSize } from '../../src/config/lvm-size.js';
+import type { LvmSize } from '../../src/host/lvm-size.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';

@@ -13,7 +13,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { LvmSize } from '../../src/config/lvm-size.js';
+import type { LvmSize } from '../../src/host/lvm-size.js';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {

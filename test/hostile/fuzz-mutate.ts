@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { xxh64 } from '../../src/util/xxh.js';
+import { xxh64 } from '../../src/native/xxh.js';
 
 export type Rng = () => number;
 

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeHeader, END_OF_ARCHIVE, padding } from '../../src/tar/write.js';
 import type { TarEntry } from '../../src/tar/entry.js';
-import { xxh64 } from '../../src/util/xxh.js';
+import { xxh64 } from '../../src/native/xxh.js';
 import { HOST, VOLUME, type World } from './hostile-media.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

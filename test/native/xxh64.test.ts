@@ -1,5 +1,5 @@
 /**
- * The native xxh64 (native/xxh64.c through util/xxh.ts) against xxhash-wasm,
+ * The native xxh64 (native/xxh64.c through native/xxh.ts) against xxhash-wasm,
  * the reference it replaced: every length 0..300 (all tail paths and the
  * 32-byte stripes), views at odd offsets into their ArrayBuffer, large
  * random buffers, and streaming fed in pieces of every size.
@@ -8,7 +8,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import xxhash from 'xxhash-wasm';
-import { createAsyncXxh64, createXxh64, xxh64 } from '../../src/util/xxh.js';
+import { createAsyncXxh64, createXxh64, xxh64 } from '../../src/native/xxh.js';
 
 const wasm = await xxhash();
 const ref = (b: Uint8Array): string => wasm.h64Raw(b).toString(16).padStart(16, '0');

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { zstdCompressFrame } from '../../src/native/zstd.js';
-import { xxh64 } from '../../src/util/xxh.js';
+import { xxh64 } from '../../src/native/xxh.js';
 import { RawContainerWriter, readContainerIndex } from '../../src/engines/raw/raw-container.js';
 import { decodeFrames } from '../../src/engines/raw/frame-decoder.js';
 

@@ -17,7 +17,7 @@ import {
   wholeImageHash,
   type ChunkMap,
 } from '../../src/core/raw-chunks.js';
-import { xxh64 } from '../../src/util/xxh.js';
+import { xxh64 } from '../../src/native/xxh.js';
 
 const C = 64 * 1024;
 const h = (n: number): string => n.toString(16).padStart(16, '0');

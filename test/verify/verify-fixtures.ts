@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import type { Compression } from '../../src/engines/compression.js';
 import { verifyVolume, type VerifyDepth, type VolumeVerification } from '../../src/engines/verify.js';
 import type { Sidecar } from '../../src/medium/sidecar.js';
-import { createXxh64, xxh64, type StreamingHash } from '../../src/util/xxh.js';
+import { createXxh64, xxh64, type StreamingHash } from '../../src/native/xxh.js';
 import { readTar } from '../../src/tar/read-tar.js';
 import { makeScratchDir, type CleanupContext } from '../helpers/scratch.js';
 import { randomBytes } from '../helpers/torture-tree.js';

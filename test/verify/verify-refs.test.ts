@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { xxh64 } from '../../src/util/xxh.js';
+import { xxh64 } from '../../src/native/xxh.js';
 import type { Sidecar } from '../../src/medium/sidecar.js';
 import { makeChain, manifestPath, showResult, sidecarPath, verifyBounded, type Chain } from './verify-fixtures.js';
 

@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import { MediumDamage } from '../../medium/medium-error.js';
-import { openMediumFileAsync } from '../../storage/medium-file.js';
+import { openMediumFileAsync } from '../../medium/medium-file.js';
 import os from 'node:os';
 import { alignedBuffer, zstdDecompressFrame } from '../../native/zstd.js';
 import { RawContainerError, type ContainerEntry } from './raw-container.js';

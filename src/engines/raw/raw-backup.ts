@@ -3,33 +3,31 @@
  * be mounted), in the same two phases as engines/tar/tar-backup.ts:
  * prepareRawBackup() reads the device once, front to back, hashes every
  * chunk (xxh64), stores the changed non-zero ones in the container and
- * writes container and chunk manifest as ".partial" files; commit() renames
- * them and writes the sidecar last (only then does the backup exist);
- * abort() removes them. Full or incremental by the same rules as tar
+ * writes container and chunk manifest under staged names; commit()
+ * publishes them and writes the sidecar last (only then does the backup
+ * exist); abort() removes them (engines/two-phase.ts). Full or incremental by the same rules as tar
  * (core/chain.ts decideKind); an incremental compares each chunk's hash
  * with the previous backup's manifest and stores only the changed chunks.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from '../../util/log.js';
-import { xxh64 } from '../../util/xxh.js';
+import { xxh64 } from '../../native/xxh.js';
 import { decideKind, type KindDecision } from '../../core/chain.js';
 import { openBase } from '../../repo/chain-base.js';
 import { chunkFate, checkChunkSize, DEFAULT_CHUNK_SIZE, mapImageHash, type ChunkMap, type ChunkRecord } from '../../core/raw-chunks.js';
-import { writeFileAtomic } from '../../storage/atomic-file.js';
-import { prepareUnderVolumeLock } from '../../repo/volume-lock.js';
-import { nextBackupId, timeOfId, VolumeStore } from '../../repo/volume-store.js';
-import type { ArchiveStats } from '../tar/tree-archiver.js';
+import { backupFileNames } from '../../medium/layout.js';
+import type { ArchiveStats, RawInfo, RawSidecar, Sidecar } from '../../medium/sidecar.js';
+import { timeOfId, VolumeStore } from '../../repo/volume-store.js';
+import { asStorage, type Medium } from '../../storage/as-storage.js';
+import { prepareTwoPhase, type StagedBackup, type TwoPhase } from '../two-phase.js';
 import { compressSegment } from '../compression.js';
 import { ImageReader } from './image-reader.js';
 import { RawContainerWriter } from './raw-container.js';
-import { rawFilesFor, type RawInfo, type RawSidecar } from './raw-layout.js';
 import { readRawManifest, RawManifestWriter } from './raw-manifest.js';
 
 export interface RawBackupRequest {
   /** The block device (the snapshot) or image file to read. */
   device: string;
-  medium: string;
+  medium: Medium;
   host: string;
   volume: string;
   /** For a full backup; an incremental keeps its chain's chunk size. Default 4 MiB. */
@@ -50,40 +48,34 @@ export interface RawBackupRequest {
   idlePriority?: boolean;
 }
 
-export interface PreparedRawBackup {
-  id: string;
+export interface RawPassReport {
   decision: KindDecision;
   info: RawInfo;
   stats: ArchiveStats;
   warnings: string[];
   archivePath: string;
   archiveBytes: number;
-  /** Makes the backup durable and visible; returns its sidecar. */
-  commit(): RawSidecar;
-  /** Removes everything this backup wrote. */
-  abort(): Promise<void>;
 }
+
+export type PreparedRawBackup = RawPassReport & TwoPhase<RawSidecar>;
 
 export async function prepareRawBackup(req: RawBackupRequest): Promise<PreparedRawBackup> {
-  const store = new VolumeStore(req.medium, req.host, req.volume);
-  store.ensure();
-  // Held until commit() or abort(): a second backup of this volume would take our .partial files for debris.
-  return prepareUnderVolumeLock(store.dir, req.volume, req.logger, () => prepareLocked(req, store));
+  const store = new VolumeStore(asStorage(req.medium), req.host, req.volume);
+  return prepareTwoPhase(store, req.logger, req.now ?? (() => new Date()), ({ backups, id, started }) => writeRawBackup(req, store, backups, id, started));
 }
 
-async function prepareLocked(req: RawBackupRequest, store: VolumeStore): Promise<PreparedRawBackup> {
+/** Tar and raw never build on each other (the fstype was changed): a full. */
+export function refuseRawBase(base: Sidecar): string | undefined {
+  return base.engine !== 'raw' ? `the previous backup ${base.id} is a ${base.engine} backup, not raw` : undefined;
+}
+
+async function writeRawBackup(req: RawBackupRequest, store: VolumeStore, backups: Sidecar[], id: string, started: Date): Promise<{ report: RawPassReport; staged: StagedBackup<RawSidecar> }> {
   const log = req.logger;
-  const now = req.now ?? (() => new Date());
-  for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
-  const backups = store.list((msg) => log.warn(msg));
-
-  const { id, started } = await nextBackupId(backups, now, req.volume, store.dir);
-
   const { decision, previous, warning } = openBase(
     decideKind(backups, started, req, timeOfId),
     backups,
     req.volume,
-    (base) => (base.engine !== 'raw' ? `the previous backup ${base.id} is a ${base.engine} backup, not raw` : undefined),
+    refuseRawBase,
     (base): ChunkMap => readRawManifest(store.pathOf(base.manifest)).map,
     log,
   );
@@ -95,7 +87,8 @@ async function prepareLocked(req: RawBackupRequest, store: VolumeStore): Promise
   checkChunkSize(chunkSize);
 
   const reader = new ImageReader(req.device, chunkSize);
-  const files = rawFilesFor(store, id, kind);
+  const names = backupFileNames(id, kind, 'raw', 'zstd');
+  const files = { archive: store.pathOf(names.archive), manifest: store.pathOf(names.manifest) };
   let writer: RawContainerWriter | undefined;
   let manifest: RawManifestWriter | undefined;
   try {
@@ -163,21 +156,15 @@ async function prepareLocked(req: RawBackupRequest, store: VolumeStore): Promise
         `${container.bytes} bytes written, ${reader.bytesRead} read`,
     );
     const m = manifest;
-    let done = false;
     return {
-      id,
-      decision,
-      info,
-      stats,
-      warnings,
-      archivePath: files.archive,
-      archiveBytes: container.bytes,
-      commit(): RawSidecar {
-        if (done) throw new Error('backup already committed or aborted');
-        done = true;
-        w.commit();
-        m.commit();
-        const sidecar: RawSidecar = {
+      report: { decision, info, stats, warnings, archivePath: files.archive, archiveBytes: container.bytes },
+      staged: {
+        names: [names.archive, names.manifest],
+        async seal(): Promise<void> {
+          w.seal();
+          m.seal();
+        },
+        sidecar: (finishedAt): RawSidecar => ({
           format: 'xenbackup-backup',
           version: 1,
           volume: req.volume,
@@ -188,31 +175,24 @@ async function prepareLocked(req: RawBackupRequest, store: VolumeStore): Promise
           chain,
           engine: 'raw',
           compression: 'zstd',
-          archive: path.basename(files.archive),
-          manifest: path.basename(files.manifest),
+          archive: names.archive,
+          manifest: names.manifest,
           startedAt: started.toISOString(),
-          finishedAt: now().toISOString(),
+          finishedAt: finishedAt.toISOString(),
           status: 'complete',
           stats,
           tarBytes: container.rawBytes,
           archiveBytes: container.bytes,
           archiveXxh64: container.xxh64,
           manifestXxh64,
-          frames: [],
           warnings: warnings.slice(0, 200),
           unreadable: [],
           raw: info,
-        };
-        writeFileAtomic(files.sidecar, JSON.stringify(sidecar, null, 1) + '\n');
-        return sidecar;
-      },
-      async abort(): Promise<void> {
-        if (done) return;
-        done = true;
-        await w.abort();
-        m.abort();
-        fs.rmSync(files.archive, { force: true });
-        fs.rmSync(files.manifest, { force: true });
+        }),
+        async discard(): Promise<void> {
+          await w.abort();
+          m.abort();
+        },
       },
     };
   } catch (e) {

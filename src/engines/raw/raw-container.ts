@@ -18,9 +18,9 @@
  */
 import fs from 'node:fs';
 import { MediumDamage } from '../../medium/medium-error.js';
-import { openMediumFile } from '../../storage/medium-file.js';
-import { AtomicFile, withFileName } from '../../storage/atomic-file.js';
-import { createXxh64, xxh64 } from '../../util/xxh.js';
+import { openMediumFile } from '../../medium/medium-file.js';
+import { AtomicFile, withFileName } from '../../medium/atomic-file.js';
+import { createXxh64, xxh64 } from '../../native/xxh.js';
 
 /** Compresses one chunk into one independent zstd frame. */
 export type CompressFrame = (data: Buffer) => Promise<Buffer>;
@@ -158,8 +158,9 @@ export class RawContainerWriter {
     return { bytes: this.bytes, xxh64: this.hash.digest(), stored: this.entries.length, rawBytes: this.rawBytes };
   }
 
-  commit(): void {
-    this.file.commit();
+  /** Durable under the partial name; Storage.publish gives it its own. */
+  seal(): void {
+    this.file.seal();
   }
 
   /** Waits for compressions in flight (nothing writes after), then removes the partial file. */

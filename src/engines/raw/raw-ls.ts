@@ -5,7 +5,7 @@
  * to a loop device (with -P a partitioned disk's partitions appear as
  * /dev/loopNpK) and mount the filesystem read-only where Linux can read it.
  */
-import type { RawSidecar } from './raw-layout.js';
+import type { RawSidecar } from '../../medium/sidecar.js';
 
 export function rawLsMessage(s: RawSidecar, volume: string): string[] {
   const mib = (s.raw.imageBytes / 2 ** 20).toFixed(0);

@@ -14,10 +14,10 @@
  */
 import fs from 'node:fs';
 import { MediumDamage } from '../../medium/medium-error.js';
-import { readMediumFile } from '../../storage/medium-file.js';
+import { readMediumFile } from '../../medium/medium-file.js';
 import { checkChunkMap, type ChunkMap, type ChunkRecord } from '../../core/raw-chunks.js';
-import { AtomicFile, withFileName } from '../../storage/atomic-file.js';
-import { createXxh64, xxh64 } from '../../util/xxh.js';
+import { AtomicFile, withFileName } from '../../medium/atomic-file.js';
+import { createXxh64, xxh64 } from '../../native/xxh.js';
 
 const MAGIC = 'xenbackup-raw-manifest 1 ';
 
@@ -71,8 +71,9 @@ export class RawManifestWriter {
     return createXxh64().update(all).digest();
   }
 
-  commit(): void {
-    this.file.commit();
+  /** Durable under the partial name; Storage.publish gives it its own. */
+  seal(): void {
+    this.file.seal();
   }
 
   abort(): void {

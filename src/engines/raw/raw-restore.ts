@@ -26,23 +26,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { sidecarName } from '../../medium/layout.js';
 import type { Logger } from '../../util/log.js';
-import { xxh64 } from '../../util/xxh.js';
+import { xxh64 } from '../../native/xxh.js';
 import { needs } from '../../core/chain.js';
 import { chunkLength, mapImageHash, planRawRestore, wholeImageHash } from '../../core/raw-chunks.js';
-import { PARTIAL_SUFFIX } from '../../storage/atomic-file.js';
+import { PARTIAL_SUFFIX } from '../../medium/atomic-file.js';
 import { createAt, removeAt, renameAt, S_IFDIR, S_IFMT, statAt } from '../../native/beneath.js';
 import { VolumeStore } from '../../repo/volume-store.js';
-import { chooseBackup } from '../restore.js';
+import { asStorage, type Medium } from '../../storage/as-storage.js';
+import type { RawSidecar, Sidecar } from '../../medium/sidecar.js';
+import { chooseBackup } from '../restore-point.js';
 import { imageSize } from './image-reader.js';
 import { ImageWriter } from './image-writer.js';
 import { readContainerIndex, type ContainerEntry } from './raw-container.js';
 import { decodeFrames } from './frame-decoder.js';
 import { alignedBuffer } from '../../native/zstd.js';
-import { checkRawSidecar, type RawSidecar } from './raw-layout.js';
 import { readRawManifest } from './raw-manifest.js';
 
 export interface RawRestoreRequest {
-  medium: string;
+  medium: Medium;
   host: string;
   volume: string;
   /** The newest backup at or before this time (default: the newest). */
@@ -192,17 +193,24 @@ function openFileTarget(to: string, imageBytes: number): Target {
 }
 
 export async function restoreRawImage(req: RawRestoreRequest): Promise<RawRestoreResult> {
+  const store = new VolumeStore(asStorage(req.medium), req.host, req.volume);
+  return restoreRawBackup(req, store, await chooseBackup(store, req.at, req.logger));
+}
+
+/** Restores the image as of `point`, chosen by the caller. */
+export async function restoreRawBackup(req: Omit<RawRestoreRequest, 'medium' | 'host' | 'at'>, store: VolumeStore, point: Sidecar): Promise<RawRestoreResult> {
   const log = req.logger;
-  const store = new VolumeStore(req.medium, req.host, req.volume);
-  const point = chooseBackup(store, req.at, log);
   if (point.engine !== 'raw') {
     throw new RawRestoreError(`backup ${point.id} of ${req.volume} is a ${point.engine} backup of files, not a raw image: restore paths from it into a directory`, true);
   }
-  const sidecar = checkRawSidecar(point, store.pathOf(sidecarName(point)));
-  const all = store.list();
+  const sidecar = point;
+  const all = await store.list();
   let chain: RawSidecar[];
   try {
-    chain = needs(all, sidecar).map((s) => checkRawSidecar(s, store.pathOf(sidecarName(s))));
+    chain = needs(all, sidecar).map((s) => {
+      if (s.engine !== 'raw') throw new Error(`${store.show(sidecarName(s))}: a ${s.engine} backup in a raw chain`);
+      return s;
+    });
   } catch (e) {
     throw new RawRestoreError(`${req.volume}: backup ${sidecar.id} cannot be restored: ${(e as Error).message}`);
   }

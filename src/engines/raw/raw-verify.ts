@@ -13,16 +13,16 @@
 import fs from 'node:fs';
 import { sidecarName } from '../../medium/layout.js';
 import type { Logger } from '../../util/log.js';
-import { xxh64 } from '../../util/xxh.js';
+import { xxh64 } from '../../native/xxh.js';
 import { restorePointAt } from '../../core/chain.js';
 import { mapImageHash } from '../../core/raw-chunks.js';
 import { fileXxh64 } from '../../medium/manifest-file.js';
-import type { Sidecar } from '../../medium/sidecar.js';
+import type { RawSidecar, Sidecar } from '../../medium/sidecar.js';
+import { asStorage, type Medium } from '../../storage/as-storage.js';
 import { backupIdFor, VolumeStore } from '../../repo/volume-store.js';
 import { problemLine, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from '../verify-result.js';
 import { readContainerIndex, type ContainerIndex } from './raw-container.js';
 import { decodeFrames } from './frame-decoder.js';
-import { checkRawSidecar, isRawSidecar } from './raw-layout.js';
 import { readRawManifest, type RawManifest } from './raw-manifest.js';
 
 export interface RawBackupCheck {
@@ -52,12 +52,10 @@ export async function checkRawBackup(
   opts: { logger?: Logger; signal?: AbortSignal } = {},
 ): Promise<RawBackupCheck> {
   const problems: VerifyProblem[] = [];
-  const sidecarFile = store.pathOf(sidecarName(sc));
-  let raw;
-  try {
-    raw = checkRawSidecar(sc, sidecarFile);
-  } catch (e) {
-    return { bytes: 0, chunks: 0, problems: [{ file: sidecarFile, what: (e as Error).message.replace(`${sidecarFile}: `, '') }] };
+  const sidecarFile = store.show(sidecarName(sc));
+  const raw = sc as RawSidecar;
+  if (sc.engine !== 'raw') {
+    return { bytes: 0, chunks: 0, problems: [{ file: sidecarFile, what: `a ${sc.engine} backup, not a raw image` }] };
   }
   const archive = store.pathOf(sc.archive);
   const manifestFile = store.pathOf(sc.manifest);
@@ -127,7 +125,7 @@ export async function checkRawBackup(
 
 /** Verifies a volume's raw backups: all of them, or the chain of the restore point at `at`. */
 export async function verifyRawVolume(req: {
-  medium: string;
+  medium: Medium;
   host: string;
   volume: string;
   depth: VerifyDepth;
@@ -135,13 +133,13 @@ export async function verifyRawVolume(req: {
   logger: Logger;
   signal?: AbortSignal;
 }): Promise<VolumeVerification> {
-  const store = new VolumeStore(req.medium, req.host, req.volume);
+  const store = new VolumeStore(asStorage(req.medium), req.host, req.volume);
   const problems: VerifyProblem[] = [];
-  const all = store.list((msg) => {
+  const all = await store.list((msg) => {
     const at = msg.indexOf(': ');
     problems.push({ file: at > 0 ? msg.slice(0, at) : store.dir, what: at > 0 ? msg.slice(at + 2) : msg });
   });
-  const raws = all.filter(isRawSidecar);
+  const raws = all.filter((s): s is RawSidecar => s.engine === 'raw');
   if (raws.length === 0 && problems.length === 0) throw new VerifyUsageError(`no raw backups of ${req.volume} under ${store.dir}`);
   let selected: Sidecar[] = raws;
   const byId = new Map(all.map((s) => [s.id, s]));
@@ -155,7 +153,7 @@ export async function verifyRawVolume(req: {
   }
   for (const s of selected) {
     if (s.kind === 'incremental' && (!s.base || !byId.has(s.base))) {
-      problems.push({ file: store.pathOf(sidecarName(s)), what: `its base ${s.base} is missing: the chain is broken` });
+      problems.push({ file: store.show(sidecarName(s)), what: `its base ${s.base} is missing: the chain is broken` });
     }
   }
   let bytes = 0;

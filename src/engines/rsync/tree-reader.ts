@@ -18,6 +18,7 @@ import { closeFd } from '../../native/xbfs.js';
 import { readExtendedAttributes } from '../metadata.js';
 import { DamagedBackupError } from '../restore-errors.js';
 import type { RestoreWriter } from '../restore-writer.js';
+import type { MemberSource } from '../restore-tree.js';
 import { dataRegions } from '../sparse-regions.js';
 
 const CHUNK = 1 << 20;
@@ -55,6 +56,12 @@ class TreeDirs {
     this.key = undefined;
   }
 }
+
+/** The rsync engine's MemberSource for restore-tree.ts: a tree has no member offsets, each path is its own. */
+export const treeMembers: MemberSource = {
+  positional: false,
+  read: (store, backup, members, onBegin, writer) => readTreeMembers(store, backup, [...members.values()].flat(), onBegin, writer),
+};
 
 export async function readTreeMembers(
   store: VolumeStore,

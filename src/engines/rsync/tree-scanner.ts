@@ -10,12 +10,12 @@ import fs from 'node:fs';
 import { statUnchanged, type ManifestEntry, type ManifestType } from '../../core/manifest.js';
 import { joinRel, showPath } from '../../core/path-order.js';
 import type { ManifestCursor, ManifestWriter } from '../../medium/manifest-file.js';
-import { createXxh64 } from '../../util/xxh.js';
 import type { Logger } from '../../util/log.js';
 import { devMajor, devMinor, entryTypeOf, manifestEntryOf, type EntryStat } from '../metadata.js';
 import { openAt } from '../../native/xbfs.js';
 import { DirScan } from '../dir-scan.js';
-import { dataRegions } from '../sparse-regions.js';
+import { dataRegions, worthAskingForHoles } from '../sparse-regions.js';
+import { contentHashSync } from '../file-hash.js';
 
 export interface ScanStats {
   entries: number;
@@ -155,26 +155,10 @@ export class TreeScanner {
     }
     try {
       const st = fs.fstatSync(fd, { bigint: true });
-      const h = createXxh64();
-      const map = e.size >= 1 << 20 && st.blocks * 512n + 65536n < st.size ? dataRegions(fd, e.size) : undefined;
-      const regions = map ?? [[0, e.size] as [number, number]];
-      const header = Buffer.alloc(16);
-      for (const [off, len] of regions) {
-        if (map) {
-          header.writeBigUInt64LE(BigInt(off), 0);
-          header.writeBigUInt64LE(BigInt(len), 8);
-          h.update(header);
-        }
-        let pos = off;
-        while (pos < off + len) {
-          const n = fs.readSync(fd, this.buf, 0, Math.min(CHUNK, off + len - pos), pos);
-          if (n <= 0) break;
-          h.update(this.buf.subarray(0, n));
-          pos += n;
-          this.stats.bytesRead += n;
-        }
-      }
-      e.hash = h.digest();
+      const map = worthAskingForHoles(e.size, st) ? dataRegions(fd, e.size) : undefined;
+      const { hash, bytes } = contentHashSync(fd, e.size, map, this.buf);
+      this.stats.bytesRead += bytes;
+      e.hash = hash;
       if (map) e.sparse = true;
       this.stats.hashed++;
     } catch (err) {

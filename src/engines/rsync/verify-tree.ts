@@ -5,7 +5,7 @@
  * numbers, and content xxh64. The tree must hold nothing the manifest does
  * not (rsync --delete made it equal to the source; sockets excepted, which
  * rsync copies and the manifest skips). The tree's root is exempt from the
- * mode check: rsync-mirror.ts makes it 0700.
+ * mode check: publishing it made it 0700.
  *
  * Sparse files: the manifest hashes the source's data regions with their
  * positions, but rsync --sparse lays out holes by zero runs, so the hash
@@ -16,10 +16,10 @@ import fs from 'node:fs';
 import { joinRel, showPath } from '../../core/path-order.js';
 import type { ManifestEntry } from '../../core/manifest.js';
 import { readBlocks } from '../../medium/manifest-file.js';
-import { createXxh64 } from '../../util/xxh.js';
 import { devMajor, devMinor, entryTypeOf } from '../metadata.js';
 import { dataRegions } from '../sparse-regions.js';
-import { Mismatches, type ContentCheck } from '../tar/verify-archive.js';
+import { contentHashAsync } from '../file-hash.js';
+import { Mismatches, type ContentCheck } from '../verify-result.js';
 
 const HASH_RE = /^[0-9a-f]{16}$/;
 const CHUNK = 1 << 20;
@@ -76,24 +76,10 @@ export async function checkTree(tree: string, manifest: string, signal?: AbortSi
   const hashOf = async (rel: Buffer, e: ManifestEntry): Promise<string> => {
     const fh = await fs.promises.open(abs(rel), 'r');
     try {
-      const regions: Array<[number, number]> = e.sparse ? (dataRegions(fh.fd, e.size) ?? [[0, e.size]]) : [[0, e.size]];
-      const h = createXxh64();
-      const header = Buffer.alloc(16);
-      for (const [off, len] of regions) {
-        if (e.sparse) {
-          header.writeBigUInt64LE(BigInt(off), 0);
-          header.writeBigUInt64LE(BigInt(len), 8);
-          h.update(header);
-        }
-        for (let pos = off; pos < off + len; ) {
-          const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, off + len - pos), pos);
-          if (bytesRead <= 0) break;
-          h.update(buf.subarray(0, bytesRead));
-          pos += bytesRead;
-          bytes += bytesRead;
-        }
-      }
-      return h.digest();
+      const regions = e.sparse ? (dataRegions(fh.fd, e.size) ?? [[0, e.size] as const]) : undefined;
+      const got = await contentHashAsync(fh.fd, e.size, regions, buf);
+      bytes += got.bytes;
+      return got.hash;
     } finally {
       await fh.close();
     }

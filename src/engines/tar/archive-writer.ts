@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from '../../util/log.js';
-import { createAsyncXxh64 } from '../../util/xxh.js';
-import { AtomicFile, withFileName } from '../../storage/atomic-file.js';
+import { createAsyncXxh64 } from '../../native/xxh.js';
+import { AtomicFile, withFileName } from '../../medium/atomic-file.js';
 import { compressSegment, type Compression } from '../compression.js';
 import type { TarEntry } from '../../tar/entry.js';
 import { encodeHeader, encodeHeaderInto } from '../../tar/write.js';
@@ -213,8 +213,9 @@ export class ArchiveWriter {
     return { tarBytes: this.segStart, archiveBytes: this.archiveBytes, xxh64: this.hash.digest(), frames: this.frames };
   }
 
-  commit(): void {
-    this.file.commit();
+  /** Durable under the partial name; Storage.publish gives it its own. */
+  seal(): void {
+    this.file.seal();
   }
 
   /** Removes the partial archive; waits for in-flight compressions so nothing writes after. */

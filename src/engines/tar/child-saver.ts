@@ -9,7 +9,7 @@
  * is reported to the pass and the backup is partial.
  */
 import fs from 'node:fs';
-import { createXxh64, xxh64, type StreamingHash } from '../../util/xxh.js';
+import { createXxh64, xxh64, type StreamingHash } from '../../native/xxh.js';
 import { encodeSparseMap, padding, storedSize } from '../../tar/write.js';
 import type { ManifestEntry } from '../../core/manifest.js';
 import { showPath } from '../../core/path-order.js';
@@ -18,25 +18,10 @@ import { closeFd, openAt } from '../../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import type { Child } from './child.js';
 import { devMajor, devMinor, manifestEntryOf, tarEntryOf } from '../metadata.js';
-import { dataRegions } from '../sparse-regions.js';
-import type { ArchiveStats } from './tree-archiver.js';
+import { dataRegions, worthAskingForHoles } from '../sparse-regions.js';
+import { hashRegionHeader } from '../file-hash.js';
+import type { ArchivePass } from './archive-pass.js';
 
-/** What the saver reports to: the pass's counts and lists, and its interruption. */
-export interface ArchivePass {
-  readonly stats: ArchiveStats;
-  readonly warnings: string[];
-  /** Paths whose content could not be read (the backup is partial). */
-  readonly unreadable: string[];
-  /** Reports `rel` as unreadable, and logs it. */
-  unreadableEntry(rel: Buffer, e: unknown): void;
-  /** Throws once the pass is interrupted (SIGTERM, SIGINT). */
-  checkSignal(): void;
-}
-
-/** Files at least this big are checked for holes (smaller ones are stored dense). */
-const SPARSE_MIN_SIZE = 1 << 20;
-/** Allocated bytes this far below the apparent size make a file worth asking for its holes. */
-const SLACK = 65536n;
 const EMPTY = Buffer.alloc(0);
 
 export class ChildSaver {
@@ -128,7 +113,7 @@ export class ChildSaver {
     try {
       const size = Number(c.st.size);
       const t = tarEntryOf(c.rel, EMPTY /* read through fd */, c.st, 'file', this.pass.warnings, fd);
-      if (size >= SPARSE_MIN_SIZE && c.st.blocks * 512n + SLACK < c.st.size) {
+      if (worthAskingForHoles(size, c.st)) {
         const map = dataRegions(fd, size);
         if (map) t.sparseMap = map;
       }
@@ -142,12 +127,9 @@ export class ChildSaver {
         this.writer.write(encodeSparseMap(t.sparseMap, size));
         const h = createXxh64();
         complete = true;
-        const header = Buffer.alloc(16);
         for (const [off, len] of t.sparseMap) {
-          // Regions are hashed with their position, so moving data within the file changes the hash.
-          header.writeBigUInt64LE(BigInt(off), 0);
-          header.writeBigUInt64LE(BigInt(len), 8);
-          h.update(header);
+          // The content rule is file-hash.ts's; the data is read into the segment and hashed there (copy).
+          hashRegionHeader(h, off, len);
           complete = (await this.copy(fd, off, len, h, c.rel)).complete && complete;
         }
         hash = h.digest();

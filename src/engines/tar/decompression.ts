@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { spawnStreaming } from '../../host/exec.js';
 import type { Logger } from '../../util/log.js';
 import type { Compression } from '../compression.js';
-import { openMediumFile } from '../../storage/medium-file.js';
+import { openMediumFile } from '../../medium/medium-file.js';
 
 /**
  * Decompresses an archive from a frame boundary (`compressedOffset`) on, as

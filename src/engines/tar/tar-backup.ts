@@ -1,26 +1,28 @@
 /**
- * One backup of one tree into its volume's folder, in two phases so the
- * caller can still refuse it: prepareBackup() writes the archive and the
- * manifest as ".partial" files and returns what happened; commit() makes
- * them durable and writes the sidecar last (only then does the backup
- * exist); abort() removes the partials. The cron job commits only after it
- * has confirmed the snapshot was still mounted and valid.
+ * One tar backup of one tree into its volume's folder, in the two phases
+ * of engines/two-phase.ts so the caller can still refuse it: prepareBackup()
+ * writes the archive and the manifest under staged names and returns what
+ * happened; commit() publishes them and writes the sidecar last (only then
+ * does the backup exist); abort() removes them. The cron job commits only
+ * after it has confirmed the snapshot was still mounted and valid. The
+ * archive and manifest writers write local files: this engine needs a
+ * storage with local access.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import type { Logger } from '../../util/log.js';
 import { decideKind, type KindDecision } from '../../core/chain.js';
 import { ManifestCursor, ManifestWriter } from '../../medium/manifest-file.js';
-import { writeFileAtomic } from '../../storage/atomic-file.js';
+import { backupFileNames } from '../../medium/layout.js';
+import type { ArchiveStats, Sidecar, TarSidecar } from '../../medium/sidecar.js';
 import { openBase } from '../../repo/chain-base.js';
-import { prepareUnderVolumeLock } from '../../repo/volume-lock.js';
-import type { Sidecar } from '../../medium/sidecar.js';
-import { nextBackupId, timeOfId, VolumeStore } from '../../repo/volume-store.js';
+import { timeOfId, VolumeStore } from '../../repo/volume-store.js';
+import { asStorage, type Medium } from '../../storage/as-storage.js';
+import { prepareTwoPhase, type StagedBackup, type TwoPhase } from '../two-phase.js';
 import { ArchiveWriter } from './archive-writer.js';
 import type { Compression } from '../compression.js';
-import { TreeArchiver, type ArchiveStats } from './tree-archiver.js';
+import { TreeArchiver } from './tree-archiver.js';
 import { DirWalker, PREFETCH_MAX } from './dir-walker.js';
-import os from 'node:os';
-import path from 'node:path';
 
 /**
  * Threads listing the source. The stat walk is what an incremental cannot skip; once unchanged
@@ -31,7 +33,7 @@ const WALKER_THREADS = Math.min(2, os.availableParallelism());
 
 export interface BackupRequest {
   sourceDir: string;
-  medium: string;
+  medium: Medium;
   host: string;
   volume: string;
   compression: Compression;
@@ -52,8 +54,7 @@ export interface BackupRequest {
   signal?: AbortSignal;
 }
 
-export interface PreparedBackup {
-  id: string;
+export interface TarPassReport {
   decision: KindDecision;
   stats: ArchiveStats;
   warnings: string[];
@@ -62,11 +63,10 @@ export interface PreparedBackup {
   otherFilesystems: string[];
   archivePath: string;
   archiveBytes: number;
-  /** Makes the backup durable and visible; returns its sidecar. */
-  commit(): Sidecar;
-  /** Removes everything this backup wrote. */
-  abort(): Promise<void>;
 }
+
+/** A tar backup written and not yet counted: commit() makes it durable and visible, abort() removes it. */
+export type PreparedBackup = TarPassReport & TwoPhase<TarSidecar>;
 
 export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup> {
   let st: fs.Stats;
@@ -78,14 +78,7 @@ export async function prepareBackup(req: BackupRequest): Promise<PreparedBackup>
   if (!st.isDirectory()) throw new Error(`source ${req.sourceDir} is not a directory`);
   fs.accessSync(req.sourceDir, fs.constants.R_OK | fs.constants.X_OK);
 
-  const store = new VolumeStore(req.medium, req.host, req.volume);
-  store.ensure();
-  // Held until commit() or abort(): a second backup of this volume would take our .partial files for debris.
-  return prepareUnderVolumeLock(store.dir, req.volume, req.logger, () => prepareLocked(req, store));
-}
-
-async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<PreparedBackup> {
-  const log = req.logger;
+  const store = new VolumeStore(asStorage(req.medium), req.host, req.volume);
   const now = req.now ?? (() => new Date());
   // The source's listings start first, on their own thread, while the medium is tidied, the backup id
   // chosen (which may wait for the next second) and the previous manifest read and checked: they need
@@ -99,34 +92,36 @@ async function prepareLocked(req: BackupRequest, store: VolumeStore): Promise<Pr
     threads: WALKER_THREADS,
   });
   try {
-    for (const name of store.removeDebris()) log.warn(`${req.volume}: removed ${name}, left by an interrupted run`);
-    const backups = store.list((msg) => log.warn(msg));
-    const { id, started } = await nextBackupId(backups, now, req.volume, store.dir);
-    const decision = decideKind(backups, started, req, timeOfId);
-    if (decision.kind === 'full') walker.prefetch(PREFETCH_MAX);
-    return await prepareWalking(req, store, backups, id, started, decision, walker);
+    return await prepareTwoPhase(store, req.logger, now, async ({ backups, id, started }) => {
+      const decision = decideKind(backups, started, req, timeOfId);
+      if (decision.kind === 'full') walker.prefetch(PREFETCH_MAX);
+      return writeTarBackup(req, store, backups, id, started, decision, walker);
+    });
   } finally {
     walker.stop();
   }
 }
 
-async function prepareWalking(
+/** A raw backup's manifest is a chunk map (the fstype was changed from raw): nothing a tree can build on. */
+export function refuseTarBase(base: Sidecar): string | undefined {
+  return base.engine === 'raw' ? `the previous backup ${base.id} is a raw image, not a file tree` : undefined;
+}
+
+async function writeTarBackup(
   req: BackupRequest,
   store: VolumeStore,
-  backups: ReturnType<VolumeStore['list']>,
+  backups: Sidecar[],
   id: string,
   started: Date,
   decided: KindDecision,
   walker: DirWalker,
-): Promise<PreparedBackup> {
+): Promise<{ report: TarPassReport; staged: StagedBackup<TarSidecar> }> {
   const log = req.logger;
-  const now = req.now ?? (() => new Date());
   const { decision, previous, warning } = openBase(
     decided,
     backups,
     req.volume,
-    // A raw backup's manifest is a chunk map (the fstype was changed from raw): nothing a tree can build on.
-    (base) => (base.engine === 'raw' ? `the previous backup ${base.id} is a raw image, not a file tree` : undefined),
+    refuseTarBase,
     (base) => new ManifestCursor(store.pathOf(base.manifest)), // checks it (checksum, count)
     log,
   );
@@ -136,11 +131,12 @@ async function prepareWalking(
   const chain = base ? backups.find((b) => b.id === base)!.chain : id;
   log.info(`${req.volume}: ${kind} backup ${id} of ${req.sourceDir} (${decision.reason})`);
 
-  const files = store.filesFor(id, kind, req.compression);
-  const writer = new ArchiveWriter(files.archive, req.compression, log, req.idlePriority ?? true);
+  const names = backupFileNames(id, kind, 'tar', req.compression);
+  const archivePath = store.pathOf(names.archive);
+  const writer = new ArchiveWriter(archivePath, req.compression, log, req.idlePriority ?? true);
   let manifest: ManifestWriter | undefined;
   try {
-    manifest = new ManifestWriter(files.manifest, {
+    manifest = new ManifestWriter(store.pathOf(names.manifest), {
       volume: req.volume,
       backup: id,
       base,
@@ -171,22 +167,24 @@ async function prepareWalking(
     const archive = finished.value;
     warnings.push(...archiver.warnings);
     const m = manifest;
-    let done = false;
+    let manifestXxh64 = '';
     return {
-      id,
-      decision,
-      stats: archiver.stats,
-      warnings,
-      unreadable: archiver.unreadable,
-      otherFilesystems: archiver.otherFilesystems,
-      archivePath: files.archive,
-      archiveBytes: archive.archiveBytes,
-      commit(): Sidecar {
-        if (done) throw new Error('backup already committed or aborted');
-        done = true;
-        writer.commit();
-        const manifestXxh64 = m.commit();
-        const sidecar: Sidecar = {
+      report: {
+        decision,
+        stats: archiver.stats,
+        warnings,
+        unreadable: archiver.unreadable,
+        otherFilesystems: archiver.otherFilesystems,
+        archivePath,
+        archiveBytes: archive.archiveBytes,
+      },
+      staged: {
+        names: [names.archive, names.manifest],
+        async seal(): Promise<void> {
+          writer.seal();
+          manifestXxh64 = m.seal();
+        },
+        sidecar: (finishedAt): TarSidecar => ({
           format: 'xenbackup-backup',
           version: 1,
           volume: req.volume,
@@ -197,10 +195,10 @@ async function prepareWalking(
           chain,
           engine: 'tar',
           compression: req.compression,
-          archive: path.basename(files.archive),
-          manifest: path.basename(files.manifest),
+          archive: names.archive,
+          manifest: names.manifest,
           startedAt: started.toISOString(),
-          finishedAt: now().toISOString(),
+          finishedAt: finishedAt.toISOString(),
           status: archiver.unreadable.length ? 'partial' : 'complete',
           stats: archiver.stats,
           tarBytes: archive.tarBytes,
@@ -210,17 +208,11 @@ async function prepareWalking(
           frames: archive.frames,
           warnings: warnings.slice(0, 200),
           unreadable: archiver.unreadable.slice(0, 200),
-        };
-        writeFileAtomic(files.sidecar, JSON.stringify(sidecar, null, 1) + '\n');
-        return sidecar;
-      },
-      async abort(): Promise<void> {
-        if (done) return;
-        done = true;
-        await writer.abort();
-        m.abort();
-        fs.rmSync(files.archive, { force: true });
-        fs.rmSync(files.manifest, { force: true });
+        }),
+        async discard(): Promise<void> {
+          await writer.abort();
+          m.abort();
+        },
       },
     };
   } catch (e) {

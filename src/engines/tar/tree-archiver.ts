@@ -19,33 +19,24 @@
  */
 import fs from 'node:fs';
 import type { Logger } from '../../util/log.js';
+import type { ArchiveStats } from '../../medium/sidecar.js';
+import { InterruptedError } from '../interrupted.js';
+
+export { InterruptedError };
 import { archiveMember, type ManifestEntry, type ManifestType } from '../../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../../core/path-order.js';
 import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBlock } from '../../medium/manifest-file.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import { Child } from './child.js';
-import { ChildSaver, type ArchivePass } from './child-saver.js';
+import { ChildSaver } from './child-saver.js';
+import type { ArchivePass } from './archive-pass.js';
 import { MergeBuffers, type DirScan } from '../dir-scan.js';
 import { SplitLinks } from './split-links.js';
 import { UnchangedDirArchiver } from './unchanged-dir.js';
 import { PREFETCH_MAX, WalkOutOfStep, type DirWalker } from './dir-walker.js';
 import { entryTypeOfMode, manifestEntryOf, tarEntryOf, type EntryStat } from '../metadata.js';
 
-export interface ArchiveStats {
-  /** Entries in the tree (the new manifest). */
-  entries: number;
-  /** Members written to this archive (directories included). */
-  stored: number;
-  /** Entries carried over from the previous backup without reading. */
-  unchanged: number;
-  /** Entries of the previous backup that are gone. */
-  deleted: number;
-  /** Regular files opened and read (the change-detection fast path keeps this at 0 when nothing changed). */
-  filesRead: number;
-  bytesRead: number;
-  /** Apparent bytes of all regular files in the tree. */
-  sourceBytes: number;
-}
+export type { ArchiveStats };
 
 export interface TreeArchiverOptions {
   sourceDir: string;
@@ -60,13 +51,6 @@ export interface TreeArchiverOptions {
   onProgress?: (stats: ArchiveStats, path: Buffer) => void;
   /** Aborting it (SIGTERM, SIGINT) stops the pass at the next file with an InterruptedError. */
   signal?: AbortSignal;
-}
-
-export class InterruptedError extends Error {
-  constructor(reason: string) {
-    super(`interrupted (${reason})`);
-    this.name = 'InterruptedError';
-  }
 }
 
 /** A directory's listing and the children the archive takes (keep[i] = 1; keptChildren). */

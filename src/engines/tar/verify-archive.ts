@@ -15,45 +15,18 @@
  * (verify-refs.ts) is checked in the same pass.
  */
 import type { Logger } from '../../util/log.js';
-import { createXxh64, type StreamingHash } from '../../util/xxh.js';
+import { ContentHash } from '../file-hash.js';
 import type { ManifestEntry } from '../../core/manifest.js';
 import { baseName, isWithin, joinRel, parentOf, showPath } from '../../core/path-order.js';
 import { readBlocks } from '../../medium/manifest-file.js';
-import type { Sidecar } from '../../medium/sidecar.js';
+import type { TarSidecar } from '../../medium/sidecar.js';
 import { TarParser, type TarMemberInfo } from '../../tar/read.js';
 import type { TarEntry } from '../../tar/entry.js';
 import { openDecompressed } from './decompression.js';
-import type { VerifyProblem } from '../verify-result.js';
+import { Mismatches, type ContentCheck, type VerifyProblem } from '../verify-result.js';
 import type { ArchiveRefs } from '../verify-refs.js';
 
 /** What a full check of one backup's content found. */
-export interface ContentCheck {
-  /** Members (or tree entries) read. */
-  members: number;
-  /** File bytes read, where not counted otherwise (rsync trees). */
-  bytes?: number;
-  problems: VerifyProblem[];
-  /** Things that could not be checked, which are not damage. */
-  notes: string[];
-}
-
-/** Members that disagree with the manifest: counted, the first one kept for the report. */
-export class Mismatches {
-  count = 0;
-  first: { path: string; what: string } | undefined;
-
-  readonly add = (rel: Buffer, what: string): void => {
-    this.count++;
-    this.first ??= { path: showPath(rel), what };
-  };
-
-  /** One problem line for `file`, or undefined when nothing disagreed. */
-  problem(file: string): VerifyProblem | undefined {
-    if (!this.first) return undefined;
-    return { file, what: `${this.count} member(s) do not match the manifest, the first: ${this.first.path || '/'}: ${this.first.what}`, member: this.first.path };
-  }
-}
-
 interface Expected {
   rel: Buffer;
   entry: ManifestEntry;
@@ -74,7 +47,7 @@ const HASH_RE = /^[0-9a-f]{16}$/;
  * (when that is trustworthy): members read, problems per file.
  */
 export async function checkArchive(
-  sc: Sidecar,
+  sc: TarSidecar,
   archive: string,
   manifest: string | undefined,
   chainIds: Set<string>,
@@ -104,7 +77,7 @@ export async function checkArchive(
   const linkData = new Map<number, { path: Buffer; hash: string }>();
 
   let current:
-    | { rel: Buffer; exp?: Expected; hash?: StreamingHash; regions?: Array<[number, number]>; nextRegion: number; offset: number; refHashes?: string[] }
+    | { rel: Buffer; exp?: Expected; hash?: ContentHash; offset: number; refHashes?: string[] }
     | undefined;
   let lastPath: Buffer | undefined;
   let count = 0;
@@ -139,9 +112,7 @@ export async function checkArchive(
     current = {
       rel,
       exp: ownHash || !ref ? exp : undefined,
-      hash: ownHash || ref ? createXxh64() : undefined,
-      regions: (ownHash || ref) && sparse ? meta.sparseMap ?? [] : undefined,
-      nextRegion: 0,
+      hash: ownHash || ref ? new ContentHash(sparse ? meta.sparseMap ?? [] : undefined) : undefined,
       offset: info.offset,
       refHashes: ref?.hashes,
     };
@@ -150,18 +121,7 @@ export async function checkArchive(
   const onData = (chunk: Buffer, fileOffset: number): void => {
     const c = current;
     if (!c?.hash) return;
-    if (c.regions) {
-      // Each region's [offset, length] goes into the hash before its data, as the archiver did.
-      const r = c.regions[c.nextRegion];
-      if (r && r[0] === fileOffset) {
-        const h = Buffer.alloc(16);
-        h.writeBigUInt64LE(BigInt(r[0]), 0);
-        h.writeBigUInt64LE(BigInt(r[1]), 8);
-        c.hash.update(h);
-        c.nextRegion++;
-      }
-    }
-    c.hash.update(chunk);
+    c.hash.update(chunk, fileOffset);
   };
 
   const onEndEntry = (): void => {
@@ -332,7 +292,7 @@ function closeDirs(openDirs: OpenDir[], dir: Buffer, all: boolean, mismatch: (re
  * in this archive, 'N' for each unchanged one, 'D' for each subdirectory
  * (ticked off later, as their blocks go by).
  */
-function checkDumpdir(e: Expected, dumpdir: Buffer, sc: Sidecar, openDirs: OpenDir[], mismatch: (rel: Buffer, what: string) => void): void {
+function checkDumpdir(e: Expected, dumpdir: Buffer, sc: TarSidecar, openDirs: OpenDir[], mismatch: (rel: Buffer, what: string) => void): void {
   const pending = new Set<string>();
   const files: Array<[string, Buffer]> = [];
   let i = 0;

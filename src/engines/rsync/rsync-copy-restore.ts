@@ -1,58 +1,40 @@
 /**
- * Reading backups of the rsync engine's remote target (rsync-remote.ts):
- * restore from a remote dated tree, and a local copy of the remote index
- * (sidecars and manifests, no trees) for list and ls.
+ * Restore of an rsync tree from a storage rsync reaches but whose files are
+ * not local (an ssh server): the tree is not read here file by file, rsync
+ * copies the planned entries down.
  *
  * A restore plans exactly as the local one (core/restore-plan.ts, which
  * refuses absolute, "." and ".." paths in the request and in the manifest),
- * from the manifest fetched from the remote and checked against its
- * sidecar; rsync then copies the planned entries, and only those, down
- * from "<id>.tree/" with -aHAX --numeric-ids; finally each restored regular
- * file is read back and its xxh64 compared with the manifest, as the
- * RestoreWriter does for a local restore. The plan must be a tree (no
- * entry below a symlink the manifest holds: restore-checks.ts) before rsync
- * runs; the target is looked at and read back beneath its fd, never
- * through a symlink (restore-target.ts); what rsync's receiver does inside
- * it is rsync's (3.4 and later open beneath the destination themselves).
+ * from the manifest copied here and checked against its sidecar; rsync then
+ * copies the planned entries, and only those, down from "<id>.tree/" with
+ * -aHAX --numeric-ids; finally each restored regular file is read back and
+ * its xxh64 compared with the manifest, as the RestoreWriter does for a
+ * local restore. The plan must be a tree (no entry below a symlink the
+ * manifest holds: restore-checks.ts) before rsync runs; the target is
+ * looked at and read back beneath its fd, never through a symlink
+ * (restore-target.ts); what rsync's receiver does inside it is rsync's (3.4
+ * and later open beneath the destination themselves).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { restorePointAt } from '../../core/chain.js';
 import { planRestore, UnsafePathError, type PlannedItem } from '../../core/restore-plan.js';
 import { safeComponents, showPath } from '../../core/path-order.js';
 import { run } from '../../host/exec.js';
-import { rsyncRemotePath, rsyncSshArgs } from '../../host/remote-target.js';
-import { fileXxh64, readBlocks, verifyManifest } from '../../medium/manifest-file.js';
 import type { Sidecar } from '../../medium/sidecar.js';
-import { backupIdFor } from '../../repo/volume-store.js';
+import type { VolumeStore } from '../../repo/volume-store.js';
 import type { Logger } from '../../util/log.js';
-import { createXxh64 } from '../../util/xxh.js';
-import { RestoreError } from '../restore-writer.js';
-import { DamagedBackupError, PathInTheWay } from '../restore-errors.js';
+import { xxh64OfFd } from '../../util/file-xxh.js';
+import { formatBytes } from '../../util/human-format.js';
+import { PathInTheWay, RestoreError } from '../restore-errors.js';
 import { checkPlanShape } from '../restore-checks.js';
 import { RestoreTarget } from '../restore-target.js';
+import { withPlanBlocks } from '../restore-point.js';
+import type { RestoreRequest, RestoreResult } from '../restore-request.js';
 import { openFileAt, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, statAt } from '../../native/beneath.js';
-import { RemoteVolume, type RemoteMedium } from '../../repo/remote-volume.js';
 
-export interface RemoteRestoreRequest extends RemoteMedium {
-  host: string;
-  volume: string;
-  /** Paths relative to the volume's root, as normaliseRequest gives them (as for restore()); none: the whole volume. */
-  paths: Buffer[];
-  targetDir: string;
-  at?: Date;
-  force: boolean;
-  logger: Logger;
-  /** Local directory for the manifest and the file list (default the system temp dir). */
-  tempDir?: string;
-  /** Kill rsync after this long (default 12 h). */
-  timeoutMs?: number;
-}
-
-/** As RestoreResult (engines/restore.ts), plus what the check after the copy covered. */
-export interface RemoteRestoreResult {
-  backup: Sidecar;
+/** What the copy and the check after it did. */
+interface CopyResult {
   entries: number;
   /** Regular files restored (each inode once) and their bytes. */
   files: number;
@@ -104,51 +86,38 @@ function hashFile(target: RestoreTarget, rel: Buffer): { hash: string; bytes: nu
   const at = target.parentOf(rel, false)!;
   const fd = openFileAt(at.dirFd, at.name);
   try {
-    const h = createXxh64();
-    const buf = Buffer.allocUnsafe(1 << 20);
-    let bytes = 0;
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      h.update(buf.subarray(0, n));
-      bytes += n;
-    }
-    return { hash: h.digest(), bytes };
+    return xxh64OfFd(fd);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Restores paths (or everything) of one volume from the remote tree as of `at` (default: the newest). */
-export async function restoreFromRemote(req: RemoteRestoreRequest): Promise<RemoteRestoreResult> {
-  const log = req.logger;
-  // Before any connection; planRestore checks them again, and the manifest's names.
+/**
+ * Restores the planned paths of `backup` (an rsync tree) from a storage
+ * rsync reaches but whose files are not local (an ssh server).
+ */
+export async function restoreByRsync(req: RestoreRequest, store: VolumeStore, backup: Sidecar): Promise<RestoreResult> {
+  // planRestore checks them again, and the manifest's names.
   for (const p of req.paths) if (!safeComponents(p)) throw new UnsafePathError(p);
-  const remote = new RemoteVolume(req, req.host, req.volume, log);
-  const shownDir = remote.shown;
-  const { backups } = await remote.list();
-  if (backups.length === 0) throw new RestoreError(`no backups of ${req.volume} under ${shownDir}`);
-  const backup = restorePointAt(backups, req.at ? backupIdFor(req.at) : undefined);
-  if (!backup) throw new RestoreError(`no backup of ${req.volume} at or before ${req.at!.toISOString()}; the first is ${backups[0]!.id}`);
-  if (backup.engine !== 'rsync') throw new RestoreError(`backup ${backup.id} in ${shownDir} is a ${backup.engine} archive; a remote target holds rsync trees only`);
-
-  const temp = fs.mkdtempSync(path.join(req.tempDir ?? os.tmpdir(), 'xenbackup-remote-restore-'));
+  const plan = await withPlanBlocks(store, backup, (blocks) => planRestore(blocks(), req.paths), req.tempDir);
+  if (plan.missing.length) {
+    throw new RestoreError(`not in backup ${backup.id} of ${req.volume}: ${plan.missing.map((p) => showPath(p) || '/').join(', ')}`);
+  }
+  checkPlanShape(plan.items, `backup ${backup.id} of ${req.volume}`);
+  const temp = fs.mkdtempSync(path.join(req.tempDir ?? os.tmpdir(), 'xenbackup-rsync-restore-'));
   try {
-    const manifest = path.join(temp, 'backup.manifest');
-    await remote.fetch(backup.manifest, manifest);
-    verifyManifest(manifest);
-    const got = fileXxh64(manifest);
-    if (got !== backup.manifestXxh64) {
-      throw new DamagedBackupError(`${shownDir}/${backup.manifest}: xxh64 ${got} differs from its sidecar's ${backup.manifestXxh64} (damaged or replaced)`);
-    }
-    const plan = planRestore(readBlocks(manifest), req.paths);
-    if (plan.missing.length) {
-      throw new RestoreError(`not in backup ${backup.id} of ${req.volume}: ${plan.missing.map((p) => showPath(p) || '/').join(', ')}`);
-    }
-    checkPlanShape(plan.items, `backup ${backup.id} of ${req.volume}`);
     const dest = new RestoreTarget(req.targetDir);
     try {
-      return await copyDown(req, remote, backup, plan.items, dest, temp);
+      const r = await copyDown(req, store, backup, plan.items, dest, temp);
+      return {
+        backup,
+        entries: r.entries,
+        files: r.files,
+        bytes: r.bytes,
+        errors: r.errors,
+        summary: `restored ${r.entries} entries (${r.files} files, ${formatBytes(r.bytes)}) from backup ${backup.id} on ${store.dir} into ${req.targetDir}; ${r.filesChecked} files checked`,
+        warnings: r.unchecked ? [`${r.unchecked} sparse file(s) not checked: rsync --sparse may punch holes where the source stored zeros`] : [],
+      };
     } finally {
       dest.close();
     }
@@ -157,9 +126,11 @@ export async function restoreFromRemote(req: RemoteRestoreRequest): Promise<Remo
   }
 }
 
-async function copyDown(req: RemoteRestoreRequest, remote: RemoteVolume, backup: Sidecar, items: PlannedItem[], dest: RestoreTarget, temp: string): Promise<RemoteRestoreResult> {
+async function copyDown(req: RestoreRequest, store: VolumeStore, backup: Sidecar, items: PlannedItem[], dest: RestoreTarget, temp: string): Promise<CopyResult> {
   const log = req.logger;
-  const shownDir = remote.shown;
+  const shownDir = store.dir;
+  const rsync = store.storage.rsync;
+  if (!rsync) throw new RestoreError(`${store.dir}: rsync cannot reach ${store.storage.kind} storage`);
   const plan = { items };
   // rsync writes by path: the target's real path, as the fd has it.
   const target = fs.readlinkSync(`/proc/self/fd/${dest.fd}`);
@@ -170,12 +141,11 @@ async function copyDown(req: RemoteRestoreRequest, remote: RemoteVolume, backup:
   // NUL-separated as bytes. Parents that are not planned are made with default modes, as locally.
   const list = path.join(temp, 'files');
   fs.writeFileSync(list, Buffer.concat(plan.items.flatMap((i) => [i.rel.length ? i.rel : Buffer.from('.'), Buffer.from([0])])), { mode: 0o600 });
-  const source = remote.rsyncPath(backup.archive) + '/';
+  const source = rsync.location(store.folder, backup.archive) + '/';
   await run(
     'rsync',
     [
-      '-s',
-      ...rsyncSshArgs(req.ssh),
+      ...rsync.args,
       '-aHAX',
       '--numeric-ids',
       '--sparse',
@@ -186,7 +156,7 @@ async function copyDown(req: RemoteRestoreRequest, remote: RemoteVolume, backup:
       source,
       target + '/',
     ],
-    { logger: log, timeoutMs: req.timeoutMs ?? 12 * 3600_000 },
+    { logger: log, timeoutMs: 12 * 3600_000, signal: req.signal },
   );
   // The tree's root is kept 0700 on the medium (it holds /etc/shadow): the volume root's owner and
   // mode come from the manifest, as in a local restore. chown first: it clears setuid/setgid.
@@ -199,8 +169,8 @@ async function copyDown(req: RemoteRestoreRequest, remote: RemoteVolume, backup:
 }
 
 /** Every planned entry exists with its type; every regular file's content matches the manifest. */
-function checkRestored(backup: Sidecar, target: RestoreTarget, items: PlannedItem[], log: Logger): RemoteRestoreResult {
-  const result: RemoteRestoreResult = { backup, entries: items.length, files: 0, bytes: 0, filesChecked: 0, bytesChecked: 0, unchecked: 0, errors: [] };
+function checkRestored(backup: Sidecar, target: RestoreTarget, items: PlannedItem[], log: Logger): CopyResult {
+  const result: CopyResult = { entries: items.length, files: 0, bytes: 0, filesChecked: 0, bytesChecked: 0, unchecked: 0, errors: [] };
   const hashed = new Map<string, string>(); // names of one inode are read once
   const counted = new Set<string>();
   for (const { rel, entry } of items) {
@@ -248,22 +218,4 @@ function checkRestored(backup: Sidecar, target: RestoreTarget, items: PlannedIte
   }
   for (const e of result.errors) log.error(e);
   return result;
-}
-
-/**
- * Copies the remote index of one host (every volume's sidecars and
- * manifests, no trees) into `localMedium`/<host>/, so list and ls can read
- * it with the local code (VolumeStore). Sizes of trees are not there.
- */
-export async function fetchRemoteIndex(m: RemoteMedium, host: string, localMedium: string, log: Logger, opts: { manifests?: boolean } = {}): Promise<string> {
-  const into = path.join(localMedium, host);
-  fs.mkdirSync(into, { recursive: true, mode: 0o700 });
-  // Anchored at <path>/<host>/: domU folders, part folders, and only the files in those.
-  const filters = ['--include=/*/', '--include=/*/*/', '--include=/*/*/*.json', ...(opts.manifests === false ? [] : ['--include=/*/*/*.manifest']), '--exclude=*'];
-  await run(
-    'rsync',
-    ['-s', ...rsyncSshArgs(m.ssh), '-rtp', '--chmod=D700,F600', '--delete', ...filters, rsyncRemotePath(m.target, path.posix.join(m.target.path, host) + '/'), into + '/'],
-    { logger: log, timeoutMs: 3600_000 },
-  );
-  return into;
 }

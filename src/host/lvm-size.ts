@@ -8,8 +8,11 @@
  *     The old tool passed SNAPSIZE to `lvcreate -L`, so these mean what they did.
  *   - a share of the origin volume for `lvcreate -l`: N%ORIGIN, 1 <= N <= 100.
  *
- * Parsing is pure; host/lvm turns the result into lvcreate arguments
+ * Parsing is pure; lvm.ts turns the result into lvcreate arguments
  * (lvcreateSizeArgs) and `check` compares `bytes` with the VG's free space.
+ * It lives in host/ beside lvm.ts because the syntax is lvcreate's: config
+ * parsing (settings.ts, volume-table.ts) uses it, and host/ never imports
+ * config/.
  */
 export type LvmSize =
   | { kind: 'absolute'; /** as written */ text: string; bytes: number }

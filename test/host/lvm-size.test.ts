@@ -1,7 +1,7 @@
 /** Snapshot sizes in lvcreate's syntax, and the lvcreate options they become. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lvcreateSizeArgs, parseLvmSize } from '../../src/config/lvm-size.js';
+import { lvcreateSizeArgs, parseLvmSize } from '../../src/host/lvm-size.js';
 
 test('absolute sizes: binary units in either case, MiB without a unit, decimals', () => {
   const bytes = (s: string) => {

@@ -5,7 +5,7 @@
  * opens through here: no symlink followed, only a regular file accepted.
  */
 import fs from 'node:fs';
-import { MediumDamage } from '../medium/medium-error.js';
+import { MediumDamage } from './medium-error.js';
 
 export function openMediumFile(file: string): number {
   let fd: number;

@@ -6,12 +6,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const PARTIAL_SUFFIX = '.partial';
+import { PARTIAL_SUFFIX } from './layout.js';
+
+export { PARTIAL_SUFFIX };
 
 export class AtomicFile {
   readonly fd: number;
   readonly partialPath: string;
   private closed = false;
+  private committed = false;
 
   /** exclusive: an existing ".partial" is an error (two writers of one archive must fail, not interleave). */
   constructor(
@@ -31,12 +34,19 @@ export class AtomicFile {
     return new Promise((resolve, reject) => fs.fsync(this.fd, (e) => (e ? reject(e) : resolve())));
   }
 
-  /** fsync + close + rename + fsync of the directory. */
-  commit(): void {
+  /** fsync + close: durable under the partial name, which Storage.publish then renames. */
+  seal(): void {
+    if (this.closed) return;
     fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);
     this.closed = true;
+  }
+
+  /** seal + rename + fsync of the directory. */
+  commit(): void {
+    this.seal();
     fs.renameSync(this.partialPath, this.finalPath);
+    this.committed = true;
     fsyncDir(path.dirname(this.finalPath));
   }
 
@@ -49,8 +59,8 @@ export class AtomicFile {
         /* already closed */
       }
       this.closed = true;
-      fs.rmSync(this.partialPath, { force: true });
     }
+    if (!this.committed) fs.rmSync(this.partialPath, { force: true });
   }
 }
 

@@ -6,7 +6,7 @@
  * identical to xxhash-wasm's (test/native/xxh64.test.ts holds them equal).
  * The streaming state is a small Buffer owned by JavaScript.
  */
-import { xxh64Native } from '../native/xbfs.js';
+import { xxh64Native } from './xbfs.js';
 
 export function hex64(v: bigint): string {
   return v.toString(16).padStart(16, '0');
