@@ -41,6 +41,9 @@ export interface BackupFileNames {
 /** Archives and manifests of every engine, and their id (debris, prune). */
 export const BACKUP_FILE_RE = /^(\d{8}T\d{6}Z)\.(?:(?:full|incr)\.(?:tar(?:\.zst|\.gz)?|manifest|raw\.zst|raw\.manifest)|tree|tree\.manifest)$/;
 
+/** Every sidecar's name ends so; list reads each such file as one (and reports one that does not parse). */
+export const SIDECAR_SUFFIX = '.json';
+
 /** A sidecar's name (any engine), and its id. */
 export const SIDECAR_FILE_RE = /^(\d{8}T\d{6}Z)\.(?:(?:full|incr)(?:\.raw)?|tree)\.json$/;
 
@@ -56,7 +59,7 @@ export function backupFileNames(id: string, kind: BackupKind, engine: EngineName
 
 /** A sidecar's own file name, from the manifest name it carries (all engines: ".manifest" -> ".json"). */
 export function sidecarName(s: { manifest: string }): string {
-  return s.manifest.replace(/\.manifest$/, '.json');
+  return s.manifest.replace(/\.manifest$/, SIDECAR_SUFFIX);
 }
 
 /** A backup's file names in deletion order (prune): the sidecar first, as it is what makes the backup exist. */

@@ -12,7 +12,7 @@
 import type { Compression } from '../medium/layout.js';
 import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
 import { PARTIAL_SUFFIX } from '../medium/atomic-file.js';
-import { BACKUP_FILE_RE, backupFileNames, isPlainName, sidecarName } from '../medium/layout.js';
+import { BACKUP_FILE_RE, backupFileNames, isPlainName, SIDECAR_SUFFIX, sidecarName } from '../medium/layout.js';
 import { MediumDamage } from '../medium/medium-error.js';
 import type { Storage } from '../storage/storage.js';
 import { parseSidecar, type BackupKind, type Sidecar } from '../medium/sidecar.js';
@@ -96,7 +96,7 @@ export class VolumeStore {
     if (!items) return [];
     const out: Sidecar[] = [];
     for (const { name } of items) {
-      if (!name.endsWith('.json')) continue;
+      if (!name.endsWith(SIDECAR_SUFFIX)) continue;
       const file = this.show(name);
       try {
         out.push(parseSidecar((await this.storage.read(this.folder, name, MAX_SIDECAR_BYTES)).toString('utf8'), file, name));

@@ -20,6 +20,7 @@ import { runRemote } from '../host/ssh.js';
 import { MediumDamage } from '../medium/medium-error.js';
 import type { Logger } from '../util/log.js';
 import { RemoteStepError } from './remote-step-error.js';
+import { PARTIAL_SUFFIX } from '../medium/layout.js';
 import * as sh from './ssh-scripts.js';
 import { checkCount, checkFolder, checkName, notFound } from './storage-checks.js';
 import type { Folder, LockAttempt, RsyncAccess, Storage, StoredItem } from './storage.js';
@@ -31,7 +32,7 @@ const COPY_TIMEOUT_MS = 3600_000;
 /** A stream is read as fast as its reader consumes it: a restore of a large archive may take most of a day. */
 const STREAM_TIMEOUT_MS = 24 * 3600_000;
 
-const PARTIAL = '.partial';
+const PARTIAL = PARTIAL_SUFFIX;
 
 /** NUL-terminated records of a script's output. */
 function records(stdout: string): string[] {
