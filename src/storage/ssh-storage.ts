@@ -66,7 +66,10 @@ export class SshStorage implements Storage {
   ) {
     this.root = formatRemoteTarget(target);
     this.rsync = {
-      location: (folder, name) => rsyncRemotePath(target, this.remotePath(folder, name)),
+      location: (folder, name) => {
+        this.check(folder, ...(name === undefined ? [] : [name]));
+        return rsyncRemotePath(target, this.remotePath(folder, name));
+      },
       // -s: names travel to the remote rsync as they are, not split again by its shell.
       args: ['-s', ...rsyncSshArgs(ssh)],
     };

@@ -62,6 +62,9 @@ export function hostileCases(factory: SubjectFactory): void {
       for (const [method, call] of [...everyMethod(s, ['host', bad, 'p'], 'n', local), ...everyMethod(s, ['host'], bad, local).filter(([m]) => m !== 'list' && m !== 'listFolders' && m !== 'ensureFolder')]) {
         await assert.rejects(call(), isDamage, `${method} with ${JSON.stringify(bad)}`);
       }
+      if (s.rsync) assert.throws(() => s.rsync!.location(['host', bad]), isDamage);
+      if (s.rsync) assert.throws(() => s.rsync!.location(['host'], bad), isDamage);
+      if (s.local) assert.throws(() => s.local!.path(['host', bad], 'n'), isDamage);
     }
     assert.deepEqual(await s.list([]), [{ name: 'host', type: 'dir', size: 0 }]);
     assert.deepEqual(await s.list(['host']), [{ name: 'keep', type: 'file', size: 4 }]);
