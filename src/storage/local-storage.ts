@@ -171,6 +171,7 @@ export class LocalStorage implements Storage {
   }
 
   async publish(folder: Folder, names: readonly string[]): Promise<void> {
+    for (const name of names) this.pathOf(folder, name); // every name checked before anything is touched
     this.walk(folder, false);
     for (const name of names) {
       const staged = this.pathOf(folder, this.stagedName(name));

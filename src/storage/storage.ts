@@ -49,7 +49,10 @@ export interface Storage {
   /** Creates the folder and its parents where missing (mode 0700). */
   ensureFolder(folder: Folder): Promise<void>;
 
-  /** A whole file; MediumDamage when it is larger than `maxBytes` or not a regular file. */
+  /**
+   * A whole file; MediumDamage when it is larger than `maxBytes` or not a
+   * regular file. An absent file (of any read) rejects with code ENOENT.
+   */
   read(folder: Folder, name: string, maxBytes: number): Promise<Buffer>;
 
   /** `length` bytes from `offset` (fewer only at the end of the file). */
@@ -61,7 +64,8 @@ export interface Storage {
   /**
    * Writes a whole file atomically and durably, mode 0600: when the promise
    * resolves the name holds all of `data`; when it rejects, the old content
-   * or nothing. Used for sidecars and locks' companions.
+   * or nothing. Used for sidecars. Like upload and tryLock, it makes the
+   * folder where it is missing.
    */
   write(folder: Folder, name: string, data: Buffer): Promise<void>;
 
@@ -100,7 +104,11 @@ export interface Storage {
    */
   tryLock(folder: Folder, name: string, holderText: string): Promise<LockAttempt>;
 
-  /** Removes the lock file `name` if it still holds exactly `holderText` (a taken-over lock is left alone). */
+  /**
+   * Removes the lock file `name` if it still holds exactly `holderText` (a
+   * taken-over lock is left alone); '' removes an unreadable one (a planted
+   * symlink or fifo), so that it can be taken over.
+   */
   unlock(folder: Folder, name: string, holderText: string): Promise<void>;
 
   /**
