@@ -5,7 +5,9 @@
  * repetitions on a warm page cache, prints a table with PASS/MISS against
  * the issue's targets, and writes the numbers as JSON beside the data set.
  *
- *   node dist/bench/bench.js [--quick] [--reps N] [--cache DIR] [--profile] [--keep-work] [--fail-on-miss]
+ *   node dist/bench/bench.js [--quick | --scale] [--reps N] [--cache DIR] [--profile] [--keep-work] [--fail-on-miss]
+ *
+ * --scale runs the million-file comparison of issue 16 instead (scale.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,16 +15,22 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { datasetPaths, ensureDataset, FULL_SPEC, QUICK_SPEC, revertChange } from './dataset.js';
-import { CRON_LIKE_ENV, firstLine, runShell, runTimed } from './measure.js';
+import { firstLine, runShell } from './measure.js';
 import { benchFull, benchNoChange, benchOnePercent, benchRestore, type BenchContext, type WorkResult } from './scenarios.js';
 import { renderTable, verdicts } from './table.js';
 import { formatSummary } from './cpuprofile.js';
-import { describeOtherLoad, watchOtherLoad, type OtherLoad } from './other-load.js';
+import { describeOtherLoad, watchOtherLoad } from './other-load.js';
+import { environmentNote, machine } from './machine.js';
+import { runScale } from './scale.js';
 
 const HELP = `usage: npm run bench -- [options]   (or: node dist/bench/bench.js [options])
 
   --quick          a 10x smaller data set and 1 repetition (a smoke run)
-  --reps N         repetitions per measurement, the median is reported (default 3; --quick: 1)
+  --scale          issue 16's table instead: 1,000,000 files of 20-300 bytes in 10,100 directories
+                   (generated once into <cache>/scale/tree, ~4 GB on disk and 1M inodes), xenbackup's
+                   full, incrementals, bytes added, restore, ls, verify --quick and prune --dry-run,
+                   time and peak RSS, beside GNU tar -g + zstd -1 -T0
+  --reps N         repetitions per measurement, the median is reported (default 3; --quick, --scale: 1)
   --cache DIR      where the data set, scratch files and results live
                    (default $XENBACKUP_BENCH_DIR or /var/tmp/xenbackup-bench)
   --profile        also run xenbackup once per work under node --cpu-prof and print where the time goes
@@ -30,62 +38,12 @@ const HELP = `usage: npm run bench -- [options]   (or: node dist/bench/bench.js 
   --fail-on-miss   exit 3 when a target is missed (default: exit 0 once the bench ran)
 
 Needs GNU tar, zstd and /usr/bin/time (apt-get install -y tar zstd time), and a built tree (npm run build).
-Results: <cache>/<full|quick>/results/latest.json`;
-
-/**
- * What the caller's environment adds to each node start, as a line for the
- * output, when it sets NODE_* variables (e.g. NODE_EXTRA_CA_CERTS; the
- * cron-like one has none); undefined otherwise. Timed commands run with
- * CRON_LIKE_ENV either way.
- */
-function environmentNote(): string | undefined {
-  const extra = Object.keys(process.env).filter((k) => k.startsWith('NODE_'));
-  if (!extra.length) return undefined;
-  const median = (env: NodeJS.ProcessEnv): number => {
-    const s = Array.from({ length: 5 }, () => runTimed(process.execPath, ['-e', '0'], { env }).seconds).sort((a, b) => a - b);
-    return s[2]!;
-  };
-  const cron = median(CRON_LIKE_ENV);
-  const caller = median(process.env);
-  return `Every command ran with a cron-like environment (${Object.keys(CRON_LIKE_ENV).join(', ')}), as the nightly job does. ` +
-    `This shell also sets ${extra.join(', ')}: with it, an empty node start takes ${(caller * 1000).toFixed(0)} ms instead of ${(cron * 1000).toFixed(0)} ms.`;
-}
+Results: <cache>/<full|quick|scale>/results/latest.json`;
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function say(line: string): void {
   process.stderr.write(line + '\n');
-}
-
-interface Machine {
-  nproc: number;
-  cpu?: string;
-  memoryGiB: number;
-  kernel: string;
-  node: string;
-  tar?: string;
-  zstd?: string;
-  filesystem?: string;
-  /** 1-minute load average when the bench started and when it ended: other work on the machine skews every number. */
-  loadAtStart: number;
-  loadAtEnd?: number;
-  /** What other processes used while the bench ran (other-load.ts). */
-  otherLoad?: OtherLoad;
-}
-
-function machine(cacheDir: string): Machine {
-  const cpus = os.cpus();
-  return {
-    nproc: os.availableParallelism(),
-    cpu: cpus[0]?.model,
-    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    kernel: `${os.type()} ${os.release()}`,
-    node: process.version,
-    tar: firstLine('tar', ['--version']),
-    zstd: firstLine('zstd', ['--version'])?.replace(/.*\bv(\d[\d.]*).*/, '$1'),
-    filesystem: firstLine('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', cacheDir])?.replace(/\s+/g, ' '),
-    loadAtStart: os.loadavg()[0]!,
-  };
 }
 
 function checkPrerequisites(): void {
@@ -103,6 +61,7 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean' },
+      scale: { type: 'boolean' },
       reps: { type: 'string' },
       cache: { type: 'string' },
       profile: { type: 'boolean' },
@@ -115,14 +74,19 @@ async function main(): Promise<number> {
     process.stdout.write(HELP + '\n');
     return 0;
   }
+  if (values.quick && values.scale) throw new Error('--quick and --scale are two different data sets: give one');
+  if (values.scale && values.profile) throw new Error('--profile is not available with --scale');
   const spec = values.quick ? QUICK_SPEC : FULL_SPEC;
-  const reps = values.reps !== undefined ? Number(values.reps) : values.quick ? 1 : 3;
+  const reps = values.reps !== undefined ? Number(values.reps) : values.quick || values.scale ? 1 : 3;
   if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps must be a positive whole number, not "${values.reps}"`);
   const cacheDir = path.resolve(values.cache ?? process.env.XENBACKUP_BENCH_DIR ?? '/var/tmp/xenbackup-bench');
   checkPrerequisites();
   fs.mkdirSync(cacheDir, { recursive: true });
 
   const host = machine(cacheDir);
+  if (values.scale) {
+    return runScale({ cacheDir, reps, projectRoot, host, keepWork: !!values['keep-work'], failOnMiss: !!values['fail-on-miss'], say });
+  }
   say(`machine: ${host.nproc} cores, ${host.cpu}, ${host.memoryGiB} GiB, ${host.filesystem}; ${host.tar}; zstd ${host.zstd}`);
   const dataset = ensureDataset(cacheDir, spec, say);
   const paths = datasetPaths(cacheDir, spec);

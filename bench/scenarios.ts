@@ -53,7 +53,7 @@ export interface WorkResult {
   profile?: ProfileSummary;
 }
 
-interface Contender {
+export interface Contender {
   tool: string;
   command: string;
   run: () => Sample;
@@ -73,7 +73,7 @@ function sleepMs(ms: number): void {
 }
 
 /** Backup ids are UTC seconds; xenbackup waits for the next second rather than reuse one, which must not be timed. */
-function waitPastId(id: string): void {
+export function waitPastId(id: string): void {
   const idNow = (): string => new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   while (idNow() <= id) sleepMs(50);
 }
@@ -105,7 +105,7 @@ function dropBackup(medium: string, id: string): void {
 }
 
 /** What a xenbackup run loads: node, the build, the dependencies, the native helper. */
-function xbCode(ctx: BenchContext): string[] {
+export function xbCode(ctx: Pick<BenchContext, 'projectRoot'>): string[] {
   return [process.execPath, ...['dist/src', 'node_modules', 'build'].map((d) => path.join(ctx.projectRoot, d))].filter((p) => fs.existsSync(p));
 }
 
@@ -127,7 +127,7 @@ function profiled(ctx: BenchContext, name: string, args: string[]): ProfileSumma
 
 const showXb = (args: string[]): string => `xenbackup ${args.map((a) => (a.includes('/') && a.length > 20 ? path.basename(a) : a)).join(' ')}`;
 
-function measureRounds(ctx: BenchContext, contenders: Contender[], round?: { before?: () => void; after?: () => void }): Measured[] {
+export function measureRounds(ctx: Pick<BenchContext, 'reps'>, contenders: Contender[], round?: { before?: () => void; after?: () => void }): Measured[] {
   const samples: Sample[][] = contenders.map(() => []);
   for (let r = 0; r < ctx.reps; r++) {
     round?.before?.();

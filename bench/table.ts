@@ -96,8 +96,14 @@ export function verdicts(results: WorkResult[], metric: 'wall' | 'cpu' = 'wall')
 }
 
 /** A Markdown table with padded columns; without the target and result columns when `withVerdicts` is false. */
-export function renderTable(rows: Row[], withVerdicts = true): string {
-  const header = ['work', 'xenbackup', 'reference(s)', 'ratio', ...(withVerdicts ? ['target', 'result'] : [])];
+export function renderTable(rows: Row[], withVerdicts = true, headers: { xenbackup?: string; references?: string } = {}): string {
+  const header = [
+    'work',
+    headers.xenbackup ?? 'xenbackup',
+    headers.references ?? 'reference(s)',
+    'ratio',
+    ...(withVerdicts ? ['target', 'result'] : []),
+  ];
   const cells = rows.map((r) => [
     r.work,
     r.xenbackup,
