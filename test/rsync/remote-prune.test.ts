@@ -74,7 +74,7 @@ test('remote prune: dry run, the rules and the newest kept, a deletion that fail
   const failed = await pruneVolumeLocked(store, rules, { dryRun: false, now: now(), logger: log });
   assert.deepEqual(failed.deleted.map((d) => d.id), [ids[1]]);
   assert.equal(failed.errors.length, 1);
-  assert.match(failed.errors[0]!, new RegExp(`web1/root: pruning root@127\\.0\\.0\\.1:.* failed: removing .*${ids[0]}\\.tree .*; stopped pruning this volume \\(1 backups left to delete\\)`));
+  assert.match(failed.errors[0]!, new RegExp(`web1/root: removing root@127\\.0\\.0\\.1:.*/${ids[0]}\\.tree: .* failed: .*; stopped pruning this volume \\(1 backups left to delete\\)`));
   assert.deepEqual((await store.list()).map((s) => s.id), [ids[2]], 'the half-deleted backup is no longer listed: its sidecar went first');
   assert.ok(!names().includes('.backup.lock'), 'the lock was released');
   assert.ok(!names().includes(`${ids[0]}.tree.json`));
