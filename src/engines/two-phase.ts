@@ -65,7 +65,8 @@ export async function prepareTwoPhase<S extends Sidecar, R extends object>(
   let staged: StagedBackup<S>;
   let id: string;
   try {
-    for (const name of await store.removeDebris()) log.warn(`${volume}: removed ${store.show(name)}, left by an interrupted run`);
+    // The name alone, as the local engines always logged it (the run's log and its tests read it so); the volume says where.
+    for (const name of await store.removeDebris()) log.warn(`${volume}: removed ${name}, left by an interrupted run`);
     const backups = await store.list((msg) => log.warn(msg));
     const chosen = await nextBackupId(backups, now, volume, store.dir);
     id = chosen.id;
