@@ -8,11 +8,12 @@
  */
 import { pruneVolumeLocked, type PruneStep } from '../../src/repo/prune.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 
 // `node --test dist/test/` runs every .js file under test/ as a test file: without its arguments this does nothing.
 if (process.env['XENBACKUP_CRASH_CHILD'] === '1') {
   const [medium, host, volume, nowIso, ttl, step] = process.argv.slice(2) as [string, string, string, string, string, PruneStep];
-  await pruneVolumeLocked(new VolumeStore(medium, host, volume), { ttlDays: Number(ttl), keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }, {
+  await pruneVolumeLocked(new VolumeStore(new LocalStorage(medium), host, volume), { ttlDays: Number(ttl), keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }, {
     dryRun: false,
     now: new Date(nowIso),
     afterStep: (s) => {

@@ -16,7 +16,7 @@ import { assertOneLineError, show, xenbackup } from '../engine/engine-fixtures.j
 import { loadConfig } from '../../src/config/settings.js';
 import { acquireLock } from '../../src/host/lock.js';
 import { lockVolume } from '../../src/repo/volume-lock.js';
-import type { Sidecar } from '../../src/medium/sidecar.js';
+import { archiveBytesOf, type Sidecar } from '../../src/medium/sidecar.js';
 import { pruneAfterRun, pruneStep } from '../../src/run/prune-step.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
 import { backupAt, DAY_MS, folderNames, HOST, put, storeOf } from './prune-fixtures.js';
@@ -113,7 +113,7 @@ test('prune --dry-run prints what would go and why each backup stays; then prune
   const real = xenbackup(['prune', '--medium', medium, '--host', HOST, '--ttl', '5', '--lock-file', path.join(scratch, 'lock')]);
   assert.equal(real.code, 0, show(real));
   assert.match(real.stdout, /^web1\/root: deleted 7 backups \(.*\); kept 7 backups, 7 restorable back to /m);
-  assert.deepEqual(ids(storeOf(medium, VOLUME).list()), ids(backups.slice(7)));
+  assert.deepEqual(ids((await storeOf(medium, VOLUME).list())), ids(backups.slice(7)));
   const again = xenbackup(['prune', '--medium', medium, '--host', HOST, '--ttl', '5', '--lock-file', path.join(scratch, 'lock')]);
   assert.equal(again.code, 0, show(again));
   assert.match(again.stdout, /^web1\/root: nothing to delete; kept 7 backups/m);
@@ -126,8 +126,8 @@ test('keep rules on the command line, and only the volumes named', async (t) => 
   const db = await recentNights(medium, scratch, 10, 'db1/data');
   const r = xenbackup(['prune', 'db1/data', '--medium', medium, '--host', HOST, '--ttl', '0', '--keep-last', '1', '--lock-file', path.join(scratch, 'lock')]);
   assert.equal(r.code, 0, show(r));
-  assert.deepEqual(ids(storeOf(medium, 'db1/data').list()), ids(db.slice(7)), 'the newest restore point and the chain it needs');
-  assert.deepEqual(ids(storeOf(medium, VOLUME).list()), ids(web), 'a volume not named is not touched');
+  assert.deepEqual(ids((await storeOf(medium, 'db1/data').list())), ids(db.slice(7)), 'the newest restore point and the chain it needs');
+  assert.deepEqual(ids((await storeOf(medium, VOLUME).list())), ids(web), 'a volume not named is not touched');
 });
 
 test('bad prune arguments: one clear line, exit 2, nothing deleted', async (t) => {
@@ -171,14 +171,14 @@ test('prune --config: rules, BCKMNTP and HOSTN from the config; the medium must 
   const lock = await acquireLock(path.join(env.scratch, 'xenbackup.lock'));
   try {
     assertOneLineError(xenbackup(['prune', '--config', conf]), /another xenbackup run holds the lock .*; not pruning while it runs/, 3);
-    assert.equal(storeOf(medium.dir, VOLUME).list().length, 10);
+    assert.equal((await storeOf(medium.dir, VOLUME).list()).length, 10);
     assert.equal(xenbackup(['prune', '--config', conf, '--dry-run']).code, 0, 'a dry run needs no lock');
   } finally {
     await lock.release();
   }
   const real = xenbackup(['prune', '--config', conf]);
   assert.equal(real.code, 0, show(real));
-  assert.deepEqual(ids(storeOf(medium.dir, VOLUME).list()), ids(backups.slice(7)));
+  assert.deepEqual(ids((await storeOf(medium.dir, VOLUME).list())), ids(backups.slice(7)));
   const override = xenbackup(['prune', '--config', conf, '--ttl', '1', '--dry-run']);
   assert.equal(override.code, 0, show(override));
   assert.match(override.stdout, /\(TTL 1 day\)/, 'an option beats the config');
@@ -206,7 +206,7 @@ test('list: chains, what each backup needs, sizes, and what the next prune would
   assert.deepEqual(v!.prune.delete, ids(backups.slice(0, 7)), 'the default rules: TTL 5 days');
   const nine = v!.backups[9]!;
   assert.deepEqual(nine.needs, ids(backups.slice(7, 10)));
-  assert.equal(nine.restoreBytes, backups.slice(7, 10).reduce((n, b) => n + b.archiveBytes, 0));
+  assert.equal(nine.restoreBytes, backups.slice(7, 10).reduce((n, b) => n + archiveBytesOf(b), 0));
   const store = storeOf(medium, VOLUME);
   assert.equal(nine.sizeBytes, [backups[9]!.archive, backups[9]!.manifest, `${backups[9]!.id}.incr.json`].reduce((n, f) => n + fs.statSync(store.pathOf(f)).size, 0));
   assert.deepEqual(v!.backups[7]!.prune, { action: 'keep', reasons: [`needed by ${backups[13]!.id} (and 4 more)`] });
@@ -241,18 +241,18 @@ test('pruneAfterRun: the config\'s TTL (BM_ARCHIVE_TTL when migrating) and KEEP_
   assert.match(lines[0]!, /^prune \(TTL 2 days\): 14 backups deleted in 2 volumes, .* freed$/);
   assert.match(lines[1]!, /^prune db1\/data: deleted 7 backups \(.*: \d{8}T\d{6}Z to \d{8}T\d{6}Z\); kept 3 backups, 3 restorable back to /);
   assert.equal(lines.length, 3);
-  assert.deepEqual(ids(storeOf(medium, VOLUME).list()), ids(web.slice(7)));
-  assert.deepEqual(ids(storeOf(medium, 'db1/data').list()), ids(db.slice(7)));
+  assert.deepEqual(ids((await storeOf(medium, VOLUME).list())), ids(web.slice(7)));
+  assert.deepEqual(ids((await storeOf(medium, 'db1/data').list())), ids(db.slice(7)));
   assert.ok(sink.records.some((r) => r.message === lines[0]), 'the lines are logged too');
 
   const off = loadConfig({ configPath: env.write({ ARCHIVE_TTL_DAYS: '0' }) });
   const skipped = await pruneStep(off, medium, createLogger([]));
   assert.equal(skipped.warnings.length, 1);
   assert.match(skipped.lines[0]!, /^prune skipped: the retention rules keep nothing .*ARCHIVE_TTL_DAYS=0, KEEP_LAST\/DAILY\/WEEKLY\/MONTHLY=0\/0\/0\/0 in /);
-  assert.equal(storeOf(medium, VOLUME).list().length, 3);
+  assert.equal((await storeOf(medium, VOLUME).list()).length, 3);
   const weekly = loadConfig({ configPath: env.write({ ARCHIVE_TTL_DAYS: '0', KEEP_LAST: '1' }) });
   assert.deepEqual((await pruneStep(weekly, medium, createLogger([]))).errors, []);
-  assert.equal(storeOf(medium, VOLUME).list().length, 3, 'keep-last 1 still needs the whole chain');
+  assert.equal((await storeOf(medium, VOLUME).list()).length, 3, 'keep-last 1 still needs the whole chain');
 });
 
 test('a volume with a backup running (its volume lock held) is not pruned: prune says so, the run step leaves it for next time', async (t) => {
@@ -261,22 +261,22 @@ test('a volume with a backup running (its volume lock held) is not pruned: prune
   const env = configEnv(t, { BCKDEV: '/dev/null', BCKMNTP: medium });
   await recentNights(medium, scratch, 14);
   await recentNights(medium, scratch, 14, 'db1/data');
-  const busy = await lockVolume(storeOf(medium, VOLUME).dir, VOLUME, createLogger([])); // as prepareBackup holds it
+  const busy = await lockVolume(storeOf(medium, VOLUME), createLogger([])); // as prepareBackup holds it
   try {
     const r = xenbackup(['prune', '--medium', medium, '--host', HOST, '--lock-file', path.join(scratch, 'lock')]);
     assert.equal(r.code, 1, show(r));
     assert.match(r.stderr, /^xenbackup: web1\/root: another backup of this volume is running \(pid \d+ .*\); not pruned$/m);
-    assert.equal(storeOf(medium, VOLUME).list().length, 14);
-    assert.equal(storeOf(medium, 'db1/data').list().length, 7, 'the other volume is pruned');
+    assert.equal((await storeOf(medium, VOLUME).list()).length, 14);
+    assert.equal((await storeOf(medium, 'db1/data').list()).length, 7, 'the other volume is pruned');
     assert.equal(xenbackup(['prune', '--medium', medium, '--host', HOST, '--dry-run']).code, 0, 'a dry run needs no volume lock');
     const step = await pruneStep(loadConfig({ configPath: env.write({}) }), medium, createLogger([]));
     assert.deepEqual(step.errors, []);
     assert.equal(step.warnings.length, 1);
     assert.match(step.warnings[0]!, /^prune web1\/root: another backup of this volume is running .*; not pruned this time$/);
-    assert.equal(storeOf(medium, VOLUME).list().length, 14);
+    assert.equal((await storeOf(medium, VOLUME).list()).length, 14);
   } finally {
-    busy.release();
+    await busy.release();
   }
   assert.deepEqual((await pruneStep(loadConfig({ configPath: env.write({}) }), medium, createLogger([]))).warnings, []);
-  assert.equal(storeOf(medium, VOLUME).list().length, 7);
+  assert.equal((await storeOf(medium, VOLUME).list()).length, 7);
 });

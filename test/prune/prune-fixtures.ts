@@ -15,6 +15,7 @@ import { restore } from '../../src/engines/restore.js';
 import type { Sidecar } from '../../src/medium/sidecar.js';
 import { timeOfId, VolumeStore } from '../../src/repo/volume-store.js';
 import { silentLogger } from '../../src/util/log.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 
 export const HOST = 'prune-host';
 export const DAY_MS = 86_400_000;
@@ -105,7 +106,7 @@ export async function restoredRecord(medium: string, volume: string, id: string,
 }
 
 export function storeOf(medium: string, volume: string): VolumeStore {
-  return new VolumeStore(medium, HOST, volume);
+  return new VolumeStore(new LocalStorage(medium), HOST, volume);
 }
 
 /** Names in a volume's folder, sorted. */

@@ -61,7 +61,7 @@ test('deleting a backup removes its sidecar first, then its archive and manifest
   const { medium, backups, trees } = await nights(scratch, 10, 'zstd'); // fulls on nights 0 and 7
   const store = storeOf(medium, VOLUME);
   const seen: string[] = [];
-  const r = pruneVolume(store, TTL5, {
+  const r = await pruneVolume(store, TTL5, {
     dryRun: false,
     now: pruneAt(9 + 3), // nights 7.. are within 5 days
     afterStep: (step: PruneStep, s: Sidecar) => {
@@ -70,7 +70,7 @@ test('deleting a backup removes its sidecar first, then its archive and manifest
     },
   });
   assert.deepEqual(r.errors, []);
-  assert.deepEqual(idsOf(store.list()), idsOf(backups.slice(7)));
+  assert.deepEqual(idsOf(await store.list()), idsOf(backups.slice(7)));
   assert.deepEqual(r.deleted.map((d) => d.id), idsOf(backups.slice(0, 7)).reverse(), 'newest first');
   for (const d of r.deleted) assert.match(d.files[1]!, /\.(full|incr)\.tar\.zst$/);
   assert.deepEqual(seen.slice(0, 3), [
@@ -89,14 +89,14 @@ test('a dry run deletes nothing and names exactly what the real prune then delet
   const { medium } = await nights(scratch, 9);
   const store = storeOf(medium, VOLUME);
   const before = folderNames(medium, VOLUME).map((n) => `${n} ${fs.statSync(store.pathOf(n)).mtimeMs}`);
-  const dry = pruneVolume(store, TTL5, { dryRun: true, now: pruneAt(12) });
+  const dry = await pruneVolume(store, TTL5, { dryRun: true, now: pruneAt(12) });
   assert.deepEqual(folderNames(medium, VOLUME).map((n) => `${n} ${fs.statSync(store.pathOf(n)).mtimeMs}`), before);
   assert.ok(dry.deleted.length > 0);
   assert.deepEqual(dry.debris, [], 'the files of what a dry run would delete are not debris');
   const cli = xenbackup(['prune', '--medium', medium, '--host', HOST, '--ttl', '5', '--dry-run']);
   assert.equal(cli.code, 0, show(cli));
   assert.deepEqual(folderNames(medium, VOLUME).map((n) => `${n} ${fs.statSync(store.pathOf(n)).mtimeMs}`), before, 'the CLI dry run neither');
-  const real = pruneVolume(store, TTL5, { dryRun: false, now: pruneAt(12) });
+  const real = await pruneVolume(store, TTL5, { dryRun: false, now: pruneAt(12) });
   assert.deepEqual(real.deleted, dry.deleted);
 });
 
@@ -134,7 +134,7 @@ test('prune leaves unclaimed files younger than the newest backup alone: they ma
   const committing = `${backups[2]!.id.replace(/^2026/, '2027')}.incr.tar`; // newer than every sidecar
   fs.writeFileSync(store.pathOf(committing), 'being renamed into place');
   fs.writeFileSync(store.pathOf(`${backups[2]!.id.slice(0, 9)}000001Z.incr.tar.partial`), 'being written');
-  const r = pruneVolume(store, TTL5, { dryRun: false, now: pruneAt(3) });
+  const r = await pruneVolume(store, TTL5, { dryRun: false, now: pruneAt(3) });
   assert.deepEqual(r.debris, []);
   assert.ok(fs.existsSync(store.pathOf(committing)));
   assert.equal(folderNames(medium, VOLUME).length, 3 * 3 + 2);
@@ -148,16 +148,16 @@ test('a deletion that fails stops the volume\'s prune before any base of what is
   const stuck = backups[4]!;
   // An immutable archive (an ext4 attribute): unlink fails with EPERM even for root.
   execFileSync('chattr', ['+i', store.pathOf(stuck.archive)]);
-  let r: ReturnType<typeof pruneVolume>;
+  let r: Awaited<ReturnType<typeof pruneVolume>>;
   try {
-    r = pruneVolume(store, TTL5, { dryRun: false, now: pruneAt(12) });
+    r = await pruneVolume(store, TTL5, { dryRun: false, now: pruneAt(12) });
   } finally {
     execFileSync('chattr', ['-i', store.pathOf(stuck.archive)]); // before the scratch dir is removed
   }
   assert.equal(r.errors.length, 1, r.errors.join('\n'));
   assert.match(r.errors[0]!, new RegExp(`^web1/root: removing .*${stuck.archive}: .*; stopped pruning this volume \\(5 backups left to delete\\)$`));
   assert.deepEqual(r.deleted.map((d) => d.id), [backups[6]!.id, backups[5]!.id]);
-  const left = store.list();
+  const left = await store.list();
   assert.deepEqual(idsOf(left), idsOf([...backups.slice(0, 4), ...backups.slice(7)]), 'its own sidecar went first, the older ones stay whole');
   const listed = JSON.parse(xenbackup(['list', VOLUME, '--medium', medium, '--host', HOST, '--json']).stdout) as Array<{ backups: Array<{ restorable: boolean }> }>;
   assert.ok(listed[0]!.backups.every((b) => b.restorable), 'every listed backup can still be restored');
@@ -168,13 +168,13 @@ test('a volume whose runs failed keeps its last good chain, which restores, howe
   const { medium, backups, trees } = await nights(scratch, 10); // then nothing: the runs fail
   const store = storeOf(medium, VOLUME);
   for (const daysLater of [3, 10, 60, 365]) {
-    const r = pruneVolume(store, TTL5, { dryRun: false, now: pruneAt(9 + daysLater) });
+    const r = await pruneVolume(store, TTL5, { dryRun: false, now: pruneAt(9 + daysLater) });
     assert.deepEqual(r.errors, []);
-    assert.deepEqual(idsOf(store.list()), idsOf(backups.slice(7)), `${daysLater} days after the last good run`);
+    assert.deepEqual(idsOf(await store.list()), idsOf(backups.slice(7)), `${daysLater} days after the last good run`);
   }
   const last = backups[9]!;
   assert.deepEqual(recordDiff(trees.get(last.id)!, await restoredRecord(medium, VOLUME, last.id, scratch)), []);
-  const item = pruneVolume(store, TTL5, { dryRun: true, now: pruneAt(400) }).decision.items.find((i) => i.backup.id === last.id)!;
+  const item = (await pruneVolume(store, TTL5, { dryRun: true, now: pruneAt(400) })).decision.items.find((i) => i.backup.id === last.id)!;
   assert.deepEqual(item.reasons, ['the newest complete restore point (never deleted)']);
 });
 
@@ -184,7 +184,7 @@ test('a damaged sidecar stops the prune of its volume: no deletion while we cann
   const store = storeOf(medium, VOLUME);
   fs.writeFileSync(store.pathOf(sidecarName(backups[8]!)), '{"format": "xenbackup-backup", "trunc');
   const before = folderNames(medium, VOLUME);
-  const r = pruneVolume(store, TTL5, { dryRun: false, now: pruneAt(20) });
+  const r = await pruneVolume(store, TTL5, { dryRun: false, now: pruneAt(20) });
   assert.equal(r.deleted.length, 0);
   assert.match(r.errors.join('\n'), /not valid JSON/);
   assert.match(r.errors.join('\n'), /not pruned while a sidecar cannot be read/);

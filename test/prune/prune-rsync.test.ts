@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeScratchDir } from '../helpers/scratch.js';
-import { prepareMirror } from '../../src/engines/rsync/rsync-mirror.js';
+import { prepareMirror } from '../../src/engines/rsync/rsync-backup.js';
 import { pruneVolume, sidecarName } from '../../src/repo/prune.js';
 import type { Sidecar } from '../../src/medium/sidecar.js';
 import { silentLogger } from '../../src/util/log.js';
@@ -36,7 +36,7 @@ async function mirrorNights(scratch: string, count: number): Promise<{ medium: s
     const record = recordTree(source);
     const at = new Date(START + n * DAY_MS);
     const m = await prepareMirror({ sourceDir: source, medium, host: HOST, volume: VOLUME, logger: silentLogger, now: () => at });
-    const s = m.commit();
+    const s = await m.commit();
     records.set(s.id, record);
     trees.push(s);
   }
@@ -53,7 +53,7 @@ test('rsync trees: deleted whole, sidecar first; kept trees keep their shared ha
   assert.equal(fs.statSync(path.join(store.pathOf(trees[0]!.archive), 'data/big.bin')).ino, bigInode, 'the trees share the unchanged file');
 
   // Stop the first deletion right after its sidecar went (as a crash would).
-  const stopped = pruneVolume(store, TTL5, {
+  const stopped = await pruneVolume(store, TTL5, {
     dryRun: false,
     now: new Date(START + 9 * DAY_MS + 3_600_000),
     afterStep: (step) => {
@@ -63,9 +63,9 @@ test('rsync trees: deleted whole, sidecar first; kept trees keep their shared ha
   const victim = trees[4]!; // nights 5..9 are within 5 days; 4 is the newest to go
   assert.match(stopped.errors.join('\n'), /power cut; stopped pruning this volume \(5 backups left to delete\)/);
   assert.ok(fs.existsSync(store.pathOf(victim.archive)), 'its tree is still there');
-  assert.deepEqual(store.list().map((s) => s.id), trees.filter((s) => s !== victim).map((s) => s.id), 'but it is no longer a backup');
+  assert.deepEqual((await store.list()).map((s) => s.id), trees.filter((s) => s !== victim).map((s) => s.id), 'but it is no longer a backup');
 
-  const r = pruneVolume(store, TTL5, { dryRun: false, now: new Date(START + 9 * DAY_MS + 3_600_000) });
+  const r = await pruneVolume(store, TTL5, { dryRun: false, now: new Date(START + 9 * DAY_MS + 3_600_000) });
   assert.deepEqual(r.errors, []);
   assert.deepEqual(r.deleted.map((d) => d.id), trees.slice(0, 4).map((s) => s.id).reverse());
   assert.deepEqual(r.debris.sort(), [victim.archive, victim.manifest].sort());

@@ -104,14 +104,14 @@ test(`${DAYS} nightly runs, TTL ${TTL_DAYS}, a full every ${FULL_EVERY_DAYS} day
     assert.equal(sidecar.kind, day % FULL_EVERY_DAYS === 0 ? 'full' : 'incremental', `night ${day}: ${sidecar.id}`);
     const store = storeOf(medium, VOLUME);
     peakBytesBeforePrune = Math.max(peakBytesBeforePrune, folderBytes(medium, VOLUME));
-    peakBackupsBeforePrune = Math.max(peakBackupsBeforePrune, store.list().length);
+    peakBackupsBeforePrune = Math.max(peakBackupsBeforePrune, (await store.list()).length);
 
     const pruneAt = night + 3_600_000; // an hour after the backup started
-    const result = pruneVolume(store, rules, { dryRun: false, now: new Date(pruneAt) });
+    const result = await pruneVolume(store, rules, { dryRun: false, now: new Date(pruneAt) });
     assert.deepEqual(result.errors, [], `night ${day}`);
     deletedTotal += result.deleted.length;
 
-    const onMedium = store.list();
+    const onMedium = await store.list();
     const { promised, needed } = expectedOnMedium(onMedium, pruneAt);
     assert.deepEqual(
       onMedium.map((b) => b.id),

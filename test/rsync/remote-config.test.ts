@@ -12,7 +12,25 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../../src/config/settings.js';
-import { CliError, resolveMedium } from '../../src/cli/common.js';
+import { CliError, resolveMedium as resolveStorage, type ResolvedMedium, type SshCliOptions } from '../../src/cli/common.js';
+import type { RemoteTarget, SshOptions } from '../../src/host/remote-target.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
+import { SshStorage } from '../../src/storage/ssh-storage.js';
+import { silentLogger } from '../../src/util/log.js';
+
+type Described = { kind: 'local'; dir: string } | { kind: 'remote'; remote: { target: RemoteTarget; ssh: SshOptions }; shown: string };
+
+/** What resolveMedium chose, as plain data: a local folder's path, or the ssh server's target and settings. */
+function described(r: ResolvedMedium): Described {
+  if (r.storage instanceof LocalStorage) return { kind: 'local', dir: r.storage.root };
+  if (r.storage instanceof SshStorage) return { kind: 'remote', remote: { target: r.storage.target, ssh: r.storage.ssh }, shown: r.shown };
+  throw new Error(`resolveMedium gave a ${r.storage.kind} storage`);
+}
+
+/** resolveMedium (which now gives a storage) described as data, so the assertions compare values. */
+function resolveMedium(spec: string, o: SshCliOptions, cfg?: Config): Described {
+  return described(resolveStorage(spec, o, silentLogger, cfg));
+}
 
 const HOST = { hostname: 'testhost', fqdn: 'testhost.example.org', domain: 'example.org' };
 

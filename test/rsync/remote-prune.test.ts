@@ -1,5 +1,5 @@
 /**
- * Prune on the remote target (repo/remote-prune.ts) against a real sshd on
+ * Prune on the remote target (repo/prune.ts over storage/ssh-storage.ts) against a real sshd on
  * 127.0.0.1: the dry run measures and removes nothing; a real prune keeps
  * what the rules say and the newest restore point; a deletion that fails
  * half way (a file made immutable with chattr +i, so rm -rf of its tree
@@ -12,10 +12,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { prepareRemoteMirror } from '../../src/engines/rsync/rsync-remote.js';
+import { prepareMirror } from '../../src/engines/rsync/rsync-backup.js';
 import { parseRemoteTarget } from '../../src/host/remote-target.js';
-import { pruneRemoteVolume } from '../../src/repo/remote-prune.js';
-import { listRemote, remoteVolumeDir, type RemoteMedium } from '../../src/repo/remote-volume.js';
+import { pruneVolumeLocked } from '../../src/repo/prune.js';
+import { VolumeStore } from '../../src/repo/volume-store.js';
+import { SshStorage } from '../../src/storage/ssh-storage.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
 import { makeScratchDir, type CleanupContext } from '../helpers/scratch.js';
 import { ensureRunSshd, startSshd } from './sshd-fixture.js';
@@ -38,25 +39,27 @@ test('remote prune: dry run, the rules and the newest kept, a deletion that fail
   const src = path.join(dir, 'src');
   fs.mkdirSync(src);
   fs.writeFileSync(path.join(src, 'shared'), 'in every tree\n'.repeat(1000));
-  const m: RemoteMedium = { target: parseRemoteTarget(`root@127.0.0.1:${path.join(dir, 'remote')}`), ssh: sshd.ssh };
+  const remote = path.join(dir, 'remote');
   const sink = new MemorySink();
   const log = createLogger([sink.sink], 'debug');
+  const storage = new SshStorage(parseRemoteTarget(`root@127.0.0.1:${remote}`), sshd.ssh, log);
+  const store = new VolumeStore(storage, HOST, VOLUME);
   // Three nightly trees, a day apart.
   let clock = Date.UTC(2026, 10, 1, 3, 0, 0);
   const now = (): Date => new Date(clock);
   const ids: string[] = [];
   for (let night = 0; night < 3; night++) {
     fs.writeFileSync(path.join(src, 'nightly'), `night ${night}\n`.repeat(100));
-    const sc = await (await prepareRemoteMirror({ ...m, sourceDir: src, host: HOST, volume: VOLUME, logger: log, now })).commit();
+    const sc = await (await prepareMirror({ medium: storage, sourceDir: src, host: HOST, volume: VOLUME, logger: log, now })).commit();
     ids.push(sc.id);
     clock += DAY;
   }
-  const vdir = remoteVolumeDir(m.target, HOST, VOLUME);
+  const vdir = path.join(remote, HOST, VOLUME); // the volume's folder on the server, <path>/<host>/<domU>/<part>
   const names = (): string[] => fs.readdirSync(vdir).sort();
   const all = names();
   const rules = { ttlDays: 0, keepLast: 1, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 };
 
-  const dry = await pruneRemoteVolume(m, HOST, VOLUME, rules, { dryRun: true, now: now(), logger: log });
+  const dry = await pruneVolumeLocked(store, rules, { dryRun: true, now: now(), logger: log });
   assert.deepEqual(dry.deleted.map((d) => d.id), [ids[1], ids[0]], 'newest first');
   assert.ok(dry.deleted.every((d) => d.bytes > 0 && d.bytes < 100_000), 'only what each tree holds alone (the shared file is a hardlink)');
   assert.deepEqual(dry.decision.keep.map((s) => s.id), [ids[2]]);
@@ -68,16 +71,16 @@ test('remote prune: dry run, the rules and the newest kept, a deletion that fail
   shared.after(() => {
     if (fs.existsSync(stuck)) execFileSync('chattr', ['-i', stuck], { stdio: 'ignore' });
   });
-  const failed = await pruneRemoteVolume(m, HOST, VOLUME, rules, { dryRun: false, now: now(), logger: log });
+  const failed = await pruneVolumeLocked(store, rules, { dryRun: false, now: now(), logger: log });
   assert.deepEqual(failed.deleted.map((d) => d.id), [ids[1]]);
   assert.equal(failed.errors.length, 1);
-  assert.match(failed.errors[0]!, new RegExp(`web1/root: pruning root@127\\.0\\.0\\.1:.* failed: removing .*${ids[0]}\\.tree .*; stopped pruning this volume \\(1 backups left to delete\\)`));
-  assert.deepEqual((await listRemote(m, HOST, VOLUME, log)).map((s) => s.id), [ids[2]], 'the half-deleted backup is no longer listed: its sidecar went first');
+  assert.match(failed.errors[0]!, new RegExp(`web1/root: removing root@127\\.0\\.0\\.1:.*/${ids[0]}\\.tree: .* failed: .*; stopped pruning this volume \\(1 backups left to delete\\)`));
+  assert.deepEqual((await store.list()).map((s) => s.id), [ids[2]], 'the half-deleted backup is no longer listed: its sidecar went first');
   assert.ok(!names().includes('.backup.lock'), 'the lock was released');
   assert.ok(!names().includes(`${ids[0]}.tree.json`));
 
   execFileSync('chattr', ['-i', stuck]);
-  const next = await pruneRemoteVolume(m, HOST, VOLUME, rules, { dryRun: false, now: now(), logger: log });
+  const next = await pruneVolumeLocked(store, rules, { dryRun: false, now: now(), logger: log });
   assert.deepEqual(next.errors, []);
   assert.deepEqual(next.deleted, []);
   assert.ok(next.debris.includes(`${ids[0]}.tree`), next.debris.join(' '));

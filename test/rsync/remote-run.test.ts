@@ -195,7 +195,7 @@ test('run with RSYNC_TARGET unreachable (sshd stopped): that volume fails with a
 
   const r = await env.cli(['run', '-c', conf], lvm.env);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, new RegExp(`web1/root: xenbackup-open on ${spec.replace(/[.]/g, '\\.')}/${HOST}/web1/root failed: .*Connection refused`));
+  assert.match(r.stderr, new RegExp(`web1/root: xenbackup-mkdir on ${spec.replace(/[.]/g, '\\.')}/${HOST}/web1/root failed: .*Connection refused`));
   assert.match(r.stderr, /dom0\/root: ok \(full\)/);
   assert.match(r.stderr, /outcome: \[xenbackup\] FAILED testhost\.example\.org: 1\/2 volumes ok/);
   assert.deepEqual(lvm.lvNames(), ['web1-root'], 'the snapshot was removed');

@@ -9,9 +9,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { prepareMirror } from '../../src/engines/rsync/rsync-mirror.js';
+import { prepareMirror } from '../../src/engines/rsync/rsync-backup.js';
 import { restore } from '../../src/engines/restore.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
 import { makeScratchDir, withLoopFs, type CleanupContext } from '../helpers/scratch.js';
 import { buildTortureTree } from '../helpers/torture-tree.js';
@@ -51,12 +52,12 @@ test('unchanged files of the second tree are hardlinks into the first; changed a
   const now = steppingClock();
   const { log } = logger();
   const req = { sourceDir: src, medium, host: HOST, volume: VOLUME, logger: log, now };
-  const first = (await prepareMirror(req)).commit();
+  const first = await (await prepareMirror(req)).commit();
   fs.writeFileSync(path.join(src, 'etc/change'), 'two\n');
   fs.writeFileSync(path.join(src, 'etc/new'), 'new\n');
   fs.rmSync(path.join(src, 'gone'));
-  const second = (await prepareMirror(req)).commit();
-  const store = new VolumeStore(medium, HOST, VOLUME);
+  const second = await (await prepareMirror(req)).commit();
+  const store = new VolumeStore(new LocalStorage(medium), HOST, VOLUME);
   const ino = (sc: { archive: string }, rel: string): bigint => fs.statSync(path.join(store.pathOf(sc.archive), rel), { bigint: true }).ino;
   assert.equal(ino(first, 'etc/keep'), ino(second, 'etc/keep'), 'an unchanged file must be a hardlink to the previous tree');
   assert.notEqual(ino(first, 'etc/change'), ino(second, 'etc/change'));
@@ -79,7 +80,7 @@ test('a torture tree restores exactly from an rsync tree', async (t) => {
   // rsync reads a sparse file's holes as zeros: keep its apparent size small here.
   await buildTortureTree(src, { bigFileSize: 8 << 20, sparseApparentSize: 256 << 20, socket: false });
   const { log } = logger();
-  const sc = (await prepareMirror({ sourceDir: src, medium, host: HOST, volume: VOLUME, logger: log, now: steppingClock() })).commit();
+  const sc = await (await prepareMirror({ sourceDir: src, medium, host: HOST, volume: VOLUME, logger: log, now: steppingClock() })).commit();
   assert.equal(sc.status, 'complete', sc.unreadable.join('; '));
   const target = path.join(dir, 'restored');
   const r = await restore({ medium, host: HOST, volume: VOLUME, paths: [], targetDir: target, force: false, logger: log });
@@ -99,7 +100,7 @@ test('a failed rsync (medium full) leaves no tree that looks complete, and the e
   const { log } = logger();
   const now = steppingClock();
   const req = { sourceDir: src, medium: small.dir, host: HOST, volume: VOLUME, logger: log, now };
-  const first = (await prepareMirror(req)).commit();
+  const first = await (await prepareMirror(req)).commit();
   // Random data does not compress or dedupe: 48 MiB cannot fit on a 32 MiB filesystem.
   const fd = fs.openSync(path.join(src, 'big'), 'w');
   const chunk = Buffer.alloc(1 << 20);
@@ -109,10 +110,10 @@ test('a failed rsync (medium full) leaves no tree that looks complete, and the e
   }
   fs.closeSync(fd);
   await assert.rejects(prepareMirror(req), /rsync/);
-  const store = new VolumeStore(small.dir, HOST, VOLUME);
+  const store = new VolumeStore(new LocalStorage(small.dir), HOST, VOLUME);
   const names = fs.readdirSync(store.dir);
   assert.deepEqual(names.filter((n) => n.endsWith('.partial')), [], 'the partial tree is removed');
-  assert.deepEqual(store.list().map((s) => s.id), [first.id], 'only the first backup exists');
+  assert.deepEqual((await store.list()).map((s) => s.id), [first.id], 'only the first backup exists');
   const target = path.join(dir, 'restored');
   await restore({ medium: small.dir, host: HOST, volume: VOLUME, paths: [Buffer.from('small')], targetDir: target, force: false, logger: log });
   assert.equal(fs.readFileSync(path.join(target, 'small'), 'utf8'), 'fits\n');
@@ -128,8 +129,8 @@ test('another filesystem inside the source is kept as an empty directory, and th
   const { log } = logger();
   const prepared = await prepareMirror({ sourceDir: src, medium, host: HOST, volume: VOLUME, logger: log, now: steppingClock() });
   assert.deepEqual(prepared.otherFilesystems, ['boot']);
-  const sc = prepared.commit();
-  const tree = new VolumeStore(medium, HOST, VOLUME).pathOf(sc.archive);
+  const sc = await prepared.commit();
+  const tree = new VolumeStore(new LocalStorage(medium), HOST, VOLUME).pathOf(sc.archive);
   assert.deepEqual(fs.readdirSync(path.join(tree, 'boot')), []);
   assert.equal(fs.readFileSync(path.join(tree, 'kept'), 'utf8'), 'on the source filesystem\n');
 });

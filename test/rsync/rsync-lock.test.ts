@@ -4,10 +4,11 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { prepareMirror } from '../../src/engines/rsync/rsync-mirror.js';
+import { prepareMirror } from '../../src/engines/rsync/rsync-backup.js';
 import { prepareBackup } from '../../src/engines/tar/tar-backup.js';
 import { VolumeBusyError } from '../../src/repo/volume-lock.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 
@@ -30,12 +31,12 @@ test('an rsync mirror in progress locks its volume: a second mirror or tar backu
     VolumeBusyError,
   );
   assert.ok(fs.existsSync(partial), 'the refused backups left the partial tree alone');
-  const sidecar = first.commit();
-  assert.equal(new VolumeStore(medium, 'h', 'web1/root').list().at(-1)?.id, sidecar.id);
+  const sidecar = await first.commit();
+  assert.equal((await new VolumeStore(new LocalStorage(medium), 'h', 'web1/root').list()).at(-1)?.id, sidecar.id);
 
   // Released by commit (and by abort): the next mirror works.
   const second = await prepareMirror(req);
   await second.abort();
-  (await prepareMirror(req)).commit();
-  assert.equal(new VolumeStore(medium, 'h', 'web1/root').list().length, 2);
+  await (await prepareMirror(req)).commit();
+  assert.equal((await new VolumeStore(new LocalStorage(medium), 'h', 'web1/root').list()).length, 2);
 });

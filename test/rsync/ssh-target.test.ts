@@ -23,13 +23,17 @@ import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fetchRemoteIndex, restoreFromRemote } from '../../src/engines/rsync/rsync-remote-restore.js';
-import { prepareRemoteMirror } from '../../src/engines/rsync/rsync-remote.js';
-import { listRemote, listRemoteVolumes, remoteVolumeDir, type RemoteMedium } from '../../src/repo/remote-volume.js';
-import { isRemoteTarget, parseRemoteTarget, sshArgv, type SshOptions } from '../../src/host/remote-target.js';
+import { restore, type RestoreRequest, type RestoreResult } from '../../src/engines/restore.js';
+import { prepareMirror, type MirrorRequest } from '../../src/engines/rsync/rsync-backup.js';
+import { volumesOnMedium } from '../../src/repo/medium-index.js';
+import { isRemoteTarget, parseRemoteTarget, rsyncRemotePath, rsyncSshArgs, sshArgv, type RemoteTarget, type SshOptions } from '../../src/host/remote-target.js';
 import { runRemote } from '../../src/host/ssh.js';
 import { VolumeBusyError } from '../../src/repo/volume-lock.js';
 import { VolumeStore } from '../../src/repo/volume-store.js';
+import { LocalStorage } from '../../src/storage/local-storage.js';
+import { SshStorage } from '../../src/storage/ssh-storage.js';
+import type { Sidecar } from '../../src/medium/sidecar.js';
+import type { Logger } from '../../src/util/log.js';
 import { createLogger, MemorySink } from '../../src/util/log.js';
 import { makeScratchDir, withLoopFs, type CleanupContext } from '../helpers/scratch.js';
 import { buildTortureTree } from '../helpers/torture-tree.js';
@@ -66,8 +70,57 @@ function sharedSshd(): Promise<Sshd> {
   return (sharedServer ??= startSshd(shared));
 }
 
+/** A remote medium as these tests name it: the server and the ssh settings (each call makes its SshStorage). */
+interface RemoteMedium {
+  target: RemoteTarget;
+  ssh: SshOptions;
+}
+
 function remoteMedium(sshd: Sshd, remotePath: string): RemoteMedium {
   return { target: parseRemoteTarget(`root@127.0.0.1:${remotePath}`), ssh: sshd.ssh };
+}
+
+/** The remote volume folder: <path>/<host>/<domU>/<part>. */
+function remoteVolumeDir(target: RemoteTarget, host: string, volume: string): string {
+  return path.posix.join(target.path, host, volume);
+}
+
+/** A mirror to the remote medium: prepareMirror over an SshStorage with the request's ssh settings. */
+function prepareRemoteMirror(req: RemoteMedium & Omit<MirrorRequest, 'medium'>): ReturnType<typeof prepareMirror> {
+  const { target, ssh, ...rest } = req;
+  return prepareMirror({ ...rest, medium: new SshStorage(target, ssh, req.logger) });
+}
+
+/** The remote volume's backups, as the local code lists them (VolumeStore over the SshStorage). */
+function listRemote(m: RemoteMedium, host: string, volume: string, log: Logger): Promise<Sidecar[]> {
+  return new VolumeStore(new SshStorage(m.target, m.ssh, log), host, volume).list();
+}
+
+async function listRemoteVolumes(m: RemoteMedium, host: string, log: Logger): Promise<string[]> {
+  return (await volumesOnMedium(new SshStorage(m.target, m.ssh, log), host)).map((s) => s.volume).sort();
+}
+
+/** A restore from the remote medium, and what its check after the copy covered (from its summary and warnings). */
+async function restoreFromRemote(req: RemoteMedium & Omit<RestoreRequest, 'medium'>): Promise<RestoreResult & { filesChecked: number; unchecked: number }> {
+  const { target, ssh, ...rest } = req;
+  const r = await restore({ ...rest, medium: new SshStorage(target, ssh, req.logger) });
+  const checked = /; (\d+) files checked$/.exec(r.summary);
+  if (!checked) throw new Error(`no count of checked files in the summary: ${r.summary}`);
+  const sparse = r.warnings.map((w) => /^(\d+) sparse file\(s\) not checked/.exec(w)).find((m) => m !== null);
+  return { ...r, filesChecked: Number(checked[1]), unchecked: sparse ? Number(sparse[1]) : 0 };
+}
+
+/**
+ * Copies one host's index (every volume's sidecars and manifests, no trees)
+ * from the remote medium into localMedium/<host>/ with rsync, as the
+ * removed fetchRemoteIndex did, to show the remote layout is a local medium's.
+ */
+function fetchRemoteIndex(m: RemoteMedium, host: string, localMedium: string): void {
+  const into = path.join(localMedium, host);
+  fs.mkdirSync(into, { recursive: true, mode: 0o700 });
+  const filters = ['--include=/*/', '--include=/*/*/', '--include=/*/*/*.json', '--include=/*/*/*.manifest', '--exclude=*'];
+  const from = rsyncRemotePath(m.target, path.posix.join(m.target.path, host) + '/');
+  execFileSync('rsync', ['-s', ...rsyncSshArgs(m.ssh), '-rtp', '--chmod=D700,F600', '--delete', ...filters, from, into + '/']);
 }
 
 /** Inode numbers as the remote host sees them. */
@@ -131,8 +184,8 @@ test('over ssh: two backups of a torture tree, unchanged files hardlinked on the
   assert.deepEqual(await listRemoteVolumes(m, HOST, log), [VOLUME]);
   // The layout is a local medium's: a copy of the index reads with the local code.
   const index = path.join(dir, 'index');
-  await fetchRemoteIndex(m, HOST, index, log);
-  assert.deepEqual(new VolumeStore(index, HOST, VOLUME).list().map((s) => s.id), [first.id, second.id]);
+  fetchRemoteIndex(m, HOST, index);
+  assert.deepEqual((await new VolumeStore(new LocalStorage(index), HOST, VOLUME).list()).map((s) => s.id), [first.id, second.id]);
 
   // One file as of the first backup: a deleted one, and one under a name that is not valid UTF-8.
   const odd = tree.nonUtf8Names.find((p) => tree.regularFiles.some((f) => f.equals(p)) && p.includes(0x2f))!;

@@ -134,7 +134,10 @@ export async function prepareMirror(req: MirrorRequest): Promise<PreparedMirror>
       };
     } catch (e) {
       manifest?.abort();
-      await storage.remove(store.folder, storage.stagedName(names.archive)).catch(() => undefined);
+      // An unreachable host keeps it: the next run removes it as debris, after taking over this dead process's lock.
+      await storage.remove(store.folder, storage.stagedName(names.archive)).catch((r: Error) => {
+        log.warn(`${req.volume}: could not remove the partial tree ${store.show(storage.stagedName(names.archive))}: ${r.message}`);
+      });
       throw e;
     } finally {
       if (temp) fs.rmSync(temp, { recursive: true, force: true });
