@@ -12,6 +12,7 @@
  * the image's size). Fields are only ever added.
  */
 import type { Command } from 'commander';
+import pLimit from 'p-limit';
 import { needs } from '../core/chain.js';
 import { describeRules, RetentionRulesError, type RetentionRules } from '../core/retention.js';
 import { backupBytes, pruneVolume, type VolumePruneResult } from '../repo/prune.js';
@@ -121,21 +122,22 @@ export async function listVolumeDetail(store: VolumeStore, rules: RetentionRules
       return [];
     }
   };
-  const listed = listedBackups(store, sidecars);
-  const backups: ListedBackupDetail[] = [];
-  for (const [i, b] of listed.entries()) {
+  // A few sizes at once: on an ssh server each is a round trip.
+  const limit = pLimit(4);
+  const sizes = await Promise.all(sidecars.map((s) => limit(() => backupBytes(store, s))));
+  const backups = listedBackups(store, sidecars).map((b, i): ListedBackupDetail => {
     const s = sidecars[i]!;
     const need = needsOf(s);
     const verdict = item.get(s.id);
-    backups.push({
+    return {
       ...b,
       needs: need,
       restorable: need.length > 0,
-      sizeBytes: await backupBytes(store, s),
+      sizeBytes: sizes[i]!,
       restoreBytes: need.reduce((n, id) => n + archiveBytesOf(byId.get(id)!), 0),
       prune: verdict ? { action: verdict.keep ? 'keep' : 'delete', reasons: verdict.reasons } : null,
-    });
-  }
+    };
+  });
   const chains = new Map<string, ListedChain>();
   for (const b of backups) {
     const c = chains.get(b.chain) ?? { full: b.chain, backups: [], archiveBytes: 0, sizeBytes: 0, restorable: byId.get(b.chain)?.kind === 'full' };

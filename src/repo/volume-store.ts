@@ -14,6 +14,7 @@ import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
 import { PARTIAL_SUFFIX } from '../medium/atomic-file.js';
 import { BACKUP_FILE_RE, backupFileNames, isPlainName, SIDECAR_SUFFIX, sidecarName } from '../medium/layout.js';
 import { MediumDamage } from '../medium/medium-error.js';
+import pLimit from 'p-limit';
 import type { Storage } from '../storage/storage.js';
 import { parseSidecar, type BackupKind, type Sidecar } from '../medium/sidecar.js';
 
@@ -94,15 +95,25 @@ export class VolumeStore {
   async list(onProblem?: (msg: string) => void): Promise<Sidecar[]> {
     const items = await this.storage.list(this.folder);
     if (!items) return [];
+    // A few reads at once: on an ssh server (or an object store) each is a round trip.
+    const limit = pLimit(SIDECAR_READS);
+    const read = await Promise.all(
+      items
+        .filter(({ name }) => name.endsWith(SIDECAR_SUFFIX))
+        .map(({ name }) =>
+          limit(async (): Promise<Sidecar | Error> => {
+            try {
+              return parseSidecar((await this.storage.read(this.folder, name, MAX_SIDECAR_BYTES)).toString('utf8'), this.show(name), name);
+            } catch (e) {
+              return e as Error;
+            }
+          }),
+        ),
+    );
     const out: Sidecar[] = [];
-    for (const { name } of items) {
-      if (!name.endsWith(SIDECAR_SUFFIX)) continue;
-      const file = this.show(name);
-      try {
-        out.push(parseSidecar((await this.storage.read(this.folder, name, MAX_SIDECAR_BYTES)).toString('utf8'), file, name));
-      } catch (e) {
-        onProblem?.((e as Error).message);
-      }
+    for (const r of read) {
+      if (r instanceof Error) onProblem?.(r.message);
+      else out.push(r);
     }
     out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return consistentChains(out, (s, what) => onProblem?.(new MediumDamage(this.show(sidecarName(s)), what).message));
@@ -147,6 +158,9 @@ export class VolumeStore {
     return removed;
   }
 }
+
+/** Sidecars read at once by list(). */
+const SIDECAR_READS = 4;
 
 /** A sidecar is a few kilobytes (its frame index grows by ~30 bytes per 8 MiB); more is not one of ours. */
 const MAX_SIDECAR_BYTES = 64 << 20;
