@@ -21,7 +21,8 @@ import { formatBytes } from '../report/format.js';
 import { pruneUnderRunLock, rulesOfConfig, summarizeVolumePrune } from '../run/prune-step.js';
 import { LocalStorage } from '../storage/local-storage.js';
 import type { Logger } from '../util/log.js';
-import { addSshOptions, CliError, defaultHost, EXIT, openConsole, requireMediumRoot, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
+import { addSshOptions, CliError, defaultHost, EXIT, openConsole, type SshCliOptions } from './common.js';
+import { requireMediumRoot, resolveMedium, type ResolvedMedium } from './medium-option.js';
 
 /** The retention options, as on the command line (strings until parsed). */
 export interface RuleOptions {

@@ -13,7 +13,8 @@ import { loadEngine } from '../engines/registry.js';
 import { chooseBackup, withPlanBlocks } from '../engines/restore-point.js';
 import { RestoreError } from '../engines/restore-errors.js';
 import { VolumeStore } from '../repo/volume-store.js';
-import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, requireMediumRoot, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
+import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, type SshCliOptions } from './common.js';
+import { requireMediumRoot, resolveMedium, type ResolvedMedium } from './medium-option.js';
 import type { Logger } from '../util/log.js';
 import type { Sidecar } from '../medium/sidecar.js';
 

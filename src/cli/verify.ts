@@ -13,7 +13,8 @@ import { parseVolumeName, VolumeStore } from '../repo/volume-store.js';
 import { verifyVolume, VerifyUsageError, type VerifyDepth, type VerifyProblem, type VolumeVerification } from '../engines/verify.js';
 import { LocalStorage } from '../storage/local-storage.js';
 import type { Logger } from '../util/log.js';
-import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, requireMediumRoot, resolveMedium, type ResolvedMedium, type SshCliOptions } from './common.js';
+import { addSshOptions, CliError, defaultHost, EXIT, openConsole, parseAt, type SshCliOptions } from './common.js';
+import { requireMediumRoot, resolveMedium, type ResolvedMedium } from './medium-option.js';
 import { requireMountedMedium } from './prune.js';
 import { loadConfigOrExit } from './run.js';
 

@@ -65,8 +65,8 @@ export async function prepareTwoPhase<S extends Sidecar, R extends object>(
   let staged: StagedBackup<S>;
   let id: string;
   try {
-    for (const name of await store.removeDebris()) log.warn(`${volume}: removed ${name}, left by an interrupted run (in ${store.dir})`);
-    const backups = await store.list((msg) => log.warn(msg));
+    const { removed, backups } = await store.tidy((msg) => log.warn(msg));
+    for (const name of removed) log.warn(`${volume}: removed ${name}, left by an interrupted run (in ${store.dir})`);
     const chosen = await nextBackupId(backups, now, volume, store.dir);
     id = chosen.id;
     ({ report, staged } = await stage({ backups, id: chosen.id, started: chosen.started }));

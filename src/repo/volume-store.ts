@@ -94,13 +94,17 @@ export class VolumeStore {
   /** Complete backups, oldest first. A damaged sidecar is reported, not fatal for the others. */
   async list(onProblem?: (msg: string) => void): Promise<Sidecar[]> {
     const items = await this.storage.list(this.folder);
-    if (!items) return [];
+    return items ? this.backupsIn(items.map((i) => i.name), onProblem) : [];
+  }
+
+  /** The backups whose sidecars are among `names`, oldest first. */
+  private async backupsIn(names: string[], onProblem?: (msg: string) => void): Promise<Sidecar[]> {
     // A few reads at once: on an ssh server (or an object store) each is a round trip.
     const limit = pLimit(SIDECAR_READS);
     const read = await Promise.all(
-      items
-        .filter(({ name }) => name.endsWith(SIDECAR_SUFFIX))
-        .map(({ name }) =>
+      names
+        .filter((name) => name.endsWith(SIDECAR_SUFFIX))
+        .map((name) =>
           limit(async (): Promise<Sidecar | Error> => {
             try {
               return parseSidecar((await this.storage.read(this.folder, name, MAX_SIDECAR_BYTES)).toString('utf8'), this.show(name), name);
@@ -137,14 +141,14 @@ export class VolumeStore {
 
   /**
    * Removes what an interrupted run left: staged (".partial") files, and
-   * archives or manifests that no sidecar claims. Call only holding the
-   * volume's lock. Returns the names removed.
+   * archives or manifests that no sidecar claims; and lists the backups, in
+   * the same look at the folder. Call only holding the volume's lock.
    */
-  async removeDebris(): Promise<string[]> {
-    const names = await this.names();
-    if (names.length === 0) return [];
+  async tidy(onProblem?: (msg: string) => void): Promise<{ removed: string[]; backups: Sidecar[] }> {
+    const names = (await this.storage.list(this.folder))?.map((i) => i.name) ?? [];
+    const backups = await this.backupsIn(names, onProblem);
     const claimed = new Set<string>();
-    for (const s of await this.list()) {
+    for (const s of backups) {
       claimed.add(s.archive);
       claimed.add(s.manifest);
     }
@@ -155,7 +159,12 @@ export class VolumeStore {
         removed.push(name);
       }
     }
-    return removed;
+    return { removed, backups };
+  }
+
+  /** tidy(), for callers that want only the names removed. */
+  async removeDebris(): Promise<string[]> {
+    return (await this.tidy()).removed;
   }
 }
 
