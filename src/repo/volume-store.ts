@@ -12,7 +12,7 @@
 import type { Compression } from '../medium/layout.js';
 import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
 import { PARTIAL_SUFFIX } from '../medium/atomic-file.js';
-import { BACKUP_FILE_RE, backupFileNames, isPlainName, SIDECAR_SUFFIX, sidecarName } from '../medium/layout.js';
+import { BACKUP_FILE_RE, backupFileNames, isPlainName, SIDECAR_FILE_RE, SIDECAR_SUFFIX, sidecarName } from '../medium/layout.js';
 import { MediumDamage } from '../medium/medium-error.js';
 import pLimit from 'p-limit';
 import type { Storage } from '../storage/storage.js';
@@ -152,9 +152,13 @@ export class VolumeStore {
       claimed.add(s.archive);
       claimed.add(s.manifest);
     }
+    // A sidecar that is there but damaged (or names a chain its base disagrees with) is reported, not
+    // a licence to delete: the files of its id stay until someone repairs or removes it.
+    const sidecarIds = new Set(names.flatMap((n) => SIDECAR_FILE_RE.exec(n)?.[1] ?? []));
     const removed: string[] = [];
     for (const name of names) {
-      if (name.endsWith(PARTIAL_SUFFIX) || (BACKUP_FILE_RE.test(name) && !claimed.has(name))) {
+      const id = BACKUP_FILE_RE.exec(name)?.[1];
+      if (name.endsWith(PARTIAL_SUFFIX) || (id !== undefined && !claimed.has(name) && !sidecarIds.has(id))) {
         await this.storage.remove(this.folder, name);
         removed.push(name);
       }

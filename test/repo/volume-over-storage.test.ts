@@ -177,3 +177,18 @@ test('a folder of the volume planted as a symlink is damage for list, backup and
   await assert.rejects(store.ensure(), MediumDamage);
   await assert.rejects(pruneVolumeLocked(store, { ttlDays: 2, keepLast: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }, { dryRun: false, now: new Date() }), MediumDamage);
 });
+
+test('a damaged sidecar is reported, and the files of its backup are not taken for debris', async () => {
+  const storage = new MemoryStorage();
+  const store = new VolumeStore(storage, HOST, VOLUME);
+  const [full, incr] = await nights(storage, Date.UTC(2026, 10, 1, 2), 2);
+  // Bit rot in the incremental's sidecar: it no longer parses.
+  storage.plant(FOLDER, `${incr!.manifest.replace(/\.manifest$/, '.json')}`, 'file', Buffer.from('{"format": "xenbackup-backup", "vers'));
+  const problems: string[] = [];
+  const { removed, backups } = await store.tidy((m) => problems.push(m));
+  assert.deepEqual(removed, []);
+  assert.deepEqual(backups.map((b) => b.id), [full!.id]);
+  assert.equal(problems.length, 1, problems.join('\n'));
+  const left = (await storage.list(FOLDER))!.map((i) => i.name);
+  assert.ok(left.includes(incr!.archive) && left.includes(incr!.manifest), left.join(' '));
+});
