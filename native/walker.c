@@ -303,6 +303,11 @@ static int walk_order(const char *a, size_t an, const char *b, size_t bn) {
 
 /* The first slot to list, or NULL when none may be claimed now. Called with the lock held. */
 static listing *claimable(walker *w) {
+  /* The slot the archiver waits for next is claimable whatever the bounds. Slots listed ahead of it
+     count against them (a thread that ran ahead while another listed a parent; listings made before
+     prefetching began, when only bytes were bounded), and if they could keep it from being listed,
+     the walk would wait for itself: a backup that never ends. */
+  if (w->head && w->head->state == PENDING) return w->scan_from = w->head;
   if (w->prefetch_max && w->claimed >= MAX_OPEN) return NULL;
   if (w->claimed > 0 && w->claimed_bytes >= (w->prefetch_max ? MAX_BYTES_PREFETCH : MAX_BYTES_LISTING)) return NULL;
   for (listing *l = w->scan_from ? w->scan_from : w->head; l; l = l->next)

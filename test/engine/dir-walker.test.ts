@@ -295,3 +295,26 @@ test('a listed directory opened again for a changed child is opened as it was li
     walker.stop();
   }
 });
+
+test('turned to prefetching after a thread ran ahead of a slow directory, the walk still ends (it waited for itself before)', { timeout: 180_000 }, (t) => {
+  // One thread lists d0, 200,000 entries, slowly; meanwhile the other, listing only, runs through the
+  // 300 small directories of d1..d3. Then the backup turns prefetching on, which bounds the listings
+  // waiting to 64; d0's subdirectory z, inserted in front of all of them, must still be listed. The
+  // walk runs in a child with a time limit: before the fix the archiver's next() waited forever.
+  const root = tempDir(t);
+  fs.mkdirSync(path.join(root, 'd0', 'z'), { recursive: true });
+  for (let i = 0; i < 200_000; i++) fs.writeFileSync(path.join(root, 'd0', `f${i}`), '');
+  for (let j = 1; j <= 3; j++) for (let i = 0; i < 100; i++) fs.mkdirSync(path.join(root, `d${j}`, `s${i}`), { recursive: true });
+  const xbfs = new URL('../../src/native/xbfs.js', import.meta.url).href;
+  const script = `
+    const { walkerNative } = await import(${JSON.stringify(xbfs)});
+    const h = walkerNative.start(Buffer.from(${JSON.stringify(root)}), [], false, 0, false, 2);
+    await new Promise((r) => setTimeout(r, 40));
+    walkerNative.prefetch(h, 65536);
+    let n = 0;
+    while (walkerNative.next(h)) n++;
+    walkerNative.stop(h);
+    console.log(n);`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 60_000, encoding: 'utf8' });
+  assert.equal(Number(out.trim()), 1 + 4 + 1 + 300, 'the root, d0..d3, z and the 300 small directories');
+});
