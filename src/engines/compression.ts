@@ -13,8 +13,6 @@ import type { Compression } from '../medium/layout.js';
 
 export { ARCHIVE_EXTENSION, COMPRESSIONS, type Compression } from '../medium/layout.js';
 
-/** The option GNU tar needs to read such an archive (for the README and `list`). */
-export const GNU_TAR_FLAG: Record<Compression, string> = { zstd: '--zstd', gzip: '-z', none: '' };
 
 /** Loaded on first use: zlib (and the stream modules it loads) would cost every zstd backup's start. */
 let gzip: ((data: Buffer, opts: { level: number }) => Promise<Buffer>) | undefined;

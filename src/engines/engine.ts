@@ -86,12 +86,6 @@ export interface BackupCheck {
   notes: string[];
 }
 
-/** What list says of a backup beyond the common columns. */
-export interface BackupDescription {
-  /** How to read it without xenbackup. */
-  readWith: string;
-}
-
 export interface Engine {
   readonly name: EngineName;
   /** What its backups hold: a file tree (restore plans from a manifest, ls lists it) or a block device's image. */
@@ -108,7 +102,6 @@ export interface Engine {
   restore(req: RestoreRequest, store: VolumeStore, backup: Sidecar): Promise<RestoreResult>;
   /** Checks one backup's archive, tree or container (quick: sizes and hashes; full: the content). */
   checkBackup(req: BackupCheckRequest): Promise<BackupCheck>;
-  describe(backup: Sidecar, store: VolumeStore): BackupDescription;
   /** What `ls` prints instead of a listing, for backups that are not trees. */
   lsInstead?(backup: Sidecar, volume: string): string[];
 }

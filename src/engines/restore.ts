@@ -11,7 +11,6 @@ import { loadEngine } from './registry.js';
 import { chooseBackup } from './restore-point.js';
 import type { RestoreRequest, RestoreResult } from './restore-request.js';
 
-export { chooseBackup, withPlanBlocks } from './restore-point.js';
 export type { RestoreRequest, RestoreResult } from './restore-request.js';
 
 export async function restore(req: RestoreRequest): Promise<RestoreResult> {

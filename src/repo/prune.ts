@@ -69,23 +69,20 @@ export async function backupBytes(store: VolumeStore, s: Sidecar): Promise<numbe
 /**
  * Deletes one backup: the sidecar (durably gone before anything else), then
  * the archive (an rsync tree recursively) and the manifest. A missing
- * archive or manifest is not an error (a crash before left it so); a sidecar
- * that is not there is (it was just listed: then its name is not what we
- * think), and then nothing else goes.
+ * archive or manifest is not an error (a crash before left it so). The
+ * sidecar was just listed under the volume's lock, so its name is what
+ * parseSidecar checked; a storage that fails to remove it stops the prune
+ * before the backup's files go.
  */
 export async function deleteBackup(store: VolumeStore, s: Sidecar, afterStep?: PruneOptions['afterStep']): Promise<void> {
-  const { storage, folder } = store;
   const remove = async (name: string): Promise<void> => {
     try {
-      await storage.remove(folder, name);
+      await store.storage.remove(store.folder, name);
     } catch (e) {
       throw new Error(`removing ${store.show(name)}: ${(e as Error).message}`);
     }
   };
-  const sidecar = sidecarName(s);
-  const there = ((await storage.list(folder)) ?? []).some((i) => i.name === sidecar);
-  if (!there) throw new Error(`removing ${store.show(sidecar)}: it is not there`);
-  await remove(sidecar);
+  await remove(sidecarName(s));
   afterStep?.('sidecar-removed', s);
   await remove(s.archive);
   afterStep?.('archive-removed', s);
@@ -97,7 +94,7 @@ export async function deleteBackup(store: VolumeStore, s: Sidecar, afterStep?: P
  * Archives and manifests that no sidecar claims and that are older than the
  * newest backup: what an interrupted prune leaves. Younger unclaimed files
  * may belong to a backup being committed right now, so they are left to the
- * next backup's own debris sweep (VolumeStore.removeDebris), as are staged files.
+ * next backup's own debris sweep (VolumeStore.tidy), as are staged files.
  */
 export async function pruneDebris(store: VolumeStore, backups: readonly Sidecar[]): Promise<string[]> {
   if (backups.length === 0) return [];

@@ -9,14 +9,13 @@
  * names come from core/names.ts; a folder below the medium that is a symlink,
  * or a file name a sidecar gives that is not the layout's, is MediumDamage.
  */
-import type { Compression } from '../medium/layout.js';
 import { backupIdFor, checkHostName, parseVolumeName } from '../core/names.js';
 import { PARTIAL_SUFFIX } from '../medium/atomic-file.js';
-import { BACKUP_FILE_RE, backupFileNames, isPlainName, SIDECAR_FILE_RE, SIDECAR_SUFFIX, sidecarName } from '../medium/layout.js';
+import { BACKUP_FILE_RE, isPlainName, SIDECAR_FILE_RE, SIDECAR_SUFFIX, sidecarName } from '../medium/layout.js';
 import { MediumDamage } from '../medium/medium-error.js';
 import pLimit from 'p-limit';
 import type { Storage } from '../storage/storage.js';
-import { parseSidecar, type BackupKind, type Sidecar } from '../medium/sidecar.js';
+import { parseSidecar, type Sidecar } from '../medium/sidecar.js';
 
 export { backupIdFor, parseVolumeName, timeOfId } from '../core/names.js';
 export { BACKUP_FILE_RE } from '../medium/layout.js';
@@ -43,12 +42,6 @@ export async function nextBackupId(existing: readonly { id: string }[], now: () 
   return { id, started };
 }
 
-export interface BackupFiles {
-  archive: string;
-  manifest: string;
-  sidecar: string;
-}
-
 /**
  * One volume's folder on a storage (src/storage/): <host>/<domU>/<part>
  * beneath its root. Every engine, prune, restore and verify reach the
@@ -69,11 +62,6 @@ export class VolumeStore {
     const { domU, part } = parseVolumeName(volume);
     this.folder = [host, domU, part];
     this.dir = storage.show(this.folder);
-  }
-
-  filesFor(id: string, kind: BackupKind, compression: Compression): BackupFiles {
-    const names = backupFileNames(id, kind, 'tar', compression);
-    return { archive: this.pathOf(names.archive), manifest: this.pathOf(names.manifest), sidecar: this.pathOf(names.sidecar) };
   }
 
   /** Whether the volume's folder exists (a symlink or file on the way is MediumDamage). */
@@ -164,11 +152,6 @@ export class VolumeStore {
       }
     }
     return { removed, backups };
-  }
-
-  /** tidy(), for callers that want only the names removed. */
-  async removeDebris(): Promise<string[]> {
-    return (await this.tidy()).removed;
   }
 }
 

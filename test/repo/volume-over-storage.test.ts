@@ -123,7 +123,7 @@ for (const rename of [true, false]) {
     const crashed = tarSidecar(backupIdFor(new Date(Date.UTC(2026, 10, 2, 2))), 'incremental', full!.id, full!.id);
     await storage.write(FOLDER, crashed.archive, Buffer.from('half'));
     await storage.write(FOLDER, crashed.manifest, Buffer.from('half'));
-    assert.deepEqual(await store.removeDebris(), [crashed.archive, crashed.manifest].sort());
+    assert.deepEqual((await store.tidy()).removed, [crashed.archive, crashed.manifest].sort());
     assert.deepEqual((await store.list()).map((b) => b.id), [full!.id]);
     const left = (await storage.list(FOLDER))!.map((i) => i.name);
     assert.ok(left.includes(full!.archive) && left.includes(full!.manifest));

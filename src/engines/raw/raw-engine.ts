@@ -67,8 +67,5 @@ export const rawEngine: Engine = {
     const r = await checkRawBackup(req.store, req.backup, req.depth, { logger: req.logger, signal: req.signal });
     return { bytes: r.bytes, members: r.chunks, problems: r.problems, notes: [] };
   },
-  describe: (backup, store) => ({
-    readWith: `xenbackup restore ${backup.volume} --to FILE (an image; ${store.show(backup.archive)} is a zstd stream of its chunks)`,
-  }),
   lsInstead: (backup, volume) => (backup.engine === 'raw' ? rawLsMessage(backup, volume) : []),
 };

@@ -34,8 +34,9 @@ export async function checkRsyncBackup(req: BackupCheckRequest): Promise<BackupC
   }
   const rsync = store.storage.rsync!;
   const temp = fs.mkdtempSync(path.join(req.tempDir ?? os.tmpdir(), 'xenbackup-verify-tree-'));
-  const manifest = await localCopy(store, sc.manifest, temp);
   try {
+    // Inside temp: the copy goes with it, whatever fails.
+    const manifest = await localCopy(store, sc.manifest, temp);
     const tree = path.join(temp, sc.archive);
     await run('rsync', [...rsync.args, '-aHAX', '--numeric-ids', '--sparse', rsync.location(store.folder, sc.archive) + '/', tree + '/'], {
       logger: req.logger,
@@ -51,7 +52,6 @@ export async function checkRsyncBackup(req: BackupCheckRequest): Promise<BackupC
       notes: content.notes.map(remote),
     };
   } finally {
-    manifest.release();
     fs.rmSync(temp, { recursive: true, force: true });
   }
 }

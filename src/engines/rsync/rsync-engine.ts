@@ -41,5 +41,4 @@ export const rsyncEngine: Engine = {
   prepareBackup: prepareRsync,
   restore: (req, store, backup) => (store.storage.local ? restoreTree(req, store, backup, treeMembers) : restoreByRsync(req, store, backup)),
   checkBackup: checkRsyncBackup,
-  describe: (backup, store) => ({ readWith: `a plain directory tree: ${store.show(backup.archive)}` }),
 };

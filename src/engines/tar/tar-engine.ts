@@ -7,7 +7,6 @@
 import { formatBytes, formatCount } from '../../util/human-format.js';
 import { needsLocalFiles, type Engine, type PreparedVolumeBackup, type VolumeBackupRequest } from '../engine.js';
 import { restoreTree } from '../restore-tree.js';
-import { GNU_TAR_FLAG } from '../compression.js';
 import { prepareBackup, refuseTarBase } from './tar-backup.js';
 import { checkTarBackup } from './tar-check.js';
 import { tarMembers } from './tar-restore.js';
@@ -40,9 +39,4 @@ export const tarEngine: Engine = {
   prepareBackup: prepareTar,
   restore: (req, store, backup) => restoreTree(req, store, backup, tarMembers),
   checkBackup: checkTarBackup,
-  describe(backup, store) {
-    if (backup.engine !== 'tar') return { readWith: '' };
-    const flag = GNU_TAR_FLAG[backup.compression];
-    return { readWith: `tar ${flag ? flag + ' ' : ''}-xf ${store.show(backup.archive)}` };
-  },
 };
