@@ -173,51 +173,133 @@ typedef struct {
 /* One decompression context per worker thread, kept for the thread's life: creating one per frame costs more than a small frame's decoding. */
 static __thread ZSTD_DCtx *thread_dctx = NULL;
 
+/*
+ * Decodes `in`, exactly one frame of `expected` bytes, into `out` with `dctx`; returns the bytes produced,
+ * or 0 with `err` set. Shared by the worker-thread and the synchronous paths.
+ */
+static size_t decode_frame(ZSTD_DCtx *dctx, const void *in, size_t in_len, void *out, size_t out_len, size_t expected, char *err, size_t err_len) {
+  /* Exactly one frame, of the recorded size: anything else is a damaged container or index. */
+  size_t frame_len = ZSTD_findFrameCompressedSize(in, in_len);
+  if (ZSTD_isError(frame_len)) {
+    snprintf(err, err_len, "not a zstd frame (%s)", ZSTD_getErrorName(frame_len));
+    return 0;
+  }
+  if (frame_len != in_len) {
+    snprintf(err, err_len, "the frame ends after %zu of its %zu bytes", frame_len, in_len);
+    return 0;
+  }
+  unsigned long long content = ZSTD_getFrameContentSize(in, in_len);
+  if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != ZSTD_CONTENTSIZE_ERROR && content != expected) {
+    snprintf(err, err_len, "the frame holds %llu bytes, expected %zu", content, expected);
+    return 0;
+  }
+  /* Room for one byte more than expected: a frame without a content size that holds more is caught, not cut. */
+  size_t room = out_len < expected + 1 ? out_len : expected + 1;
+  size_t n = ZSTD_decompressDCtx(dctx, out, room, in, in_len);
+  if (ZSTD_isError(n)) {
+    ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
+    if (ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall) {
+      snprintf(err, err_len, "the frame decodes to more than the expected %zu bytes", expected);
+    } else {
+      snprintf(err, err_len, "%s", ZSTD_getErrorName(n));
+    }
+    return 0;
+  }
+  if (n != expected) {
+    if (n > expected) snprintf(err, err_len, "the frame decodes to more than the expected %zu bytes", expected);
+    else snprintf(err, err_len, "the frame decodes to %zu bytes, expected %zu", n, expected);
+    return 0;
+  }
+  return n;
+}
+
 static void execute_decompress(napi_env env, void *data) {
   (void)env;
   decompress_job *job = data;
   take_nice(job->nice);
-  /* Exactly one frame, of the recorded size: anything else is a damaged container or index. */
-  size_t frame_len = ZSTD_findFrameCompressedSize(job->input, job->input_len);
-  if (ZSTD_isError(frame_len)) {
-    snprintf(job->error, sizeof job->error, "not a zstd frame (%s)", ZSTD_getErrorName(frame_len));
-    return;
-  }
-  if (frame_len != job->input_len) {
-    snprintf(job->error, sizeof job->error, "the frame ends after %zu of its %zu bytes", frame_len, job->input_len);
-    return;
-  }
-  unsigned long long content = ZSTD_getFrameContentSize(job->input, job->input_len);
-  if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != ZSTD_CONTENTSIZE_ERROR && content != job->expected) {
-    snprintf(job->error, sizeof job->error, "the frame holds %llu bytes, expected %zu", content, job->expected);
-    return;
-  }
   if (!thread_dctx) thread_dctx = ZSTD_createDCtx();
   if (!thread_dctx) {
     snprintf(job->error, sizeof job->error, "ZSTD_createDCtx failed");
     return;
   }
-  /* Room for one byte more than expected: a frame without a content size that holds more is caught, not cut. */
-  size_t room = job->output_len < job->expected + 1 ? job->output_len : job->expected + 1;
-  size_t n = ZSTD_decompressDCtx(thread_dctx, job->output, room, job->input, job->input_len);
+  job->produced = decode_frame(thread_dctx, job->input, job->input_len, job->output, job->output_len, job->expected, job->error, sizeof job->error);
+}
+
+/*
+ * decompressSync(frame: Buffer, output: Buffer, expected: number): number, on the calling thread: a
+ * manifest's frames are small (~256 KiB) and read by synchronous walks (ls, the incremental's cursor),
+ * where a round trip through the worker pool would cost more than the decoding.
+ */
+static napi_value x_decompress_sync(napi_env env, napi_callback_info info) {
+  static ZSTD_DCtx *dctx = NULL;
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool in_buf = false, out_buf = false;
+  double expected = -1;
+  if (argc < 3 || napi_is_buffer(env, argv[0], &in_buf) != napi_ok || !in_buf || napi_is_buffer(env, argv[1], &out_buf) != napi_ok || !out_buf ||
+      napi_get_value_double(env, argv[2], &expected) != napi_ok || !(expected >= 0)) {
+    napi_throw_type_error(env, NULL, "decompressSync(frame: Buffer, output: Buffer, expected: number)");
+    return NULL;
+  }
+  void *input, *output;
+  size_t input_len, output_len;
+  napi_get_buffer_info(env, argv[0], &input, &input_len);
+  napi_get_buffer_info(env, argv[1], &output, &output_len);
+  if ((size_t)expected > output_len) {
+    napi_throw_range_error(env, NULL, "decompressSync: the output buffer is smaller than the expected size");
+    return NULL;
+  }
+  if (!dctx) dctx = ZSTD_createDCtx();
+  if (!dctx) {
+    napi_throw_error(env, NULL, "ZSTD_createDCtx failed");
+    return NULL;
+  }
+  char err[160] = "";
+  size_t n = decode_frame(dctx, input, input_len, output, output_len, (size_t)expected, err, sizeof err);
+  if (err[0]) {
+    napi_throw_error(env, NULL, err);
+    return NULL;
+  }
+  napi_value result;
+  napi_create_double(env, (double)n, &result);
+  return result;
+}
+
+/* compressSync(input: Buffer, level: number, output: Buffer): number, the frame's length at the start of output (at least the bound). */
+static napi_value x_compress_sync(napi_env env, napi_callback_info info) {
+  static ZSTD_CCtx *cctx = NULL;
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool in_buf = false, out_buf = false;
+  int32_t level = 1;
+  if (argc < 3 || napi_is_buffer(env, argv[0], &in_buf) != napi_ok || !in_buf || napi_get_value_int32(env, argv[1], &level) != napi_ok ||
+      napi_is_buffer(env, argv[2], &out_buf) != napi_ok || !out_buf) {
+    napi_throw_type_error(env, NULL, "compressSync(input: Buffer, level: number, output: Buffer)");
+    return NULL;
+  }
+  void *input, *output;
+  size_t input_len, output_len;
+  napi_get_buffer_info(env, argv[0], &input, &input_len);
+  napi_get_buffer_info(env, argv[2], &output, &output_len);
+  if (!cctx) cctx = ZSTD_createCCtx();
+  if (!cctx) {
+    napi_throw_error(env, NULL, "ZSTD_createCCtx failed");
+    return NULL;
+  }
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+  size_t n = ZSTD_compress2(cctx, output, output_len, input, input_len);
   if (ZSTD_isError(n)) {
-    ZSTD_DCtx_reset(thread_dctx, ZSTD_reset_session_and_parameters);
-    if (ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall) {
-      snprintf(job->error, sizeof job->error, "the frame decodes to more than the expected %zu bytes", job->expected);
-    } else {
-      snprintf(job->error, sizeof job->error, "%s", ZSTD_getErrorName(n));
-    }
-    return;
+    napi_throw_error(env, NULL, ZSTD_getErrorName(n));
+    return NULL;
   }
-  if (n != job->expected) {
-    if (n > job->expected) {
-      snprintf(job->error, sizeof job->error, "the frame decodes to more than the expected %zu bytes", job->expected);
-    } else {
-      snprintf(job->error, sizeof job->error, "the frame decodes to %zu bytes, expected %zu", n, job->expected);
-    }
-    return;
-  }
-  job->produced = n;
+  napi_value result;
+  napi_create_double(env, (double)n, &result);
+  return result;
 }
 
 static void complete_decompress(napi_env env, napi_status status, void *data) {
@@ -329,6 +411,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "compress", NULL, x_compress, NULL, NULL, NULL, napi_default, NULL },
     { "decompress", NULL, x_decompress, NULL, NULL, NULL, napi_default, NULL },
+    { "compressSync", NULL, x_compress_sync, NULL, NULL, NULL, napi_default, NULL },
+    { "decompressSync", NULL, x_decompress_sync, NULL, NULL, NULL, napi_default, NULL },
     { "alignedBuffer", NULL, x_aligned_buffer, NULL, NULL, NULL, napi_default, NULL },
     { "version", NULL, x_version, NULL, NULL, NULL, napi_default, NULL },
   };

@@ -158,8 +158,8 @@ async function printListing(store: VolumeStore, backup: Sidecar, volume: string,
   let single: ReturnType<typeof planRestore> | undefined;
   try {
     [listing, single] = await withPlanBlocks(store, backup, (blocks) => {
-      const l = listDirectory(blocks(), want);
-      return [l, l ? undefined : planRestore(blocks(), [want])] as const;
+      const l = listDirectory(blocks([want]), want);
+      return [l, l ? undefined : planRestore(blocks([want]), [want])] as const;
     });
     if (listing) {
       for (const c of listing.children) process.stdout.write(show(c.rel, c.entry) + '\n');

@@ -32,7 +32,7 @@ export interface MemberSource {
 }
 
 export async function restoreTree(req: RestoreRequest, store: VolumeStore, backup: Sidecar, source: MemberSource): Promise<RestoreResult> {
-  const plan = await withPlanBlocks(store, backup, (blocks) => planRestore(blocks(), req.paths), req.tempDir);
+  const plan = await withPlanBlocks(store, backup, (blocks) => planRestore(blocks(req.paths), req.paths), req.tempDir);
   if (plan.missing.length) {
     throw new RestoreError(`not in backup ${backup.id} of ${req.volume}: ${plan.missing.map((p) => showPath(p) || '/').join(', ')}`);
   }

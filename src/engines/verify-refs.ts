@@ -17,7 +17,7 @@
  */
 import type { ManifestEntry } from '../core/manifest.js';
 import { joinRel, safeComponents, showPath } from '../core/path-order.js';
-import { readBlocks } from '../medium/manifest-file.js';
+import { readBlocks, type HolderFiles } from '../medium/manifest-reader.js';
 import type { TarEntry } from '../tar/entry.js';
 import { TreeShape } from './restore-checks.js';
 
@@ -148,9 +148,9 @@ function badName(dir: Buffer, e: ManifestEntry): boolean {
  * "its manifest"), and, when `refs` is given, the expectations of its
  * entries that live in another archive of `inChain`.
  */
-export function scanManifest(file: string, ownId: string, inChain: Set<string>, refs?: ChainRefs): string | undefined {
+export function scanManifest(file: string, ownId: string, inChain: Set<string>, refs?: ChainRefs, holders?: HolderFiles): string | undefined {
   const shape = new TreeShape();
-  for (const block of readBlocks(file)) {
+  for (const block of readBlocks(file, holders)) {
     if (block.dir.length > 0 && !safeComponents(block.dir)) return `has a directory block with an unsafe path "${showPath(block.dir)}"`;
     const why = shape.add(block.dir, block.self.type);
     if (why) return why;
@@ -171,18 +171,18 @@ export function scanManifest(file: string, ownId: string, inChain: Set<string>, 
  * that hold them, each with the path of its first such entry and the reason.
  */
 export function blameManifests(
-  files: Array<{ file: string; id: string }>,
+  files: Array<{ file: string; id: string; holders?: HolderFiles }>,
   failures: RefFailure[],
 ): Array<{ file: string; member: string; what: string; count: number }> {
   const byKey = new Map(failures.map((f) => [`${f.archive}@${f.offset}@${f.want}`, f]));
   const out: Array<{ file: string; member: string; what: string; count: number }> = [];
-  for (const { file, id } of files) {
+  for (const { file, id, holders } of files) {
     let first: { member: string; what: string } | undefined;
     let count = 0;
     // Read whole once already; should it fail now (changed meanwhile), the manifest is named without a path.
     const blocks = (function* () {
       try {
-        yield* readBlocks(file);
+        yield* readBlocks(file, holders);
       } catch {
         count = Math.max(count, 1);
         first ??= { member: '', what: 'it changed while verify read it' };

@@ -18,6 +18,8 @@ import fs from 'node:fs';
 import { formatBytes } from '../util/human-format.js';
 import { restorePointAt } from '../core/chain.js';
 import { manifestProblems } from '../medium/manifest-file.js';
+import type { HolderFiles } from '../medium/manifest-reader.js';
+import { holdersFrom } from '../repo/chain-manifests.js';
 import { MediumDamage } from '../medium/medium-error.js';
 import type { Sidecar } from '../medium/sidecar.js';
 import { localCopy, type LocalCopy } from '../repo/local-copy.js';
@@ -72,7 +74,9 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
   // Every tree's manifest first: its shape, and (full) what it says of the older archives of its chain.
   const refs = req.depth === 'full' ? new ChainRefs() : undefined;
   const manifestOk = new Map<string, boolean>();
-  const scanned: Array<{ file: string; id: string }> = [];
+  const scanned: Array<{ file: string; id: string; holders?: HolderFiles }> = [];
+  // Where each manifest's copy is: a version 2 manifest refers to its ancestors' (selected before it, as ids sort).
+  const copyOf = new Map<string, string>();
   const copies: LocalCopy[] = [];
   const shownOf = new Map<string, string>();
   try {
@@ -87,16 +91,18 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
         continue;
       }
       copies.push(copy);
+      copyOf.set(sc.id, copy.path);
       shownOf.set(copy.path, shown);
+      const holders = holdersFrom(chainOf(all, sc).slice(0, -1), (s) => copyOf.get(s.id));
       let ok = checkManifest(store, sc, copy.path, shown, findings);
       if (ok) {
         const chainRefs = engine.chained ? refs : undefined;
         try {
-          const why = scanManifest(copy.path, sc.id, new Set(chainOf(all, sc).map((b) => b.id)), chainRefs);
+          const why = scanManifest(copy.path, sc.id, new Set(chainOf(all, sc).map((b) => b.id)), chainRefs, holders);
           if (why) {
             findings.add(shown, `damaged or hostile: it ${why} (restore refuses it)`);
             ok = false;
-          } else if (chainRefs) scanned.push({ file: copy.path, id: sc.id });
+          } else if (chainRefs) scanned.push({ file: copy.path, id: sc.id, holders });
         } catch (e) {
           findings.add(shown, stripFile((e as Error).message, copy.path));
           ok = false;

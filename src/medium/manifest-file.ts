@@ -1,225 +1,26 @@
 /**
- * Reading and writing manifest files (format: core/manifest.ts). The writer
- * streams lines through a 1 MiB buffer and hashes as it goes; the reader
- * first checks the trailer's checksum over the whole file, so a damaged
- * manifest is refused before anything trusts it, then streams blocks in
- * walk order with memory bounded by the largest directory.
+ * Checking manifest files of either version against the backup they belong
+ * to, version 1's line reader, and the previous manifest's blocks as the
+ * next backup reads them (PreviousBlock, ManifestCursor). Formats:
+ * core/manifest.ts (lines), core/manifest-v2.ts and manifest-container.ts
+ * (version 2's frames); writing is manifest-writer.ts's, reading blocks
+ * manifest-reader.ts's.
  */
 import fs from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
-import {
-  decodeDirLine,
-  decodeHeader,
-  encodeDirLine,
-  encodeEntry,
-  encodeHeader,
-  encodeTrailer,
-  entryFromJson,
-  isPlainJsonName,
-  ManifestFormatError,
-  parseLine,
-  sliceEntryLine,
-  type ManifestEntry,
-  type StoredEntry,
-  type ManifestHeader,
-} from '../core/manifest.js';
+import { decodeDirLine, decodeHeader, ManifestFormatError, parseLine, sliceEntryLine, type ManifestEntry, type ManifestHeader, type StoredEntry } from '../core/manifest.js';
+import type { ChildRef, FrameRecord } from '../core/manifest-v2.js';
 import { comparePaths, isWithin } from '../core/path-order.js';
-import { createXxh64, xxh64, type StreamingHash } from '../native/xxh.js';
-import { AtomicFile, withFileName } from './atomic-file.js';
+import { createXxh64 } from '../native/xxh.js';
 import { xxh64OfFd } from '../util/file-xxh.js';
 import { manifestIndex } from '../native/xbfs.js';
+import { FramedManifest, isFramedManifest, MAGIC_BYTES } from './manifest-container.js';
 import { openMediumFile, readMediumFile } from './medium-file.js';
-
-const FLUSH_AT = 1 << 20;
-
-export class ManifestWriter {
-  private readonly file: AtomicFile;
-  private readonly hash: StreamingHash = createXxh64();
-  private readonly buf = Buffer.allocUnsafe(FLUSH_AT + 65536);
-  private used = 0;
-  private count = 0;
-
-  constructor(finalPath: string, header: ManifestHeader) {
-    this.file = new AtomicFile(finalPath);
-    this.line(encodeHeader(header));
-  }
-
-  /** Opens the block of `dir` (its path from the root); `self` is the directory's own entry. */
-  beginDir(dir: Buffer, self: ManifestEntry): void {
-    this.count++;
-    this.line(encodeDirLine(dir, self));
-  }
-
-  entry(e: ManifestEntry): void {
-    this.count++;
-    this.line(encodeEntry(e));
-  }
-
-  /**
-   * The line of a plain regular file (one link, not sparse, readable) written
-   * from its listing's change key (`"t":"f",...,"i":"<inode>"`, the very text
-   * encodeEntry writes for those fields), without an entry object: a full
-   * backup writes 100,000 of these. Returns false, writing nothing, when the
-   * name needs JSON escapes or base64 (the caller then uses entry()).
-   */
-  plainFileLine(name: Buffer, key: Buffer, hash: string, archiveMember: Buffer, offset: number): boolean {
-    if (!isPlainJsonName(name) || key.length === 0) return false;
-    const need = name.length + key.length + hash.length + archiveMember.length + 40;
-    if (this.used + need > this.buf.length) this.flush();
-    const b = this.buf;
-    let at = this.used;
-    b[at++] = 0x7b; // {"n":"
-    b[at++] = 0x22;
-    b[at++] = 0x6e;
-    b[at++] = 0x22;
-    b[at++] = 0x3a;
-    b[at++] = 0x22;
-    for (let i = 0; i < name.length; i++) b[at++] = name[i]!;
-    b[at++] = 0x22;
-    b[at++] = 0x2c;
-    at += key.copy(b, at);
-    at += b.write(`,"h":"${hash}",`, at, 'latin1');
-    at += archiveMember.copy(b, at);
-    at += b.write(`,"o":${offset}}\n`, at, 'latin1');
-    this.used = at;
-    this.count++;
-    if (this.used >= FLUSH_AT) this.flush();
-    return true;
-  }
-
-  /**
-   * At least `n` bytes of buffer to write lines into (flushing what is
-   * buffered first if needed), or undefined when n is more than the buffer
-   * holds; wrote() then says how much was written.
-   */
-  room(n: number): Buffer | undefined {
-    if (this.used + n > this.buf.length) this.flush();
-    return this.used + n > this.buf.length ? undefined : this.buf.subarray(this.used);
-  }
-
-  /** `bytes` of whole lines (each ending in "\n"), `lines` of them, were written at the start of room(). */
-  wrote(bytes: number, lines: number): void {
-    this.used += bytes;
-    this.count += lines;
-    if (this.used >= FLUSH_AT) this.flush();
-  }
-
-  /** Carries an entry of the previous manifest over byte for byte (it is unchanged). */
-  copy(e: StoredEntry): void {
-    this.copyLine(e.data, e.start, e.end);
-  }
-
-  /** Carries the entry line [start, end) of a previous manifest's bytes over as it is. */
-  copyLine(data: Buffer, start: number, end: number): void {
-    this.count++;
-    const n = end - start;
-    if (this.used + n + 1 > this.buf.length) this.flush();
-    if (n + 1 > this.buf.length) return this.line(data.toString('utf8', start, end));
-    this.used += data.copy(this.buf, this.used, start, end);
-    this.buf[this.used++] = 0x0a;
-    if (this.used >= FLUSH_AT) this.flush();
-  }
-
-  private line(s: string): void {
-    const max = s.length * 3 + 1;
-    if (this.used + max > this.buf.length) this.flush();
-    if (max > this.buf.length) {
-      this.writeOut(Buffer.from(s + '\n'));
-      return;
-    }
-    this.used += this.buf.write(s, this.used);
-    this.buf[this.used++] = 0x0a;
-    if (this.used >= FLUSH_AT) this.flush();
-  }
-
-  private flush(): void {
-    if (this.used === 0) return;
-    const n = this.used;
-    this.used = 0;
-    this.writeOut(this.buf.subarray(0, n));
-  }
-
-  private writeOut(buf: Buffer): void {
-    this.hash.update(buf);
-    let off = 0;
-    try {
-      while (off < buf.length) off += fs.writeSync(this.file.fd, buf, off, buf.length - off);
-    } catch (e) {
-      throw withFileName(e, this.file.partialPath, 'writing');
-    }
-  }
-
-  /**
-   * Writes what is buffered and fsyncs it off the main thread: a backup calls
-   * this when its pass is over, so that the manifest (20 MB for 100,000
-   * files, ~40 ms of writeback here) reaches the disk while the archive's
-   * last segments are compressed and synced, not after. commit() still
-   * syncs (the trailer, and anything written since).
-   */
-  /** Where the manifest is written until it is published. */
-  get partialPath(): string {
-    return this.file.partialPath;
-  }
-
-  async flushToDisk(): Promise<void> {
-    this.flush();
-    try {
-      await this.file.syncAsync();
-    } catch (e) {
-      throw withFileName(e, this.file.partialPath, 'writing');
-    }
-  }
-
-  /**
-   * Writes the trailer and makes the file durable under its partial name
-   * (Storage.publish gives it its own). Returns the file's xxh64: the
-   * running hash of every byte written, continued over the trailer (no
-   * second read of the file).
-   */
-  seal(): string {
-    this.flush();
-    const trailer = Buffer.from(encodeTrailer(this.count, this.hash.digest()) + '\n');
-    try {
-      let off = 0;
-      while (off < trailer.length) off += fs.writeSync(this.file.fd, trailer, off, trailer.length - off);
-    } catch (e) {
-      throw withFileName(e, this.file.partialPath, 'writing');
-    }
-    this.file.seal();
-    return this.hash.update(trailer).digest();
-  }
-
-  abort(): void {
-    this.file.abort();
-  }
-}
+import type { ManifestReader } from './manifest-reader.js';
 
 export function fileXxh64(file: string): string {
   const fd = openMediumFile(file);
   try {
     return xxh64OfFd(fd).hash;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** Yields the file's lines (without "\n") reading 1 MiB at a time. */
-function* lines(file: string): Generator<string> {
-  const fd = openMediumFile(file);
-  try {
-    const buf = Buffer.allocUnsafe(FLUSH_AT);
-    // A decoder, not toString: a chunk may end inside a multi-byte character.
-    const decoder = new StringDecoder('utf8');
-    let rest = '';
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      const text = rest + decoder.write(buf.subarray(0, n));
-      const parts = text.split('\n');
-      rest = parts.pop()!;
-      yield* parts;
-    }
-    if (rest) yield rest;
   } finally {
     fs.closeSync(fd);
   }
@@ -245,14 +46,10 @@ export interface ManifestOwner {
  * be. Empty when nothing is.
  */
 export function manifestProblems(file: string, owner: ManifestOwner): string[] {
-  const data = readMediumFile(file);
   const problems: string[] = [];
-  if (owner.manifestXxh64 !== undefined) {
-    const got = xxh64(data);
-    if (got !== owner.manifestXxh64) problems.push(`xxh64 ${got} does not match the sidecar's ${owner.manifestXxh64}`);
-  }
+  let h: ManifestHeader;
   try {
-    const h = verifyManifestBytes(file, data);
+    h = isVersion2Manifest(file) ? framedProblems(file, owner, problems) : lineProblems(file, owner, problems);
     if (h.backup !== owner.id || h.base !== owner.base || h.volume !== owner.volume) {
       problems.push(`belongs to ${h.volume} backup ${h.backup} (base ${h.base}), not to ${owner.volume} backup ${owner.id}`);
     }
@@ -261,6 +58,45 @@ export function manifestProblems(file: string, owner: ManifestOwner): string[] {
     problems.push(e.message.startsWith(file + ': ') ? e.message.slice(file.length + 2) : e.message);
   }
   return problems;
+}
+
+/** Does the file start as a version 2 manifest? */
+export function isVersion2Manifest(file: string): boolean {
+  const fd = openMediumFile(file);
+  try {
+    const head = Buffer.alloc(MAGIC_BYTES);
+    fs.readSync(fd, head, 0, MAGIC_BYTES, 0);
+    return isFramedManifest(head);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function lineProblems(file: string, owner: ManifestOwner, problems: string[]): ManifestHeader {
+  const data = readMediumFile(file);
+  if (owner.manifestXxh64 !== undefined) {
+    const got = createXxh64().update(data).digest();
+    if (got !== owner.manifestXxh64) problems.push(`xxh64 ${got} does not match the sidecar's ${owner.manifestXxh64}`);
+  }
+  return verifyManifestBytes(file, data);
+}
+
+/** Version 2: the bytes hashed in pieces (never whole in memory), against the sidecar and the trailer; the index checked. */
+function framedProblems(file: string, owner: ManifestOwner, problems: string[]): ManifestHeader {
+  const m = FramedManifest.open(file);
+  try {
+    const hash = createXxh64();
+    for (const piece of m.bytesBeforeTrailer()) hash.update(piece);
+    const before = hash.digest();
+    if (owner.manifestXxh64 !== undefined) {
+      const got = hash.update(m.trailer).digest();
+      if (got !== owner.manifestXxh64) problems.push(`xxh64 ${got} does not match the sidecar's ${owner.manifestXxh64}`);
+    }
+    if (before !== m.trailerXxh64) throw new ManifestFormatError(`${file}: checksum mismatch (damaged)`);
+    return m.header;
+  } finally {
+    m.close();
+  }
 }
 
 /** manifestProblems as one ManifestFormatError naming the file (restore and ls: refuse, don't list). */
@@ -305,62 +141,27 @@ function verifyManifestBytes(file: string, data: Buffer, entryLines?: number): M
   return header;
 }
 
-export interface ManifestBlock {
-  dir: Buffer;
-  /** The directory's own entry (name = its path from the root). */
-  self: ManifestEntry;
-  /** Its children that are not directories, in name order. */
-  entries: ManifestEntry[];
-}
-
-/** Streams the blocks of a manifest already checked by verifyManifest. */
-export function* readBlocks(file: string): Generator<ManifestBlock> {
-  let current: ManifestBlock | undefined;
-  const names = new Set<string>();
-  let lineNo = 0;
-  for (const line of lines(file)) {
-    if (++lineNo === 1) continue;
-    let opened: ReturnType<typeof decodeDirLine>;
-    let entry: ManifestEntry | undefined;
-    try {
-      const o = parseLine(line);
-      if (typeof o.end === 'number') break;
-      opened = decodeDirLine(o);
-      if (!opened) entry = entryFromJson(o);
-    } catch (e) {
-      if (e instanceof ManifestFormatError) throw new ManifestFormatError(`${file}, line ${lineNo}: ${e.message}`);
-      throw e;
-    }
-    if (opened) {
-      // Blocks come in walk order, each directory once: a manifest that repeats or reorders them is not ours.
-      if (current && comparePaths(current.dir, opened.dir) >= 0) {
-        throw new ManifestFormatError(`${file}, line ${lineNo}: directory blocks out of order`);
-      }
-      if (current) yield current;
-      current = { dir: opened.dir, self: opened.self, entries: [] };
-      names.clear();
-    } else {
-      if (!current) throw new ManifestFormatError(`${file}, line ${lineNo}: entry before any directory block`);
-      const key = entry!.name.toString('latin1');
-      if (names.has(key)) throw new ManifestFormatError(`${file}, line ${lineNo}: a second entry of the same name in its directory`);
-      names.add(key);
-      current.entries.push(entry!);
-    }
-  }
-  if (current) yield current;
-}
-
 /** Ints per line of manifestIndex (native/manifest-merge.c): start, end, kind | encoding << 4 | bad << 8, name start/end, key start/end. */
 export const INDEX_STRIDE = 8;
-const KIND_CHILD = 0;
-const KIND_DIR = 1;
+export const KIND_CHILD = 0;
+export const KIND_DIR = 1;
 const KIND_OTHER = 2;
+
+/** Where a block's directory line is: a frame of its own manifest, while its children may be in another's. */
+export interface DirLineAt {
+  dirData: Buffer;
+  dirIndex: Int32Array;
+  dirLine: number;
+}
+
+/** Where a block's child lines come from: literal in `holder`'s frame, or through a reference. */
+export type ChildSource = { holder: string; frame: FrameRecord } | { ref: ChildRef };
 
 /**
  * A block of a previous manifest as the next backup reads it: the located
- * lines of one directory in the manifest's bytes. Its children's lines are
- * joined with the new listing in C (engines/tar/tree-archiver.ts, mergeBlock);
- * `entries` (StoredEntry objects) and `self` are built only when asked for.
+ * lines of one directory. Its children's lines [first, end) of `index` in
+ * `data` are joined with the new listing in C (engines/tar/tree-archiver.ts,
+ * mergeBlock); `entries` (StoredEntry objects) and `self` are built only when asked for.
  */
 export class PreviousBlock {
   private selfEntry: ManifestEntry | undefined;
@@ -369,11 +170,13 @@ export class PreviousBlock {
   constructor(
     readonly data: Buffer,
     readonly index: Int32Array,
-    private readonly dirLine: number,
     readonly dir: Buffer,
     /** The block's child lines: [first, end) of the index. */
     readonly first: number,
     readonly end: number,
+    private readonly dirAt: DirLineAt,
+    /** Version 2 only: what a later manifest refers to for these child lines. */
+    readonly source?: ChildSource,
   ) {}
 
   get childCount(): number {
@@ -388,8 +191,9 @@ export class PreviousBlock {
   /** The directory's own entry (name = its path from the root). */
   get self(): ManifestEntry {
     if (!this.selfEntry) {
-      const o = parseLine(this.lineText(this.dirLine));
-      this.selfEntry = decodeDirLine(o)!.self;
+      const { dirData, dirIndex, dirLine } = this.dirAt;
+      const r = dirLine * INDEX_STRIDE;
+      this.selfEntry = decodeDirLine(parseLine(dirData.toString('utf8', dirIndex[r]!, dirIndex[r + 1]!)))!.self;
     }
     return this.selfEntry;
   }
@@ -404,15 +208,10 @@ export class PreviousBlock {
     const r = line * INDEX_STRIDE;
     return sliceEntryLine(this.data, this.index[r]!, this.index[r + 1]!)!;
   }
-
-  private lineText(line: number): string {
-    const r = line * INDEX_STRIDE;
-    return this.data.toString('utf8', this.index[r]!, this.index[r + 1]!);
-  }
 }
 
 /** The bytes a located name stands for: as they are, JSON-unescaped, or base64-decoded. */
-function locatedName(data: Buffer, index: Int32Array, line: number): Buffer {
+export function locatedName(data: Buffer, index: Int32Array, line: number): Buffer {
   const r = line * INDEX_STRIDE;
   const start = index[r + 3]!;
   const end = index[r + 4]!;
@@ -427,16 +226,22 @@ function locatedName(data: Buffer, index: Int32Array, line: number): Buffer {
 }
 
 /**
- * The blocks of a manifest, located by one native pass (no JSON decoding),
- * after checking it as verifyManifest does (from the same read).
+ * A version 1 manifest, read whole and checked as verifyManifest does (from
+ * the same read), with its blocks located by one native pass (no JSON decoding).
  */
-export function* readStoredBlocks(file: string): Generator<PreviousBlock> {
+export function readLineManifest(file: string): { header: ManifestHeader; blocks: () => Generator<PreviousBlock> } {
   const data = readMediumFile(file);
   const index = manifestIndex(data);
   const lines = index.length / INDEX_STRIDE;
-  verifyManifestBytes(file, data, lines - 2); // all lines but the header and the trailer
+  const header = verifyManifestBytes(file, data, lines - 2); // all lines but the header and the trailer
+  return { header, blocks: () => lineBlocks(file, data, index) };
+}
+
+function* lineBlocks(file: string, data: Buffer, index: Int32Array): Generator<PreviousBlock> {
+  const lines = index.length / INDEX_STRIDE;
   const show = (line: number): string => data.toString('utf8', index[line * INDEX_STRIDE]!, Math.min(index[line * INDEX_STRIDE + 1]!, index[line * INDEX_STRIDE]! + 80));
   let line = 1; // after the header line
+  let last: Buffer | undefined;
   while (line < lines) {
     const kind = index[line * INDEX_STRIDE + 2]! & 15;
     if (kind === KIND_OTHER) break; // the trailer
@@ -448,15 +253,18 @@ export function* readStoredBlocks(file: string): Generator<PreviousBlock> {
     if (line < lines && (index[line * INDEX_STRIDE + 2]! & 15) > KIND_OTHER) {
       throw new ManifestFormatError(`${file}: line neither entry nor directory: ${show(line)}`);
     }
-    yield new PreviousBlock(data, index, dirLine, locatedName(data, index, dirLine), first, line);
+    const dir = locatedName(data, index, dirLine);
+    // Blocks come in walk order, each directory once: a manifest that repeats or reorders them is not ours.
+    if (last && comparePaths(last, dir) >= 0) throw new ManifestFormatError(`${file}: directory blocks out of order`);
+    last = dir;
+    yield new PreviousBlock(data, index, dir, first, line, { dirData: data, dirIndex: index, dirLine });
   }
 }
 
 /**
  * Walks a previous manifest alongside a new walk: `take(dir)` returns the
  * block of `dir` if the old tree had it, skipping blocks of directories that
- * no longer exist. Calls must come in walk order. Opening it checks the
- * manifest as verifyManifest does: a damaged one throws ManifestFormatError.
+ * no longer exist. Calls must come in walk order. Closing it closes the reader.
  */
 export class ManifestCursor {
   private readonly it: Iterator<PreviousBlock>;
@@ -464,8 +272,8 @@ export class ManifestCursor {
   /** Entries in blocks skipped by take(): directories that no longer exist, with their files. */
   skippedEntries = 0;
 
-  constructor(file: string) {
-    this.it = readStoredBlocks(file);
+  constructor(readonly reader: ManifestReader) {
+    this.it = reader.storedBlocks();
     this.advance();
   }
 
@@ -495,5 +303,10 @@ export class ManifestCursor {
       this.advance();
     }
     return out;
+  }
+
+  close(): void {
+    this.it.return?.(undefined);
+    this.reader.close();
   }
 }

@@ -14,6 +14,8 @@ interface ZstdBinding {
   compress(input: Buffer, level: number, nice: number): Promise<Buffer>;
   compress(input: Buffer, level: number, nice: number, output: Buffer): Promise<number>;
   decompress(frame: Buffer, output: Buffer, expected: number, nice: number): Promise<number>;
+  compressSync(input: Buffer, level: number, output: Buffer): number;
+  decompressSync(frame: Buffer, output: Buffer, expected: number): number;
   alignedBuffer(size: number): Buffer;
   version(): string;
 }
@@ -50,6 +52,16 @@ export async function zstdCompressFrameInto(input: Buffer, output: Buffer, level
  */
 export function zstdDecompressFrame(frame: Buffer, output: Buffer, expected: number, nice = 0): Promise<number> {
   return binding.decompress(frame, output, expected, nice);
+}
+
+/** One frame compressed on the calling thread into `output` (at least zstdFrameBound bytes): the frame, a view of it. */
+export function zstdCompressFrameSync(input: Buffer, output: Buffer, level = 1): Buffer {
+  return output.subarray(0, binding.compressSync(input, level, output));
+}
+
+/** zstdDecompressFrame on the calling thread: throws with the same one-line reasons. */
+export function zstdDecompressFrameSync(frame: Buffer, output: Buffer, expected: number): number {
+  return binding.decompressSync(frame, output, expected);
 }
 
 /**

@@ -9,7 +9,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileXxh64, ManifestWriter, readBlocks, verifyManifest } from '../../src/medium/manifest-file.js';
+import { execFileSync } from 'node:child_process';
+import { fileXxh64 } from '../../src/medium/manifest-file.js';
+import { ManifestWriter } from '../../src/medium/manifest-writer.js';
+import { manifestHeader, readBlocks } from '../helpers/manifest-read.js';
 import { sealAndPublish } from '../helpers/sealed-file.js';
 import { archiveMember, encodeEntry, type ManifestEntry } from '../../src/core/manifest.js';
 
@@ -30,8 +33,8 @@ test('commit() returns the xxh64 of the file as written, trailer included', (t) 
   w.entry(entry(Buffer.from([0x6e, 0xe9]), 1)); // Latin-1: stored base64
   const returned = sealAndPublish(w, file);
   assert.equal(returned, fileXxh64(file));
-  assert.equal(verifyManifest(file).backup, '20260101T000000Z');
-  const blocks = [...readBlocks(file)];
+  assert.equal(manifestHeader(file).backup, '20260101T000000Z');
+  const blocks = readBlocks(file);
   assert.equal(blocks.length, 1);
   assert.equal(blocks[0]!.entries.length, 12_001);
   assert.deepEqual(blocks[0]!.entries[12_000]!.name, Buffer.from([0x6e, 0xe9]));
@@ -45,13 +48,14 @@ test('flushToDisk() puts every line written so far into the partial file; writin
   w.beginDir(Buffer.alloc(0), { ...entry(Buffer.alloc(0), 0), type: 'dir', size: 0 });
   for (let i = 0; i < 100; i++) w.entry(entry(Buffer.from(`file-${i}`), i)); // far below the 1 MiB buffer
   await w.flushToDisk();
-  const partial = fs.readFileSync(`${file}.partial`, 'utf8');
-  assert.equal(partial.split('\n').length - 1, 102, 'header, directory line and 100 entries, each ending in a newline');
+  // Frames so far, no index yet: zstd skips the magic frame and prints the lines.
+  const partial = execFileSync('zstd', ['-dcq', `${file}.partial`], { encoding: 'utf8' });
+  assert.equal(partial.split('\n').length - 1, 101, 'directory line and 100 entries, each ending in a newline');
   assert.ok(!fs.existsSync(file), 'not committed: still only the .partial');
   w.entry(entry(Buffer.from('file-late'), 100));
   const returned = sealAndPublish(w, file);
   assert.equal(returned, fileXxh64(file));
-  assert.equal([...readBlocks(file)][0]!.entries.length, 101);
+  assert.equal(readBlocks(file)[0]!.entries.length, 101);
 });
 
 test('plainFileLine writes, byte for byte, the line entry() writes; names needing escapes are left to entry()', (t) => {

@@ -13,7 +13,8 @@ import { archiveUnchangedDirRaw, manifestIndex } from '../../src/native/xbfs.js'
 import { archiveMember, encodeDirLine, encodeEntry } from '../../src/core/manifest.js';
 import { baseName, parentOf } from '../../src/core/path-order.js';
 import { encodeHeader } from '../../src/tar/write.js';
-import { PreviousBlock, readStoredBlocks } from '../../src/medium/manifest-file.js';
+import { PreviousBlock } from '../../src/medium/manifest-file.js';
+import { openManifest } from '../../src/medium/manifest-reader.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { HOST, show, xenbackup } from './engine-fixtures.js';
 
@@ -128,7 +129,9 @@ test('an unchanged directory: the native path writes the bytes the general path 
   const volume = path.join(medium, HOST, 'dom', 'disk');
   const manifestFile = path.join(volume, fs.readdirSync(volume).find((f) => f.endsWith('.manifest'))!);
   const blocks = new Map<string, PreviousBlock>();
-  for (const b of readStoredBlocks(manifestFile)) blocks.set(b.dir.toString(), b);
+  const reader = openManifest(manifestFile);
+  t.after(() => reader.close());
+  for (const b of reader.storedBlocks()) blocks.set(b.dir.toString(), b);
 
   fs.writeFileSync(path.join(root, 'changed', 'f'), 'after!');
   fs.writeFileSync(path.join(root, 'new-child', 'g'), 'new');
@@ -190,7 +193,8 @@ test('a child whose previous line is marked unread ("bad") is read again: the na
     const dirLine = encodeDirLine(Buffer.from('bad-line'), { ...manifestEntryOf(Buffer.from('bad-line'), dirSt, 'dir', 'PREV'), offset: 0 });
     const child = encodeEntry({ ...manifestEntryOf(Buffer.from('f'), st, 'file', 'PREV'), hash: '0123456789abcdef', offset: 512, unread });
     const data = Buffer.from(`${dirLine}\n${child}\n`);
-    return new PreviousBlock(data, manifestIndex(data), 0, Buffer.from('bad-line'), 1, 2);
+    const index = manifestIndex(data);
+    return new PreviousBlock(data, index, Buffer.from('bad-line'), 1, 2, { dirData: data, dirIndex: index, dirLine: 0 });
   };
   assert.ok(nativeUnchanged(root, 'bad-line', block(false)), 'the same line without the mark is taken');
   assert.equal(nativeUnchanged(root, 'bad-line', block(true)), null);

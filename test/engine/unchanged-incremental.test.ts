@@ -5,7 +5,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { readBlocks } from '../../src/medium/manifest-file.js';
+import { readBlocks } from '../helpers/manifest-read.js';
 import { makeScratchDir } from '../helpers/scratch.js';
 import { apiBackup, chainArchives, cliRestore, gnuTarRestoreChain, show, StepClock, volumeDir } from './engine-fixtures.js';
 

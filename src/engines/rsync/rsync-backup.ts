@@ -15,7 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { run } from '../../host/exec.js';
 import type { Logger } from '../../util/log.js';
-import { ManifestCursor, ManifestWriter } from '../../medium/manifest-file.js';
+import { ManifestCursor, manifestProblems } from '../../medium/manifest-file.js';
+import { openManifest } from '../../medium/manifest-reader.js';
+import { ManifestWriter } from '../../medium/manifest-writer.js';
 import { backupFileNames } from '../../medium/layout.js';
 import { sidecarHeader, type RsyncSidecar } from '../../medium/sidecar.js';
 import { localCopy } from '../../repo/local-copy.js';
@@ -100,7 +102,11 @@ export async function prepareMirror(req: MirrorRequest): Promise<PreparedMirror>
       const prev = previous ? await localCopy(store, previous.manifest, temp).catch((e: Error) => e) : undefined;
       try {
         if (prev instanceof Error) throw prev;
-        if (prev) cursor = new ManifestCursor(prev.path); // checks it (checksum, count)
+        if (prev) {
+          const problems = manifestProblems(prev.path, { ...previous!, volume: req.volume });
+          if (problems.length) throw new Error(problems.join('; '));
+          cursor = new ManifestCursor(openManifest(prev.path)); // a mirror's manifest refers to no other
+        }
       } catch (e) {
         log.warn(`${req.volume}: the manifest of ${previous!.id} is unusable (${(e as Error).message}); hashing every file`);
       }
@@ -109,6 +115,7 @@ export async function prepareMirror(req: MirrorRequest): Promise<PreparedMirror>
       try {
         scanner.run();
       } finally {
+        cursor?.close();
         if (prev && !(prev instanceof Error)) prev.release();
       }
       const m = manifest;

@@ -99,7 +99,7 @@ function hashFile(target: RestoreTarget, rel: Buffer): { hash: string; bytes: nu
 export async function restoreByRsync(req: RestoreRequest, store: VolumeStore, backup: Sidecar): Promise<RestoreResult> {
   // planRestore checks them again, and the manifest's names.
   for (const p of req.paths) if (!safeComponents(p)) throw new UnsafePathError(p);
-  const plan = await withPlanBlocks(store, backup, (blocks) => planRestore(blocks(), req.paths), req.tempDir);
+  const plan = await withPlanBlocks(store, backup, (blocks) => planRestore(blocks(req.paths), req.paths), req.tempDir);
   if (plan.missing.length) {
     throw new RestoreError(`not in backup ${backup.id} of ${req.volume}: ${plan.missing.map((p) => showPath(p) || '/').join(', ')}`);
   }

@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import { joinRel, showPath } from '../../core/path-order.js';
 import type { ManifestEntry } from '../../core/manifest.js';
-import { readBlocks } from '../../medium/manifest-file.js';
+import { readBlocks } from '../../medium/manifest-reader.js';
 import { devMajor, devMinor, entryTypeOf } from '../metadata.js';
 import { dataRegions } from '../sparse-regions.js';
 import { contentHashAsync } from '../file-hash.js';

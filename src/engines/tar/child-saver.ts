@@ -13,7 +13,7 @@ import { createXxh64, xxh64, type StreamingHash } from '../../native/xxh.js';
 import { encodeSparseMap, padding, storedSize } from '../../tar/write.js';
 import type { ManifestEntry } from '../../core/manifest.js';
 import { showPath } from '../../core/path-order.js';
-import type { ManifestWriter } from '../../medium/manifest-file.js';
+import type { ManifestWriter } from '../../medium/manifest-writer.js';
 import { closeFd, openAt } from '../../native/xbfs.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import type { Child } from './child.js';

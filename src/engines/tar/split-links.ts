@@ -19,23 +19,22 @@
  * order. Any other change to a name (link, unlink, rename of the file itself)
  * moves the inode's ctime, and then every name is stored anyway.
  *
- * The cost is one pass over the previous manifest's line index (a look at
- * the two bytes after each line's change key, where `,"k":` marks more than
- * one link: ~25 ms for 1.1 million lines) and one open per directory of a
+ * The cost is one pass over the previous manifest's blocks that may hold
+ * such files (a version 2 manifest marks its frames and references that do;
+ * in each, a look at the two bytes after each line's change key, where
+ * `,"k":` marks more than one link) and one open per directory of a
  * hardlinked file whose names span directories; nothing per unchanged file
  * in the walk.
  */
 import fs from 'node:fs';
-import { decodeDirLine, parseLine, sliceEntryLine } from '../../core/manifest.js';
+import { sliceEntryLine } from '../../core/manifest.js';
 import { INDEX_STRIDE, type PreviousBlock } from '../../medium/manifest-file.js';
+import type { ManifestReader } from '../../medium/manifest-reader.js';
 import { closeFd } from '../../native/xbfs.js';
 
-const KIND_CHILD = 0;
-const KIND_DIR = 1;
-
 interface GroupName {
-  /** The index line of the block's directory. */
-  dirLine: number;
+  /** The block of the name's directory. */
+  block: PreviousBlock;
   name: Buffer;
 }
 
@@ -53,48 +52,42 @@ export class SplitLinks {
   }
 
   /**
-   * The split groups of the previous manifest (located by its root block,
-   * which holds the whole manifest's bytes and line index). `openDir` opens a
-   * directory of the tree beneath the root without following symlinks (it
-   * throws when that fails); undefined when no group is split.
+   * The split groups of the previous manifest (`reader`'s blocks that may
+   * hold files of several links). `openDir` opens a directory of the tree
+   * beneath the root without following symlinks (it throws when that
+   * fails); undefined when no group is split.
    */
-  static find(root: PreviousBlock, openDir: (rel: Buffer) => number): SplitLinks | undefined {
-    const { data, index } = root;
-    const lines = index.length / INDEX_STRIDE;
+  static find(reader: ManifestReader, openDir: (rel: Buffer) => number): SplitLinks | undefined {
     const groups = new Map<string, GroupName[]>();
-    let dirLine = -1;
-    for (let line = 0; line < lines; line++) {
-      const r = line * INDEX_STRIDE;
-      const kind = index[r + 2]! & 15;
-      if (kind === KIND_DIR) dirLine = line;
-      if (kind !== KIND_CHILD || dirLine < 0) continue;
-      // `,"k":` right after the key ("t":... through the inode) marks more than one link; "t":"f" a file.
-      const keyEnd = index[r + 6]!;
-      if (data[keyEnd + 2] !== 0x6b || data[keyEnd + 3] !== 0x22 || data[index[r + 5]! + 5] !== 0x66) continue;
-      const e = sliceEntryLine(data, index[r]!, index[r + 1]!)?.entry;
-      if (!e || e.type !== 'file' || e.nlink < 2) continue;
-      const list = groups.get(e.ino) ?? [];
-      list.push({ dirLine, name: e.name });
-      groups.set(e.ino, list);
+    for (const block of reader.storedBlocks(undefined, true)) {
+      const { data, index } = block;
+      for (let line = block.first; line < block.end; line++) {
+        const r = line * INDEX_STRIDE;
+        // `,"k":` right after the key ("t":... through the inode) marks more than one link; "t":"f" a file.
+        const keyEnd = index[r + 6]!;
+        if (data[keyEnd + 2] !== 0x6b || data[keyEnd + 3] !== 0x22 || data[index[r + 5]! + 5] !== 0x66) continue;
+        const e = sliceEntryLine(data, index[r]!, index[r + 1]!)?.entry;
+        if (!e || e.type !== 'file' || e.nlink < 2) continue;
+        const list = groups.get(e.ino) ?? [];
+        list.push({ block, name: e.name });
+        groups.set(e.ino, list);
+      }
     }
     if (groups.size === 0) return undefined;
 
-    const dirs = new Map<number, { dir: Buffer; present: boolean }>();
-    const dirAt = (dirLine: number): { dir: Buffer; present: boolean } => {
-      let d = dirs.get(dirLine);
+    const dirs = new Map<PreviousBlock, { dir: Buffer; present: boolean }>();
+    const dirAt = (block: PreviousBlock): { dir: Buffer; present: boolean } => {
+      let d = dirs.get(block);
       if (!d) {
-        const r = dirLine * INDEX_STRIDE;
-        const decoded = decodeDirLine(parseLine(data.toString('utf8', index[r]!, index[r + 1]!)));
-        const dir = decoded?.dir ?? Buffer.alloc(0);
-        d = { dir, present: decoded !== undefined && sameDirectory(openDir, dir, decoded.self.ino) };
-        dirs.set(dirLine, d);
+        d = { dir: block.dir, present: sameDirectory(openDir, block.dir, block.self.ino) };
+        dirs.set(block, d);
       }
       return d;
     };
     const split = new SplitLinks();
     for (const names of groups.values()) {
-      if (names.length < 2 || names.every((n) => n.dirLine === names[0]!.dirLine)) continue;
-      const where = names.map((n) => dirAt(n.dirLine));
+      if (names.length < 2 || names.every((n) => n.block === names[0]!.block)) continue;
+      const where = names.map((n) => dirAt(n.block));
       if (where.every((d) => d.present)) continue;
       names.forEach((n, i) => {
         const d = where[i]!;

@@ -12,7 +12,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Logger } from '../../util/log.js';
 import { decideKind, type FullPolicy, type KindDecision } from '../../core/chain.js';
-import { ManifestCursor, ManifestWriter } from '../../medium/manifest-file.js';
+import { ManifestCursor } from '../../medium/manifest-file.js';
+import { openManifest } from '../../medium/manifest-reader.js';
+import { ManifestWriter } from '../../medium/manifest-writer.js';
+import { chainHolders, checkChainManifests } from '../../repo/chain-manifests.js';
 import { backupFileNames } from '../../medium/layout.js';
 import { sidecarHeader, type ArchiveStats, type Sidecar, type TarSidecar } from '../../medium/sidecar.js';
 import { openBase } from '../../repo/chain-base.js';
@@ -116,7 +119,10 @@ async function writeTarBackup(
     backups,
     req.volume,
     refuseTarBase,
-    (base) => new ManifestCursor(store.pathOf(base.manifest)), // checks it (checksum, count)
+    (base) => {
+      checkChainManifests(store, backups, base);
+      return new ManifestCursor(openManifest(store.pathOf(base.manifest), chainHolders(store, backups, base)));
+    },
     log,
   );
   const warnings: string[] = warning ? [warning] : [];
@@ -152,7 +158,11 @@ async function writeTarBackup(
       previous,
       walker,
     );
-    await archiver.run();
+    try {
+      await archiver.run();
+    } finally {
+      previous?.close();
+    }
     // The manifest's bytes reach the disk while the archive's last segments are compressed and synced.
     // Both settle before anything is aborted: no fsync may still run on a file being closed.
     const [finished, synced] = await Promise.allSettled([writer.finish(), manifest.flushToDisk()]);

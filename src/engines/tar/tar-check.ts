@@ -15,6 +15,7 @@ import type { BackupCheck, BackupCheckRequest } from '../engine.js';
 import type { VerifyProblem } from '../verify-result.js';
 import { chainOf } from '../verify-chains.js';
 import { checkArchive } from './verify-archive.js';
+import { chainHolders } from '../../repo/chain-manifests.js';
 
 export async function checkTarBackup(req: BackupCheckRequest): Promise<BackupCheck> {
   const { store, backup: sc } = req;
@@ -42,7 +43,7 @@ export async function checkTarBackup(req: BackupCheckRequest): Promise<BackupChe
   if (hashed.xxh64 !== sc.archiveXxh64) problems.push({ file: archive, what: `xxh64 ${hashed.xxh64} does not match the sidecar's ${sc.archiveXxh64}` });
   if (req.depth === 'full') {
     const chainIds = new Set(chainOf(req.all, sc).map((b) => b.id));
-    const content = await checkArchive(sc, archive, req.manifestTrusted ? store.pathOf(sc.manifest) : undefined, chainIds, req.logger, req.signal, req.refs);
+    const content = await checkArchive(sc, archive, req.manifestTrusted ? store.pathOf(sc.manifest) : undefined, chainIds, req.logger, req.signal, req.refs, chainHolders(store, req.all, sc));
     out.members = content.members;
     problems.push(...content.problems);
     out.notes.push(...content.notes);

@@ -25,7 +25,8 @@ import { InterruptedError } from '../interrupted.js';
 export { InterruptedError };
 import { archiveMember, type ManifestEntry, type ManifestType } from '../../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../../core/path-order.js';
-import { INDEX_STRIDE, type ManifestCursor, type ManifestWriter, type PreviousBlock } from '../../medium/manifest-file.js';
+import { INDEX_STRIDE, type ManifestCursor, type PreviousBlock } from '../../medium/manifest-file.js';
+import type { ManifestWriter } from '../../medium/manifest-writer.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import { Child } from './child.js';
 import { ChildSaver } from './child-saver.js';
@@ -124,7 +125,7 @@ export class TreeArchiver {
   /** `self`: the directory as its parent listed it (every directory but the root, whose stat is `st`). */
   private async directory(rel: Buffer, abs: Buffer, st: EntryStat | undefined, self?: Child): Promise<void> {
     const previous = this.previous?.take(rel);
-    if (rel.length === 0 && previous) this.split = SplitLinks.find(previous, (dir) => this.walker.openDir(dir));
+    if (rel.length === 0 && previous) this.split = SplitLinks.find(this.previous!.reader, (dir) => this.walker.openDir(dir));
     const scan = this.nextListing(rel);
     if (!scan) {
       if (previous) return this.keepUnlisted(rel, abs, st ?? self!.st, previous);

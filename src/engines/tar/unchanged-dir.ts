@@ -10,7 +10,9 @@
  * the walker's stat walk for the machine's cores.
  */
 import { archiveUnchangedDirRaw } from '../../native/xbfs.js';
-import type { ManifestWriter, PreviousBlock } from '../../medium/manifest-file.js';
+import type { PreviousBlock } from '../../medium/manifest-file.js';
+import { childRefOf } from '../../medium/manifest-reader.js';
+import type { ManifestWriter } from '../../medium/manifest-writer.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import type { DirScan, MergeBuffers } from '../dir-scan.js';
 
@@ -50,8 +52,8 @@ export class UnchangedDirArchiver {
   archive(rel: Buffer, parent: DirScan, index: number, scan: DirScan, previous: PreviousBlock): UnchangedDir | undefined {
     const count = scan.count;
     if (this.dirs.length < count) this.dirs = new Int32Array(Math.max(count, 2 * this.dirs.length));
+    this.manifest.startBlock();
     const man = this.manifest.room(previous.childBytes + rel.length + this.archiveMember.length + DIR_LINE_MAX);
-    if (!man) return undefined;
     const seg = this.writer.room();
     const ok = archiveUnchangedDirRaw(
       parent.records, parent.recordOffset(index), scan.records, count,
@@ -61,7 +63,27 @@ export class UnchangedDirArchiver {
     if (!ok) return undefined;
     const out = this.out;
     this.writer.wrote(out[0]!);
-    this.manifest.wrote(out[1]!, out[2]!);
+    this.writeBlock(rel, man, out[1]!, out[2]!, previous);
     return { children: out[3]!, sourceBytes: out[4]!, deleted: out[5]!, subdirs: this.dirs.subarray(0, out[6]!) };
   }
+
+  /**
+   * Commits the block native code wrote into `man`: as it is, or, when its child lines are byte for byte
+   * the previous block's (none changed, none gone), as its directory line and one reference to where
+   * those lines are stored. The comparison, not the counts, decides: a reference must stand for these very bytes.
+   */
+  private writeBlock(rel: Buffer, man: Buffer, bytes: number, lines: number, previous: PreviousBlock): void {
+    const ref = lines - 1 === previous.childCount ? childRefOf(previous) : undefined;
+    if (ref && previous.childBytes > REF_WORTH) {
+      const dirLine = man.indexOf(0x0a) + 1;
+      if (dirLine > 0 && bytes - dirLine === previous.childBytes && man.subarray(dirLine, bytes).equals(previous.data.subarray(ref.from, ref.to))) {
+        this.manifest.wroteBlockReferring(rel, dirLine, lines - 1, ref);
+        return;
+      }
+    }
+    this.manifest.wroteBlock(rel, bytes, lines);
+  }
 }
+
+/** Child lines shorter than this stay literal: a reference line takes ~130 bytes. */
+const REF_WORTH = 256;

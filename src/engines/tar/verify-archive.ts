@@ -18,7 +18,7 @@ import type { Logger } from '../../util/log.js';
 import { ContentHash } from '../file-hash.js';
 import type { ManifestEntry } from '../../core/manifest.js';
 import { baseName, isWithin, joinRel, parentOf, showPath } from '../../core/path-order.js';
-import { readBlocks } from '../../medium/manifest-file.js';
+import { readBlocks, type HolderFiles } from '../../medium/manifest-reader.js';
 import type { TarSidecar } from '../../medium/sidecar.js';
 import { TarParser, type TarMemberInfo } from '../../tar/read.js';
 import type { TarEntry } from '../../tar/entry.js';
@@ -54,6 +54,7 @@ export async function checkArchive(
   logger: Logger,
   signal?: AbortSignal,
   refs?: ArchiveRefs,
+  holders?: HolderFiles,
 ): Promise<ContentCheck> {
   const problems: VerifyProblem[] = [];
   const bad = new Mismatches();
@@ -62,7 +63,7 @@ export async function checkArchive(
   // The manifest, walked in step with the archive.
   const openDirs: OpenDir[] = [];
   const foreign = new Set<string>();
-  const expected = manifest ? expectedMembers(manifest, sc.id, chainIds, foreign, openDirs, mismatch) : undefined;
+  const expected = manifest ? expectedMembers(manifest, holders, sc.id, chainIds, foreign, openDirs, mismatch) : undefined;
   let head: Expected | undefined;
   let headDone = !expected;
   const peek = (): Expected | undefined => {
@@ -252,13 +253,14 @@ function memberRel(p: Buffer): Buffer {
  */
 function* expectedMembers(
   file: string,
+  holders: HolderFiles | undefined,
   backupId: string,
   chainIds: Set<string>,
   foreign: Set<string>,
   openDirs: OpenDir[],
   mismatch: (rel: Buffer, what: string) => void,
 ): Generator<Expected> {
-  for (const block of readBlocks(file)) {
+  for (const block of readBlocks(file, holders)) {
     closeDirs(openDirs, block.dir, false, mismatch);
     const parent = openDirs[openDirs.length - 1];
     if (parent && block.dir.length > 0 && parent.dir.equals(parentOf(block.dir))) {
