@@ -9,13 +9,12 @@
 import fs from 'node:fs';
 import { decodeDirLine, decodeHeader, ManifestFormatError, parseLine, sliceEntryLine, type ManifestEntry, type ManifestHeader, type StoredEntry } from '../core/manifest.js';
 import type { ChildRef, FrameRecord } from '../core/manifest-v2.js';
-import { comparePaths, isWithin } from '../core/path-order.js';
+import { comparePaths } from '../core/path-order.js';
 import { createXxh64 } from '../native/xxh.js';
 import { xxh64OfFd } from '../util/file-xxh.js';
 import { manifestIndex } from '../native/xbfs.js';
 import { FramedManifest, isFramedManifest, MAGIC_BYTES } from './manifest-container.js';
 import { openMediumFile, readMediumFile } from './medium-file.js';
-import type { ManifestReader } from './manifest-reader.js';
 
 export function fileXxh64(file: string): string {
   const fd = openMediumFile(file);
@@ -261,52 +260,3 @@ function* lineBlocks(file: string, data: Buffer, index: Int32Array): Generator<P
   }
 }
 
-/**
- * Walks a previous manifest alongside a new walk: `take(dir)` returns the
- * block of `dir` if the old tree had it, skipping blocks of directories that
- * no longer exist. Calls must come in walk order. Closing it closes the reader.
- */
-export class ManifestCursor {
-  private readonly it: Iterator<PreviousBlock>;
-  private head: PreviousBlock | undefined;
-  /** Entries in blocks skipped by take(): directories that no longer exist, with their files. */
-  skippedEntries = 0;
-
-  constructor(readonly reader: ManifestReader) {
-    this.it = reader.storedBlocks();
-    this.advance();
-  }
-
-  private advance(): void {
-    const r = this.it.next();
-    this.head = r.done ? undefined : r.value;
-  }
-
-  take(dir: Buffer): PreviousBlock | undefined {
-    while (this.head && comparePaths(this.head.dir, dir) < 0) {
-      this.skippedEntries += 1 + this.head.childCount;
-      this.advance();
-    }
-    if (this.head && this.head.dir.equals(dir)) {
-      const found = this.head;
-      this.advance();
-      return found;
-    }
-    return undefined;
-  }
-
-  /** After take(dir): the blocks of every directory below `dir`, in walk order (they follow it). */
-  takeBelow(dir: Buffer): PreviousBlock[] {
-    const out: PreviousBlock[] = [];
-    while (this.head && isWithin(this.head.dir, dir) && !this.head.dir.equals(dir)) {
-      out.push(this.head);
-      this.advance();
-    }
-    return out;
-  }
-
-  close(): void {
-    this.it.return?.(undefined);
-    this.reader.close();
-  }
-}

@@ -9,7 +9,7 @@
  */
 import { decodeDirLine, entryFromJson, ManifestFormatError, parseLine, type ManifestEntry, type ManifestHeader } from '../core/manifest.js';
 import { decodeRefLine, REF_LINE_START, type ChildRef, type FrameRecord } from '../core/manifest-v2.js';
-import { comparePaths, showPath } from '../core/path-order.js';
+import { comparePaths, isWithin, showPath } from '../core/path-order.js';
 import { manifestIndex } from '../native/xbfs.js';
 import { FramedManifest, isFramedManifest, MAGIC_BYTES } from './manifest-container.js';
 import { INDEX_STRIDE, KIND_CHILD, KIND_DIR, locatedName, PreviousBlock, readLineManifest } from './manifest-file.js';
@@ -269,3 +269,53 @@ export function childRefOf(b: PreviousBlock): ChildRef | undefined {
 }
 
 const LINKS_MARK = Buffer.from(',"k":');
+
+/**
+ * Walks a previous manifest alongside a new walk: `take(dir)` returns the
+ * block of `dir` if the old tree had it, skipping blocks of directories that
+ * no longer exist. Calls must come in walk order. Closing it closes the reader.
+ */
+export class ManifestCursor {
+  private readonly it: Iterator<PreviousBlock>;
+  private head: PreviousBlock | undefined;
+  /** Entries in blocks skipped by take(): directories that no longer exist, with their files. */
+  skippedEntries = 0;
+
+  constructor(readonly reader: ManifestReader) {
+    this.it = reader.storedBlocks();
+    this.advance();
+  }
+
+  private advance(): void {
+    const r = this.it.next();
+    this.head = r.done ? undefined : r.value;
+  }
+
+  take(dir: Buffer): PreviousBlock | undefined {
+    while (this.head && comparePaths(this.head.dir, dir) < 0) {
+      this.skippedEntries += 1 + this.head.childCount;
+      this.advance();
+    }
+    if (this.head && this.head.dir.equals(dir)) {
+      const found = this.head;
+      this.advance();
+      return found;
+    }
+    return undefined;
+  }
+
+  /** After take(dir): the blocks of every directory below `dir`, in walk order (they follow it). */
+  takeBelow(dir: Buffer): PreviousBlock[] {
+    const out: PreviousBlock[] = [];
+    while (this.head && isWithin(this.head.dir, dir) && !this.head.dir.equals(dir)) {
+      out.push(this.head);
+      this.advance();
+    }
+    return out;
+  }
+
+  close(): void {
+    this.it.return?.(undefined);
+    this.reader.close();
+  }
+}

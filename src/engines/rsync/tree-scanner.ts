@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { statUnchanged, type ManifestEntry, type ManifestType } from '../../core/manifest.js';
 import { joinRel, showPath } from '../../core/path-order.js';
-import type { ManifestCursor } from '../../medium/manifest-file.js';
+import type { ManifestCursor } from '../../medium/manifest-reader.js';
 import type { ManifestWriter } from '../../medium/manifest-writer.js';
 import type { Logger } from '../../util/log.js';
 import { devMajor, devMinor, entryTypeOf, manifestEntryOf, type EntryStat } from '../metadata.js';
