@@ -32,6 +32,14 @@ export class ManifestWriter {
   private frameFirst: Buffer | undefined;
   private frameLinks = false;
   private readonly frames: FrameRecord[] = [];
+  /**
+   * The frame flushToDisk() wrote at `offset` for the lines gathered so far (`used` bytes of them), not yet
+   * part of the file: a frame holds whole blocks, so lines written after it (the same block going on) make
+   * cut() write a new frame over it. The hash and the index take a frame only when cut() writes it.
+   */
+  private tentative: { frame: Buffer; used: number } | undefined;
+  /** The end of the bytes written to the file, a tentative frame's included. */
+  private written = 0;
 
   constructor(
     finalPath: string,
@@ -159,9 +167,8 @@ export class ManifestWriter {
     if (this.used === 0) return;
     const raw = this.buf.subarray(0, this.used);
     const links = this.frameLinks || raw.indexOf(LINKS_MARK) >= 0;
-    const bound = zstdFrameBound(raw.length);
-    if (this.packed.length < bound) this.packed = Buffer.allocUnsafe(bound);
-    const frame = zstdCompressFrameSync(raw, this.packed);
+    const frame = this.tentative?.used === this.used ? this.tentative.frame : this.compress(raw);
+    this.tentative = undefined;
     this.frames.push({ at: this.offset, len: frame.length, raw: raw.length, blocks: this.frameBlocks, firstDir: this.frameFirst!, links });
     this.writeOut(frame);
     this.used = 0;
@@ -171,24 +178,43 @@ export class ManifestWriter {
     if (this.buf.length > 4 * FRAME_TARGET) this.buf = Buffer.allocUnsafe(FRAME_TARGET + 65536); // after a huge block
   }
 
+  private compress(raw: Buffer): Buffer {
+    const bound = zstdFrameBound(raw.length);
+    if (this.packed.length < bound) this.packed = Buffer.allocUnsafe(bound);
+    return zstdCompressFrameSync(raw, this.packed);
+  }
+
   private writeOut(buf: Buffer): void {
     this.hash.update(buf);
-    let off = 0;
-    try {
-      while (off < buf.length) off += fs.writeSync(this.file.fd, buf, off, buf.length - off);
-    } catch (e) {
-      throw withFileName(e, this.file.partialPath, 'writing');
-    }
+    this.writeAt(buf, this.offset);
     this.offset += buf.length;
   }
 
+  /** Writes `buf` at file offset `at` (a tentative frame is written over). */
+  private writeAt(buf: Buffer, at: number): void {
+    let off = 0;
+    try {
+      while (off < buf.length) off += fs.writeSync(this.file.fd, buf, off, buf.length - off, at + off);
+    } catch (e) {
+      throw withFileName(e, this.file.partialPath, 'writing');
+    }
+    this.written = Math.max(this.written, at + buf.length);
+  }
+
   /**
-   * Writes the last frame and syncs off the main thread: a backup calls this
-   * when its pass is over, so that the manifest reaches the disk while the
-   * archive's last segments are compressed and synced. seal() still syncs.
+   * Writes the lines gathered so far as a frame and syncs off the main
+   * thread: a backup calls this when its pass is over, so that the manifest
+   * reaches the disk while the archive's last segments are compressed and
+   * synced. seal() still syncs, and uses that frame when no line came after
+   * it. Writing may go on: the block open now may go on, so the frame stays
+   * tentative (a frame ends only between blocks) until cut() takes it or writes a new one over it.
    */
   async flushToDisk(): Promise<void> {
-    this.cut();
+    if (this.used > 0 && this.tentative?.used !== this.used) {
+      const frame = Buffer.from(this.compress(this.buf.subarray(0, this.used)));
+      this.tentative = { frame, used: this.used };
+      this.writeAt(frame, this.offset);
+    }
     try {
       await this.file.syncAsync();
     } catch (e) {
@@ -210,6 +236,14 @@ export class ManifestWriter {
     const indexAt = this.offset;
     this.writeOut(packed);
     this.writeOut(trailerFrame(indexAt, packed.length, index.length, this.hash.digest()));
+    if (this.written > this.offset) {
+      // A tentative frame longer than what was written over it.
+      try {
+        fs.ftruncateSync(this.file.fd, this.offset);
+      } catch (e) {
+        throw withFileName(e, this.file.partialPath, 'writing');
+      }
+    }
     this.file.seal();
     return this.hash.digest();
   }

@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeScratchDir } from '../helpers/scratch.js';
+import { FramedManifest } from '../../src/medium/manifest-container.js';
 import { snapshotTree } from '../helpers/tree-snapshot.js';
 import { assertTreesEqual } from '../helpers/tree-compare.js';
 import {
@@ -121,11 +122,15 @@ const damages: Array<[string, (file: string) => void]> = [
     'one flipped byte',
     (file) => {
       const buf = fs.readFileSync(file);
-      // Inside an mtime digit string of some entry: still valid JSON, only the checksum can tell.
-      const at = buf.indexOf('"mt":"', buf.length >> 1) + 7;
-      assert.ok(at > 7, 'found an mtime to damage');
-      buf[at] = buf[at] === 0x31 ? 0x32 : 0x31;
+      // Inside the compressed bytes of a data frame (version 2): the magic, the index and the trailer
+      // still open, so only the checksums (the trailer's and the sidecar's xxh64) can tell.
+      const m = FramedManifest.open(file);
+      const frame = m.frames[m.frames.length >> 1]!;
+      m.close();
+      const at = frame.at + (frame.len >> 1);
+      buf[at]! ^= 0x10;
       fs.writeFileSync(file, buf);
+      FramedManifest.open(file).close();
     },
   ],
   ['truncated (trailer lost)', (file) => fs.truncateSync(file, fs.statSync(file).size - 20)],

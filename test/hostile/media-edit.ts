@@ -1,7 +1,8 @@
 /**
  * Edits a backup on the medium as an attacker with write access would: a
  * sidecar's fields, a manifest's lines (rewriting the checksum trailer and the
- * sidecar's manifestXxh64, so the edit passes the checksum gate), an
+ * sidecar's manifestXxh64, so the edit passes the checksum gate; a version 2
+ * manifest is edited as lines and written back as frames, manifest-bytes.ts), an
  * archive's tar stream (recompressed into one zstd frame with the sidecar's
  * sizes, frame index and archiveXxh64 fixed), or a whole backup written by
  * hand from tar members and manifest lines that no honest backup contains.
@@ -14,6 +15,7 @@ import { encodeHeader, END_OF_ARCHIVE, padding } from '../../src/tar/write.js';
 import type { TarEntry } from '../../src/tar/entry.js';
 import { xxh64 } from '../../src/native/xxh.js';
 import { HOST, VOLUME, type World } from './hostile-media.js';
+import { isFramedFile, lineManifestBytes, manifestBytes, manifestLinesOf, type FramedTamper } from './manifest-bytes.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Json = any;
@@ -42,25 +44,34 @@ export function manifestFile(w: World, id: string): string {
   return path.join(w.vol, readSidecar(w, id).manifest as string);
 }
 
-/** The manifest's lines without the trailer, as text. */
-export function manifestLines(w: World, id: string): string[] {
-  const lines = fs.readFileSync(manifestFile(w, id), 'utf8').split('\n');
-  lines.pop(); // after the last "\n"
-  lines.pop(); // the trailer
-  return lines;
+/**
+ * The manifest's lines without the trailer, as text: version 1's lines, or a
+ * version 2 manifest shown as version 1 would be (manifest-bytes.ts): its
+ * header as an object, then the data lines of every frame with each reference
+ * expanded into the child lines it names (`expand` false: kept as it is).
+ */
+export function manifestLines(w: World, id: string, expand = true): string[] {
+  return manifestLinesOf(manifestFile(w, id), expand);
 }
 
-/** The text of a manifest of `lines` (header first) with a correct trailer. */
+/** The text of a version 1 manifest of `lines` (header first) with a correct trailer. */
 export function manifestText(lines: string[]): Buffer {
-  const body = Buffer.from(lines.map((l) => l + '\n').join(''));
-  return Buffer.concat([body, Buffer.from(JSON.stringify({ end: lines.length - 1, xxh64: xxh64(body) }) + '\n')]);
+  return lineManifestBytes(lines);
 }
 
-/** Rewrites the manifest of `id` as `lines`, trailer and the sidecar's manifestXxh64 fixed. */
-export function writeManifestLines(w: World, id: string, lines: string[]): void {
-  const bytes = manifestText(lines);
+/** Replaces the manifest of `id` with `bytes` and fixes the sidecar's manifestXxh64, as an attacker would. */
+export function writeManifestBytes(w: World, id: string, bytes: Buffer): void {
   fs.writeFileSync(manifestFile(w, id), bytes);
   editSidecar(w, id, (o) => { o.manifestXxh64 = xxh64(bytes); });
+}
+
+/**
+ * Rewrites the manifest of `id` as `lines` in the version it had (version 2:
+ * one data frame, its index and trailer made for it; `tamper` makes them lie),
+ * trailer and the sidecar's manifestXxh64 fixed.
+ */
+export function writeManifestLines(w: World, id: string, lines: string[], tamper?: FramedTamper): void {
+  writeManifestBytes(w, id, manifestBytes(lines, isFramedFile(manifestFile(w, id)), tamper));
 }
 
 /** Edits the manifest of `id` line by line as JSON objects (index 0 is the header). */
