@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { decodeDirLine, decodeHeader, ManifestFormatError, parseLine, sliceEntryLine, type ManifestEntry, type ManifestHeader, type StoredEntry } from '../core/manifest.js';
-import type { ChildRef, FrameRecord } from '../core/manifest-v2.js';
+import type { ChildRef } from '../core/manifest-v2.js';
 import { comparePaths } from '../core/path-order.js';
 import { createXxh64 } from '../native/xxh.js';
 import { xxh64OfFd } from '../util/file-xxh.js';
@@ -153,8 +153,12 @@ export interface DirLineAt {
   dirLine: number;
 }
 
-/** Where a block's child lines come from: literal in `holder`'s frame, or through a reference. */
-export type ChildSource = { holder: string; frame: FrameRecord } | { ref: ChildRef };
+/** A run of a block's child lines, [first, end) of its index, and where a later manifest finds them. */
+export interface Segment {
+  first: number;
+  end: number;
+  ref: ChildRef;
+}
 
 /**
  * A block of a previous manifest as the next backup reads it: the located
@@ -174,8 +178,8 @@ export class PreviousBlock {
     readonly first: number,
     readonly end: number,
     private readonly dirAt: DirLineAt,
-    /** Version 2 only: what a later manifest refers to for these child lines. */
-    readonly source?: ChildSource,
+    /** Version 2 only: where its child lines are stored, for a later manifest to refer to. */
+    readonly segments?: Segment[],
   ) {}
 
   get childCount(): number {

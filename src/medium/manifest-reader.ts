@@ -12,6 +12,7 @@ import { decodeRefLine, REF_LINE_START, type ChildRef, type FrameRecord } from '
 import { comparePaths, isWithin, showPath } from '../core/path-order.js';
 import { manifestIndex } from '../native/xbfs.js';
 import { FramedManifest, isFramedManifest, MAGIC_BYTES } from './manifest-container.js';
+import type { Segment } from './manifest-file.js';
 import { INDEX_STRIDE, KIND_CHILD, KIND_DIR, locatedName, PreviousBlock, readLineManifest } from './manifest-file.js';
 import { openMediumFile } from './medium-file.js';
 import fs from 'node:fs';
@@ -162,18 +163,47 @@ class FramedReader implements ManifestReader {
         if (last && comparePaths(last, dir) >= 0) throw new ManifestFormatError(`${where}: directory blocks out of order`);
         last = dir;
         blocks++;
+        // The children: runs of literal lines and reference lines, in name order, up to the next directory line.
+        const parts: Array<{ ref: ChildRef; literal: boolean; first: number }> = [];
+        while (line < v.lines) {
+          const kind = v.index[line * INDEX_STRIDE + 2]! & 15;
+          if (kind === KIND_DIR) break;
+          if (kind === KIND_CHILD) {
+            const first = line;
+            while (line < v.lines && (v.index[line * INDEX_STRIDE + 2]! & 15) === KIND_CHILD) line++;
+            const start = v.index[first * INDEX_STRIDE]!;
+            const stop = v.index[(line - 1) * INDEX_STRIDE + 1]! + 1;
+            parts.push({ ref: { holder: own, at: f.at, len: f.len, raw: f.raw, from: start, to: stop, lines: line - first, links: false }, literal: true, first });
+          } else if (isRefLine(v, line)) {
+            parts.push({ ref: this.refAt(v, line, where), literal: false, first: -1 });
+            line++;
+          } else throw new ManifestFormatError(`${where}: line neither entry nor directory`);
+        }
+        if (from && comparePaths(dir, from) < 0) continue;
+        if (linksOnly && !parts.some((p) => (p.literal ? v.data.subarray(p.ref.from, p.ref.to).indexOf(LINKS_MARK) >= 0 : p.ref.links))) continue;
+        const dirAt = { dirData: v.data, dirIndex: v.index, dirLine };
         let block: PreviousBlock;
-        if (line < v.lines && (v.index[line * INDEX_STRIDE + 2]! & 15) !== KIND_CHILD && isRefLine(v, line)) {
-          const ref = this.refAt(v, line, where);
-          line++;
-          if ((linksOnly && !ref.links) || (from && comparePaths(dir, from) < 0)) continue;
-          const held = this.resolve(ref, where);
-          block = new PreviousBlock(held.view.data, held.view.index, dir, held.first, held.first + ref.lines, { dirData: v.data, dirIndex: v.index, dirLine }, { ref });
+        if (parts.length === 0) {
+          block = new PreviousBlock(v.data, v.index, dir, line, line, dirAt, []);
+        } else if (parts.length === 1) {
+          // One run: its lines where they are, no copy.
+          const p = parts[0]!;
+          const at = p.literal ? { view: v, first: p.first } : this.resolve(p.ref, where);
+          block = new PreviousBlock(at.view.data, at.view.index, dir, at.first, at.first + p.ref.lines, dirAt, [{ first: at.first, end: at.first + p.ref.lines, ref: p.ref }]);
         } else {
-          const first = line;
-          while (line < v.lines && (v.index[line * INDEX_STRIDE + 2]! & 15) === KIND_CHILD) line++;
-          if (line < v.lines && (v.index[line * INDEX_STRIDE + 2]! & 15) !== KIND_DIR) throw new ManifestFormatError(`${where}: line neither entry nor directory`);
-          block = new PreviousBlock(v.data, v.index, dir, first, line, { dirData: v.data, dirIndex: v.index, dirLine }, { holder: own, frame: f });
+          // Several: their bytes joined (a directory with a few changed children), located once more.
+          const pieces: Buffer[] = [];
+          const segments: Segment[] = [];
+          let lines = 0;
+          for (const p of parts) {
+            const data = p.literal ? v.data : this.resolve(p.ref, where).view.data;
+            pieces.push(data.subarray(p.ref.from, p.ref.to));
+            segments.push({ first: lines, end: lines + p.ref.lines, ref: p.ref });
+            lines += p.ref.lines;
+          }
+          const joined = viewOf(Buffer.concat(pieces));
+          if (joined.lines !== lines) throw new ManifestFormatError(`${where}: the children of ${showPath(dir) || '/'} are not the lines their references name`);
+          block = new PreviousBlock(joined.data, joined.index, dir, 0, lines, dirAt, segments);
         }
         if (from && comparePaths(dir, from) < 0) continue;
         yield block;
@@ -256,16 +286,19 @@ function lineStartingAt(view: FrameView, at: number): number {
   return -1;
 }
 
-/** Where a literal block's child lines are, for a later manifest to refer to (undefined for a block without children). */
-export function childRefOf(b: PreviousBlock): ChildRef | undefined {
-  if (b.end <= b.first) return undefined;
-  const src = b.source;
-  if (!src) return undefined;
-  if ('ref' in src) return src.ref;
-  const from = b.index[b.first * INDEX_STRIDE]!;
-  const to = b.index[(b.end - 1) * INDEX_STRIDE + 1]! + 1;
-  const f: FrameRecord = src.frame;
-  return { holder: src.holder, at: f.at, len: f.len, raw: f.raw, from, to, lines: b.end - b.first, links: b.data.subarray(from, to).indexOf(LINKS_MARK) >= 0 };
+/**
+ * The reference a later manifest writes for lines [first, end) of a block
+ * (within one of its segments), or undefined when they span segments or the
+ * block has none (a version 1 manifest's).
+ */
+export function refForLines(b: PreviousBlock, first: number, end: number): ChildRef | undefined {
+  const seg = b.segments?.find((s) => s.first <= first && end <= s.end);
+  if (!seg || end <= first) return undefined;
+  const base = seg.ref.from - b.index[seg.first * INDEX_STRIDE]!;
+  const from = base + b.index[first * INDEX_STRIDE]!;
+  const to = base + b.index[(end - 1) * INDEX_STRIDE + 1]! + 1;
+  const bytes = b.data.subarray(from - base, to - base);
+  return { ...seg.ref, from, to, lines: end - first, links: bytes.indexOf(LINKS_MARK) >= 0 };
 }
 
 const LINKS_MARK = Buffer.from(',"k":');

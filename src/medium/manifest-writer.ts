@@ -8,7 +8,9 @@
  */
 import fs from 'node:fs';
 import { encodeDirLine, encodeEntry, isPlainJsonName, type ManifestEntry, type ManifestHeader, type StoredEntry } from '../core/manifest.js';
-import { encodeFrameRecord, encodeHeaderV2, encodeRefLine, type ChildRef, type FrameRecord } from '../core/manifest-v2.js';
+import { encodeFrameRecord, encodeHeaderV2, encodeRefLine, type FrameRecord } from '../core/manifest-v2.js';
+import { INDEX_STRIDE, type PreviousBlock } from './manifest-file.js';
+import { refForLines } from './manifest-reader.js';
 import { createXxh64, type StreamingHash } from '../native/xxh.js';
 import { zstdCompressFrameSync, zstdFrameBound } from '../native/zstd.js';
 import { AtomicFile, withFileName } from './atomic-file.js';
@@ -16,6 +18,8 @@ import { magicFrame, trailerFrame } from './manifest-container.js';
 
 /** Decompressed bytes per frame: a one-file restore decodes one; larger frames compress a little better. */
 export const FRAME_TARGET = 256 << 10;
+/** Unchanged child lines shorter than this are copied: a reference line takes ~130 bytes. */
+const REF_WORTH = 256;
 /** The text that marks a line of a file with more than one link (manifest.ts writes "k" only then). */
 const LINKS_MARK = Buffer.from(',"k":');
 
@@ -31,16 +35,9 @@ export class ManifestWriter {
   private frameBlocks = 0;
   private frameFirst: Buffer | undefined;
   private frameLinks = false;
+  /** Unchanged child lines of a previous block being copied, written when something else comes (copyPrevious). */
+  private run: { previous: PreviousBlock; first: number; end: number } | undefined;
   private readonly frames: FrameRecord[] = [];
-  /**
-   * The frame flushToDisk() wrote at `offset` for the lines gathered so far (`used` bytes of them), not yet
-   * part of the file: a frame holds whole blocks, so lines written after it (the same block going on) make
-   * cut() write a new frame over it. The hash and the index take a frame only when cut() writes it.
-   */
-  private tentative: { frame: Buffer; used: number } | undefined;
-  /** The end of the bytes written to the file, a tentative frame's included. */
-  private written = 0;
-
   constructor(
     finalPath: string,
     private readonly header: ManifestHeader,
@@ -56,6 +53,7 @@ export class ManifestWriter {
 
   /** A block starts here, the only place a frame may end: the frame is written when it is full. */
   startBlock(): void {
+    this.flushRun();
     if (this.used >= FRAME_TARGET) this.cut();
   }
 
@@ -74,6 +72,7 @@ export class ManifestWriter {
   }
 
   entry(e: ManifestEntry): void {
+    this.flushRun();
     this.count++;
     this.line(encodeEntry(e));
   }
@@ -87,6 +86,7 @@ export class ManifestWriter {
    */
   plainFileLine(name: Buffer, key: Buffer, hash: string, archiveMember: Buffer, offset: number): boolean {
     if (!isPlainJsonName(name) || key.length === 0) return false;
+    this.flushRun();
     this.ensure(name.length + key.length + hash.length + archiveMember.length + 40);
     const b = this.buf;
     let at = this.used;
@@ -108,8 +108,9 @@ export class ManifestWriter {
     return true;
   }
 
-  /** At least `n` bytes of buffer to write a block into, after startBlock(); wroteBlock() or wroteBlockReferring() then says what was written. */
+  /** At least `n` bytes of buffer to write a block into, after startBlock(); wroteBlock() or wroteUnchangedBlock() then says what was written. */
   room(n: number): Buffer {
+    this.flushRun();
     this.ensure(n);
     return this.buf.subarray(this.used);
   }
@@ -123,16 +124,56 @@ export class ManifestWriter {
 
   /**
    * The block of `dir` was written at the start of room(): its directory line (`dirLineBytes`, newline
-   * included) and `children` child lines, which are the very bytes `ref` names. They are replaced by the reference.
+   * included), then byte for byte the child lines of `previous` (nothing changed, nothing gone). Those
+   * are written again as references to where they are stored, where that is shorter.
    */
-  wroteBlockReferring(dir: Buffer, dirLineBytes: number, children: number, ref: ChildRef): void {
-    const line = encodeRefLine(ref) + '\n';
-    this.ensure(dirLineBytes + line.length, dirLineBytes);
+  wroteUnchangedBlock(dir: Buffer, dirLineBytes: number, previous: PreviousBlock): void {
     this.noteBlock(dir);
     this.used += dirLineBytes;
-    this.used += this.buf.write(line, this.used, 'latin1');
-    this.count += 1 + children;
-    if (ref.links) this.frameLinks = true;
+    this.count += 1 + previous.childCount;
+    this.writePrevious(previous, previous.first, previous.end);
+  }
+
+  /** Child line `line` of a previous manifest's block, unchanged: consecutive ones are written as one reference. */
+  copyPrevious(previous: PreviousBlock, line: number): void {
+    this.count++;
+    const run = this.run;
+    if (run && run.previous === previous && run.end === line) {
+      run.end++;
+      return;
+    }
+    this.flushRun();
+    this.run = { previous, first: line, end: line + 1 };
+  }
+
+  private flushRun(): void {
+    const run = this.run;
+    if (!run) return;
+    this.run = undefined;
+    this.writePrevious(run.previous, run.first, run.end);
+  }
+
+  /** Lines [first, end) of `previous`: a reference per stored run they cover where that is shorter, else their bytes. */
+  private writePrevious(previous: PreviousBlock, first: number, end: number): void {
+    const idx = previous.index;
+    let at = first;
+    while (at < end) {
+      const seg = previous.segments?.find((s) => s.first <= at && at < s.end);
+      const stop = seg ? Math.min(end, seg.end) : end;
+      const start = idx[at * INDEX_STRIDE]!;
+      const bytes = idx[(stop - 1) * INDEX_STRIDE + 1]! + 1 - start;
+      const ref = seg && bytes >= REF_WORTH ? refForLines(previous, at, stop) : undefined;
+      if (ref) {
+        const line = encodeRefLine(ref) + '\n';
+        this.ensure(line.length);
+        this.used += this.buf.write(line, this.used, 'latin1');
+        if (ref.links) this.frameLinks = true;
+      } else {
+        this.ensure(bytes);
+        this.used += previous.data.copy(this.buf, this.used, start, start + bytes);
+      }
+      at = stop;
+    }
   }
 
   /** Carries an entry of the previous manifest over byte for byte (it is unchanged). */
@@ -142,6 +183,7 @@ export class ManifestWriter {
 
   /** Carries the entry line [start, end) of a previous manifest's bytes over as it is. */
   copyLine(data: Buffer, start: number, end: number): void {
+    this.flushRun();
     this.count++;
     this.ensure(end - start + 1);
     this.used += data.copy(this.buf, this.used, start, end);
@@ -167,8 +209,7 @@ export class ManifestWriter {
     if (this.used === 0) return;
     const raw = this.buf.subarray(0, this.used);
     const links = this.frameLinks || raw.indexOf(LINKS_MARK) >= 0;
-    const frame = this.tentative?.used === this.used ? this.tentative.frame : this.compress(raw);
-    this.tentative = undefined;
+    const frame = this.compress(raw);
     this.frames.push({ at: this.offset, len: frame.length, raw: raw.length, blocks: this.frameBlocks, firstDir: this.frameFirst!, links });
     this.writeOut(frame);
     this.used = 0;
@@ -186,35 +227,24 @@ export class ManifestWriter {
 
   private writeOut(buf: Buffer): void {
     this.hash.update(buf);
-    this.writeAt(buf, this.offset);
-    this.offset += buf.length;
-  }
-
-  /** Writes `buf` at file offset `at` (a tentative frame is written over). */
-  private writeAt(buf: Buffer, at: number): void {
     let off = 0;
     try {
-      while (off < buf.length) off += fs.writeSync(this.file.fd, buf, off, buf.length - off, at + off);
+      while (off < buf.length) off += fs.writeSync(this.file.fd, buf, off, buf.length - off);
     } catch (e) {
       throw withFileName(e, this.file.partialPath, 'writing');
     }
-    this.written = Math.max(this.written, at + buf.length);
+    this.offset += buf.length;
   }
 
   /**
-   * Writes the lines gathered so far as a frame and syncs off the main
-   * thread: a backup calls this when its pass is over, so that the manifest
-   * reaches the disk while the archive's last segments are compressed and
-   * synced. seal() still syncs, and uses that frame when no line came after
-   * it. Writing may go on: the block open now may go on, so the frame stays
-   * tentative (a frame ends only between blocks) until cut() takes it or writes a new one over it.
+   * Ends the lines: writes the last frame and syncs off the main thread. A
+   * backup calls this when its pass is over, so that the manifest reaches
+   * the disk while the archive's last segments are compressed and synced;
+   * what follows is seal() (which syncs again) or abort(), or a new block.
    */
   async flushToDisk(): Promise<void> {
-    if (this.used > 0 && this.tentative?.used !== this.used) {
-      const frame = Buffer.from(this.compress(this.buf.subarray(0, this.used)));
-      this.tentative = { frame, used: this.used };
-      this.writeAt(frame, this.offset);
-    }
+    this.flushRun();
+    this.cut();
     try {
       await this.file.syncAsync();
     } catch (e) {
@@ -228,6 +258,7 @@ export class ManifestWriter {
    * Returns the file's xxh64, hashed as it was written.
    */
   seal(): string {
+    this.flushRun();
     this.cut();
     const h = this.header;
     const lines = [encodeHeaderV2({ ...h, entries: this.count, blocks: this.blocks, frames: this.frames.length }), ...this.frames.map(encodeFrameRecord), ''];
@@ -236,14 +267,6 @@ export class ManifestWriter {
     const indexAt = this.offset;
     this.writeOut(packed);
     this.writeOut(trailerFrame(indexAt, packed.length, index.length, this.hash.digest()));
-    if (this.written > this.offset) {
-      // A tentative frame longer than what was written over it.
-      try {
-        fs.ftruncateSync(this.file.fd, this.offset);
-      } catch (e) {
-        throw withFileName(e, this.file.partialPath, 'writing');
-      }
-    }
     this.file.seal();
     return this.hash.digest();
   }

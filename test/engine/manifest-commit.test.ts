@@ -40,7 +40,7 @@ test('commit() returns the xxh64 of the file as written, trailer included', (t) 
   assert.deepEqual(blocks[0]!.entries[12_000]!.name, Buffer.from([0x6e, 0xe9]));
 });
 
-test('flushToDisk() puts every line written so far into the partial file; writing and commit() go on as before', async (t) => {
+test('flushToDisk() puts every line written so far into the partial file; new blocks and commit() go on as before', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xb-manifest-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'm.manifest');
@@ -52,10 +52,13 @@ test('flushToDisk() puts every line written so far into the partial file; writin
   const partial = execFileSync('zstd', ['-dcq', `${file}.partial`], { encoding: 'utf8' });
   assert.equal(partial.split('\n').length - 1, 101, 'directory line and 100 entries, each ending in a newline');
   assert.ok(!fs.existsSync(file), 'not committed: still only the .partial');
+  // It ends the open block (a frame holds whole blocks): what follows starts a new one.
+  w.beginDir(Buffer.from('late'), { ...entry(Buffer.from('late'), 0), type: 'dir', size: 0 });
   w.entry(entry(Buffer.from('file-late'), 100));
   const returned = sealAndPublish(w, file);
   assert.equal(returned, fileXxh64(file));
-  assert.equal(readBlocks(file)[0]!.entries.length, 101);
+  const blocks = readBlocks(file);
+  assert.deepEqual(blocks.map((b) => [b.dir.toString(), b.entries.length]), [['', 100], ['late', 1]]);
 });
 
 test('plainFileLine writes, byte for byte, the line entry() writes; names needing escapes are left to entry()', (t) => {

@@ -66,15 +66,19 @@ test('no-change nights refer to the full one hop deep; a changed directory is st
     assert.ok(manifestBytes(medium, n) * 4 < manifestBytes(medium, full), `a no-change night's manifest is small: ${manifestBytes(medium, n)} against ${manifestBytes(medium, full)} bytes`);
   }
 
-  // One directory changes: stored literally in that night, referred to by the next.
+  // One file of d007 changes, and every file of d008: the changed lines are stored in that night, the
+  // unchanged runs around them referred to; the next night refers to d008's lines where they are now.
   fs.writeFileSync(path.join(root, 'd007', 'file-3'), 'changed\n');
+  for (let f = 0; f < 40; f++) fs.writeFileSync(path.join(root, 'd008', `file-${f}`), `new content ${f}\n`);
   const changed = (await apiBackup(root, medium, VOLUME, { clock })).sidecar;
   const after = (await apiBackup(root, medium, VOLUME, { clock })).sidecar;
-  assert.equal(refsOf(medium, changed).length, 59);
-  assert.ok(dataLines(medium, changed).some((l) => l.includes('"d":"d007"')));
+  assert.equal(refsOf(medium, changed).length, 58 + 2, 'the 58 unchanged directories, and the two runs around d007/file-3');
+  assert.ok(refsOf(medium, changed).every((r) => r.ref === full.id));
+  assert.ok(dataLines(medium, changed).some((l) => l.startsWith('{"n":"file-3"') && l.includes(`"a":"${changed.id}"`)), 'the changed line itself is stored');
   const holders = refsOf(medium, after).map((r) => r.ref);
-  assert.deepEqual([...new Set(holders)].sort(), [full.id, changed.id].sort(), 'the next night refers to the night that stored d007');
-  assert.equal(holders.filter((h) => h === changed.id).length, 1);
+  assert.equal(holders.filter((h) => h === changed.id).length, 1, "d008's lines: one reference to the night that stored them");
+  assert.equal(holders.filter((h) => h === full.id).length, 59 + 1, 'the rest: one hop to the full');
+  assert.ok(dataLines(medium, after).some((l) => l.startsWith('{"n":"file-3"')), 'a run shorter than a reference line is copied');
 
   // Each night restores as it was, by us (through the references) and by GNU tar.
   const ours = path.join(scratch, 'ours');

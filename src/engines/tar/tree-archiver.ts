@@ -205,7 +205,6 @@ export class TreeArchiver {
     this.manifest.beginDir(rel, self);
 
     const match = merged.match;
-    const lines = previous?.index;
     let matched = 0;
     for (let i = 0; i < keep.length; i++) {
       if (!keep[i]) continue;
@@ -221,8 +220,7 @@ export class TreeArchiver {
       if (m >= 0) matched++;
       if (m >= 0 && (m & 1) === 1 && !(again && again.has(scan!.name(i).toString('latin1')))) {
         this.stats.unchanged++;
-        const r = (m >> 1) * INDEX_STRIDE;
-        this.manifest.copyLine(previous!.data, lines![r]!, lines![r + 1]!);
+        this.manifest.copyPrevious(previous!, m >> 1);
         continue;
       }
       const child = new Child(rel, abs, scan!, i, scan!.name(i), type);

@@ -10,8 +10,7 @@
  * the walker's stat walk for the machine's cores.
  */
 import { archiveUnchangedDirRaw } from '../../native/xbfs.js';
-import type { PreviousBlock } from '../../medium/manifest-file.js';
-import { childRefOf } from '../../medium/manifest-reader.js';
+import { INDEX_STRIDE, type PreviousBlock } from '../../medium/manifest-file.js';
 import type { ManifestWriter } from '../../medium/manifest-writer.js';
 import type { ArchiveWriter } from './archive-writer.js';
 import type { DirScan, MergeBuffers } from '../dir-scan.js';
@@ -69,21 +68,18 @@ export class UnchangedDirArchiver {
 
   /**
    * Commits the block native code wrote into `man`: as it is, or, when its child lines are byte for byte
-   * the previous block's (none changed, none gone), as its directory line and one reference to where
-   * those lines are stored. The comparison, not the counts, decides: a reference must stand for these very bytes.
+   * the previous block's (none changed, none gone), as its directory line and references to where those
+   * lines are stored. The comparison, not the counts, decides: a reference must stand for these very bytes.
    */
   private writeBlock(rel: Buffer, man: Buffer, bytes: number, lines: number, previous: PreviousBlock): void {
-    const ref = lines - 1 === previous.childCount ? childRefOf(previous) : undefined;
-    if (ref && previous.childBytes > REF_WORTH) {
+    if (previous.segments?.length && lines - 1 === previous.childCount) {
       const dirLine = man.indexOf(0x0a) + 1;
-      if (dirLine > 0 && bytes - dirLine === previous.childBytes && man.subarray(dirLine, bytes).equals(previous.data.subarray(ref.from, ref.to))) {
-        this.manifest.wroteBlockReferring(rel, dirLine, lines - 1, ref);
+      const start = previous.index[previous.first * INDEX_STRIDE]!;
+      if (dirLine > 0 && bytes - dirLine === previous.childBytes && man.subarray(dirLine, bytes).equals(previous.data.subarray(start, start + previous.childBytes))) {
+        this.manifest.wroteUnchangedBlock(rel, dirLine, previous);
         return;
       }
     }
     this.manifest.wroteBlock(rel, bytes, lines);
   }
 }
-
-/** Child lines shorter than this stay literal: a reference line takes ~130 bytes. */
-const REF_WORTH = 256;
