@@ -7,7 +7,7 @@
  * named by path; it is never restored as either version.
  */
 import type { PlannedItem } from '../core/restore-plan.js';
-import { parentOf, showPath } from '../core/path-order.js';
+import { baseName, isWithin, joinRel, parentOf, showPath } from '../core/path-order.js';
 import type { TarEntry } from '../tar/entry.js';
 import { DamagedBackupError } from './restore-errors.js';
 
@@ -15,24 +15,52 @@ const shown = (rel: Buffer): string => showPath(rel) || '/';
 
 /**
  * The tree-shape rule, fed entries in walk order (a directory before what it
- * holds): no path twice, nothing below an entry that is not a directory.
+ * holds, as manifests and plans are): no path twice, nothing below an entry
+ * that is not a directory.
  * Restore applies it to its plan, verify to every manifest it checks.
  */
 export class TreeShape {
-  private readonly types = new Map<string, string>();
+  /**
+   * The directories open along the path of the last entry, each with the types of its entries seen so
+   * far: in walk order that is all the rule needs, so memory is bounded by the tree's depth and its
+   * largest directory, not by the number of entries (a million-file manifest held a map of every path).
+   */
+  private readonly open: Array<{ dir: Buffer; types: Map<string, string> }> = [];
 
   /** Why `rel` breaks the shape (words after "its manifest ..."), or undefined. */
   add(rel: Buffer, type: string): string | undefined {
-    const key = rel.toString('latin1');
-    const seen = this.types.get(key);
-    if (seen !== undefined) return `lists ${shown(rel)} twice (as ${seen} and as ${type})`;
-    this.types.set(key, type);
-    if (rel.length === 0) return undefined;
+    const open = this.open;
+    if (rel.length === 0) {
+      if (open.length && open[0]!.dir.length === 0) return `lists ${shown(rel)} twice (as dir and as ${type})`;
+      open.length = 0;
+      if (type === 'dir') open.push({ dir: rel, types: new Map() });
+      return undefined;
+    }
     const parent = parentOf(rel);
-    const parentType = this.types.get(parent.toString('latin1'));
-    if (parentType !== undefined && parentType !== 'dir') return `puts ${shown(rel)} below ${shown(parent)}, which it records as a ${parentType}`;
+    while (open.length && !isWithin(parent, open[open.length - 1]!.dir)) open.pop();
+    // Below an entry the open directories record as something else than a directory.
+    for (const o of open) {
+      if (!isWithin(rel, o.dir) || o.dir.equals(rel)) continue;
+      const under = firstBelow(o.dir, rel);
+      const t = o.types.get(under.toString('latin1'));
+      const at = joinRel(o.dir, under);
+      if (t === undefined) continue;
+      if (at.equals(rel)) return `lists ${shown(rel)} twice (as ${t} and as ${type})`;
+      if (t !== 'dir') return `puts ${shown(rel)} below ${shown(at)}, which it records as a ${t}`;
+    }
+    const top = open[open.length - 1];
+    if (!top || !top.dir.equals(parent)) open.push({ dir: parent, types: new Map() });
+    open[open.length - 1]!.types.set(baseName(rel).toString('latin1'), type);
+    if (type === 'dir') open.push({ dir: rel, types: new Map() });
     return undefined;
   }
+}
+
+/** The first component of `rel` below its ancestor `dir`. */
+function firstBelow(dir: Buffer, rel: Buffer): Buffer {
+  const rest = dir.length === 0 ? rel : rel.subarray(dir.length + 1);
+  const slash = rest.indexOf(0x2f);
+  return slash < 0 ? rest : rest.subarray(0, slash);
 }
 
 /** Refuses a plan that lists a path twice or puts an entry below a non-directory; `what` names the backup. */
