@@ -51,6 +51,17 @@ export function trailerFrame(indexAt: number, indexLen: number, indexRaw: number
   return b;
 }
 
+/** The trailer's fields when `t` (the file's last TRAILER_BYTES bytes) is one, else undefined. */
+export function parseTrailer(t: Buffer): { indexAt: number; indexLen: number; indexRaw: number; xxh64: string } | undefined {
+  if (t.length !== TRAILER_BYTES || t.readUInt32LE(0) !== TRAILER_MAGIC || t.readUInt32LE(4) !== 32) return undefined;
+  return {
+    indexAt: Number(t.readBigUInt64LE(8)),
+    indexLen: Number(t.readBigUInt64LE(16)),
+    indexRaw: Number(t.readBigUInt64LE(24)),
+    xxh64: t.readBigUInt64BE(32).toString(16).padStart(16, '0'),
+  };
+}
+
 function readExactly(fd: number, at: number, len: number, file: string): Buffer {
   const b = Buffer.allocUnsafe(len);
   let got = 0;
@@ -69,8 +80,6 @@ export class FramedManifest {
   /** xxh64 of every byte before the trailer, as the trailer says (verify compares it with the bytes). */
   readonly trailerXxh64: string;
   readonly indexAt: number;
-  /** The trailer's own bytes (the sidecar's hash covers them too). */
-  readonly trailer: Buffer;
   private readonly byOffset = new Map<number, number>();
 
   private constructor(
@@ -80,13 +89,10 @@ export class FramedManifest {
   ) {
     if (size < MAGIC_BYTES + TRAILER_BYTES) throw new ManifestFormatError(`${file}: truncated (${size} bytes)`);
     if (!isFramedManifest(readExactly(fd, 0, MAGIC_BYTES, file))) throw new ManifestFormatError(`${file}: not a xenbackup manifest (version 2)`);
-    const t = readExactly(fd, size - TRAILER_BYTES, TRAILER_BYTES, file);
-    this.trailer = t;
-    if (t.readUInt32LE(0) !== TRAILER_MAGIC || t.readUInt32LE(4) !== 32) throw new ManifestFormatError(`${file}: no trailer (truncated or damaged)`);
-    const indexAt = Number(t.readBigUInt64LE(8));
-    const indexLen = Number(t.readBigUInt64LE(16));
-    const indexRaw = Number(t.readBigUInt64LE(24));
-    this.trailerXxh64 = t.readBigUInt64BE(32).toString(16).padStart(16, '0');
+    const t = parseTrailer(readExactly(fd, size - TRAILER_BYTES, TRAILER_BYTES, file));
+    if (!t) throw new ManifestFormatError(`${file}: no trailer (truncated or damaged)`);
+    const { indexAt, indexLen, indexRaw } = t;
+    this.trailerXxh64 = t.xxh64;
     if (indexAt < MAGIC_BYTES || indexLen < 1 || indexAt + indexLen !== size - TRAILER_BYTES || indexRaw < 1 || indexRaw > MAX_FRAME_RAW) {
       throw new ManifestFormatError(`${file}: trailer places the index outside the file`);
     }
@@ -161,12 +167,6 @@ export class FramedManifest {
       } else hi = mid - 1;
     }
     return found;
-  }
-
-  /** Every byte of the file before the trailer, in pieces of at most `chunk` (verify hashes them). */
-  *bytesBeforeTrailer(chunk = 1 << 20): Generator<Buffer> {
-    const end = this.size - TRAILER_BYTES;
-    for (let at = 0; at < end; at += chunk) yield readExactly(this.fd, at, Math.min(chunk, end - at), this.file);
   }
 
   close(): void {

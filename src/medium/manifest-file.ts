@@ -11,9 +11,9 @@ import { decodeDirLine, decodeHeader, ManifestFormatError, parseLine, sliceEntry
 import type { ChildRef } from '../core/manifest-v2.js';
 import { comparePaths } from '../core/path-order.js';
 import { createXxh64 } from '../native/xxh.js';
-import { xxh64OfFd } from '../util/file-xxh.js';
+import { HASH_CHUNK, hashRangeSync, xxh64OfFd } from '../util/file-xxh.js';
 import { manifestIndex } from '../native/xbfs.js';
-import { FramedManifest, isFramedManifest, MAGIC_BYTES } from './manifest-container.js';
+import { FramedManifest, isFramedManifest, MAGIC_BYTES, parseTrailer, TRAILER_BYTES } from './manifest-container.js';
 import { openMediumFile, readMediumFile } from './medium-file.js';
 
 export function fileXxh64(file: string): string {
@@ -80,17 +80,34 @@ function lineProblems(file: string, owner: ManifestOwner, problems: string[]): M
   return verifyManifestBytes(file, data);
 }
 
-/** Version 2: the bytes hashed in pieces (never whole in memory), against the sidecar and the trailer; the index checked. */
+/**
+ * Version 2: the bytes hashed in pieces (never whole in memory), against the sidecar and the trailer; the index checked.
+ * Both hashes come from one read before the structure is looked at, so that damage which breaks the structure
+ * (a byte of the index or the trailer) is still said against the sidecar, as version 1's is; and the trailer's
+ * checksum is compared before the index is decoded, so that a changed byte before it is said as a checksum mismatch.
+ */
 function framedProblems(file: string, owner: ManifestOwner, problems: string[]): ManifestHeader {
+  const fd = openMediumFile(file);
+  let before: string;
+  let whole: string;
+  const tail = Buffer.alloc(TRAILER_BYTES);
+  try {
+    const trailerAt = Math.max(0, fs.fstatSync(fd).size - TRAILER_BYTES);
+    const hash = createXxh64();
+    const buf = Buffer.allocUnsafe(HASH_CHUNK);
+    hashRangeSync(fd, hash, 0, trailerAt, buf);
+    before = hash.digest();
+    hashRangeSync(fd, hash, trailerAt, Infinity, buf);
+    whole = hash.digest();
+    fs.readSync(fd, tail, 0, TRAILER_BYTES, trailerAt);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (owner.manifestXxh64 !== undefined && whole !== owner.manifestXxh64) problems.push(`xxh64 ${whole} does not match the sidecar's ${owner.manifestXxh64}`);
+  const trailer = parseTrailer(tail);
+  if (trailer && trailer.xxh64 !== before) throw new ManifestFormatError(`${file}: checksum mismatch (damaged)`);
   const m = FramedManifest.open(file);
   try {
-    const hash = createXxh64();
-    for (const piece of m.bytesBeforeTrailer()) hash.update(piece);
-    const before = hash.digest();
-    if (owner.manifestXxh64 !== undefined) {
-      const got = hash.update(m.trailer).digest();
-      if (got !== owner.manifestXxh64) problems.push(`xxh64 ${got} does not match the sidecar's ${owner.manifestXxh64}`);
-    }
     if (before !== m.trailerXxh64) throw new ManifestFormatError(`${file}: checksum mismatch (damaged)`);
     return m.header;
   } finally {

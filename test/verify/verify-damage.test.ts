@@ -31,6 +31,7 @@ import {
 import { errorLines, show, xenbackup } from '../engine/engine-fixtures.js';
 import type { VolumeVerification } from '../../src/engines/verify.js';
 import { timeOfId } from '../../src/repo/volume-store.js';
+import { rewriteManifest, trailerXxh64Of, type Json } from '../helpers/manifest-rewrite.js';
 
 /** Exactly one problem, on `file`, matching `what`. */
 function assertBlames(r: VolumeVerification, file: string, what: RegExp, context: string): void {
@@ -183,8 +184,9 @@ test('a damaged manifest is detected, quick and full, by its own checksum as wel
       }
     });
   }
-  // The sidecar fixed up, or gone from it: the manifest's own trailer still catches a change.
-  const edited = Buffer.from(original.toString('utf8').replace('"conf1"', '"conf!"'));
+  // The sidecar fixed up, or gone from it: the manifest's own trailer still catches a change. The edit
+  // leaves frames and index valid (a name changed, the frame recompressed) and the trailer's checksum as it was.
+  const edited = rewriteManifest(file, (objs: Json[]) => { objs.find((o) => o.n === 'conf1').n = 'conf!'; }, { trailerXxh64: trailerXxh64Of(original) });
   const sidecar = sidecarPath(c, b);
   const scText = fs.readFileSync(sidecar, 'utf8');
   try {

@@ -17,10 +17,12 @@ import type { Sidecar } from '../../src/medium/sidecar.js';
 import { createXxh64, xxh64, type StreamingHash } from '../../src/native/xxh.js';
 import { readTar } from '../../src/tar/read-tar.js';
 import { makeScratchDir, type CleanupContext } from '../helpers/scratch.js';
+import { manifestXxh64Of, rewriteManifest, type Json } from '../helpers/manifest-rewrite.js';
 import { randomBytes } from '../helpers/torture-tree.js';
 import { apiBackup, HOST, memoryLogger, put, StepClock, volumeDir } from '../engine/engine-fixtures.js';
 
 export { HOST } from '../engine/engine-fixtures.js';
+export type { Json } from '../helpers/manifest-rewrite.js';
 
 export interface Chain {
   scratch: string;
@@ -132,6 +134,25 @@ export async function withDamagedFile<T>(file: string, damaged: Buffer, fixSidec
     fs.writeFileSync(file, original);
     if (fixSidecar) fs.writeFileSync(fixSidecar, sidecarText!);
   }
+}
+
+/**
+ * Rewrites b's manifest (version 2) after `edit` on its lines as JSON objects (index 0 the header, references
+ * expanded; test/helpers/manifest-rewrite.ts), its frames, index and trailer right and the sidecar's
+ * manifestXxh64 fixed, as an attacker with write access would; returns a function that puts both back.
+ */
+export function editManifest(c: Chain, b: Sidecar, edit: (objs: Json[]) => Json[] | void): () => void {
+  const file = manifestPath(c, b);
+  const scFile = sidecarPath(c, b);
+  const original = fs.readFileSync(file);
+  const scText = fs.readFileSync(scFile, 'utf8');
+  const bytes = rewriteManifest(file, edit);
+  fs.writeFileSync(file, bytes);
+  fs.writeFileSync(scFile, JSON.stringify({ ...JSON.parse(scText), manifestXxh64: manifestXxh64Of(bytes) }));
+  return () => {
+    fs.writeFileSync(file, original);
+    fs.writeFileSync(scFile, scText);
+  };
 }
 
 /** A copy of `data` with one bit flipped. */

@@ -9,32 +9,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import { xxh64 } from '../../src/native/xxh.js';
 import type { Sidecar } from '../../src/medium/sidecar.js';
-import { makeChain, manifestPath, showResult, sidecarPath, verifyBounded, type Chain } from './verify-fixtures.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = any;
-
-/** Rewrites b's manifest line by line (index 0 the header), trailer and sidecar checksum fixed; returns a restorer. */
-function editManifest(c: Chain, b: Sidecar, edit: (objs: Json[]) => void): () => void {
-  const file = manifestPath(c, b);
-  const scFile = sidecarPath(c, b);
-  const original = fs.readFileSync(file);
-  const scText = fs.readFileSync(scFile, 'utf8');
-  const lines = original.toString('utf8').split('\n').slice(0, -2);
-  const objs = lines.map((l) => JSON.parse(l) as Json);
-  edit(objs);
-  const body = Buffer.from(objs.map((o) => JSON.stringify(o) + '\n').join(''));
-  const bytes = Buffer.concat([body, Buffer.from(JSON.stringify({ end: objs.length - 1, xxh64: xxh64(body) }) + '\n')]);
-  fs.writeFileSync(file, bytes);
-  fs.writeFileSync(scFile, JSON.stringify({ ...JSON.parse(scText), manifestXxh64: xxh64(bytes) }));
-  return () => {
-    fs.writeFileSync(file, original);
-    fs.writeFileSync(scFile, scText);
-  };
-}
+import { editManifest, makeChain, manifestPath, showResult, verifyBounded, type Chain, type Json } from './verify-fixtures.js';
 
 function entryOf(objs: Json[], dir: string, name: string): Json {
   const start = objs.findIndex((o) => o.d === dir);
