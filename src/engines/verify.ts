@@ -93,9 +93,14 @@ export async function verifyVolume(req: VerifyRequest): Promise<VolumeVerificati
       copies.push(copy);
       copyOf.set(sc.id, copy.path);
       shownOf.set(copy.path, shown);
-      const holders = holdersFrom(chainOf(all, sc).slice(0, -1), (s) => copyOf.get(s.id));
+      // The older backups of its chain, by the chain's name rather than by base links: a chain missing a middle
+      // backup is reported once (checkChains), and the references into the ones still there are checked.
+      const holders = holdersFrom(all.filter((b) => b.chain === sc.chain && b.id < sc.id), (s) => copyOf.get(s.id));
       let ok = checkManifest(store, sc, copy.path, shown, findings);
-      if (ok) {
+      // A backup whose chain misses a part is reported once (checkChains); its references may name that part,
+      // so its manifest is not read further.
+      if (chainOf(all, sc)[0]!.kind !== 'full') ok = false;
+      else if (ok) {
         const chainRefs = engine.chained ? refs : undefined;
         try {
           const why = scanManifest(copy.path, sc.id, new Set(chainOf(all, sc).map((b) => b.id)), chainRefs, holders);

@@ -130,6 +130,8 @@ export interface RewriteOptions {
   holders?: Holders;
   /** The xxh64 the trailer states (default: the right one); e.g. the original's, to test that the trailer catches an edit. */
   trailerXxh64?: string;
+  /** Write the lines that references to this backup stand for instead (before that backup's manifest is edited). */
+  expand?: string;
 }
 
 /** The xxh64 the trailer of a version 2 manifest's bytes states. */
@@ -189,7 +191,8 @@ export function rewriteManifest(file: string, edit: (objs: Json[]) => Json[] | v
   for (const b of blocks) {
     const was = b.dirLine ? byDir.get(key(b.dirLine)) : undefined;
     const same = was && was.children.length === b.children.length && was.children.every((l, i) => l === b.children[i]);
-    b.stored = same ? was.stored : b.children;
+    const expanded = opts.expand !== undefined && was?.stored.some((l) => l.startsWith(`{"ref":"${opts.expand}"`));
+    b.stored = same && !expanded ? was.stored : b.children;
   }
 
   const frames: FrameRecord[] = [];

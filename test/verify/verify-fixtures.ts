@@ -142,16 +142,26 @@ export async function withDamagedFile<T>(file: string, damaged: Buffer, fixSidec
  * manifestXxh64 fixed, as an attacker with write access would; returns a function that puts both back.
  */
 export function editManifest(c: Chain, b: Sidecar, edit: (objs: Json[]) => Json[] | void): () => void {
-  const file = manifestPath(c, b);
-  const scFile = sidecarPath(c, b);
-  const original = fs.readFileSync(file);
-  const scText = fs.readFileSync(scFile, 'utf8');
-  const bytes = rewriteManifest(file, edit);
-  fs.writeFileSync(file, bytes);
-  fs.writeFileSync(scFile, JSON.stringify({ ...JSON.parse(scText), manifestXxh64: manifestXxh64Of(bytes) }));
+  const undo: Array<() => void> = [];
+  const rewrite = (s: Sidecar, bytesOf: (file: string) => Buffer): void => {
+    const file = manifestPath(c, s);
+    const scFile = sidecarPath(c, s);
+    const original = fs.readFileSync(file);
+    const scText = fs.readFileSync(scFile, 'utf8');
+    const bytes = bytesOf(file);
+    fs.writeFileSync(file, bytes);
+    fs.writeFileSync(scFile, JSON.stringify({ ...JSON.parse(scText), manifestXxh64: manifestXxh64Of(bytes) }));
+    undo.push(() => {
+      fs.writeFileSync(file, original);
+      fs.writeFileSync(scFile, scText);
+    });
+  };
+  // The later manifests that refer into b's first hold those lines themselves, as an attacker editing b would
+  // also have to do: b's frames move when its lines change.
+  for (const later of c.backups.filter((s) => s.chain === b.chain && s.id > b.id)) rewrite(later, (file) => rewriteManifest(file, () => undefined, { expand: b.id }));
+  rewrite(b, (file) => rewriteManifest(file, edit));
   return () => {
-    fs.writeFileSync(file, original);
-    fs.writeFileSync(scFile, scText);
+    for (const u of undo.reverse()) u();
   };
 }
 
