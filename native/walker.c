@@ -58,7 +58,7 @@ napi_value xbfs_errno_error(napi_env env, int err, const char *syscall);
 #define MAX_OPEN 64
 /* Records and content waiting, at most: with prefetching; and listing only (~250 bytes per entry). */
 #define MAX_BYTES_PREFETCH (16u << 20)
-#define MAX_BYTES_LISTING (32u << 20)
+#define MAX_BYTES_LISTING (8u << 20)
 /*
  * Content prefetched per listing at most: a directory of 10,000 large-ish files must not hold them all.
  * Nor more than its records leave of MAX_BYTES_PREFETCH: one directory of 200,000 files (~50 MB of
