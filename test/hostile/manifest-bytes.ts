@@ -105,12 +105,19 @@ export function lineManifestBytes(lines: string[]): Buffer {
   return Buffer.concat([body, Buffer.from(JSON.stringify({ end: lines.length - 1, xxh64: xxh64(body) }) + '\n')]);
 }
 
+export interface TrailerFields {
+  indexAt: number;
+  indexLen: number;
+  indexRaw: number;
+  xxh64: string;
+}
+
 /** Where the lies go: index records edited after they were made honestly, trailer fields replaced. */
 export interface FramedTamper {
   /** Edits the records (one per data frame, in file order) before they are encoded; a string[] replaces their lines. */
   records?: (records: FrameRecord[]) => void | string[];
-  /** Replaces fields of the trailer (the index's place and size, the hash of the bytes before it). */
-  trailer?: Partial<{ indexAt: number; indexLen: number; indexRaw: number; xxh64: string }>;
+  /** Replaces fields of the trailer (the index's place and size, the hash of the bytes before it), or says them from the honest ones. */
+  trailer?: Partial<TrailerFields> | ((honest: TrailerFields) => Partial<TrailerFields>);
 }
 
 /** The index and trailer fields of bytes `framedManifestBytes` made, for a case to check what it made. */
@@ -189,7 +196,8 @@ export function framedManifestBytes(header: string, frames: string[][], tamper: 
   const packed = Buffer.from(zstdCompressFrameSync(index, Buffer.allocUnsafe(zstdFrameBound(index.length)), 3));
   parts.push(packed);
   const before = Buffer.concat(parts);
-  const t = { indexAt: at, indexLen: packed.length, indexRaw: index.length, xxh64: xxh64(before), ...tamper.trailer };
+  const honest: TrailerFields = { indexAt: at, indexLen: packed.length, indexRaw: index.length, xxh64: xxh64(before) };
+  const t = { ...honest, ...(typeof tamper.trailer === 'function' ? tamper.trailer(honest) : tamper.trailer) };
   const bytes = Buffer.concat([before, trailerFrame(t.indexAt, t.indexLen, t.indexRaw, t.xxh64)]);
   return { bytes, layout: { frames: records, indexAt: at, indexLen: packed.length, indexRaw: index.length, size: bytes.length } };
 }
