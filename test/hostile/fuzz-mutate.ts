@@ -245,7 +245,7 @@ const MUTATORS: Array<[weight: number, name: string, fn: Mutator]> = [
       what = `${big ? 'set' : 'moved'} the trailer's ${key} of ${name} ${big ? 'to' : 'by'} ${delta}`;
       tamper = { trailer: (t) => ({ [key]: Math.max(0, big ? delta : t[key] + delta) }) };
     }
-    const bytes = framedManifestBytes(JSON.stringify(header), frames, tamper).bytes;
+    const bytes = framedManifestBytes(JSON.stringify(header), frames, tamper);
     fs.writeFileSync(path.join(vol, name), bytes);
     return { what: `${what} (checksums fixed)`, files: fixSidecarHash(vol, name, bytes) };
   }],

@@ -120,15 +120,6 @@ export interface FramedTamper {
   trailer?: Partial<TrailerFields> | ((honest: TrailerFields) => Partial<TrailerFields>);
 }
 
-/** The index and trailer fields of bytes `framedManifestBytes` made, for a case to check what it made. */
-export interface FramedLayout {
-  frames: FrameRecord[];
-  indexAt: number;
-  indexLen: number;
-  indexRaw: number;
-  size: number;
-}
-
 /** What the index says of one frame of lines, as manifest-writer.ts would say it. */
 function recordOf(at: number, packed: Buffer, raw: Buffer): FrameRecord {
   const index = manifestIndex(raw);
@@ -176,7 +167,7 @@ function entriesOf(line: string): number {
  * Version 2 bytes of a header line and frames of data lines: magic, one zstd
  * frame per entry of `frames` (none for an empty one), the index and the trailer.
  */
-export function framedManifestBytes(header: string, frames: string[][], tamper: FramedTamper = {}): { bytes: Buffer; layout: FramedLayout } {
+export function framedManifestBytes(header: string, frames: string[][], tamper: FramedTamper = {}): Buffer {
   const parts: Buffer[] = [magicFrame()];
   let at = MAGIC_BYTES;
   const records: FrameRecord[] = [];
@@ -198,8 +189,7 @@ export function framedManifestBytes(header: string, frames: string[][], tamper: 
   const before = Buffer.concat(parts);
   const honest: TrailerFields = { indexAt: at, indexLen: packed.length, indexRaw: index.length, xxh64: xxh64(before) };
   const t = { ...honest, ...(typeof tamper.trailer === 'function' ? tamper.trailer(honest) : tamper.trailer) };
-  const bytes = Buffer.concat([before, trailerFrame(t.indexAt, t.indexLen, t.indexRaw, t.xxh64)]);
-  return { bytes, layout: { frames: records, indexAt: at, indexLen: packed.length, indexRaw: index.length, size: bytes.length } };
+  return Buffer.concat([before, trailerFrame(t.indexAt, t.indexLen, t.indexRaw, t.xxh64)]);
 }
 
 /** One frame per directory block (a frame starts at each directory line, as the reader classifies lines; lines before the first go with it). */
@@ -220,5 +210,5 @@ export function framesByBlock(dataLines: string[]): string[][] {
  */
 export function manifestBytes(lines: string[], framed: boolean, tamper?: FramedTamper): Buffer {
   if (!framed) return lineManifestBytes(lines);
-  return framedManifestBytes(lines[0] ?? '', [lines.slice(1)], tamper).bytes;
+  return framedManifestBytes(lines[0] ?? '', [lines.slice(1)], tamper);
 }

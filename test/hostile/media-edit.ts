@@ -15,7 +15,7 @@ import { encodeHeader, END_OF_ARCHIVE, padding } from '../../src/tar/write.js';
 import type { TarEntry } from '../../src/tar/entry.js';
 import { xxh64 } from '../../src/native/xxh.js';
 import { HOST, VOLUME, type World } from './hostile-media.js';
-import { framedManifestBytes, isFramedFile, lineManifestBytes, manifestBytes, manifestLinesOf, type FramedLayout, type FramedTamper } from './manifest-bytes.js';
+import { framedManifestBytes, isFramedFile, lineManifestBytes, manifestBytes, manifestLinesOf, type FramedTamper } from './manifest-bytes.js';
 import type { ChildRef } from '../../src/core/manifest-v2.js';
 import { FramedManifest, TRAILER_BYTES } from '../../src/medium/manifest-container.js';
 import { INDEX_STRIDE, KIND_CHILD, KIND_DIR, locatedName } from '../../src/medium/manifest-file.js';
@@ -79,10 +79,8 @@ export function writeManifestLines(w: World, id: string, lines: string[], tamper
 }
 
 /** Rewrites the version 2 manifest of `id` from a header line and frames of data lines (framedManifestBytes), the sidecar's hash fixed. */
-export function writeFramedManifest(w: World, id: string, header: string, frames: string[][], tamper?: FramedTamper): FramedLayout {
-  const { bytes, layout } = framedManifestBytes(header, frames, tamper);
-  writeManifestBytes(w, id, bytes);
-  return layout;
+export function writeFramedManifest(w: World, id: string, header: string, frames: string[][], tamper?: FramedTamper): void {
+  writeManifestBytes(w, id, framedManifestBytes(header, frames, tamper));
 }
 
 /**
