@@ -191,8 +191,10 @@ export function parseSidecar(text: string, file: string, expectName?: string): S
   if (!isBackupId(id)) bad(`field "id" must be a backup id such as 20261127T013600Z, not ${JSON.stringify(id).slice(0, 60)}`);
   const kind = str('kind') as BackupKind;
   if (kind !== 'full' && kind !== 'incremental') bad('field "kind" must be full or incremental');
-  const engine = (o.engine ?? 'tar') as EngineName;
+  // Absent in sidecars of earlier versions: tar, and said so in the object every reader gets (null is no engine).
+  const engine = (o.engine === undefined ? 'tar' : o.engine) as EngineName;
   if (!ENGINE_NAMES.includes(engine)) bad(`field "engine" must be one of ${ENGINE_NAMES.join(', ')}`);
+  o.engine = engine;
   // rsync sidecars of earlier versions carry compression 'none' as a dummy; newer ones none at all.
   const compression = (engine === 'rsync' && o.compression === undefined ? 'none' : str('compression')) as Compression;
   if (!COMPRESSIONS.includes(compression)) bad(`field "compression" must be one of ${COMPRESSIONS.join(', ')}`);

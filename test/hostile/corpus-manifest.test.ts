@@ -5,14 +5,19 @@
  * ls, restore (with and without --force) and verify must refuse it in one
  * line with exit 1 and change nothing outside --to and the medium's folder.
  * Quick verify checks checksums and chains, which the attacker fixed: it may
- * pass (0) or look deeper (1).
+ * pass (0) or look deeper (1). D's manifest is version 2: a case edits its
+ * lines as version 1's and they are written back as frames (manifest-bytes.ts);
+ * version 2's own parts (references, index, trailer) have cases of their own.
  */
 import { after, describe, test } from 'node:test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { assertCase, removeScratch, type Cmd, type HostileCase } from './case-runner.js';
 import type { World } from './hostile-media.js';
-import { editManifest, findDir, findEntry, manifestFile, manifestLines, type Json } from './media-edit.js';
+import { encodeRefLine, type ChildRef } from '../../src/core/manifest-v2.js';
+import { MAGIC_BYTES, TRAILER_BYTES } from '../../src/medium/manifest-container.js';
+import { childRef, editManifest, findDir, findEntry, indexPlace, manifestFile, manifestLines, writeFramedManifest, writeManifestBytes, type Json } from './media-edit.js';
+import { framesByBlock, isFramedFile, manifestBytes, type FramedTamper } from './manifest-bytes.js';
 
 const DAMAGE: Partial<Record<Cmd, number[]>> = {
   ls: [1],
@@ -88,7 +93,13 @@ const cases: HostileCase[] = [
   lineCase('blocks out of walk order', (objs) => { const i = objs.indexOf(findDir(objs, 'etc')); const j = objs.indexOf(findDir(objs, 'd')); [objs[i], objs[j]] = [objs[j], objs[i]]; }),
   {
     name: 'manifest of D: checksum wrong (edited without fixing the trailer)',
-    setup: (w) => { const f = manifestFile(w, w.ids[3]); fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace('"shadow"', '"shadox"')); },
+    // The lines edited and written back whole (frames re-encoded), the old trailer hash and the sidecar's kept.
+    setup: (w) => {
+      const f = manifestFile(w, w.ids[3]);
+      const old = fs.readFileSync(f);
+      const lines = manifestLines(w, w.ids[3]).map((l) => l.replace('"shadow"', '"shadox"'));
+      fs.writeFileSync(f, isFramedFile(f) ? manifestBytes(lines, true, { trailer: { xxh64: old.subarray(-8).toString('hex') } }) : old.toString('utf8').replace('"shadow"', '"shadox"'));
+    },
     expect: { ...DAMAGE, 'verify-quick': [1] },
     names: (w) => path.basename(manifestFile(w, w.ids[3])),
     lsPath: 'etc',
@@ -102,7 +113,108 @@ const cases: HostileCase[] = [
   },
 ];
 
+/**
+ * Version 2's own parts (docs/design/manifest-v2.md): the reference lines
+ * that stand for a block's child lines in an earlier manifest of the chain,
+ * the index's frame records and the trailer. D's block d/e is a reference to
+ * C's (D's own lines there are the very bytes C holds); a case makes it, or
+ * the index, or the trailer, lie, with the hashes fixed.
+ */
+const D_DIR = 'd/e';
+
+/** D with block d/e's child lines replaced by the reference line `ref(w)` (a ChildRef, or a line as it is). */
+function refCase(name: string, ref: (w: World) => ChildRef | string, expect: Partial<Record<Cmd, number[]>> = DAMAGE): HostileCase {
+  return {
+    name: `manifest of D: ${name}`,
+    setup: (w) => editManifest(w, w.ids[3], (objs) => {
+      const at = objs.indexOf(findDir(objs, D_DIR));
+      let end = at + 1;
+      while (end < objs.length && typeof objs[end].d !== 'string' && typeof objs[end].db !== 'string') end++;
+      const r = ref(w);
+      objs.splice(at + 1, end - at - 1, typeof r === 'string' ? r : encodeRefLine(r));
+    }),
+    expect,
+    names: (w) => `${w.ids[3]}.incr.`,
+    nameIn: ['verify'],
+    lsPath: D_DIR,
+  };
+}
+
+/** C's honest reference for block d/e, with `edit` applied. */
+const cRef = (edit: (r: ChildRef, w: World, dirLineAt: number) => void = () => {}) => (w: World): ChildRef => {
+  const { ref, dirLineAt } = childRef(w, w.ids[2], D_DIR);
+  edit(ref, w, dirLineAt);
+  return ref;
+};
+
+/** D written as one frame per block, the index or the trailer edited. */
+function indexCase(name: string, tamper: (w: World, frames: string[][]) => FramedTamper, extra: Partial<HostileCase> = {}): HostileCase {
+  return {
+    name: `manifest of D: ${name}`,
+    setup: (w) => {
+      const [header, ...data] = manifestLines(w, w.ids[3]);
+      const frames = framesByBlock(data);
+      writeFramedManifest(w, w.ids[3], header!, frames, tamper(w, frames));
+    },
+    expect: DAMAGE,
+    names: (w) => `${w.ids[3]}.incr.`,
+    nameIn: ['verify'],
+    lsPath: 'etc',
+    ...extra,
+  };
+}
+
+const ALL_GOOD: Partial<Record<Cmd, number[]>> = { ls: [0], 'verify-quick': [0], verify: [0], restore: [0], 'restore-force': [0] };
+
+const v2Cases: HostileCase[] = [
+  // The control: the reference every case below bends, honest. It reads, and so every refusal below is the lie's.
+  refCase('block d/e a reference to the same lines in C (honest, the control)', cRef(), ALL_GOOD),
+  indexCase('one frame per block (honest, the control)', () => ({}), { expect: ALL_GOOD }),
+  refCase('a reference to a backup outside the chain (A, same bytes as C has them)', (w) => childRef(w, w.ids[0], D_DIR).ref),
+  refCase('a reference to a backup outside the chain (B, an incremental of the other chain)', (w) => childRef(w, w.ids[1], D_DIR).ref),
+  refCase('a reference to a later backup', cRef((r) => { r.holder = '20991231T235959Z'; })),
+  refCase('a reference to its own backup (a loop)', cRef((r, w) => { r.holder = w.ids[3]; })),
+  refCase('a reference whose bytes start inside a line', cRef((r) => { r.from += 1; })),
+  refCase('a reference whose bytes end inside a line', cRef((r) => { r.to -= 2; })),
+  refCase('a reference that takes in the directory line before the children', cRef((r, _w, dirLineAt) => { r.from = dirLineAt; r.lines += 1; })),
+  refCase('a reference that says more lines than its bytes hold', cRef((r) => { r.lines += 1; })),
+  refCase('a reference that runs on into the next block', cRef((r) => { r.lines += 1; r.to = r.raw; })),
+  refCase('a reference whose end is beyond the frame', cRef((r) => { r.to = r.raw + 100; })),
+  refCase('a reference whose start and end are beyond the frame (and a frame size to match)', cRef((r) => { r.from = r.raw + 10; r.to = r.raw + 100; r.raw += 200; })),
+  refCase('a reference that says the frame is longer than it is', cRef((r) => { r.len += 100; })),
+  refCase('a reference to an offset where no frame starts', cRef((r) => { r.at += 1; })),
+  refCase('a reference into the holder\'s index frame', cRef((r, w) => { const x = indexPlace(w, w.ids[2]); r.at = x.at; r.len = x.len; r.raw = x.raw; r.from = 0; r.to = x.raw; })),
+  refCase('a reference line with fields of the wrong type', () => '{"ref":"../../outside/victim","at":"20","len":-1,"raw":1e99,"from":0,"to":1,"lines":1}'),
+  indexCase('frames out of walk order', (_w, frames) => { [frames[1], frames[2]] = [frames[2]!, frames[1]!]; return {}; }),
+  indexCase('a frame record naming another first block than its frame\'s', () => ({ records: (rs) => { rs[1]!.firstDir = Buffer.from('d/a'); } })),
+  indexCase('a frame record pointing outside the file', () => ({ records: (rs) => { rs[3]!.at = 1e12; } })),
+  indexCase('a frame record longer than the file', () => ({ records: (rs) => { rs[3]!.len = 1 << 29; } })),
+  indexCase('a frame record with frames overlapping', () => ({ records: (rs) => { rs[2]!.at -= 8; } })),
+  indexCase('a frame record with a size larger than its frame holds', () => ({ records: (rs) => { rs[0]!.raw += 1000; } })),
+  indexCase('a frame record counting more blocks than its frame has', () => ({ records: (rs) => { rs[0]!.blocks += 1; } })),
+  indexCase('a trailer placing the index outside the file', () => ({ trailer: { indexAt: 1e12 } })),
+  indexCase('a trailer placing the index before the magic', () => ({ trailer: { indexAt: 0 } })),
+  indexCase('a trailer with an index longer than the file', () => ({ trailer: { indexLen: 1 << 30 } })),
+  indexCase('a trailer with an index size beyond any frame', () => ({ trailer: { indexRaw: 2 ** 40 } })),
+  indexCase('a trailer placing the index over the data frames', () => ({ trailer: (t) => ({ indexAt: MAGIC_BYTES, indexLen: t.indexAt + t.indexLen - MAGIC_BYTES }) })),
+  {
+    name: 'manifest of D: truncated in its frames (the sidecar\'s hash left as it was)',
+    setup: (w) => { const f = manifestFile(w, w.ids[3]); fs.truncateSync(f, Math.floor(fs.statSync(f).size / 2)); },
+    expect: { ...DAMAGE, 'verify-quick': [1] },
+    names: (w) => path.basename(manifestFile(w, w.ids[3])),
+    lsPath: 'etc',
+  },
+  {
+    name: 'manifest of D: cut after its index, no trailer (the sidecar\'s hash fixed)',
+    setup: (w) => { const f = manifestFile(w, w.ids[3]); writeManifestBytes(w, w.ids[3], fs.readFileSync(f).subarray(0, -TRAILER_BYTES)); },
+    expect: DAMAGE,
+    names: (w) => `${w.ids[3]}.incr.`,
+    nameIn: ['verify'],
+    lsPath: 'etc',
+  },
+];
+
 describe('hostile media: manifest lines', { concurrency: 2 }, () => {
   after(removeScratch);
-  for (const c of cases) test(c.name, () => assertCase(c));
+  for (const c of [...cases, ...v2Cases]) test(c.name, () => assertCase(c));
 });

@@ -1,7 +1,9 @@
 /**
  * The fuzzer's mutations of a real volume folder (issue 14): bit flips,
  * truncations, field swaps between sidecars, type changes of JSON fields,
- * duplicated, reordered and dropped manifest lines, hostile path strings, and
+ * duplicated, reordered and dropped manifest lines (a version 2 manifest's
+ * data lines, its references as they are, written back as frames by
+ * manifest-bytes.ts), its index records and trailer, hostile path strings, and
  * links planted in the folder. Half the manifest and archive edits are made
  * as an attacker would (checksums and the frame index fixed), half as a
  * damaged disk would (nothing fixed). Everything is drawn from one seeded
@@ -11,6 +13,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { xxh64 } from '../../src/native/xxh.js';
+import { encodeFrameRecord } from '../../src/core/manifest-v2.js';
+import { framedManifestBytes, framedParts, isFramedFile, manifestBytes, manifestLinesOf, type FramedTamper } from './manifest-bytes.js';
 
 export type Rng = () => number;
 
@@ -77,11 +81,8 @@ function sidecarOf(vol: string, fileName: string): string | undefined {
   return undefined;
 }
 
-/** Rewrites a manifest's trailer for its (edited) lines and the sidecar's manifestXxh64. */
-function writeManifestFixed(vol: string, name: string, lines: string[]): string[] {
-  const body = Buffer.from(lines.map((l) => l + '\n').join(''));
-  const bytes = Buffer.concat([body, Buffer.from(JSON.stringify({ end: lines.length - 1, xxh64: xxh64(body) }) + '\n')]);
-  fs.writeFileSync(path.join(vol, name), bytes);
+/** Sets the manifestXxh64 of the sidecar naming `name` to that of `bytes`, as an attacker would; the files changed. */
+function fixSidecarHash(vol: string, name: string, bytes: Buffer): string[] {
   const s = sidecarOf(vol, name);
   if (!s) return [name];
   const o = readJson(path.join(vol, s))!;
@@ -90,17 +91,40 @@ function writeManifestFixed(vol: string, name: string, lines: string[]): string[
   return [name, s];
 }
 
-function writeManifestRaw(vol: string, name: string, lines: string[], trailer: string): string[] {
-  fs.writeFileSync(path.join(vol, name), lines.map((l) => l + '\n').join('') + trailer + '\n');
+/** Rewrites a manifest for its (edited) lines in its version (manifest-bytes.ts), trailer and the sidecar's manifestXxh64 fixed. */
+function writeManifestFixed(vol: string, name: string, m: ManifestParts): string[] {
+  const bytes = manifestBytes(m.lines, m.framed);
+  fs.writeFileSync(path.join(vol, name), bytes);
+  return fixSidecarHash(vol, name, bytes);
+}
+
+/** Rewrites a manifest for its (edited) lines with the trailer's checksum it had (the sidecar's as well): what a damaged disk leaves. */
+function writeManifestRaw(vol: string, name: string, m: ManifestParts): string[] {
+  const bytes = m.framed
+    ? manifestBytes(m.lines, true, { trailer: { xxh64: m.trailer } })
+    : Buffer.from(m.lines.map((l) => l + '\n').join('') + m.trailer + '\n');
+  fs.writeFileSync(path.join(vol, name), bytes);
   return [name];
 }
 
-/** A manifest's lines: [header, ...entries], trailer. */
-function manifestParts(vol: string, name: string): { lines: string[]; trailer: string } {
-  const all = readPlain(path.join(vol, name)).toString('utf8').split('\n');
+interface ManifestParts {
+  /** [header, ...entries]: version 2's shown as version 1's, its references kept as lines (manifest-bytes.ts). */
+  lines: string[];
+  /** Version 1's trailer line; version 2's trailer hash. */
+  trailer: string;
+  framed: boolean;
+}
+
+/** A manifest's lines, trailer aside; throws when an earlier mutation left a version 2 file that no longer reads. */
+function manifestParts(vol: string, name: string): ManifestParts {
+  const file = path.join(vol, name);
+  if (isFramedFile(file)) {
+    return { lines: manifestLinesOf(file, false), trailer: readPlain(file).subarray(-8).toString('hex'), framed: true };
+  }
+  const all = readPlain(file).toString('utf8').split('\n');
   if (all[all.length - 1] === '') all.pop();
   const trailer = all.pop() ?? '';
-  return { lines: all, trailer };
+  return { lines: all, trailer, framed: false };
 }
 
 type Mutator = (rng: Rng, vol: string, outside: string) => Mutation | undefined;
@@ -160,7 +184,8 @@ const MUTATORS: Array<[weight: number, name: string, fn: Mutator]> = [
   }],
   [3, 'manifest field change', (rng, vol, outside) => {
     const name = pick(rng, manifests(vol));
-    const { lines, trailer } = manifestParts(vol, name);
+    const m = manifestParts(vol, name);
+    const lines = m.lines;
     if (lines.length < 2) return undefined;
     const i = int(rng, lines.length);
     let o: Record<string, unknown>;
@@ -176,12 +201,13 @@ const MUTATORS: Array<[weight: number, name: string, fn: Mutator]> = [
     o[key] = v;
     lines[i] = JSON.stringify(o);
     const fixed = rng() < 0.7;
-    const files = fixed ? writeManifestFixed(vol, name, lines) : writeManifestRaw(vol, name, lines, trailer);
+    const files = fixed ? writeManifestFixed(vol, name, m) : writeManifestRaw(vol, name, m);
     return { what: `set "${key}" of line ${i} of ${name} to ${JSON.stringify(v)}${fixed ? ' (checksums fixed)' : ''}`, files };
   }],
   [2, 'manifest lines duplicated, reordered or dropped', (rng, vol) => {
     const name = pick(rng, manifests(vol));
-    const { lines, trailer } = manifestParts(vol, name);
+    const m = manifestParts(vol, name);
+    const lines = m.lines;
     if (lines.length < 3) return undefined;
     const i = 1 + int(rng, lines.length - 1);
     const j = 1 + int(rng, lines.length - 1);
@@ -190,8 +216,38 @@ const MUTATORS: Array<[weight: number, name: string, fn: Mutator]> = [
     else if (how === 'swapped') [lines[i], lines[j]] = [lines[j]!, lines[i]!];
     else lines.splice(i, 1);
     const fixed = rng() < 0.8;
-    const files = fixed ? writeManifestFixed(vol, name, lines) : writeManifestRaw(vol, name, lines, trailer);
+    const files = fixed ? writeManifestFixed(vol, name, m) : writeManifestRaw(vol, name, m);
     return { what: `${how} line ${i}${how === 'dropped' ? '' : ` and ${j}`} of ${name}${fixed ? ' (checksums fixed)' : ''}`, files };
+  }],
+  [1, 'manifest index or trailer changed, checksums fixed', (rng, vol, outside) => {
+    // Version 2's own parts: a frame record's field (at, len, raw, blocks, d, hl) or the trailer's, as an attacker would.
+    const name = pick(rng, manifests(vol).filter((n) => isFramedFile(path.join(vol, n))));
+    if (!name) return undefined;
+    const { header, frames } = framedParts(path.join(vol, name), false);
+    let what: string;
+    let tamper: FramedTamper;
+    if (rng() < 0.6) {
+      const key = pick(rng, ['at', 'len', 'raw', 'blocks', 'd', 'db', 'hl']);
+      const v = rng() < 0.5 ? pick(rng, hostileValues(outside, vol)) : int(rng, 4096);
+      const i = int(rng, frames.length);
+      what = `set "${key}" of index record ${i} of ${name} to ${JSON.stringify(v)}`;
+      tamper = {
+        records: (rs) => rs.map((r, k) => {
+          const o = JSON.parse(encodeFrameRecord(r)) as Record<string, unknown>;
+          if (k === i) o[key] = v;
+          return JSON.stringify(o);
+        }),
+      };
+    } else {
+      const key = pick(rng, ['indexAt', 'indexLen', 'indexRaw'] as const);
+      const big = rng() < 0.3;
+      const delta = big ? int(rng, 2 ** 40) : int(rng, 64) - 32;
+      what = `${big ? 'set' : 'moved'} the trailer's ${key} of ${name} ${big ? 'to' : 'by'} ${delta}`;
+      tamper = { trailer: (t) => ({ [key]: Math.max(0, big ? delta : t[key] + delta) }) };
+    }
+    const bytes = framedManifestBytes(JSON.stringify(header), frames, tamper);
+    fs.writeFileSync(path.join(vol, name), bytes);
+    return { what: `${what} (checksums fixed)`, files: fixSidecarHash(vol, name, bytes) };
   }],
   [2, 'archive bytes changed, checksum fixed', (rng, vol) => {
     const name = pick(rng, fs.readdirSync(vol).filter((n) => /\.tar(\.zst|\.gz)?$/.test(n)).sort());

@@ -89,9 +89,15 @@ function argsFor(cmd: Cmd, medium: string, to: string, lsPath: string): string[]
   }
 }
 
-/** The exit codes the README allows on a damaged medium: done (0) or damage (1); ls of a path not in the backup: 2. */
-function allowed(cmd: Cmd): number[] {
-  return cmd === 'ls' ? [0, 1, 2] : [0, 1];
+/**
+ * The exit codes the README allows on a damaged medium: done (0) or damage (1); ls of a path not in the
+ * backup: 2, and so restore of one ("not in backup ..."): a manifest whose lines an attacker edited and
+ * re-sealed may lack the path, and only the archive (which full verify reads) can tell.
+ */
+function allowed(cmd: Cmd, r: Captured): number[] {
+  if (cmd === 'ls') return [0, 1, 2];
+  if (cmd === 'restore' && /^xenbackup: not in backup \S+ of v\/p: /m.test(r.err)) return [0, 1, 2];
+  return [0, 1];
 }
 
 function judge(cmd: Cmd, r: Captured, mustReport: boolean): string[] {
@@ -100,7 +106,7 @@ function judge(cmd: Cmd, r: Captured, mustReport: boolean): string[] {
   if (r.crash) return [`${cmd}: main() threw: ${r.crash.split('\n').slice(0, 3).join(' | ')}`];
   if (STACK_LINE.test(r.err) || STACK_LINE.test(r.out)) out.push(`${cmd}: a stack trace instead of a one-line message; ${shown}`);
   else if (LEAKED.test(r.err)) out.push(`${cmd}: an internal error leaked into the message; ${shown}`);
-  if (!allowed(cmd).includes(r.code)) out.push(`${cmd}: exit ${r.code}, documented for damage: ${allowed(cmd).join(' or ')}; ${shown}`);
+  if (!allowed(cmd, r).includes(r.code)) out.push(`${cmd}: exit ${r.code}, documented for damage: ${allowed(cmd, r).join(' or ')}; ${shown}`);
   const errors = r.err.split('\n').filter((l) => ERROR_LINE.test(l));
   if (r.code !== 0 && errors.length === 0 && r.err.trim() === '') out.push(`${cmd}: failed without a message; ${shown}`);
   if (cmd.startsWith('verify')) {

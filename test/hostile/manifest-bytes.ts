@@ -105,21 +105,19 @@ export function lineManifestBytes(lines: string[]): Buffer {
   return Buffer.concat([body, Buffer.from(JSON.stringify({ end: lines.length - 1, xxh64: xxh64(body) }) + '\n')]);
 }
 
+export interface TrailerFields {
+  indexAt: number;
+  indexLen: number;
+  indexRaw: number;
+  xxh64: string;
+}
+
 /** Where the lies go: index records edited after they were made honestly, trailer fields replaced. */
 export interface FramedTamper {
   /** Edits the records (one per data frame, in file order) before they are encoded; a string[] replaces their lines. */
   records?: (records: FrameRecord[]) => void | string[];
-  /** Replaces fields of the trailer (the index's place and size, the hash of the bytes before it). */
-  trailer?: Partial<{ indexAt: number; indexLen: number; indexRaw: number; xxh64: string }>;
-}
-
-/** The index and trailer fields of bytes `framedManifestBytes` made, for a case to check what it made. */
-export interface FramedLayout {
-  frames: FrameRecord[];
-  indexAt: number;
-  indexLen: number;
-  indexRaw: number;
-  size: number;
+  /** Replaces fields of the trailer (the index's place and size, the hash of the bytes before it), or says them from the honest ones. */
+  trailer?: Partial<TrailerFields> | ((honest: TrailerFields) => Partial<TrailerFields>);
 }
 
 /** What the index says of one frame of lines, as manifest-writer.ts would say it. */
@@ -169,7 +167,7 @@ function entriesOf(line: string): number {
  * Version 2 bytes of a header line and frames of data lines: magic, one zstd
  * frame per entry of `frames` (none for an empty one), the index and the trailer.
  */
-export function framedManifestBytes(header: string, frames: string[][], tamper: FramedTamper = {}): { bytes: Buffer; layout: FramedLayout } {
+export function framedManifestBytes(header: string, frames: string[][], tamper: FramedTamper = {}): Buffer {
   const parts: Buffer[] = [magicFrame()];
   let at = MAGIC_BYTES;
   const records: FrameRecord[] = [];
@@ -189,9 +187,9 @@ export function framedManifestBytes(header: string, frames: string[][], tamper: 
   const packed = Buffer.from(zstdCompressFrameSync(index, Buffer.allocUnsafe(zstdFrameBound(index.length)), 3));
   parts.push(packed);
   const before = Buffer.concat(parts);
-  const t = { indexAt: at, indexLen: packed.length, indexRaw: index.length, xxh64: xxh64(before), ...tamper.trailer };
-  const bytes = Buffer.concat([before, trailerFrame(t.indexAt, t.indexLen, t.indexRaw, t.xxh64)]);
-  return { bytes, layout: { frames: records, indexAt: at, indexLen: packed.length, indexRaw: index.length, size: bytes.length } };
+  const honest: TrailerFields = { indexAt: at, indexLen: packed.length, indexRaw: index.length, xxh64: xxh64(before) };
+  const t = { ...honest, ...(typeof tamper.trailer === 'function' ? tamper.trailer(honest) : tamper.trailer) };
+  return Buffer.concat([before, trailerFrame(t.indexAt, t.indexLen, t.indexRaw, t.xxh64)]);
 }
 
 /** One frame per directory block (a frame starts at each directory line, as the reader classifies lines; lines before the first go with it). */
@@ -212,5 +210,5 @@ export function framesByBlock(dataLines: string[]): string[][] {
  */
 export function manifestBytes(lines: string[], framed: boolean, tamper?: FramedTamper): Buffer {
   if (!framed) return lineManifestBytes(lines);
-  return framedManifestBytes(lines[0] ?? '', [lines.slice(1)], tamper).bytes;
+  return framedManifestBytes(lines[0] ?? '', [lines.slice(1)], tamper);
 }

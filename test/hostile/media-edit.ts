@@ -15,7 +15,11 @@ import { encodeHeader, END_OF_ARCHIVE, padding } from '../../src/tar/write.js';
 import type { TarEntry } from '../../src/tar/entry.js';
 import { xxh64 } from '../../src/native/xxh.js';
 import { HOST, VOLUME, type World } from './hostile-media.js';
-import { isFramedFile, lineManifestBytes, manifestBytes, manifestLinesOf, type FramedTamper } from './manifest-bytes.js';
+import { framedManifestBytes, isFramedFile, lineManifestBytes, manifestBytes, manifestLinesOf, type FramedTamper } from './manifest-bytes.js';
+import type { ChildRef } from '../../src/core/manifest-v2.js';
+import { FramedManifest, TRAILER_BYTES } from '../../src/medium/manifest-container.js';
+import { INDEX_STRIDE, KIND_CHILD, KIND_DIR, locatedName } from '../../src/medium/manifest-file.js';
+import { manifestIndex } from '../../src/native/xbfs.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Json = any;
@@ -72,6 +76,48 @@ export function writeManifestBytes(w: World, id: string, bytes: Buffer): void {
  */
 export function writeManifestLines(w: World, id: string, lines: string[], tamper?: FramedTamper): void {
   writeManifestBytes(w, id, manifestBytes(lines, isFramedFile(manifestFile(w, id)), tamper));
+}
+
+/** Rewrites the version 2 manifest of `id` from a header line and frames of data lines (framedManifestBytes), the sidecar's hash fixed. */
+export function writeFramedManifest(w: World, id: string, header: string, frames: string[][], tamper?: FramedTamper): void {
+  writeManifestBytes(w, id, framedManifestBytes(header, frames, tamper));
+}
+
+/**
+ * A reference to the child lines of block `dir` in backup `holder`'s version
+ * 2 manifest, as a later manifest of its chain would write it (edit it to
+ * lie), and where that block's directory line starts in the frame.
+ */
+export function childRef(w: World, holder: string, dir: string): { ref: ChildRef; dirLineAt: number } {
+  const m = FramedManifest.open(manifestFile(w, holder));
+  try {
+    for (let i = 0; i < m.frames.length; i++) {
+      const data = m.frame(i);
+      const index = manifestIndex(data);
+      const kind = (line: number): number => index[line * INDEX_STRIDE + 2]! & 15;
+      const lines = index.length / INDEX_STRIDE;
+      for (let line = 0; line < lines; line++) {
+        if (kind(line) !== KIND_DIR || !locatedName(data, index, line).equals(Buffer.from(dir))) continue;
+        let end = line + 1;
+        while (end < lines && kind(end) === KIND_CHILD) end++;
+        if (end === line + 1) throw new Error(`block ${dir} of ${holder} has no child lines to refer to`);
+        const from = index[(line + 1) * INDEX_STRIDE]!;
+        const to = index[(end - 1) * INDEX_STRIDE + 1]! + 1;
+        const f = m.frames[i]!;
+        const ref: ChildRef = { holder, at: f.at, len: f.len, raw: f.raw, from, to, lines: end - line - 1, links: data.subarray(from, to).includes(',"k":') };
+        return { ref, dirLineAt: index[line * INDEX_STRIDE]! };
+      }
+    }
+  } finally {
+    m.close();
+  }
+  throw new Error(`no block ${dir} in the manifest of ${holder}`);
+}
+
+/** Where the index of `id`'s version 2 manifest is (its frame's place, length and size), from its trailer. */
+export function indexPlace(w: World, id: string): { at: number; len: number; raw: number } {
+  const t = fs.readFileSync(manifestFile(w, id)).subarray(-TRAILER_BYTES);
+  return { at: Number(t.readBigUInt64LE(8)), len: Number(t.readBigUInt64LE(16)), raw: Number(t.readBigUInt64LE(24)) };
 }
 
 /** Edits the manifest of `id` line by line as JSON objects (index 0 is the header). */

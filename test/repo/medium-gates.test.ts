@@ -35,6 +35,9 @@ test('a sidecar as xenbackup writes it passes, for every engine and compression'
   assert.equal(parseSidecar(JSON.stringify(raw), FILE, `${ID}.full.raw.json`).engine, 'raw');
   const tree = good({ engine: 'rsync', compression: 'none', archive: `${ID}.tree`, manifest: `${ID}.tree.manifest`, archiveXxh64: '', frames: [] });
   assert.equal(parseSidecar(JSON.stringify(tree), FILE, `${ID}.tree.json`).engine, 'rsync');
+  // A sidecar of an earlier version has no engine: tar, and the parsed sidecar says so (ls and restore load the engine it names).
+  const { engine: _, ...noEngine } = good();
+  assert.equal(parseSidecar(JSON.stringify(noEngine), FILE, `${ID}.full.json`).engine, 'tar');
   assert.deepEqual(backupFileNames(ID, 'incremental', 'tar', 'none'), { archive: `${ID}.incr.tar`, manifest: `${ID}.incr.manifest`, sidecar: `${ID}.incr.json` });
 });
 
@@ -49,6 +52,7 @@ const HOSTILE: Array<[string, Record<string, unknown> | string]> = [
   ['id month 13', { id: '20261301T010203Z' }],
   ['kind unknown', { kind: 'differential' }],
   ['engine unknown', { engine: 'cpio' }],
+  ['engine null', { engine: null }],
   ['compression unknown', { compression: 'xz' }],
   ['stats null', { stats: null }],
   ['stats.entries negative', { stats: { ...(good().stats as object), entries: -1 } }],
