@@ -6,7 +6,8 @@
  * bytes around them (frames, trailer) are medium/manifest-container.ts's.
  * Every field read from the medium is checked here, field by field.
  */
-import { ManifestFormatError, parseLine, type ManifestHeader } from './manifest.js';
+import { headerOf, ManifestFormatError, parseLine, type ManifestHeader } from './manifest.js';
+import { isBackupId } from './names.js';
 
 /**
  * Where a block's child lines live when a manifest refers to them: bytes
@@ -49,8 +50,6 @@ export interface ManifestHeaderV2 extends ManifestHeader {
 /** The most one frame may hold decompressed: a block of ~5 million entries; beyond is not ours. */
 export const MAX_FRAME_RAW = 1 << 30;
 
-const BACKUP_ID_RE = /^\d{8}T\d{6}Z$/;
-
 function whole(o: Record<string, unknown>, key: string, what: string, max = Number.MAX_SAFE_INTEGER, min = 0): number {
   const v = o[key];
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
@@ -74,7 +73,7 @@ export function encodeRefLine(r: ChildRef): string {
 
 export function decodeRefLine(line: string): ChildRef {
   const o = parseLine(line);
-  if (typeof o.ref !== 'string' || !BACKUP_ID_RE.test(o.ref)) throw new ManifestFormatError('a reference must name a backup id');
+  if (!isBackupId(o.ref)) throw new ManifestFormatError('a reference must name a backup id');
   const raw = whole(o, 'raw', 'referenced frame size', MAX_FRAME_RAW, 1);
   const r: ChildRef = {
     holder: o.ref,
@@ -133,15 +132,8 @@ export function encodeHeaderV2(h: ManifestHeaderV2): string {
 
 export function decodeHeaderV2(line: string): ManifestHeaderV2 {
   const o = parseLine(line);
-  if (o.xenbackup !== 'manifest' || o.version !== 2) throw new ManifestFormatError('not a xenbackup manifest (version 2)');
-  if (typeof o.backup !== 'string' || !BACKUP_ID_RE.test(o.backup)) throw new ManifestFormatError('header field backup must be a backup id');
-  if (o.base !== null && (typeof o.base !== 'string' || !BACKUP_ID_RE.test(o.base))) throw new ManifestFormatError('header field base must be null or a backup id');
-  if (typeof o.volume !== 'string' || typeof o.createdAt !== 'string') throw new ManifestFormatError('header fields volume and createdAt must be text');
   return {
-    volume: o.volume,
-    backup: o.backup,
-    base: o.base as string | null,
-    createdAt: o.createdAt,
+    ...headerOf(o, 2),
     entries: whole(o, 'entries', 'entries'),
     blocks: whole(o, 'blocks', 'blocks'),
     frames: whole(o, 'frames', 'frames'),

@@ -254,8 +254,12 @@ export function encodeHeader(h: ManifestHeader): string {
 }
 
 export function decodeHeader(line: string): ManifestHeader {
-  const o = parseLine(line);
-  if (o.xenbackup !== 'manifest' || o.version !== 1) throw new ManifestFormatError('not a xenbackup manifest (version 1)');
+  return headerOf(parseLine(line), 1);
+}
+
+/** The header fields of a manifest of `version` (both versions' headers start alike). */
+export function headerOf(o: Record<string, unknown>, version: 1 | 2): ManifestHeader {
+  if (o.xenbackup !== 'manifest' || o.version !== version) throw new ManifestFormatError(`not a xenbackup manifest (version ${version})`);
   if (typeof o.backup !== 'string' || !BACKUP_ID_RE.test(o.backup)) throw new ManifestFormatError('header field backup must be a backup id');
   if (o.base !== null && (typeof o.base !== 'string' || !BACKUP_ID_RE.test(o.base))) throw new ManifestFormatError('header field base must be null or a backup id');
   if (typeof o.volume !== 'string' || typeof o.createdAt !== 'string') throw new ManifestFormatError('header fields volume and createdAt must be text');

@@ -7,15 +7,13 @@
  * holds those lines (`holders`), so memory is bounded by a few frames and
  * the largest directory, and a lookup decodes the frame it needs only.
  */
-import { decodeDirLine, entryFromJson, ManifestFormatError, parseLine, type ManifestEntry, type ManifestHeader } from '../core/manifest.js';
-import { decodeRefLine, REF_LINE_START, type ChildRef, type FrameRecord } from '../core/manifest-v2.js';
+import { entryFromJson, ManifestFormatError, parseLine, type ManifestEntry, type ManifestHeader } from '../core/manifest.js';
+import { decodeRefLine, REF_LINE_START, type ChildRef } from '../core/manifest-v2.js';
 import { comparePaths, isWithin, showPath } from '../core/path-order.js';
 import { manifestIndex } from '../native/xbfs.js';
-import { FramedManifest, isFramedManifest, MAGIC_BYTES } from './manifest-container.js';
+import { FramedManifest } from './manifest-container.js';
 import type { Segment } from './manifest-file.js';
-import { INDEX_STRIDE, KIND_CHILD, KIND_DIR, locatedName, PreviousBlock, readLineManifest } from './manifest-file.js';
-import { openMediumFile } from './medium-file.js';
-import fs from 'node:fs';
+import { INDEX_STRIDE, isVersion2Manifest, KIND_CHILD, KIND_DIR, locatedName, PreviousBlock, readLineManifest } from './manifest-file.js';
 
 /** Where the earlier manifests of a chain are: the local path of backup `id`'s, or undefined when `id` is not one. */
 export type HolderFiles = (id: string) => string | undefined;
@@ -48,14 +46,7 @@ export interface ManifestReader {
 
 /** Opens a manifest of either version; `ownId` is the backup it belongs to (references must name earlier ones). */
 export function openManifest(file: string, holders?: HolderFiles): ManifestReader {
-  const fd = openMediumFile(file);
-  const head = Buffer.alloc(MAGIC_BYTES);
-  try {
-    fs.readSync(fd, head, 0, MAGIC_BYTES, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return isFramedManifest(head) ? new FramedReader(file, holders) : new LineReader(file);
+  return isVersion2Manifest(file) ? new FramedReader(file, holders) : new LineReader(file);
 }
 
 /** The decoded blocks of a stored block stream; errors name the file. */

@@ -12,10 +12,11 @@
  * refused for what it says, not for a checksum. `tamper` makes the index and
  * the trailer lie where a case needs them to. Test-only code.
  */
+import { isVersion2Manifest } from '../../src/medium/manifest-file.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeRefLine, encodeFrameRecord, REF_LINE_START, type FrameRecord } from '../../src/core/manifest-v2.js';
-import { FramedManifest, isFramedManifest, MAGIC_BYTES, magicFrame, trailerFrame } from '../../src/medium/manifest-container.js';
+import { FramedManifest, MAGIC_BYTES, magicFrame, trailerFrame } from '../../src/medium/manifest-container.js';
 import { INDEX_STRIDE, KIND_DIR, locatedName } from '../../src/medium/manifest-file.js';
 import { manifestIndex } from '../../src/native/xbfs.js';
 import { xxh64 } from '../../src/native/xxh.js';
@@ -23,15 +24,7 @@ import { zstdCompressFrameSync, zstdFrameBound } from '../../src/native/zstd.js'
 
 /** Does the file start as a version 2 manifest? (A regular file only: never opens a fifo or follows a link.) */
 export function isFramedFile(file: string): boolean {
-  if (!fs.lstatSync(file).isFile()) return false;
-  const fd = fs.openSync(file, 'r');
-  try {
-    const head = Buffer.alloc(MAGIC_BYTES);
-    fs.readSync(fd, head, 0, MAGIC_BYTES, 0);
-    return isFramedManifest(head);
-  } finally {
-    fs.closeSync(fd);
-  }
+  return fs.lstatSync(file).isFile() && isVersion2Manifest(file);
 }
 
 /** The other manifests of `file`'s folder, by backup id (where a reference's holder is). */

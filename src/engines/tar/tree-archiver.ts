@@ -25,7 +25,7 @@ import { InterruptedError } from '../interrupted.js';
 export { InterruptedError };
 import { archiveMember, type ManifestEntry, type ManifestType } from '../../core/manifest.js';
 import { baseName, joinRel, parentOf, showPath } from '../../core/path-order.js';
-import { INDEX_STRIDE, type PreviousBlock } from '../../medium/manifest-file.js';
+import type { PreviousBlock } from '../../medium/manifest-file.js';
 import type { ManifestCursor } from '../../medium/manifest-reader.js';
 import type { ManifestWriter } from '../../medium/manifest-writer.js';
 import type { ArchiveWriter } from './archive-writer.js';
