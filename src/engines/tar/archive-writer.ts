@@ -17,7 +17,8 @@ import { encodeHeader, encodeHeaderInto } from '../../tar/write.js';
 import { readAt } from '../../native/xbfs.js';
 import { zstdFrameBound } from '../../native/zstd.js';
 
-export const SEGMENT_SIZE = 8 << 20;
+/** Tar bytes per zstd frame: three segments and two frames are held at once (parallel 2), 20 MB; 8 MiB held 40. */
+export const SEGMENT_SIZE = 4 << 20;
 /** Start writeback of what was written every this many bytes, so the final fsync has little left to flush. */
 const WRITEBACK_EVERY = 128 << 20;
 const write = promisify(fs.write);
@@ -40,7 +41,7 @@ export class ArchiveWriter {
   private readonly hash = createAsyncXxh64();
   private readonly pool: Buffer[] = [];
   /**
-   * zstd's frames are written into these, reused: a fresh 8 MiB per segment, freed only when a garbage
+   * zstd's frames are written into these, reused: a fresh buffer per segment, freed only when a garbage
    * collection came round, added up to ~60 MB of a full backup's peak memory.
    */
   private readonly framePool: Buffer[] = [];
