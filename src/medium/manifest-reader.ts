@@ -304,10 +304,17 @@ export class ManifestCursor {
   private head: PreviousBlock | undefined;
   /** Entries in blocks skipped by take(): directories that no longer exist, with their files. */
   skippedEntries = 0;
+  private closed = false;
 
+  /** Takes `reader` over: closing the cursor closes it, and so does failing to read its first block. */
   constructor(readonly reader: ManifestReader) {
     this.it = reader.storedBlocks();
-    this.advance();
+    try {
+      this.advance();
+    } catch (e) {
+      reader.close();
+      throw e;
+    }
   }
 
   private advance(): void {
@@ -338,7 +345,10 @@ export class ManifestCursor {
     return out;
   }
 
+  /** Closes the reader's files; again is nothing (error paths close what the success path may have closed). */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.it.return?.(undefined);
     this.reader.close();
   }

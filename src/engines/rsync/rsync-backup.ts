@@ -110,9 +110,10 @@ export async function prepareMirror(req: MirrorRequest): Promise<PreparedMirror>
       } catch (e) {
         log.warn(`${req.volume}: the manifest of ${previous!.id} is unusable (${(e as Error).message}); hashing every file`);
       }
-      manifest = new ManifestWriter(temp ? path.join(temp, names.manifest) : store.pathOf(names.manifest), { volume: req.volume, backup: id, base: null, createdAt: started.toISOString() });
-      const scanner = new TreeScanner(req.sourceDir, id, manifest, cursor, log);
+      let scanner: TreeScanner;
       try {
+        manifest = new ManifestWriter(temp ? path.join(temp, names.manifest) : store.pathOf(names.manifest), { volume: req.volume, backup: id, base: null, createdAt: started.toISOString() });
+        scanner = new TreeScanner(req.sourceDir, id, manifest, cursor, log);
         scanner.run();
       } finally {
         cursor?.close();

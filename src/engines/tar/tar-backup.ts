@@ -132,9 +132,10 @@ async function writeTarBackup(
 
   const names = backupFileNames(id, kind, 'tar', req.compression);
   const archivePath = store.pathOf(names.archive);
-  const writer = new ArchiveWriter(archivePath, req.compression, log, req.idlePriority ?? true);
+  let writer: ArchiveWriter | undefined;
   let manifest: ManifestWriter | undefined;
   try {
+    writer = new ArchiveWriter(archivePath, req.compression, log, req.idlePriority ?? true);
     manifest = new ManifestWriter(store.pathOf(names.manifest), {
       volume: req.volume,
       backup: id,
@@ -169,6 +170,7 @@ async function writeTarBackup(
     if (synced.status === 'rejected') throw synced.reason;
     const archive = finished.value;
     warnings.push(...archiver.warnings);
+    const w = writer;
     const m = manifest;
     let manifestXxh64 = '';
     return {
@@ -184,7 +186,7 @@ async function writeTarBackup(
       staged: {
         names: [names.archive, names.manifest],
         async seal(): Promise<void> {
-          writer.seal();
+          w.seal();
           manifestXxh64 = m.seal();
         },
         sidecar: (finishedAt): TarSidecar => ({
@@ -201,13 +203,14 @@ async function writeTarBackup(
           unreadable: archiver.unreadable.slice(0, 200),
         }),
         async discard(): Promise<void> {
-          await writer.abort();
+          await w.abort();
           m.abort();
         },
       },
     };
   } catch (e) {
-    await writer.abort();
+    previous?.close();
+    await writer?.abort();
     manifest?.abort();
     throw e;
   }
