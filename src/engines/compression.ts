@@ -13,7 +13,6 @@ import type { Compression } from '../medium/layout.js';
 
 export { ARCHIVE_EXTENSION, COMPRESSIONS, type Compression } from '../medium/layout.js';
 
-
 /** Loaded on first use: zlib (and the stream modules it loads) would cost every zstd backup's start. */
 let gzip: ((data: Buffer, opts: { level: number }) => Promise<Buffer>) | undefined;
 

@@ -77,10 +77,6 @@ function readExactly(fd: number, at: number, len: number, file: string): Buffer 
 export class FramedManifest {
   readonly header: ManifestHeaderV2;
   readonly frames: FrameRecord[];
-  /** xxh64 of every byte before the trailer, as the trailer says (verify compares it with the bytes). */
-  readonly trailerXxh64: string;
-  readonly indexAt: number;
-  private readonly byOffset = new Map<number, number>();
 
   private constructor(
     readonly file: string,
@@ -92,11 +88,9 @@ export class FramedManifest {
     const t = parseTrailer(readExactly(fd, size - TRAILER_BYTES, TRAILER_BYTES, file));
     if (!t) throw new ManifestFormatError(`${file}: no trailer (truncated or damaged)`);
     const { indexAt, indexLen, indexRaw } = t;
-    this.trailerXxh64 = t.xxh64;
     if (indexAt < MAGIC_BYTES || indexLen < 1 || indexAt + indexLen !== size - TRAILER_BYTES || indexRaw < 1 || indexRaw > MAX_FRAME_RAW) {
       throw new ManifestFormatError(`${file}: trailer places the index outside the file`);
     }
-    this.indexAt = indexAt;
     const index = this.decode(indexAt, indexLen, indexRaw, 'its index').toString('utf8');
     const lines = index.split('\n');
     if (lines.pop() !== '') throw new ManifestFormatError(`${file}: index does not end with a newline`);
@@ -121,7 +115,6 @@ export class FramedManifest {
       if (prev && comparePaths(prev.firstDir, f.firstDir) >= 0) throw new ManifestFormatError(`${file}: index record ${i}: frames out of walk order`);
       at += f.len;
       blocks += f.blocks;
-      this.byOffset.set(f.at, this.frames.length);
       this.frames.push(f);
     }
     if (at !== indexAt) throw new ManifestFormatError(`${file}: the frames end at ${at}, the index starts at ${indexAt}`);
@@ -148,10 +141,20 @@ export class FramedManifest {
 
   /** The frame a reference names by its offset; a ManifestFormatError unless one starts there with that length and size. */
   frameNumberAt(at: number, len: number, raw: number, shown: string): number {
-    const i = this.byOffset.get(at);
-    const f = i === undefined ? undefined : this.frames[i];
-    if (i === undefined || !f || f.len !== len || f.raw !== raw) throw new ManifestFormatError(`${shown} refers to a frame ${this.file} does not have (at ${at})`);
-    return i;
+    // The records tile the file in order: a binary search by offset.
+    let lo = 0;
+    let hi = this.frames.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const f = this.frames[mid]!;
+      if (f.at === at) {
+        if (f.len !== len || f.raw !== raw) break;
+        return mid;
+      }
+      if (f.at < at) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    throw new ManifestFormatError(`${shown} refers to a frame ${this.file} does not have (at ${at})`);
   }
 
   /** The number of the frame that holds `dir`'s block if the manifest has it: the last whose first block is not after it. */

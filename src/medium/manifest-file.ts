@@ -25,11 +25,6 @@ export function fileXxh64(file: string): string {
   }
 }
 
-/** Checks the trailer checksum; returns the header. Throws ManifestFormatError naming the problem. */
-export function verifyManifest(file: string): ManifestHeader {
-  return verifyManifestBytes(file, readMediumFile(file));
-}
-
 /** The backup a manifest should be: its sidecar's id, base and xxh64 of the file, and the volume whose folder holds it. */
 export interface ManifestOwner {
   id: string;
@@ -106,9 +101,8 @@ function framedProblems(file: string, owner: ManifestOwner, problems: string[]):
   if (owner.manifestXxh64 !== undefined && whole !== owner.manifestXxh64) problems.push(`xxh64 ${whole} does not match the sidecar's ${owner.manifestXxh64}`);
   const trailer = parseTrailer(tail);
   if (trailer && trailer.xxh64 !== before) throw new ManifestFormatError(`${file}: checksum mismatch (damaged)`);
-  const m = FramedManifest.open(file);
+  const m = FramedManifest.open(file); // the trailer's place of the index, and the index
   try {
-    if (before !== m.trailerXxh64) throw new ManifestFormatError(`${file}: checksum mismatch (damaged)`);
     return m.header;
   } finally {
     m.close();
@@ -122,8 +116,9 @@ export function verifyManifestOf(file: string, owner: ManifestOwner, shown = fil
 }
 
 /**
- * verifyManifest on the file's bytes already read; `entryLines`, when the
- * caller has counted the lines already (manifestIndex), spares counting them.
+ * A version 1 manifest's trailer checksum, line count and header, from its
+ * bytes; `entryLines`, when the caller has counted the lines already
+ * (manifestIndex), spares counting them. Throws ManifestFormatError naming the problem.
  */
 function verifyManifestBytes(file: string, data: Buffer, entryLines?: number): ManifestHeader {
   // Hash the raw bytes and count newlines: no JSON is parsed but the header's
@@ -246,7 +241,7 @@ export function locatedName(data: Buffer, index: Int32Array, line: number): Buff
 }
 
 /**
- * A version 1 manifest, read whole and checked as verifyManifest does (from
+ * A version 1 manifest, read whole and checked (verifyManifestBytes, from
  * the same read), with its blocks located by one native pass (no JSON decoding).
  */
 export function readLineManifest(file: string): { header: ManifestHeader; blocks: () => Generator<PreviousBlock> } {

@@ -37,14 +37,13 @@ const HOLDER_FRAMES_KEPT = 8;
 
 export interface ManifestReader {
   readonly file: string;
-  readonly version: 1 | 2;
   readonly header: ManifestHeader;
   /** Blocks as stored, from `from`'s block (or the first after where it would be) on; `linksOnly`: only blocks that may hold a file of several links. */
   storedBlocks(from?: Buffer, linksOnly?: boolean): Generator<PreviousBlock>;
   close(): void;
 }
 
-/** Opens a manifest of either version; `ownId` is the backup it belongs to (references must name earlier ones). */
+/** Opens a manifest of either version; `holders` finds the manifests its references may name (none: it may name none). */
 export function openManifest(file: string, holders?: HolderFiles): ManifestReader {
   return isVersion2Manifest(file) ? new FramedReader(file, holders) : new LineReader(file);
 }
@@ -92,7 +91,6 @@ export function* readBlocks(file: string, holders?: HolderFiles, from?: Buffer):
 
 /** Version 1: the whole file in memory, checked by its trailer first (manifest-file.ts). */
 class LineReader implements ManifestReader {
-  readonly version = 1;
   readonly header: ManifestHeader;
   private readonly blocks: () => Generator<PreviousBlock>;
 
@@ -119,7 +117,6 @@ function viewOf(data: Buffer): FrameView {
 
 /** Version 2: the index at open, frames as the walk reaches them. */
 class FramedReader implements ManifestReader {
-  readonly version = 2;
   readonly header: ManifestHeader;
   private readonly m: FramedManifest;
   private readonly holderManifests = new Map<string, FramedManifest>();
@@ -192,11 +189,10 @@ class FramedReader implements ManifestReader {
             segments.push({ first: lines, end: lines + p.ref.lines, ref: p.ref });
             lines += p.ref.lines;
           }
+          // Whole child lines each (literal runs by the scan above, references by resolve): they join as such.
           const joined = viewOf(Buffer.concat(pieces));
-          if (joined.lines !== lines) throw new ManifestFormatError(`${where}: the children of ${showPath(dir) || '/'} are not the lines their references name`);
           block = new PreviousBlock(joined.data, joined.index, dir, 0, lines, dirAt, segments);
         }
-        if (from && comparePaths(dir, from) < 0) continue;
         yield block;
       }
       if (blocks !== f.blocks) throw new ManifestFormatError(`${where}: ${blocks} blocks, its index says ${f.blocks}`);

@@ -158,7 +158,7 @@ export class VolumeStore {
 /** Sidecars read at once by list(). */
 const SIDECAR_READS = 4;
 
-/** A sidecar is a few kilobytes (its frame index grows by ~30 bytes per 8 MiB); more is not one of ours. */
+/** A sidecar is a few kilobytes (its frame index grows by ~30 bytes per 4 MiB of tar); more is not one of ours. */
 const MAX_SIDECAR_BYTES = 64 << 20;
 
 /**
