@@ -13,6 +13,7 @@
  * the trailer lie where a case needs them to. Test-only code.
  */
 import { isVersion2Manifest } from '../../src/medium/manifest-file.js';
+import { folderHolders } from '../helpers/manifest-read.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeRefLine, encodeFrameRecord, REF_LINE_START, type FrameRecord } from '../../src/core/manifest-v2.js';
@@ -27,16 +28,6 @@ export function isFramedFile(file: string): boolean {
   return fs.lstatSync(file).isFile() && isVersion2Manifest(file);
 }
 
-/** The other manifests of `file`'s folder, by backup id (where a reference's holder is). */
-function holderIn(file: string): (id: string) => string {
-  const dir = path.dirname(file);
-  return (id) => {
-    const name = fs.readdirSync(dir).find((n) => n.startsWith(id + '.') && n.endsWith('.manifest'));
-    if (!name) throw new Error(`${file}: a reference to ${id}, whose manifest is not in ${dir}`);
-    return path.join(dir, name);
-  };
-}
-
 /** The lines of a frame's decompressed bytes (each ended by "\n"). */
 function splitLines(data: Buffer): string[] {
   const lines = data.toString('utf8').split('\n');
@@ -48,7 +39,12 @@ function splitLines(data: Buffer): string[] {
 export function framedParts(file: string, expand: boolean): { header: Record<string, unknown>; frames: string[][] } {
   const m = FramedManifest.open(file);
   const holders = new Map<string, FramedManifest>();
-  const holderFile = holderIn(file);
+  const inFolder = folderHolders(file);
+  const holderFile = (id: string): string => {
+    const found = inFolder(id);
+    if (!found) throw new Error(`${file}: a reference to ${id}, whose manifest is not in ${path.dirname(file)}`);
+    return found;
+  };
   try {
     const frames: string[][] = [];
     for (let i = 0; i < m.frames.length; i++) {
